@@ -1,0 +1,138 @@
+"""Models and the QAT flow behind qatfold's test archives.
+
+Shared by scripts/make_fixtures.py (which writes tests/fixtures/*.pt2) and the
+Python tests (which regenerate the archives and compare them with the
+committed ones). Everything is seeded, so the same torch gives the same
+tensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore")
+logging.getLogger("torchao").setLevel(logging.ERROR)
+
+
+class FloatCNN(torch.nn.Module):
+    """conv -> bn -> relu -> conv -> pool -> linear, in float."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.conv2(x).mean(dim=(2, 3))
+        return self.fc(x)
+
+
+class QATCNN(torch.nn.Module):
+    """Two conv+BN blocks: the first biasless, the second with a conv bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.bn2 = torch.nn.BatchNorm2d(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        return self.bn2(self.conv2(x))
+
+
+class TiedWeights(torch.nn.Module):
+    """One parameter used by two linear layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(6, 6)
+        self.b = torch.nn.Linear(6, 6)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+class WithBuffers(torch.nn.Module):
+    """Persistent and non-persistent buffers, one a view of another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.linspace(0.5, 2.0, 6))
+        self.register_buffer("offset", torch.arange(6, dtype=torch.float32), persistent=False)
+        self.register_buffer("table", torch.arange(12, dtype=torch.int64).reshape(3, 4))
+        self.linear = torch.nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.scale + self.offset + self.table.sum().float()
+
+
+class WithLiftedConstants(torch.nn.Module):
+    """Plain tensor attributes, which export lifts into tensor constants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask = torch.tensor([1.0, 0.0, 1.0, 0.5, -1.0, 2.0])
+        self.shift = torch.tensor([3, -2, 7, 0, 1, 5], dtype=torch.int32)
+        self.linear = torch.nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.mask + self.shift.float()
+
+
+def export_float(model: torch.nn.Module, example: tuple) -> torch.export.ExportedProgram:
+    return torch.export.export(model.eval(), example)
+
+
+def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 4) -> torch.nn.Module:
+    """prepare_qat_pt2e, a few SGD steps on synthetic data, eval, convert_pt2e."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+    model.train()
+    captured = torch.export.export(model, example, strict=True).module()
+    prepared = prepare_qat_pt2e(captured, quantizer)
+    allow_exported_model_train_eval(prepared)
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        batch = torch.randn(example[0].shape, generator=generator)
+        target = torch.randn_like(prepared(batch))
+        loss = torch.nn.functional.mse_loss(prepared(batch), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    move_exported_model_to_eval(prepared)
+    return convert_pt2e(prepared)
+
+
+def export_qat_cadence(model: torch.nn.Module, example: tuple) -> torch.export.ExportedProgram:
+    """The Cadence QAT flow of ExecuTorch's own end-to-end test, then export."""
+    from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
+
+    converted = qat_convert(model, example, CadenceDefaultQuantizer(is_qat=True))
+    return torch.export.export(converted, example)
+
+
+def fixture_programs() -> dict[str, torch.export.ExportedProgram]:
+    """Every committed fixture, by file stem."""
+    torch.manual_seed(0)
+    programs = {}
+    programs["float_cnn"] = export_float(FloatCNN(), (torch.randn(1, 3, 16, 16),))
+    torch.manual_seed(0)
+    programs["qat_cadence_cnn"] = export_qat_cadence(QATCNN(), (torch.randn(2, 3, 16, 16),))
+    torch.manual_seed(0)
+    programs["tied_weights"] = export_float(TiedWeights(), (torch.randn(2, 6),))
+    torch.manual_seed(0)
+    programs["buffers"] = export_float(WithBuffers(), (torch.randn(2, 6),))
+    torch.manual_seed(0)
+    programs["lifted_constants"] = export_float(WithLiftedConstants(), (torch.randn(2, 6),))
+    return programs

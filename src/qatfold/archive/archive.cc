@@ -1,0 +1,95 @@
+#include "qatfold/archive/archive.h"
+
+#include "qatfold/error.h"
+
+namespace qatfold {
+
+std::unique_ptr<Archive> Archive::open(const std::string& path) {
+  return std::make_unique<Archive>(std::make_unique<ZipReader>(openFileSource(path)));
+}
+
+std::unique_ptr<Archive> Archive::fromBytes(std::string bytes, std::string label) {
+  return std::make_unique<Archive>(
+      std::make_unique<ZipReader>(makeMemorySource(std::move(bytes), std::move(label))));
+}
+
+Archive::Archive(std::unique_ptr<ZipReader> zip) : zip_(std::move(zip)) {
+  const auto& entries = zip_->entries();
+  if (entries.empty()) throw Error("archive has no records");
+  const std::string& first = entries.front().name;
+  auto slash = first.find('/');
+  if (slash == std::string::npos || slash == 0) {
+    throw Error("record '" + first + "' is not inside a root folder, so this is not a PT2 archive");
+  }
+  root_ = first.substr(0, slash);
+  const std::string prefix = root_ + "/";
+  paths_.reserve(entries.size());
+  for (const ZipEntry& entry : entries) {
+    if (entry.name.compare(0, prefix.size(), prefix) != 0) {
+      throw Error("record '" + entry.name + "' is outside the archive's root folder '" + root_ + "'");
+    }
+    std::string path = entry.name.substr(prefix.size());
+    if (path.empty() || path.find("..") != std::string::npos || path.front() == '/' ||
+        path.find('\\') != std::string::npos) {
+      throw Error("record name '" + entry.name + "' is not a plain relative path");
+    }
+    paths_.push_back(std::move(path));
+  }
+}
+
+const ZipEntry* Archive::tryEntry(std::string_view path) const {
+  return zip_->tryFind(root_ + "/" + std::string(path));
+}
+
+const ZipEntry& Archive::entry(std::string_view path) const {
+  const ZipEntry* found = tryEntry(path);
+  if (found == nullptr) throw Error("archive has no record '" + std::string(path) + "'");
+  return *found;
+}
+
+std::string Archive::read(std::string_view path) const { return zip_->read(entry(path)); }
+
+void ArchiveEdit::put(std::string path, std::string bytes) {
+  removals_.erase(path);
+  if (puts_.find(path) == puts_.end()) put_order_.push_back(path);
+  puts_[path] = std::move(bytes);
+}
+
+void ArchiveEdit::remove(const std::string& path) {
+  if (puts_.erase(path) != 0) std::erase(put_order_, path);
+  removals_[path] = true;
+}
+
+const std::string* ArchiveEdit::replacement(const std::string& path) const {
+  auto it = puts_.find(path);
+  return it == puts_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> ArchiveEdit::additions(const Archive& archive) const {
+  std::vector<std::string> added;
+  for (const std::string& path : put_order_) {
+    if (!archive.has(path)) added.push_back(path);
+  }
+  return added;
+}
+
+void writeArchive(const Archive& archive, const ArchiveEdit& edit, ByteSink& sink) {
+  ZipWriter writer(sink);
+  const std::string prefix = archive.root() + "/";
+  const auto& entries = archive.zip().entries();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::string& path = archive.paths()[i];
+    if (edit.removed(path)) continue;
+    if (const std::string* bytes = edit.replacement(path)) {
+      writer.addStored(entries[i].name, *bytes);
+    } else {
+      writer.copyFrom(archive.zip(), entries[i], entries[i].name);
+    }
+  }
+  for (const std::string& path : edit.additions(archive)) {
+    writer.addStored(prefix + path, *edit.replacement(path));
+  }
+  writer.finish();
+}
+
+}  // namespace qatfold

@@ -1,0 +1,164 @@
+#include "qatfold/archive/byte_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "qatfold/error.h"
+
+namespace qatfold {
+namespace {
+
+std::string errnoText() { return std::strerror(errno); }
+
+class FileSource : public ByteSource {
+ public:
+  FileSource(int fd, std::uint64_t size, std::string path)
+      : fd_(fd), size_(size), path_(std::move(path)) {}
+  ~FileSource() override { ::close(fd_); }
+
+  std::uint64_t size() const override { return size_; }
+  const std::string& name() const override { return path_; }
+
+  void readAt(std::uint64_t offset, void* out, std::size_t count) const override {
+    if (offset > size_ || count > size_ - offset) {
+      throw Error("read past the end of the file (offset " + std::to_string(offset) + ", " +
+                  std::to_string(count) + " bytes, file has " + std::to_string(size_) + ")");
+    }
+    auto* dst = static_cast<char*>(out);
+    while (count > 0) {
+      ssize_t got = ::pread(fd_, dst, count, static_cast<off_t>(offset));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw Error("cannot read: " + errnoText());
+      }
+      if (got == 0) throw Error("file shrank while reading");
+      dst += got;
+      offset += static_cast<std::uint64_t>(got);
+      count -= static_cast<std::size_t>(got);
+    }
+  }
+
+ private:
+  int fd_;
+  std::uint64_t size_;
+  std::string path_;
+};
+
+class MemorySource : public ByteSource {
+ public:
+  MemorySource(std::string bytes, std::string name) : bytes_(std::move(bytes)), name_(std::move(name)) {}
+  std::uint64_t size() const override { return bytes_.size(); }
+  const std::string& name() const override { return name_; }
+  void readAt(std::uint64_t offset, void* out, std::size_t count) const override {
+    if (offset > bytes_.size() || count > bytes_.size() - offset) {
+      throw Error("read past the end of the data (offset " + std::to_string(offset) + ", " +
+                  std::to_string(count) + " bytes, data has " + std::to_string(bytes_.size()) + ")");
+    }
+    if (count > 0) std::memcpy(out, bytes_.data() + offset, count);
+  }
+
+ private:
+  std::string bytes_;
+  std::string name_;
+};
+
+constexpr std::size_t kSinkBufferSize = 1 << 20;
+
+}  // namespace
+
+std::unique_ptr<ByteSource> openFileSource(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open: " + errnoText());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    std::string why = errnoText();
+    ::close(fd);
+    throw Error("cannot stat: " + why);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error("not a regular file");
+  }
+  return std::make_unique<FileSource>(fd, static_cast<std::uint64_t>(st.st_size), path);
+}
+
+std::unique_ptr<ByteSource> makeMemorySource(std::string bytes, std::string name) {
+  return std::make_unique<MemorySource>(std::move(bytes), std::move(name));
+}
+
+void StringSink::write(const void* data, std::size_t count) {
+  bytes_.append(static_cast<const char*>(data), count);
+}
+
+AtomicFileSink::AtomicFileSink(const std::string& target) : target_(target) {
+  std::filesystem::path target_path(target);
+  std::filesystem::path dir = target_path.parent_path();
+  if (dir.empty()) dir = ".";
+  std::string pattern = (dir / ("." + target_path.filename().string() + ".qatfold-XXXXXX")).string();
+  fd_ = ::mkstemp(pattern.data());
+  if (fd_ < 0) throw Error("cannot create a temporary file in " + dir.string() + ": " + errnoText());
+  temp_path_ = pattern;
+  buffer_.reserve(kSinkBufferSize);
+}
+
+AtomicFileSink::~AtomicFileSink() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+void AtomicFileSink::write(const void* data, std::size_t count) {
+  if (buffer_.size() + count > kSinkBufferSize) flushBuffer();
+  if (count >= kSinkBufferSize) {
+    const char* src = static_cast<const char*>(data);
+    while (count > 0) {
+      ssize_t put = ::write(fd_, src, count);
+      if (put < 0) {
+        if (errno == EINTR) continue;
+        throw Error("cannot write " + temp_path_ + ": " + errnoText());
+      }
+      src += put;
+      count -= static_cast<std::size_t>(put);
+      position_ += static_cast<std::uint64_t>(put);
+    }
+    return;
+  }
+  buffer_.append(static_cast<const char*>(data), count);
+  position_ += count;
+}
+
+void AtomicFileSink::flushBuffer() {
+  const char* src = buffer_.data();
+  std::size_t left = buffer_.size();
+  while (left > 0) {
+    ssize_t put = ::write(fd_, src, left);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write " + temp_path_ + ": " + errnoText());
+    }
+    src += put;
+    left -= static_cast<std::size_t>(put);
+  }
+  buffer_.clear();
+}
+
+void AtomicFileSink::commit() {
+  flushBuffer();
+  if (::fsync(fd_) != 0) throw Error("cannot sync " + temp_path_ + ": " + errnoText());
+  // mkstemp creates 0600; give the result the permissions a normal file gets.
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd_, 0666 & ~mask);
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(temp_path_.c_str(), target_.c_str()) != 0) {
+    throw Error("cannot rename the output into place: " + errnoText());
+  }
+  committed_ = true;
+}
+
+}  // namespace qatfold

@@ -1,0 +1,79 @@
+// Random-access byte sources and append-only sinks: a file or memory.
+//
+// Archives are read through a ByteSource so that opening one touches only the
+// central directory, and weights are read (or streamed) on demand.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace qatfold {
+
+// Read-only random access to a sequence of bytes.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Total number of bytes.
+  virtual std::uint64_t size() const = 0;
+  // Reads exactly `count` bytes at `offset`; throws Error past the end.
+  virtual void readAt(std::uint64_t offset, void* out, std::size_t count) const = 0;
+  // A human name for messages (the path, or "<memory>").
+  virtual const std::string& name() const = 0;
+};
+
+// Opens a file for reading; throws Error naming the path on failure.
+std::unique_ptr<ByteSource> openFileSource(const std::string& path);
+// Wraps bytes held in memory (the source owns them).
+std::unique_ptr<ByteSource> makeMemorySource(std::string bytes, std::string name = "<memory>");
+
+// Append-only output.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual void write(const void* data, std::size_t count) = 0;
+  // Bytes written so far.
+  virtual std::uint64_t position() const = 0;
+  void write(std::string_view bytes) { write(bytes.data(), bytes.size()); }
+};
+
+// Collects output in a string.
+class StringSink : public ByteSink {
+ public:
+  void write(const void* data, std::size_t count) override;
+  std::uint64_t position() const override { return bytes_.size(); }
+  std::string& bytes() { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+// Writes to a temporary file next to `target` and renames it onto `target`
+// only in commit(); if commit() is never reached the temporary file is
+// removed, so a failed or interrupted write never leaves a partial target.
+class AtomicFileSink : public ByteSink {
+ public:
+  explicit AtomicFileSink(const std::string& target);
+  ~AtomicFileSink() override;
+  AtomicFileSink(const AtomicFileSink&) = delete;
+  AtomicFileSink& operator=(const AtomicFileSink&) = delete;
+
+  void write(const void* data, std::size_t count) override;
+  std::uint64_t position() const override { return position_; }
+  // Flushes, syncs and renames the temporary file onto the target.
+  void commit();
+  const std::string& temporaryPath() const { return temp_path_; }
+
+ private:
+  void flushBuffer();
+
+  std::string target_;
+  std::string temp_path_;
+  int fd_ = -1;
+  std::uint64_t position_ = 0;
+  std::string buffer_;
+  bool committed_ = false;
+};
+
+}  // namespace qatfold

@@ -1,0 +1,581 @@
+#include "qatfold/graph/graph.h"
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "qatfold/error.h"
+
+namespace qatfold::graph {
+namespace {
+
+using program::InputKind;
+
+bool isConstantKind(InputKind kind) {
+  return kind == InputKind::kParameter || kind == InputKind::kBuffer || kind == InputKind::kTensorConstant;
+}
+
+// Ops that only compute their outputs: safe to drop when nothing reads them.
+bool isPure(const std::string& target) {
+  static const char* const kPurePrefixes[] = {"torch.ops.aten.", "torch.ops.quantized_decomposed."};
+  bool known_namespace = std::any_of(std::begin(kPurePrefixes), std::end(kPurePrefixes), [&](const char* prefix) {
+    return target.rfind(prefix, 0) == 0;
+  });
+  if (!known_namespace) return false;
+  // In-place and out= variants ("aten.add_.Tensor", "aten.add.out") and asserts mutate or check.
+  auto op_start = target.find('.', std::string("torch.ops.").size()) + 1;
+  auto op_end = target.find('.', op_start);
+  std::string op = target.substr(op_start, op_end == std::string::npos ? std::string::npos : op_end - op_start);
+  std::string overload = op_end == std::string::npos ? "" : target.substr(op_end + 1);
+  if (!op.empty() && op.back() == '_') return false;
+  if (overload == "out" || overload.rfind("out_", 0) == 0) return false;
+  if (op.find("assert") != std::string::npos || op.find("constrain") != std::string::npos) return false;
+  return true;
+}
+
+Json newSpecJson(InputKind kind, const std::string& name, const std::string& fqn) {
+  switch (kind) {
+    case InputKind::kParameter:
+      return Json{{"parameter", Json{{"arg", Json{{"name", name}}}, {"parameter_name", fqn}}}};
+    case InputKind::kBuffer:
+      return Json{{"buffer", Json{{"arg", Json{{"name", name}}}, {"buffer_name", fqn}, {"persistent", true}}}};
+    case InputKind::kTensorConstant:
+      return Json{{"tensor_constant", Json{{"arg", Json{{"name", name}}}, {"tensor_constant_name", fqn}}}};
+    default:
+      throw Error("only parameters, buffers and tensor constants can be added");
+  }
+}
+
+}  // namespace
+
+// ---- Value and Node ---------------------------------------------------------
+
+std::vector<Node*> Value::users() const {
+  std::vector<Node*> distinct;
+  for (Node* user : uses_) {
+    if (std::find(distinct.begin(), distinct.end(), user) == distinct.end()) distinct.push_back(user);
+  }
+  return distinct;
+}
+
+const Operand* Node::tryGetOperand(std::string_view name) const {
+  for (const Operand& operand : operands_) {
+    if (operand.name == name) return &operand;
+  }
+  return nullptr;
+}
+
+Value* Node::tryGetInput(std::string_view name) const {
+  const Operand* operand = tryGetOperand(name);
+  if (operand == nullptr || !operand->argument.is("as_tensor") || operand->values.size() != 1) return nullptr;
+  return operand->values[0];
+}
+
+Value* Node::getInput(std::string_view name) const {
+  Value* value = tryGetInput(name);
+  if (value == nullptr) throw Error("node '" + name_ + "' has no tensor input '" + std::string(name) + "'");
+  return value;
+}
+
+const program::Argument* Node::tryGetArgument(std::string_view name) const {
+  const Operand* operand = tryGetOperand(name);
+  return operand == nullptr ? nullptr : &operand->argument;
+}
+
+std::vector<Value*> Node::inputValues() const {
+  std::vector<Value*> values;
+  for (const Operand& operand : operands_) {
+    for (Value* value : operand.values) {
+      if (value != nullptr) values.push_back(value);
+    }
+  }
+  return values;
+}
+
+// ---- construction -------------------------------------------------------------
+
+Graph::Graph(const Program& program) : source_(program), weights_(program.weights), constants_(program.constants) {
+  const auto& exported = program.exported;
+  std::unordered_map<std::string, std::size_t> meta_index;
+  for (std::size_t i = 0; i < exported.graph.tensor_values.size(); ++i) {
+    meta_index.emplace(exported.graph.tensor_values[i].first, i);
+  }
+  next_order_ = exported.graph.tensor_values.size();
+  auto make_value = [&](const std::string& name) {
+    auto it = meta_index.find(name);
+    std::optional<program::TensorMeta> meta;
+    std::uint64_t order = next_order_++;
+    if (it != meta_index.end()) {
+      meta = exported.graph.tensor_values[it->second].second;
+      order = it->second;
+    }
+    if (values_by_name_.count(name) != 0) throw Error("value '" + name + "' is defined twice");
+    return newValue(name, std::move(meta), order);
+  };
+
+  for (std::size_t i = 0; i < exported.graph.inputs.size(); ++i) {
+    const program::InputSpec& spec = exported.signature.input_specs[i];
+    const program::Argument& argument = exported.graph.inputs[i];
+    std::string name = spec.name;
+    if (argument.is("as_tensor") && *argument.tensorReferences()[0] != spec.name) {
+      throw Error("graph input " + std::to_string(i) + " is '" + *argument.tensorReferences()[0] +
+                  "' but its signature entry names '" + spec.name + "'");
+    }
+    if (name.empty()) name = "input_" + std::to_string(i);
+    Value* value = make_value(name);
+    value->input_kind_ = spec.kind;
+    value->target_ = spec.target;
+    value->spec_ = spec;
+    value->input_argument_ = argument;
+    if (isConstantKind(spec.kind)) {
+      std::shared_ptr<Payload> payload;
+      if (spec.kind != InputKind::kTensorConstant) payload = program.findPayload(PayloadSection::kWeights, spec.target);
+      if (!payload) payload = program.findPayload(PayloadSection::kConstants, spec.target);
+      if (!payload) throw Error("input '" + name + "' is bound to '" + spec.target + "', which has no payload");
+      value->payload_ = std::move(payload);
+    }
+    placeholders_.push_back(value);
+  }
+
+  for (std::size_t n = 0; n < exported.graph.nodes.size(); ++n) {
+    const program::Node& source_node = exported.graph.nodes[n];
+    auto node = std::make_unique<Node>();
+    node->target_ = source_node.target;
+    node->metadata_ = source_node.metadata;
+    node->raw_ = source_node.raw;
+    if (auto it = source_node.raw.find("name"); it != source_node.raw.end() && it->is_string()) {
+      node->name_ = it->get<std::string>();
+    }
+    Node* raw_node = node.get();
+    for (const program::NamedArgument& input : source_node.inputs) {
+      Operand operand{input.name, input.arg, {}, input.raw};
+      if (input.arg.refersToTensors()) {
+        for (const auto& reference : input.arg.tensorReferences()) {
+          Value* value = nullptr;
+          if (reference) {
+            value = tryGetValue(*reference);
+            if (value == nullptr) {
+              throw Error("node '" + (node->name_.empty() ? source_node.target : node->name_) +
+                          "' uses undefined value '" + *reference + "'");
+            }
+          }
+          operand.values.push_back(value);
+        }
+      }
+      node->operands_.push_back(std::move(operand));
+    }
+    for (const program::Argument& output : source_node.outputs) {
+      node->output_arguments_.push_back(output);
+      if (output.refersToTensors()) {
+        for (const auto& reference : output.tensorReferences()) {
+          if (!reference) continue;
+          Value* value = make_value(*reference);
+          value->producer_ = raw_node;
+          node->outputs_.push_back(value);
+        }
+      } else if (!output.isNone()) {
+        node->has_untracked_outputs_ = true;
+      }
+    }
+    if (node->name_.empty()) node->name_ = node->outputs_.empty() ? "node_" + std::to_string(n) : node->outputs_[0]->name();
+    for (Operand& operand : node->operands_) {
+      for (Value* value : operand.values) {
+        if (value != nullptr) addUse(value, raw_node);
+      }
+    }
+    nodes_.push_back(std::move(node));
+    nodes_.back()->position_ = std::prev(nodes_.end());
+  }
+
+  for (std::size_t i = 0; i < exported.graph.outputs.size(); ++i) {
+    GraphOutput output{exported.graph.outputs[i], nullptr, exported.signature.output_specs[i]};
+    if (output.argument.is("as_tensor")) {
+      const std::string name = *output.argument.tensorReferences()[0];
+      output.value = tryGetValue(name);
+      if (output.value == nullptr) throw Error("graph output '" + name + "' is not defined");
+      ++output.value->output_uses_;
+    }
+    outputs_.push_back(std::move(output));
+  }
+  for (Value* placeholder : placeholders_) placeholder->initially_used_ = placeholder->useCount() > 0;
+}
+
+Graph::~Graph() = default;
+
+Value* Graph::newValue(const std::string& name, std::optional<program::TensorMeta> meta, std::uint64_t order) {
+  auto value = std::make_unique<Value>();
+  value->name_ = name;
+  value->meta_ = std::move(meta);
+  value->order_ = order;
+  Value* raw = value.get();
+  values_by_name_[name] = raw;
+  values_.push_back(std::move(value));
+  return raw;
+}
+
+std::string Graph::freshName(const std::string& hint) {
+  if (values_by_name_.count(hint) == 0) return hint;
+  for (std::size_t i = 1;; ++i) {
+    std::string candidate = hint + "_" + std::to_string(i);
+    if (values_by_name_.count(candidate) == 0) return candidate;
+  }
+}
+
+// ---- queries ------------------------------------------------------------------
+
+std::vector<Node*> Graph::nodes() const {
+  std::vector<Node*> list;
+  list.reserve(nodes_.size());
+  for (const auto& node : nodes_) list.push_back(node.get());
+  return list;
+}
+
+std::vector<Value*> Graph::outputs() const {
+  std::vector<Value*> list;
+  for (const GraphOutput& output : outputs_) list.push_back(output.value);
+  return list;
+}
+
+Value* Graph::tryGetValue(std::string_view name) const {
+  auto it = values_by_name_.find(name);
+  return it == values_by_name_.end() ? nullptr : it->second;
+}
+
+Value* Graph::getValue(std::string_view name) const {
+  Value* value = tryGetValue(name);
+  if (value == nullptr) throw Error("graph has no value '" + std::string(name) + "'");
+  return value;
+}
+
+Value* Graph::tryGetPlaceholderFor(std::string_view fqn) const {
+  for (Value* placeholder : placeholders_) {
+    if (isConstantKind(placeholder->input_kind_) && placeholder->target_ == fqn) return placeholder;
+  }
+  return nullptr;
+}
+
+// ---- mutation -------------------------------------------------------------------
+
+void Graph::addUse(Value* value, Node* user) { value->uses_.push_back(user); }
+
+void Graph::removeUse(Value* value, Node* user) {
+  auto it = std::find(value->uses_.begin(), value->uses_.end(), user);
+  if (it == value->uses_.end()) throw Error("internal: use list of '" + value->name_ + "' is out of sync");
+  value->uses_.erase(it);
+}
+
+void Graph::lintAfterMutation() const {
+#ifdef QATFOLD_LINT_MUTATIONS
+  lint();
+#endif
+}
+
+void Graph::replaceAllUsesWith(Value* from, Value* to) {
+  if (from == to) return;
+  for (Node* user : from->users()) {
+    for (Operand& operand : user->operands_) {
+      for (Value*& value : operand.values) {
+        if (value == from) {
+          value = to;
+          removeUse(from, user);
+          addUse(to, user);
+        }
+      }
+    }
+  }
+  for (GraphOutput& output : outputs_) {
+    if (output.value == from) {
+      output.value = to;
+      --from->output_uses_;
+      ++to->output_uses_;
+    }
+  }
+  lintAfterMutation();
+}
+
+void Graph::setInput(Node* node, std::string_view operand_name, Value* value) {
+  for (Operand& operand : node->operands_) {
+    if (operand.name != operand_name) continue;
+    for (Value* old : operand.values) {
+      if (old != nullptr) removeUse(old, node);
+    }
+    operand.argument = program::Argument::tensor(value->name_);
+    operand.values = {value};
+    addUse(value, node);
+    lintAfterMutation();
+    return;
+  }
+  throw Error("node '" + node->name_ + "' has no operand '" + std::string(operand_name) + "'");
+}
+
+Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
+  auto node = std::make_unique<Node>();
+  Node* raw = node.get();
+  node->target_ = spec.target;
+  node->metadata_ = spec.metadata;
+  for (const NodeSpec::Input& input : spec.inputs) {
+    Operand operand;
+    operand.name = input.name;
+    operand.raw = Json{{"name", input.name}, {"arg", nullptr}, {"kind", 1}};
+    if (const auto* value = std::get_if<Value*>(&input.value)) {
+      operand.argument = program::Argument::tensor((*value)->name_);
+      operand.values = {*value};
+    } else {
+      operand.argument = std::get<program::Argument>(input.value);
+    }
+    node->operands_.push_back(std::move(operand));
+  }
+  std::string name = freshName(spec.name_hint);
+  Value* output = newValue(name, spec.output_meta, next_order_++);
+  output->producer_ = raw;
+  node->name_ = name;
+  node->outputs_ = {output};
+  node->output_arguments_ = {program::Argument::tensor(name)};
+  node->raw_ = Json{{"target", spec.target}, {"inputs", Json::array()},  {"outputs", Json::array()},
+                    {"metadata", Json::object()}, {"is_hop_single_tensor_return", nullptr}, {"name", name}};
+  for (Operand& operand : node->operands_) {
+    for (Value* value : operand.values) addUse(value, raw);
+  }
+  auto position = anchor == nullptr ? nodes_.end() : anchor->position_;
+  raw->position_ = nodes_.insert(position, std::move(node));
+  lintAfterMutation();
+  return raw;
+}
+
+void Graph::eraseNode(Node* node) {
+  for (Value* output : node->outputs_) {
+    if (output->useCount() != 0) {
+      throw Error("cannot erase node '" + node->name_ + "': its output '" + output->name_ + "' is still used");
+    }
+  }
+  for (Operand& operand : node->operands_) {
+    for (Value* value : operand.values) {
+      if (value != nullptr) removeUse(value, node);
+    }
+  }
+  for (Value* output : node->outputs_) {
+    output->alive_ = false;
+    output->producer_ = nullptr;
+    values_by_name_.erase(output->name_);
+  }
+  nodes_.erase(node->position_);
+  lintAfterMutation();
+}
+
+Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, const std::string& name_hint,
+                                program::TensorMeta meta, std::shared_ptr<const Storage> storage) {
+  if (!isConstantKind(kind)) throw Error("only parameters, buffers and tensor constants can be added");
+  auto& list = kind == InputKind::kTensorConstant ? constants_ : weights_;
+  std::set<std::string> taken;
+  for (const auto* payloads : {&weights_, &constants_}) {
+    for (const auto& payload : *payloads) taken.insert(payload->fqn);
+  }
+  std::string fqn = fqn_hint;
+  for (std::size_t i = 1; taken.count(fqn) != 0; ++i) fqn = fqn_hint + "_" + std::to_string(i);
+
+  auto payload = std::make_shared<Payload>();
+  payload->section = kind == InputKind::kTensorConstant ? PayloadSection::kConstants : PayloadSection::kWeights;
+  payload->fqn = fqn;
+  payload->meta.is_param = kind == InputKind::kParameter;
+  payload->meta.use_pickle = false;
+  payload->meta.tensor_meta = meta;
+  payload->meta.raw = Json{{"path_name", ""}, {"is_param", payload->meta.is_param}, {"use_pickle", false},
+                           {"tensor_meta", nullptr}};
+  payload->storage = std::move(storage);
+  (void)payload->view();  // the bytes must fit the meta
+  list.push_back(payload);
+
+  const std::string name = freshName(name_hint);
+  Value* value = newValue(name, meta, next_order_++);
+  value->input_kind_ = kind;
+  value->target_ = fqn;
+  value->payload_ = payload;
+  value->input_argument_ = program::Argument::tensor(name);
+  value->spec_ = program::InputSpec::parse(newSpecJson(kind, name, fqn), "new input");
+
+  // After the last placeholder of the same kind, else after the last constant, else first.
+  auto insert_at = placeholders_.begin();
+  for (auto it = placeholders_.begin(); it != placeholders_.end(); ++it) {
+    if ((*it)->input_kind_ == kind) insert_at = std::next(it);
+  }
+  if (insert_at == placeholders_.begin()) {
+    for (auto it = placeholders_.begin(); it != placeholders_.end(); ++it) {
+      if (isConstantKind((*it)->input_kind_)) insert_at = std::next(it);
+    }
+  }
+  placeholders_.insert(insert_at, value);
+  lintAfterMutation();
+  return value;
+}
+
+void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std::shared_ptr<const Storage> storage) {
+  if (!placeholder->payload_) throw Error("'" + placeholder->name_ + "' is not a constant tensor");
+  auto replacement = std::make_shared<Payload>(*placeholder->payload_);
+  replacement->meta.tensor_meta = meta;
+  replacement->meta.use_pickle = false;
+  replacement->storage = std::move(storage);
+  (void)replacement->view();
+  auto& list = replacement->section == PayloadSection::kWeights ? weights_ : constants_;
+  for (auto& payload : list) {
+    if (payload == placeholder->payload_) payload = replacement;
+  }
+  placeholder->payload_ = replacement;
+  meta.requires_grad = placeholder->meta_ ? placeholder->meta_->requires_grad : meta.requires_grad;
+  placeholder->meta_ = meta;
+  lintAfterMutation();
+}
+
+std::size_t Graph::eliminateDeadCode() {
+  // One walk from the back suffices: erasing a node only frees earlier ones.
+  std::vector<Node*> order = nodes();
+  std::size_t removed = 0;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    bool dead = !node->outputs_.empty() && !node->has_untracked_outputs_ && isPure(node->target_) &&
+                std::all_of(node->outputs_.begin(), node->outputs_.end(),
+                            [](const Value* value) { return value->useCount() == 0; });
+    if (!dead) continue;
+    eraseNode(node);
+    ++removed;
+  }
+  return removed;
+}
+
+std::size_t Graph::removeUnusedConstants() {
+  std::size_t removed = 0;
+  std::vector<Value*> kept;
+  for (Value* placeholder : placeholders_) {
+    bool remove = isConstantKind(placeholder->input_kind_) && placeholder->useCount() == 0 &&
+                  (placeholder->initially_used_ || placeholder->payload_->meta.path_name.empty());
+    if (!remove) {
+      kept.push_back(placeholder);
+      continue;
+    }
+    ++removed;
+    placeholder->alive_ = false;
+    values_by_name_.erase(placeholder->name_);
+    const std::shared_ptr<Payload>& payload = placeholder->payload_;
+    bool shared = std::any_of(placeholders_.begin(), placeholders_.end(), [&](Value* other) {
+      return other != placeholder && other->alive_ && other->payload_ == payload;
+    });
+    if (!shared) {
+      for (auto* list : {&weights_, &constants_}) std::erase(*list, payload);
+    }
+  }
+  placeholders_ = std::move(kept);
+  lintAfterMutation();
+  return removed;
+}
+
+// ---- lint -----------------------------------------------------------------------
+
+void Graph::lint() const {
+  auto fail = [](const std::string& what) { throw Error("graph lint: " + what); };
+  std::set<const Value*> defined;
+  std::map<const Value*, std::size_t> counted_uses;
+  std::set<std::string> names;
+  for (const Value* placeholder : placeholders_) {
+    if (!placeholder->alive_) fail("dead placeholder '" + placeholder->name_ + "' still listed");
+    if (placeholder->producer_ != nullptr) fail("placeholder '" + placeholder->name_ + "' has a producer");
+    if (!names.insert(placeholder->name_).second) fail("name '" + placeholder->name_ + "' defined twice");
+    if (isConstantKind(placeholder->input_kind_) && !placeholder->payload_) {
+      fail("constant input '" + placeholder->name_ + "' has no payload");
+    }
+    if (placeholder->spec_.name != placeholder->name_) fail("signature entry of '" + placeholder->name_ + "' names another value");
+    defined.insert(placeholder);
+  }
+  for (const auto& node : nodes_) {
+    if (node->position_->get() != node.get()) fail("node '" + node->name_ + "' has a stale position");
+    for (const Operand& operand : node->operands_) {
+      for (const Value* value : operand.values) {
+        if (value == nullptr) continue;
+        if (!value->alive_) fail("node '" + node->name_ + "' uses erased value '" + value->name_ + "'");
+        if (defined.count(value) == 0) fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
+        ++counted_uses[value];
+      }
+      if (operand.argument.refersToTensors() && operand.argument.tensorReferences().size() != operand.values.size()) {
+        fail("operand '" + operand.name + "' of '" + node->name_ + "' lost its shape");
+      }
+    }
+    for (const Value* output : node->outputs_) {
+      if (output->producer_ != node.get()) fail("output '" + output->name_ + "' does not point back at its node");
+      if (!names.insert(output->name_).second) fail("name '" + output->name_ + "' defined twice");
+      defined.insert(output);
+    }
+  }
+  std::map<const Value*, std::size_t> counted_outputs;
+  for (const GraphOutput& output : outputs_) {
+    if (output.value == nullptr) continue;
+    if (defined.count(output.value) == 0) fail("graph output '" + output.value->name_ + "' is not defined");
+    ++counted_outputs[output.value];
+  }
+  for (const Value* value : defined) {
+    auto uses = counted_uses.count(value) ? counted_uses.at(value) : 0;
+    auto outs = counted_outputs.count(value) ? counted_outputs.at(value) : 0;
+    if (uses != value->uses_.size()) fail("use list of '" + value->name_ + "' is out of sync");
+    if (outs != value->output_uses_) fail("output count of '" + value->name_ + "' is out of sync");
+    auto it = values_by_name_.find(value->name_);
+    if (it == values_by_name_.end() || it->second != value) fail("'" + value->name_ + "' missing from the name index");
+  }
+  if (values_by_name_.size() != defined.size()) fail("name index holds values that are not in the graph");
+}
+
+// ---- emission --------------------------------------------------------------------
+
+program::ExportedProgram Graph::toExportedProgram() const {
+  program::ExportedProgram out = source_.exported;
+  out.graph.inputs.clear();
+  out.signature.input_specs.clear();
+  std::vector<const Value*> tensors;
+  for (const Value* placeholder : placeholders_) {
+    out.graph.inputs.push_back(placeholder->input_argument_);
+    out.signature.input_specs.push_back(placeholder->spec_);
+    if (placeholder->meta_) tensors.push_back(placeholder);
+  }
+  out.graph.nodes.clear();
+  for (const auto& node : nodes_) {
+    program::Node emitted;
+    emitted.target = node->target_;
+    emitted.metadata = node->metadata_;
+    emitted.raw = node->raw_;
+    for (const Operand& operand : node->operands_) {
+      program::NamedArgument named{operand.name, operand.argument, operand.raw};
+      if (operand.argument.refersToTensors()) {
+        std::vector<std::optional<std::string>> names;
+        for (const Value* value : operand.values) {
+          names.push_back(value ? std::optional<std::string>(value->name_) : std::nullopt);
+        }
+        named.arg = operand.argument.withTensorReferences(names);
+      }
+      emitted.inputs.push_back(std::move(named));
+    }
+    emitted.outputs = node->output_arguments_;
+    for (const Value* output : node->outputs_) {
+      if (output->meta_) tensors.push_back(output);
+    }
+    out.graph.nodes.push_back(std::move(emitted));
+  }
+  out.graph.outputs.clear();
+  out.signature.output_specs.clear();
+  for (const GraphOutput& output : outputs_) {
+    program::Argument argument = output.argument;
+    program::OutputSpec spec = output.spec;
+    if (output.value != nullptr) {
+      argument = program::Argument::tensor(output.value->name_);
+      if (spec.arg.is("as_tensor")) spec.arg = argument;
+    }
+    out.graph.outputs.push_back(argument);
+    out.signature.output_specs.push_back(std::move(spec));
+  }
+  std::sort(tensors.begin(), tensors.end(), [](const Value* a, const Value* b) { return a->order_ < b->order_; });
+  out.graph.tensor_values.clear();
+  for (const Value* value : tensors) out.graph.tensor_values.emplace_back(value->name_, *value->meta_);
+  return out;
+}
+
+std::string describeValue(const Value& value) {
+  if (value.meta() == nullptr) return value.name();
+  return program::scalarTypeName(value.meta()->dtype) + value.meta()->shapeString();
+}
+
+}  // namespace qatfold::graph

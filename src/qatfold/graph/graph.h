@@ -1,0 +1,212 @@
+// The graph IR: nodes and values with def-use lists, built from a Program
+// and emitted back into one.
+//
+// The graph owns its nodes and values and cannot be copied. Users are kept
+// in insertion order, nodes in program order, so every walk is
+// deterministic. Lookups come in pairs: getX throws, tryGetX returns null.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "qatfold/program/program.h"
+#include "qatfold/program/schema.h"
+
+namespace qatfold::graph {
+
+class Graph;
+class Node;
+
+// A named value: a graph input (placeholder) or a node output.
+class Value {
+ public:
+  const std::string& name() const { return name_; }
+  // Tensor metadata (dtype, shape), or null for non-tensor values.
+  const program::TensorMeta* meta() const { return meta_ ? &*meta_ : nullptr; }
+  // The node computing this value; null for placeholders.
+  Node* producer() const { return producer_; }
+  bool isPlaceholder() const { return producer_ == nullptr; }
+
+  // Nodes using this value, each once, in the order the uses were made.
+  std::vector<Node*> users() const;
+  // Number of uses: one per operand slot, plus one per graph output.
+  std::size_t useCount() const { return uses_.size() + output_uses_; }
+  bool isGraphOutput() const { return output_uses_ > 0; }
+
+  // Placeholders only: what the input binds to, and the tensor behind it.
+  program::InputKind inputKind() const { return input_kind_; }
+  // The parameter/buffer/constant FQN ("conv.weight"), empty otherwise.
+  const std::string& target() const { return target_; }
+  // The payload behind a parameter, buffer or tensor constant, else null.
+  const std::shared_ptr<Payload>& payload() const { return payload_; }
+  // True for parameters, buffers and lifted tensor constants with a payload.
+  bool isConstantTensor() const { return payload_ != nullptr; }
+
+ private:
+  friend class Graph;
+  std::string name_;
+  std::optional<program::TensorMeta> meta_;
+  std::uint64_t order_ = 0;  // position in tensor_values when emitted
+  Node* producer_ = nullptr;
+  std::vector<Node*> uses_;
+  std::size_t output_uses_ = 0;
+  program::InputKind input_kind_ = program::InputKind::kUserInput;
+  std::string target_;
+  std::shared_ptr<Payload> payload_;
+  program::InputSpec spec_;
+  program::Argument input_argument_;
+  bool alive_ = true;
+  bool initially_used_ = false;  // constants only removed if a pass unused them
+};
+
+// A node input: the schema name and argument, with tensor references
+// resolved to values (null for None entries of optional tensor lists).
+struct Operand {
+  std::string name;
+  program::Argument argument;  // constants, and the shape of tensor references
+  std::vector<Value*> values;
+  Json raw;
+};
+
+// An operation: target, named operands, outputs, metadata.
+class Node {
+ public:
+  const std::string& target() const { return target_; }
+  // The node's name (torch's fx node name).
+  const std::string& name() const { return name_; }
+  const std::vector<Operand>& operands() const { return operands_; }
+  // The operand named `name` (schema argument name), or null.
+  const Operand* tryGetOperand(std::string_view name) const;
+  // The single tensor value of operand `name` (positional index `index` as
+  // fallback name lookup is not needed: serialized nodes name every input).
+  Value* tryGetInput(std::string_view name) const;
+  Value* getInput(std::string_view name) const;
+  // The constant argument of operand `name`, or null.
+  const program::Argument* tryGetArgument(std::string_view name) const;
+
+  // Output values (one per tensor output, in order).
+  const std::vector<Value*>& outputs() const { return outputs_; }
+  Value* output(std::size_t index = 0) const { return outputs_.at(index); }
+  // All values this node reads, in operand order (with repetition).
+  std::vector<Value*> inputValues() const;
+  const Json& metadata() const { return metadata_; }
+
+ private:
+  friend class Graph;
+  std::string target_;
+  std::string name_;
+  std::vector<Operand> operands_;
+  std::vector<program::Argument> output_arguments_;  // shape of the outputs list
+  std::vector<Value*> outputs_;
+  // Outputs that are not tensors (sym ints, ...); such nodes are never dead.
+  bool has_untracked_outputs_ = false;
+  Json metadata_;
+  Json raw_;
+  std::list<std::unique_ptr<Node>>::iterator position_;
+};
+
+// Description of a node to insert: the operands name values or constants.
+struct NodeSpec {
+  std::string target;
+  struct Input {
+    std::string name;
+    std::variant<Value*, program::Argument> value;
+  };
+  std::vector<Input> inputs;
+  // Name of the source node: new value names derive from it.
+  std::string name_hint;
+  program::TensorMeta output_meta;  // one tensor output
+  Json metadata = Json::object();
+};
+
+class Graph {
+ public:
+  // Builds the graph of `program`; throws Error on dangling names, values
+  // defined twice or used before they are defined.
+  explicit Graph(const Program& program);
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  ~Graph();
+
+  // Nodes in program order.
+  std::vector<Node*> nodes() const;
+  // Placeholders in signature order.
+  const std::vector<Value*>& placeholders() const { return placeholders_; }
+  // Values returned by the graph (null for non-tensor outputs).
+  std::vector<Value*> outputs() const;
+  Value* tryGetValue(std::string_view name) const;
+  Value* getValue(std::string_view name) const;
+  // The placeholder bound to parameter/buffer/constant `fqn`, or null.
+  Value* tryGetPlaceholderFor(std::string_view fqn) const;
+
+  // ---- mutation -----------------------------------------------------------
+  // Points every use of `from` (operands and graph outputs) at `to`.
+  void replaceAllUsesWith(Value* from, Value* to);
+  // Points operand `operand_name` of `node` at `value`.
+  void setInput(Node* node, std::string_view operand_name, Value* value);
+  // Inserts a node before `anchor` and returns it; its output value gets a
+  // fresh name derived from `spec.name_hint`.
+  Node* insertNodeBefore(Node* anchor, const NodeSpec& spec);
+  // Erases a node whose outputs have no uses; throws Error otherwise.
+  void eraseNode(Node* node);
+  // Adds a parameter, buffer or tensor constant holding `storage` viewed as
+  // `meta`, with a fresh placeholder named after `name_hint`.
+  Value* addConstantTensor(program::InputKind kind, const std::string& fqn_hint, const std::string& name_hint,
+                           program::TensorMeta meta, std::shared_ptr<const Storage> storage);
+  // Points placeholder `placeholder` at new bytes (a new storage it alone
+  // views), leaving other views of its old storage untouched.
+  void replaceTensorData(Value* placeholder, program::TensorMeta meta, std::shared_ptr<const Storage> storage);
+  // Removes nodes without side effects whose outputs are unused; returns
+  // how many were removed.
+  std::size_t eliminateDeadCode();
+  // Removes parameter, buffer and tensor-constant placeholders that had uses
+  // when the graph was built (or were added since) and have none now, with
+  // their signature entries and payloads; returns how many. Inputs the
+  // exporter left unused stay, so the state_dict keeps its keys.
+  std::size_t removeUnusedConstants();
+
+  // Checks every invariant (def-before-use, use lists, names, signature);
+  // throws Error describing the first violation.
+  void lint() const;
+
+  // ---- emission ------------------------------------------------------------
+  // The exported program, weights and constants as they now stand.
+  program::ExportedProgram toExportedProgram() const;
+  const std::vector<std::shared_ptr<Payload>>& weights() const { return weights_; }
+  const std::vector<std::shared_ptr<Payload>>& constants() const { return constants_; }
+  const Program& source() const { return source_; }
+
+ private:
+  Value* newValue(const std::string& name, std::optional<program::TensorMeta> meta, std::uint64_t order);
+  std::string freshName(const std::string& hint);
+  void addUse(Value* value, Node* user);
+  void removeUse(Value* value, Node* user);
+  void lintAfterMutation() const;
+
+  const Program& source_;
+  std::list<std::unique_ptr<Node>> nodes_;
+  std::vector<std::unique_ptr<Value>> values_;
+  std::map<std::string, Value*, std::less<>> values_by_name_;
+  std::vector<Value*> placeholders_;
+  struct GraphOutput {
+    program::Argument argument;
+    Value* value = nullptr;  // for as_tensor outputs
+    program::OutputSpec spec;
+  };
+  std::vector<GraphOutput> outputs_;
+  std::vector<std::shared_ptr<Payload>> weights_;
+  std::vector<std::shared_ptr<Payload>> constants_;
+  std::uint64_t next_order_ = 0;
+};
+
+// The node's output tensor metadata as a readable "float32[1, 8, 16, 16]".
+std::string describeValue(const Value& value);
+
+}  // namespace qatfold::graph

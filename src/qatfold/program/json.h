@@ -1,0 +1,37 @@
+// JSON as torch's serializer reads and writes it.
+//
+// Objects keep their keys in file order (so fields we do not interpret survive
+// a round trip in place), integers stay integers, and non-finite floats use
+// torch's encoding: the strings "NaN", "Infinity" and "-Infinity". Bare
+// tokens NaN/Infinity/-Infinity (Python's json default) are accepted on input.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace qatfold {
+
+using Json = nlohmann::ordered_json;
+
+// Parses `text`; throws Error("malformed JSON: ...") on bad input.
+Json parseJson(std::string_view text);
+
+// Serializes like Python's json.dumps with default separators and
+// ensure_ascii, and floats in repr() form: a program we read and do not
+// change is written back byte for byte.
+std::string dumpJson(const Json& value);
+
+// Reads a float field: a number, or one of torch's non-finite strings.
+// Returns false if `value` is neither.
+bool readFloat(const Json& value, double& out);
+
+// The JSON torch writes for a float field.
+Json floatToJson(double value);
+
+// Formats a double the way Python's repr() does (shortest round-trip form).
+std::string formatFloatLikePython(double value);
+
+}  // namespace qatfold

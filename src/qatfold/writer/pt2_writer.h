@@ -1,0 +1,26 @@
+// Writes a graph back into a PT2 archive.
+//
+// The output is the input archive with: the model JSON emitted from the
+// graph, the payload configs rebuilt from the graph's weights and constants,
+// new payload records for new storages, and payload records nothing refers
+// to any more dropped. Every other record is copied verbatim.
+#pragma once
+
+#include <string>
+
+#include "qatfold/archive/archive.h"
+#include "qatfold/graph/graph.h"
+
+namespace qatfold {
+
+// The record changes that turn `archive` into the archive of `graph`.
+ArchiveEdit planProgramEdit(const Archive& archive, const graph::Graph& graph);
+
+// Writes the archive of `graph` to `sink`.
+void writeProgram(const Archive& archive, const graph::Graph& graph, ByteSink& sink);
+
+// Writes the archive of `graph` to `path` atomically: a temporary file in the
+// same folder, renamed into place once complete. `path` may be the input.
+void writeProgramFile(const Archive& archive, const graph::Graph& graph, const std::string& path);
+
+}  // namespace qatfold
