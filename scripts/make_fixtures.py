@@ -10,6 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import zipfile  # noqa: E402
+
 import torch  # noqa: E402
 
 from fixture_models import fixture_programs  # noqa: E402
@@ -22,6 +24,15 @@ def main() -> None:
         path = os.path.join(out_dir, f"{name}.pt2")
         torch.export.save(program, path)
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    # The same program as a generic zip tool writes it: deflated, unaligned.
+    source = os.path.join(out_dir, "tied_weights.pt2")
+    deflated = os.path.join(out_dir, "tied_weights_deflated.pt2")
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, src.read(info.filename))
+    print(f"wrote {deflated} ({os.path.getsize(deflated)} bytes)")
 
 
 if __name__ == "__main__":

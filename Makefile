@@ -1,0 +1,71 @@
+# qatfold: `make demo` runs the main job on the bundled example, `make test`
+# runs every test. Both set up what is missing first (Debian packages, the
+# pinned Python environment in .venv, the C++ builds).
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+BUILD := build
+ASAN_BUILD := build-asan
+EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
+DEMO_OUT := demo-out
+
+.PHONY: all setup system-deps venv build build-asan demo test test-cpp test-asan test-python fixtures bench clean
+
+all: build
+
+setup: system-deps venv
+
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+# torch first, from the CPU wheel on disk, so nothing pulls a CUDA build.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(BUILD)/build.ninja: | setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+$(ASAN_BUILD)/build.ninja: | setup
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQATFOLD_SANITIZE=ON
+
+build: $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+build-asan: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD)
+
+demo: build
+	@echo "== qatfold inspect $(EXAMPLE)"
+	@$(BUILD)/qatfold inspect $(EXAMPLE)
+	@mkdir -p $(DEMO_OUT)
+	@echo "== qatfold roundtrip $(EXAMPLE) -o $(DEMO_OUT)/roundtrip.pt2"
+	@$(BUILD)/qatfold roundtrip $(EXAMPLE) -o $(DEMO_OUT)/roundtrip.pt2
+
+test: test-cpp test-asan test-python
+
+test-cpp: build
+	ctest --test-dir $(BUILD) --output-on-failure -j2
+
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2
+
+test-python: build
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) -m pytest -q tests/python
+
+fixtures: venv
+	$(VPY) scripts/make_fixtures.py
+
+bench: build
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/roundtrip_memory.py
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEMO_OUT)

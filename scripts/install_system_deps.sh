@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the C++ build needs, if any are missing.
+set -euo pipefail
+packages=(g++ make python3-venv nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev zlib1g-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "qatfold needs these Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,168 @@
+// The command line as a user runs it: exit codes, messages, files left behind.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+
+#include "qatfold/archive/archive.h"
+#include "qatfold/program/json.h"
+#include "test_support.h"
+
+namespace qatfold {
+namespace {
+
+using testing::fixturePath;
+using testing::readFile;
+using testing::writeFile;
+
+struct CommandResult {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::makeTempDir("cli"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  CommandResult run(const std::string& args) const {
+    const std::string out = path("stdout.txt");
+    const std::string err = path("stderr.txt");
+    std::string command = std::string(QATFOLD_CLI) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+    int status = std::system(command.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, readFile(out), readFile(err)};
+  }
+
+  // Runs roundtrip on `bytes` and checks the bad-input contract: exit 1, one
+  // line naming the file and containing `expected`, no output, input intact.
+  void expectRejected(const std::string& bytes, const std::string& expected) {
+    const std::string input = path("bad.pt2");
+    const std::string output = path("out.pt2");
+    writeFile(input, bytes);
+    CommandResult result = run("roundtrip " + input + " -o " + output);
+    EXPECT_EQ(result.exit_code, 1) << result.err;
+    EXPECT_EQ(result.err.rfind("qatfold: error: " + input + ": ", 0), 0u) << result.err;
+    EXPECT_NE(result.err.find(expected), std::string::npos) << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+    EXPECT_FALSE(std::filesystem::exists(output));
+    EXPECT_EQ(readFile(input), bytes);
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      EXPECT_EQ(entry.path().filename().string().find(".qatfold-"), std::string::npos) << entry.path();
+    }
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(Cli, VersionAndHelp) {
+  CommandResult version = run("--version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("qatfold ", 0), 0u);
+  CommandResult help = run("--help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("inspect"), std::string::npos);
+  EXPECT_NE(help.out.find("Exit codes"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorsExitWithTwo) {
+  EXPECT_EQ(run("").exit_code, 2);
+  EXPECT_EQ(run("frobnicate x.pt2").exit_code, 2);
+  EXPECT_EQ(run("roundtrip " + fixturePath("float_cnn.pt2")).exit_code, 2);  // no -o
+}
+
+TEST_F(Cli, InspectShowsWhatIsInside) {
+  CommandResult text = run("inspect " + fixturePath("qat_cadence_cnn.pt2"));
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("aten.batch_norm.default"), std::string::npos);
+  EXPECT_NE(text.out.find("x: float32[2, 3, 16, 16]"), std::string::npos);
+  CommandResult json = run("inspect --json " + fixturePath("qat_cadence_cnn.pt2"));
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  Json report = parseJson(json.out);
+  EXPECT_EQ(report["schema_version"], "8.20");
+  EXPECT_EQ(report["parameters"]["count"], 7);
+  EXPECT_EQ(report["inputs"][0]["shape"], Json::array({2, 3, 16, 16}));
+  bool has_bn = false;
+  for (const Json& op : report["ops"]) has_bn |= op["op"] == "aten.batch_norm.default" && op["count"] == 2;
+  EXPECT_TRUE(has_bn);
+}
+
+TEST_F(Cli, RoundtripWritesAnEquivalentArchive) {
+  const std::string output = path("rt.pt2");
+  CommandResult result = run("roundtrip " + fixturePath("buffers.pt2") + " -o " + output);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  auto original = Archive::open(fixturePath("buffers.pt2"));
+  auto written = Archive::open(output);
+  EXPECT_EQ(written->paths(), original->paths());
+}
+
+TEST_F(Cli, RoundtripOntoItsInputIsSafe) {
+  const std::string input = path("model.pt2");
+  writeFile(input, readFile(fixturePath("tied_weights.pt2")));
+  CommandResult result = run("roundtrip " + input + " -o " + input);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  auto reread = Archive::open(input);
+  auto original = Archive::open(fixturePath("tied_weights.pt2"));
+  for (const std::string& record : original->paths()) EXPECT_EQ(reread->read(record), original->read(record));
+}
+
+TEST_F(Cli, RejectsMissingFile) {
+  CommandResult result = run("inspect " + path("nope.pt2"));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("nope.pt2: cannot open"), std::string::npos) << result.err;
+}
+
+TEST_F(Cli, RejectsNotAZip) { expectRejected("this is a text file, not an archive\n", "not a zip archive"); }
+
+TEST_F(Cli, RejectsTruncatedArchive) {
+  std::string bytes = readFile(fixturePath("float_cnn.pt2"));
+  expectRejected(bytes.substr(0, bytes.size() - 200), "zip");
+}
+
+TEST_F(Cli, RejectsRecordRunningPastTheFile) {
+  std::string bytes = readFile(fixturePath("float_cnn.pt2"));
+  auto archive = Archive::fromBytes(bytes);
+  // Find the central directory entry of the last record and inflate its sizes.
+  const ZipEntry& last = archive->zip().entries().back();
+  std::string needle = "PK\x01\x02";
+  std::size_t pos = bytes.rfind(needle);
+  ASSERT_NE(pos, std::string::npos);
+  ASSERT_EQ(bytes.compare(pos + 46, last.name.size(), last.name), 0);
+  for (int field : {20, 24}) {  // compressed and plain size
+    bytes[pos + field + 2] = '\x7f';
+  }
+  expectRejected(bytes, "run past the end of the file");
+}
+
+TEST_F(Cli, RejectsMissingModelJson) {
+  auto archive = Archive::open(fixturePath("float_cnn.pt2"));
+  ArchiveEdit edit;
+  edit.remove("models/model.json");
+  expectRejected(testing::rewrite(*archive, edit), "no models/*.json");
+}
+
+TEST_F(Cli, RejectsMalformedJson) {
+  auto archive = Archive::open(fixturePath("float_cnn.pt2"));
+  ArchiveEdit edit;
+  edit.put("models/model.json", "{\"graph_module\": [1, 2");
+  expectRejected(testing::rewrite(*archive, edit), "models/model.json: malformed JSON");
+}
+
+TEST_F(Cli, RejectsTensorMetaLargerThanItsPayload) {
+  auto archive = Archive::open(fixturePath("float_cnn.pt2"));
+  Json config = parseJson(archive->read("data/weights/model_weights_config.json"));
+  config["config"]["fc.weight"]["tensor_meta"]["sizes"][1] = Json{{"as_int", 4096}};
+  ArchiveEdit edit;
+  edit.put("data/weights/model_weights_config.json", dumpJson(config));
+  expectRejected(testing::rewrite(*archive, edit), "payload 'fc.weight'");
+}
+
+TEST_F(Cli, RejectsUnknownSchemaMajorVersion) {
+  expectRejected(testing::withModelJson("float_cnn.pt2", [](Json& m) { m["schema_version"]["major"] = 42; }),
+                 "unsupported schema major version 42");
+}
+
+}  // namespace
+}  // namespace qatfold

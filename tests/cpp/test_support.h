@@ -1,0 +1,62 @@
+// Helpers shared by the C++ tests: fixture paths, archive surgery, files.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "qatfold/archive/archive.h"
+#include "qatfold/program/json.h"
+
+namespace qatfold::testing {
+
+inline std::string fixturePath(const std::string& name) { return std::string(QATFOLD_FIXTURES) + "/" + name; }
+
+inline const std::vector<std::string>& allFixtures() {
+  static const std::vector<std::string> names = {"float_cnn.pt2", "qat_cadence_cnn.pt2", "tied_weights.pt2",
+                                                 "buffers.pt2", "lifted_constants.pt2", "tied_weights_deflated.pt2"};
+  return names;
+}
+
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+inline void writeFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+// A fresh, empty directory under the system temp folder.
+inline std::filesystem::path makeTempDir(const std::string& tag) {
+  auto base = std::filesystem::temp_directory_path() /
+              ("qatfold-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  return base;
+}
+
+// The bytes of `archive` with `edit` applied.
+inline std::string rewrite(const Archive& archive, const ArchiveEdit& edit) {
+  StringSink sink;
+  writeArchive(archive, edit, sink);
+  return sink.bytes();
+}
+
+// The fixture with its model JSON changed by `mutate`.
+inline std::string withModelJson(const std::string& fixture, const std::function<void(Json&)>& mutate) {
+  auto archive = Archive::open(fixturePath(fixture));
+  Json model = parseJson(archive->read("models/model.json"));
+  mutate(model);
+  ArchiveEdit edit;
+  edit.put("models/model.json", dumpJson(model));
+  return rewrite(*archive, edit);
+}
+
+}  // namespace qatfold::testing

@@ -1,0 +1,39 @@
+"""Shared helpers for the Python tests: paths, the CLI, archive comparison."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+sys.path.insert(0, str(REPO / "scripts"))
+
+warnings.filterwarnings("ignore")
+
+# Loading quantized programs needs the quantized_decomposed ops registered.
+import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401
+
+
+def cli_path() -> str:
+    return os.environ.get("QATFOLD_CLI", str(REPO / "build" / "qatfold"))
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([cli_path(), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"qatfold {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+FIXTURE_NAMES = sorted(p.name for p in FIXTURES.glob("*.pt2"))
+
+
+@pytest.fixture(params=FIXTURE_NAMES)
+def fixture_path(request) -> Path:
+    return FIXTURES / request.param

@@ -1,0 +1,49 @@
+"""The committed fixtures are what scripts/fixture_models.py makes today."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import FIXTURES
+from graph_compare import assert_same_graph, assert_same_tensors, op_targets
+
+
+@pytest.fixture(scope="module")
+def regenerated():
+    from fixture_models import fixture_programs
+
+    return fixture_programs()
+
+
+@pytest.mark.parametrize("name", ["float_cnn", "qat_cadence_cnn", "tied_weights", "buffers", "lifted_constants"])
+def test_committed_fixture_matches_regenerated(regenerated, name):
+    committed = torch.export.load(FIXTURES / f"{name}.pt2")
+    fresh = regenerated[name]
+    # Stack traces name the checkout's path; everything else must agree.
+    assert_same_graph(committed, fresh, with_meta=False)
+    # torch.export.save groups tied storages, so a loaded state_dict can list
+    # keys in another order than the in-memory one.
+    assert_same_tensors(committed.state_dict, fresh.state_dict, ordered=False)
+    assert_same_tensors(committed.constants, fresh.constants, ordered=False)
+
+
+def test_qat_fixture_still_holds_the_chain():
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    targets = op_targets(program)
+    assert targets.count("aten.batch_norm.default") == 2
+    assert "quantized_decomposed.dequantize_per_tensor.default" in targets
+    int32_biases = [t for t in program.state_dict.values() if t.dtype == torch.int32]
+    assert len(int32_biases) == 1  # conv2 has a bias, conv1 does not
+
+
+def test_tied_fixture_shares_storage():
+    program = torch.export.load(FIXTURES / "tied_weights.pt2")
+    a, b = program.state_dict["a.weight"], program.state_dict["b.weight"]
+    assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def test_deflated_fixture_loads_in_torch():
+    deflated = torch.export.load(FIXTURES / "tied_weights_deflated.pt2")
+    plain = torch.export.load(FIXTURES / "tied_weights.pt2")
+    assert_same_tensors(plain.state_dict, deflated.state_dict)
