@@ -1,7 +1,8 @@
 // The qatfold command line.
 //
-// Exit codes: 0 success; 1 the input could not be read or the output could
-// not be written (one line on stderr names the file and the problem);
+// Exit codes: 0 success (for fold: the archive was written, or --dry-run,
+// even if nothing was folded); 1 the input could not be read or the output
+// could not be written (one line on stderr names the file and the problem);
 // 2 wrong usage.
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,8 @@
 #include "qatfold/cli/inspect.h"
 #include "qatfold/error.h"
 #include "qatfold/graph/graph.h"
+#include "qatfold/passes/pipeline.h"
+#include "qatfold/passes/registry.h"
 #include "qatfold/version.h"
 #include "qatfold/writer/pt2_writer.h"
 
@@ -69,6 +72,52 @@ int runRoundtrip(const std::string& input, const std::string& output) {
   return 0;
 }
 
+struct FoldCommand {
+  std::string input;
+  std::string output;
+  bool explain = false;
+  bool json = false;
+  bool dry_run = false;
+  double risk_threshold = 0.25;
+};
+
+int runFold(const FoldCommand& command) {
+  Loaded loaded = load(command.input);
+  qatfold::passes::FoldReport report;
+  try {
+    report = qatfold::passes::runFoldPipeline(*loaded.graph, {command.risk_threshold});
+  } catch (const qatfold::Error& e) {
+    throw FileError{command.input, e.what()};
+  }
+  if (!command.dry_run) {
+    try {
+      qatfold::writeProgramFile(*loaded.archive, *loaded.graph, command.output);
+    } catch (const qatfold::Error& e) {
+      throw FileError{command.output, e.what()};
+    }
+  }
+  if (command.json) {
+    qatfold::Json json = report.toJson();
+    json["input"] = command.input;
+    json["output"] = command.dry_run ? qatfold::Json(nullptr) : qatfold::Json(command.output);
+    std::cout << qatfold::dumpJson(json) << "\n";
+  } else {
+    std::cout << report.toText(command.explain);
+    std::cout << (command.dry_run ? "dry run: nothing written\n" : "wrote " + command.output + "\n");
+  }
+  return 0;
+}
+
+std::string passTable() {
+  std::string text = "Fold pipeline:\n";
+  for (const auto& pass : qatfold::passes::kFoldPipeline) {
+    text += "  " + std::string(pass.name) + ": " + std::string(pass.summary);
+    if (!pass.options.empty()) text += " [" + std::string(pass.options) + "]";
+    text += "\n";
+  }
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +138,25 @@ int main(int argc, char** argv) {
   roundtrip->add_option("IN", input, "PT2 archive to read")->required();
   roundtrip->add_option("-o,--output", output, "Where to write the result")->required();
 
+  FoldCommand fold_command;
+  CLI::App* fold = app.add_subcommand("fold", "Fold QAT Conv+BatchNorm chains into the convs' int32 biases");
+  fold->add_option("IN", fold_command.input, "PT2 archive to read")->required();
+  CLI::Option* fold_output = fold->add_option("-o,--output", fold_command.output, "Where to write the folded archive");
+  CLI::Option* dry_run = fold->add_flag("--dry-run", fold_command.dry_run, "Report what would be folded; write nothing");
+  fold_output->excludes(dry_run);
+  fold->add_flag("--explain", fold_command.explain, "Say why every batch_norm left in the graph was not folded");
+  fold->add_flag("--json", fold_command.json, "Print the report as JSON");
+  fold->add_option("--risk-threshold", fold_command.risk_threshold,
+                   "Flag convs whose largest BN shift exceeds this fraction of their output range")
+      ->default_val(0.25)
+      ->check(CLI::Range(0.0, 1e9));
+  fold->footer(passTable());
+  fold->callback([&] {
+    if (!fold_command.dry_run && fold_command.output.empty()) throw CLI::RequiredError("-o,--output (or --dry-run)");
+  });
+
+  CLI::App* passes = app.add_subcommand("passes", "List the passes of the fold pipeline");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -105,6 +173,11 @@ int main(int argc, char** argv) {
   try {
     if (inspect->parsed()) return runInspect(input, json);
     if (roundtrip->parsed()) return runRoundtrip(input, output);
+    if (fold->parsed()) return runFold(fold_command);
+    if (passes->parsed()) {
+      std::cout << passTable();
+      return 0;
+    }
   } catch (const FileError& e) {
     std::cerr << "qatfold: error: " << e.file << ": " << e.message << "\n";
     return kExitInputError;
@@ -112,10 +185,10 @@ int main(int argc, char** argv) {
     std::cerr << "qatfold: error: " << e.what() << "\n";
     return kExitInputError;
   } catch (const std::bad_alloc&) {
-    std::cerr << "qatfold: error: " << input << ": out of memory\n";
+    std::cerr << "qatfold: error: " << (input.empty() ? fold_command.input : input) << ": out of memory\n";
     return kExitInputError;
   } catch (const std::exception& e) {
-    std::cerr << "qatfold: error: " << input << ": " << e.what() << "\n";
+    std::cerr << "qatfold: error: " << (input.empty() ? fold_command.input : input) << ": " << e.what() << "\n";
     return kExitInputError;
   }
   return kExitUsage;

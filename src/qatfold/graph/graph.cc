@@ -293,7 +293,7 @@ void Graph::replaceAllUsesWith(Value* from, Value* to) {
   lintAfterMutation();
 }
 
-void Graph::setInput(Node* node, std::string_view operand_name, Value* value) {
+void Graph::setInput(Node* node, std::string_view operand_name, Value* value, std::string_view insert_after) {
   for (Operand& operand : node->operands_) {
     if (operand.name != operand_name) continue;
     for (Value* old : operand.values) {
@@ -301,6 +301,15 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value) {
     }
     operand.argument = program::Argument::tensor(value->name_);
     operand.values = {value};
+    addUse(value, node);
+    lintAfterMutation();
+    return;
+  }
+  for (auto it = node->operands_.begin(); !insert_after.empty() && it != node->operands_.end(); ++it) {
+    if (it->name != insert_after) continue;
+    Operand operand{std::string(operand_name), program::Argument::tensor(value->name_), {value},
+                    Json{{"name", std::string(operand_name)}, {"arg", nullptr}, {"kind", 1}}};
+    node->operands_.insert(std::next(it), std::move(operand));
     addUse(value, node);
     lintAfterMutation();
     return;

@@ -149,8 +149,9 @@ class Graph {
   // ---- mutation -----------------------------------------------------------
   // Points every use of `from` (operands and graph outputs) at `to`.
   void replaceAllUsesWith(Value* from, Value* to);
-  // Points operand `operand_name` of `node` at `value`.
-  void setInput(Node* node, std::string_view operand_name, Value* value);
+  // Points operand `operand_name` of `node` at `value`. A missing operand is
+  // added after operand `insert_after` (schema order), if that is given.
+  void setInput(Node* node, std::string_view operand_name, Value* value, std::string_view insert_after = {});
   // Inserts a node before `anchor` and returns it; its output value gets a
   // fresh name derived from `spec.name_hint`.
   Node* insertNodeBefore(Node* anchor, const NodeSpec& spec);

@@ -59,7 +59,7 @@ void appendEscapedString(std::string& out, const std::string& s) {
   out.push_back('"');
   std::size_t i = 0;
   auto emit_unit = [&out](unsigned unit) {
-    char buf[8];
+    char buf[16];
     std::snprintf(buf, sizeof buf, "\\u%04x", unit);
     out.append(buf);
   };

@@ -1,0 +1,101 @@
+#include "qatfold/numerics/bias_fold.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace qatfold::numerics {
+namespace {
+
+// Element `c` of a per-tensor (size 1) or per-channel parameter.
+template <class T>
+T channelValue(std::span<const T> values, std::size_t c) {
+  return values.size() == 1 ? values[0] : values[c];
+}
+
+// Clamps a rounded float to [qmin, qmax] exactly (the comparison is done in
+// double, so 2^31 as a float is seen as above INT32_MAX, not cast into it).
+std::int32_t clampToInt32(float rounded, std::int64_t quant_min, std::int64_t quant_max, std::size_t& clamped) {
+  double value = static_cast<double>(rounded);
+  if (std::isnan(value)) {
+    ++clamped;
+    return static_cast<std::int32_t>(std::clamp<std::int64_t>(0, quant_min, quant_max));
+  }
+  if (value < static_cast<double>(quant_min)) {
+    ++clamped;
+    return static_cast<std::int32_t>(quant_min);
+  }
+  if (value > static_cast<double>(quant_max)) {
+    ++clamped;
+    return static_cast<std::int32_t>(quant_max);
+  }
+  return static_cast<std::int32_t>(value);
+}
+
+}  // namespace
+
+std::vector<float> batchNormShift(const BatchNormParameters& bn, std::optional<std::span<const float>> orig_bias) {
+  const std::size_t channels = bn.weight.size();
+  std::vector<float> shift(channels);
+  for (std::size_t c = 0; c < channels; ++c) {
+    const float std_dev = std::sqrt(bn.running_var[c] + bn.eps);
+    const float centered = orig_bias ? (*orig_bias)[c] - bn.running_mean[c] : -bn.running_mean[c];
+    const float scaled = centered * bn.weight[c];
+    shift[c] = scaled / std_dev + bn.bias[c];
+  }
+  return shift;
+}
+
+QuantizedBias addShiftToQuantizedBias(std::span<const std::int32_t> bias, std::span<const float> shift,
+                                      const BiasQuantization& quantization) {
+  QuantizedBias result;
+  result.values.resize(bias.size());
+  for (std::size_t c = 0; c < bias.size(); ++c) {
+    const float scale = channelValue(quantization.scale, c);
+    const float zero_point = static_cast<float>(channelValue(quantization.zero_point, c));
+    const float dequantized = (static_cast<float>(bias[c]) - zero_point) * scale;
+    const float shifted = dequantized + shift[c];
+    const float rounded = std::nearbyint(shifted / scale) + zero_point;
+    result.values[c] = clampToInt32(rounded, quantization.quant_min, quantization.quant_max, result.clamped);
+  }
+  return result;
+}
+
+QuantizedBias quantizeBiasPerTensor(std::span<const float> values, double scale, std::int64_t zero_point,
+                                    std::int64_t quant_min, std::int64_t quant_max) {
+  QuantizedBias result;
+  result.values.resize(values.size());
+  const float inverse = static_cast<float>(1.0 / scale);
+  const float zp = static_cast<float>(zero_point);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const float rounded = std::nearbyint(values[i] * inverse) + zp;
+    result.values[i] = clampToInt32(rounded, quant_min, quant_max, result.clamped);
+  }
+  return result;
+}
+
+QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<const float> scales,
+                                     std::span<const std::int64_t> zero_points, std::int64_t quant_min,
+                                     std::int64_t quant_max) {
+  QuantizedBias result;
+  result.values.resize(values.size());
+  for (std::size_t c = 0; c < values.size(); ++c) {
+    const float inverse = 1.0f / channelValue(scales, c);
+    const float zp = static_cast<float>(channelValue(zero_points, c));
+    const float rounded = std::nearbyint(values[c] * inverse) + zp;
+    result.values[c] = clampToInt32(rounded, quant_min, quant_max, result.clamped);
+  }
+  return result;
+}
+
+OutputRangeRisk outputRangeRisk(std::span<const float> shift, double scale, std::int64_t zero_point,
+                                std::int64_t quant_min, std::int64_t quant_max) {
+  OutputRangeRisk risk;
+  for (float value : shift) risk.max_abs_shift = std::max(risk.max_abs_shift, std::fabs(value));
+  risk.range_low = static_cast<double>(quant_min - zero_point) * scale;
+  risk.range_high = static_cast<double>(quant_max - zero_point) * scale;
+  const double width = risk.range_high - risk.range_low;
+  risk.relative_shift = width > 0 ? risk.max_abs_shift / width : HUGE_VAL;
+  return risk;
+}
+
+}  // namespace qatfold::numerics

@@ -1,0 +1,75 @@
+// The arithmetic of folding BatchNorm into a quantized conv bias.
+//
+// Pure functions over spans, in IEEE float32 in the same operation order as
+// the reference (ExecuTorch's FuseQATConvBN and torch's quantized_decomposed
+// ops), so results are bit-identical. This file is compiled, like the rest
+// of the project, with -ffp-contract=off: no fused multiply-add may merge
+// two roundings into one.
+//
+//   std_c   = sqrt(var_c + eps)
+//   shift_c = (orig_bias_c - mean_c) * weight_c / std_c + bias_c     (orig_bias = 0: -mean_c * ...)
+//   b_new_c = clamp(round_half_even(((b_c - zp) * s_b + shift_c) / s_b) + zp, qmin, qmax)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace qatfold::numerics {
+
+// The BatchNorm parameters of one chain, float32, one entry per channel.
+struct BatchNormParameters {
+  std::span<const float> weight;
+  std::span<const float> bias;
+  std::span<const float> running_mean;
+  std::span<const float> running_var;
+  float eps = 1e-5f;
+};
+
+// shift_c = (orig_bias_c - mean_c) * weight_c / sqrt(var_c + eps) + bias_c;
+// without `orig_bias`, (-mean_c) * weight_c / ... as the reference computes it.
+std::vector<float> batchNormShift(const BatchNormParameters& bn, std::optional<std::span<const float>> orig_bias);
+
+// An int32 bias and how many of its elements had to be clamped into range.
+struct QuantizedBias {
+  std::vector<std::int32_t> values;
+  std::size_t clamped = 0;
+};
+
+// Quantization of a bias: a scale and zero point per tensor (size 1) or per
+// channel (size C), and the integer range.
+struct BiasQuantization {
+  std::span<const float> scale;
+  std::span<const std::int64_t> zero_point;
+  std::int64_t quant_min = INT32_MIN;
+  std::int64_t quant_max = INT32_MAX;
+};
+
+// Adds `shift` (float) to an int32 bias dequantized by `quantization`:
+// b_new = clamp(round_half_even(((b - zp) * s + shift) / s) + zp, qmin, qmax).
+QuantizedBias addShiftToQuantizedBias(std::span<const std::int32_t> bias, std::span<const float> shift,
+                                      const BiasQuantization& quantization);
+
+// quantize_per_tensor / quantize_per_channel of a float bias to int32:
+// round_half_even(x * (1 / s)) + zp, clamped. Per tensor, `1 / s` is taken in
+// double (the op's Python float) and then applied in float32; per channel it
+// is a float32 tensor division, as torch computes them.
+QuantizedBias quantizeBiasPerTensor(std::span<const float> values, double scale, std::int64_t zero_point,
+                                    std::int64_t quant_min, std::int64_t quant_max);
+QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<const float> scales,
+                                     std::span<const std::int64_t> zero_points, std::int64_t quant_min,
+                                     std::int64_t quant_max);
+
+// How far the folded shift moves a conv's output inside the range its
+// output quantization can represent, [(qmin - zp) * s, (qmax - zp) * s].
+struct OutputRangeRisk {
+  float max_abs_shift = 0;     // max_c |shift_c|
+  double range_low = 0;        // (qmin - zp) * s
+  double range_high = 0;       // (qmax - zp) * s
+  double relative_shift = 0;   // max_abs_shift / (range_high - range_low)
+};
+OutputRangeRisk outputRangeRisk(std::span<const float> shift, double scale, std::int64_t zero_point,
+                                std::int64_t quant_min, std::int64_t quant_max);
+
+}  // namespace qatfold::numerics

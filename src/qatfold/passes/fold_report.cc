@@ -1,0 +1,103 @@
+#include "qatfold/passes/fold_report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+namespace qatfold::passes {
+
+std::size_t FoldReport::clampedTotal() const {
+  std::size_t total = 0;
+  for (const FoldedChain& chain : folded) total += chain.clamped;
+  return total;
+}
+
+std::size_t FoldReport::flaggedCount() const {
+  return static_cast<std::size_t>(std::count_if(folded.begin(), folded.end(), [](const auto& c) { return c.flagged; }));
+}
+
+Json FoldReport::toJson() const {
+  Json json = Json::object();
+  std::size_t chains = folded.size() + static_cast<std::size_t>(std::count_if(
+                                           skipped.begin(), skipped.end(), [](const auto& s) { return s.qat_chain; }));
+  json["chains_found"] = chains;
+  json["folded_count"] = folded.size();
+  json["skipped_count"] = skipped.size();
+  json["clamped_bias_elements"] = clampedTotal();
+  json["risk_threshold"] = risk_threshold;
+  json["flagged_count"] = flaggedCount();
+  json["removed_nodes"] = removed_nodes;
+  json["removed_constants"] = removed_constants;
+  Json prepared_json = Json::array();
+  for (const PreparedBias& p : prepared) prepared_json.push_back(Json{{"conv", p.conv}, {"action", p.action}});
+  json["prepared_biases"] = std::move(prepared_json);
+  Json folded_json = Json::array();
+  for (const FoldedChain& c : folded) {
+    folded_json.push_back(Json{{"conv", c.conv},
+                               {"conv_target", c.conv_target},
+                               {"module_path", c.module_path},
+                               {"batch_norm", c.batch_norm},
+                               {"channels", c.channels},
+                               {"per_channel_bias", c.per_channel_bias},
+                               {"copied_bias", c.copied_bias},
+                               {"clamped_bias_elements", c.clamped},
+                               {"max_abs_shift", floatToJson(c.risk.max_abs_shift)},
+                               {"output_range", Json::array({floatToJson(c.risk.range_low), floatToJson(c.risk.range_high)})},
+                               {"relative_shift", floatToJson(c.risk.relative_shift)},
+                               {"flagged", c.flagged}});
+  }
+  json["folded"] = std::move(folded_json);
+  Json skipped_json = Json::array();
+  for (const SkippedBatchNorm& s : skipped) {
+    skipped_json.push_back(Json{{"batch_norm", s.batch_norm},
+                                {"module_path", s.module_path},
+                                {"qat_chain", s.qat_chain},
+                                {"reason", s.reason}});
+  }
+  json["skipped"] = std::move(skipped_json);
+  return json;
+}
+
+std::string FoldReport::toText(bool explain) const {
+  std::ostringstream out;
+  const Json summary = toJson();
+  out << "chains found " << summary["chains_found"].get<std::size_t>() << ", folded " << folded.size()
+      << ", skipped " << (summary["chains_found"].get<std::size_t>() - folded.size()) << "; int32 bias elements clamped "
+      << clampedTotal() << "\n";
+  if (!prepared.empty()) out << "biases prepared: " << prepared.size() << " conv(s)\n";
+  if (!folded.empty()) {
+    // Highest risk first: that is where a user should look.
+    std::vector<const FoldedChain*> order;
+    for (const FoldedChain& c : folded) order.push_back(&c);
+    std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+      return a->risk.relative_shift > b->risk.relative_shift;
+    });
+    char line[512];
+    std::snprintf(line, sizeof line, "  %-28s %-26s %5s %7s %10s %s\n", "conv", "batch_norm", "ch", "clamped",
+                  "shift/rng", "");
+    out << line;
+    for (const FoldedChain* c : order) {
+      std::string conv = c->module_path.empty() ? c->conv : c->conv + " (" + c->module_path + ")";
+      std::snprintf(line, sizeof line, "  %-28s %-26s %5lld %7zu %9.1f%% %s\n", conv.c_str(), c->batch_norm.c_str(),
+                    static_cast<long long>(c->channels), c->clamped, 100.0 * c->risk.relative_shift,
+                    c->flagged ? "<- output may clip" : "");
+      out << line;
+    }
+    if (flaggedCount() > 0) {
+      char note[256];
+      std::snprintf(note, sizeof note,
+                    "%zu conv(s) shift their output by more than %.0f%% of the range their output quantization was "
+                    "calibrated for; values may clip on device.\n",
+                    flaggedCount(), 100.0 * risk_threshold);
+      out << note;
+    }
+  }
+  for (const SkippedBatchNorm& s : skipped) {
+    if (!s.qat_chain && !explain) continue;
+    std::string name = s.module_path.empty() ? s.batch_norm : s.batch_norm + " (" + s.module_path + ")";
+    out << "  not folded: " << name << ": " << s.reason << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace qatfold::passes

@@ -1,0 +1,56 @@
+// What a fold run did, for people (text) and programs (JSON).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qatfold/numerics/bias_fold.h"
+#include "qatfold/program/json.h"
+
+namespace qatfold::passes {
+
+// A conv whose bias the bias-preparation step created or quantized.
+struct PreparedBias {
+  std::string conv;
+  std::string action;  // "added a zero int32 bias", "quantized the float bias to int32"
+};
+
+// A conv-BN chain folded into its conv's bias.
+struct FoldedChain {
+  std::string conv;
+  std::string conv_target;
+  std::string module_path;
+  std::string batch_norm;
+  std::int64_t channels = 0;
+  bool per_channel_bias = false;
+  bool copied_bias = false;  // the bias was shared, so the conv got its own
+  std::size_t clamped = 0;   // bias elements saturated at the int32 range
+  numerics::OutputRangeRisk risk;
+  bool flagged = false;      // risk above the threshold
+};
+
+// A batch_norm left in the graph, and why.
+struct SkippedBatchNorm {
+  std::string batch_norm;
+  std::string module_path;
+  std::string reason;
+  bool qat_chain = false;  // it looked like a QAT chain (div/add input)
+};
+
+struct FoldReport {
+  std::vector<PreparedBias> prepared;
+  std::vector<FoldedChain> folded;
+  std::vector<SkippedBatchNorm> skipped;
+  double risk_threshold = 0;
+  std::size_t removed_nodes = 0;
+  std::size_t removed_constants = 0;
+
+  std::size_t clampedTotal() const;
+  std::size_t flaggedCount() const;
+  Json toJson() const;
+  // A short summary; `explain` adds every batch_norm left, chain or not.
+  std::string toText(bool explain) const;
+};
+
+}  // namespace qatfold::passes

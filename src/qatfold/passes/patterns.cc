@@ -1,0 +1,97 @@
+#include "qatfold/passes/patterns.h"
+
+#include <algorithm>
+
+namespace qatfold::passes {
+
+bool isConvolution(const graph::Node& node) {
+  static const std::string_view kConvolutions[] = {
+      "torch.ops.aten.conv1d.default",          "torch.ops.aten.conv2d.default",
+      "torch.ops.aten.conv3d.default",          "torch.ops.aten.conv1d.padding",
+      "torch.ops.aten.conv2d.padding",          "torch.ops.aten.conv3d.padding",
+      "torch.ops.aten.convolution.default",     "torch.ops.aten.conv_transpose1d.default",
+      "torch.ops.aten.conv_transpose2d.input",  "torch.ops.aten.conv_transpose3d.input",
+  };
+  return std::find(std::begin(kConvolutions), std::end(kConvolutions), node.target()) != std::end(kConvolutions);
+}
+
+bool isBatchNorm(const graph::Node& node) {
+  return node.target() == op::kBatchNorm || node.target() == op::kBatchNormNoTraining;
+}
+
+bool isReshape(const graph::Node& node) { return node.target() == op::kReshape || node.target() == op::kView; }
+
+graph::Node* producerWith(const graph::Value* value, std::string_view target) {
+  if (value == nullptr || value->producer() == nullptr || value->producer()->target() != target) return nullptr;
+  return value->producer();
+}
+
+bool isConstantTensor(const graph::Value* value) {
+  return value != nullptr && value->isConstantTensor() && value->payload()->storage != nullptr &&
+         value->payload()->meta.tensor_meta.has_value() && !value->payload()->meta.tensor_meta->symbolic;
+}
+
+std::optional<std::string> outsideUse(const graph::Value& value, std::initializer_list<const graph::Node*> allowed) {
+  if (value.isGraphOutput()) return "'" + value.name() + "' is also a graph output";
+  for (const graph::Node* user : value.users()) {
+    if (std::find(allowed.begin(), allowed.end(), user) == allowed.end()) {
+      return "'" + value.name() + "' is also used by '" + user->name() + "' (" + user->target() + ")";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<AffineQuantization> readAffineQuantization(graph::Node* node) {
+  if (node == nullptr) return std::nullopt;
+  AffineQuantization q;
+  q.node = node;
+  const bool per_tensor = node->target() == op::kDequantizePerTensor || node->target() == op::kQuantizePerTensor;
+  q.per_channel = node->target() == op::kDequantizePerChannel;
+  if (!per_tensor && !q.per_channel) return std::nullopt;
+  q.input = node->tryGetInput("input");
+  auto int_arg = [node](const char* name) -> std::optional<std::int64_t> {
+    const program::Argument* arg = node->tryGetArgument(name);
+    return arg ? arg->asInt() : std::nullopt;
+  };
+  auto quant_min = int_arg("quant_min");
+  auto quant_max = int_arg("quant_max");
+  const program::Argument* dtype = node->tryGetArgument("dtype");
+  if (q.input == nullptr || !quant_min || !quant_max || dtype == nullptr || !dtype->asScalarType()) return std::nullopt;
+  q.quant_min = *quant_min;
+  q.quant_max = *quant_max;
+  q.dtype = *dtype->asScalarType();
+  if (per_tensor) {
+    const program::Argument* scale = node->tryGetArgument("scale");
+    auto zero_point = int_arg("zero_point");
+    if (scale == nullptr || !scale->asFloat() || !zero_point) return std::nullopt;
+    q.scale = *scale->asFloat();
+    q.zero_point = *zero_point;
+  } else {
+    q.scales = node->tryGetInput("scales");
+    q.zero_points = node->tryGetInput("zero_points");
+    auto axis = int_arg("axis");
+    if (q.scales == nullptr || !axis) return std::nullopt;
+    q.axis = *axis;
+  }
+  return q;
+}
+
+std::string modulePath(const graph::Node& node) {
+  // nn_module_stack is "key,path,type;key,path,type;..." outermost first.
+  auto it = node.metadata().find("nn_module_stack");
+  if (it == node.metadata().end() || !it->is_string()) return "";
+  const std::string& stack = it->get_ref<const std::string&>();
+  std::size_t start = stack.rfind(';');
+  std::string last = stack.substr(start == std::string::npos ? 0 : start + 1);
+  auto first_comma = last.find(',');
+  if (first_comma == std::string::npos) return "";
+  auto second_comma = last.find(',', first_comma + 1);
+  return last.substr(first_comma + 1, second_comma == std::string::npos ? std::string::npos : second_comma - first_comma - 1);
+}
+
+std::string describeNode(const graph::Node& node) {
+  std::string path = modulePath(node);
+  return path.empty() ? node.name() : node.name() + " (" + path + ")";
+}
+
+}  // namespace qatfold::passes

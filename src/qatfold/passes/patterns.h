@@ -1,0 +1,72 @@
+// Small matchers shared by the passes: op kinds, constant tensors, the
+// arguments of quantize/dequantize ops, and "used only inside the pattern".
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qatfold/graph/graph.h"
+
+namespace qatfold::passes {
+
+namespace op {
+inline constexpr std::string_view kDequantizePerTensor = "torch.ops.quantized_decomposed.dequantize_per_tensor.default";
+inline constexpr std::string_view kDequantizePerChannel = "torch.ops.quantized_decomposed.dequantize_per_channel.default";
+inline constexpr std::string_view kQuantizePerTensor = "torch.ops.quantized_decomposed.quantize_per_tensor.default";
+inline constexpr std::string_view kBatchNorm = "torch.ops.aten.batch_norm.default";
+inline constexpr std::string_view kBatchNormNoTraining =
+    "torch.ops.aten._native_batch_norm_legit_no_training.default";
+inline constexpr std::string_view kDiv = "torch.ops.aten.div.Tensor";
+inline constexpr std::string_view kAdd = "torch.ops.aten.add.Tensor";
+inline constexpr std::string_view kSqrt = "torch.ops.aten.sqrt.default";
+inline constexpr std::string_view kReshape = "torch.ops.aten.reshape.default";
+inline constexpr std::string_view kView = "torch.ops.aten.view.default";
+}  // namespace op
+
+// aten convolutions whose bias is a per-output-channel vector: conv1d/2d/3d
+// (.default, .padding), convolution, and the transposed forms.
+bool isConvolution(const graph::Node& node);
+bool isBatchNorm(const graph::Node& node);
+// reshape or view.
+bool isReshape(const graph::Node& node);
+
+// The node producing `value` if its target is `target`, else null.
+graph::Node* producerWith(const graph::Value* value, std::string_view target);
+
+// The one definition of "constant": a placeholder bound to a parameter,
+// buffer or lifted tensor constant, with readable (unpickled) data.
+bool isConstantTensor(const graph::Value* value);
+
+// A user of `value` outside `allowed` (or the graph output), described for a
+// message; nullopt when every use is allowed.
+std::optional<std::string> outsideUse(const graph::Value& value, std::initializer_list<const graph::Node*> allowed);
+
+// The arguments of a quantize/dequantize node, per tensor or per channel.
+struct AffineQuantization {
+  graph::Node* node = nullptr;
+  graph::Value* input = nullptr;
+  bool per_channel = false;
+  double scale = 0;                     // per tensor
+  std::int64_t zero_point = 0;          // per tensor
+  graph::Value* scales = nullptr;       // per channel: float tensor [C]
+  graph::Value* zero_points = nullptr;  // per channel: integer tensor [C]
+  std::int64_t axis = 0;
+  std::int64_t quant_min = 0;
+  std::int64_t quant_max = 0;
+  program::ScalarType dtype = program::ScalarType::kUnknown;
+};
+// Reads a dequantize_per_tensor / dequantize_per_channel / quantize_per_tensor
+// node; nullopt if `node` is none of those or its arguments are not constants.
+std::optional<AffineQuantization> readAffineQuantization(graph::Node* node);
+
+// The node's display name with its module path (from nn_module_stack) when
+// present: "conv2d (conv1)".
+std::string describeNode(const graph::Node& node);
+// The innermost module path of a node ("layer1.0.conv1"), or "".
+std::string modulePath(const graph::Node& node);
+
+}  // namespace qatfold::passes

@@ -1,0 +1,21 @@
+#include "qatfold/passes/pipeline.h"
+
+#include "qatfold/passes/fold_qat_conv_bn.h"
+#include "qatfold/passes/quantize_conv_bias.h"
+
+namespace qatfold::passes {
+
+FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
+  FoldReport report;
+  report.risk_threshold = options.risk_threshold;
+  QuantizeConvBias().run(graph, report);
+  graph.lint();
+  FoldQatConvBatchNorm({options.risk_threshold}).run(graph, report);
+  graph.lint();
+  report.removed_nodes = graph.eliminateDeadCode();
+  report.removed_constants = graph.removeUnusedConstants();
+  graph.lint();
+  return report;
+}
+
+}  // namespace qatfold::passes

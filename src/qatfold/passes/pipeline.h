@@ -1,0 +1,16 @@
+// The fold pipeline: every pass of passes/registry.h, in order, then lint.
+#pragma once
+
+#include "qatfold/graph/graph.h"
+#include "qatfold/passes/fold_report.h"
+
+namespace qatfold::passes {
+
+struct FoldOptions {
+  double risk_threshold = 0.25;  // see FoldQatConvBatchNorm::Options
+};
+
+// Runs the fold pipeline on `graph` and reports what it did.
+FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options);
+
+}  // namespace qatfold::passes

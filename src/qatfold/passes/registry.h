@@ -1,0 +1,27 @@
+// The passes qatfold runs, declared in one table: name, summary, options.
+#pragma once
+
+#include <string_view>
+
+namespace qatfold::passes {
+
+struct PassInfo {
+  std::string_view name;
+  std::string_view summary;
+  std::string_view options;  // the CLI options that steer it
+};
+
+inline constexpr PassInfo kFoldPipeline[] = {
+    {"QuantizeConvBias",
+     "Give every conv with dequantized input and weight an int32 bias (zero if missing, float biases quantized "
+     "with s_in * s_w)",
+     ""},
+    {"FoldQatConvBatchNorm",
+     "Fold the QAT conv -> q/dq -> div -> [add] -> batch_norm chain into the conv's int32 bias",
+     "--risk-threshold"},
+    {"EliminateDeadCode", "Remove side-effect-free nodes whose results nothing reads", ""},
+    {"RemoveUnusedConstants",
+     "Drop parameters, buffers and constants the fold left unused, with their signature entries and payloads", ""},
+};
+
+}  // namespace qatfold::passes
