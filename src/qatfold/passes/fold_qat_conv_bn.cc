@@ -138,22 +138,24 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   }
 
   // Every chain value is read only inside the chain.
-  std::vector<std::pair<const graph::Value*, std::initializer_list<const graph::Node*>>> exclusive;
-  const graph::Node* after_div = add_orig_bias ? add_orig_bias : &bn;
-  for (const auto& [value, allowed] : std::initializer_list<std::pair<const graph::Value*, std::initializer_list<const graph::Node*>>>{
-           {conv_output, {output_q->node}},
-           {output_q->node->output(), {output_dq->node}},
-           {conv_output_dq, {div}},
-           {div->output(), {after_div}},
-           {reshape_scale->output(), {div}},
-           {scale->output(), {reshape_scale}},
-           {sqrt->output(), {scale}},
-           {add_eps->output(), {sqrt}}}) {
-    if (auto use = outsideUse(*value, allowed)) return chainFailure(*use + " outside the chain");
-  }
+  struct Exclusive {
+    const graph::Value* value;
+    std::vector<const graph::Node*> readers;
+  };
+  std::vector<Exclusive> exclusive = {{conv_output, {output_q->node}},
+                                      {output_q->node->output(), {output_dq->node}},
+                                      {conv_output_dq, {div}},
+                                      {div->output(), {add_orig_bias ? add_orig_bias : &bn}},
+                                      {reshape_scale->output(), {div}},
+                                      {scale->output(), {reshape_scale}},
+                                      {sqrt->output(), {scale}},
+                                      {add_eps->output(), {sqrt}}};
   if (add_orig_bias != nullptr) {
-    if (auto use = outsideUse(*add_orig_bias->output(), {&bn})) return chainFailure(*use + " outside the chain");
-    if (auto use = outsideUse(*reshape_orig_bias->output(), {add_orig_bias})) return chainFailure(*use + " outside the chain");
+    exclusive.push_back({add_orig_bias->output(), {&bn}});
+    exclusive.push_back({reshape_orig_bias->output(), {add_orig_bias}});
+  }
+  for (const Exclusive& entry : exclusive) {
+    if (auto use = outsideUse(*entry.value, entry.readers)) return chainFailure(*use + " outside the chain");
   }
 
   // ---- data: constant parameters, channels, numerics ---------------------------

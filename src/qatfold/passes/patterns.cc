@@ -31,7 +31,7 @@ bool isConstantTensor(const graph::Value* value) {
          value->payload()->meta.tensor_meta.has_value() && !value->payload()->meta.tensor_meta->symbolic;
 }
 
-std::optional<std::string> outsideUse(const graph::Value& value, std::initializer_list<const graph::Node*> allowed) {
+std::optional<std::string> outsideUse(const graph::Value& value, const std::vector<const graph::Node*>& allowed) {
   if (value.isGraphOutput()) return "'" + value.name() + "' is also a graph output";
   for (const graph::Node* user : value.users()) {
     if (std::find(allowed.begin(), allowed.end(), user) == allowed.end()) {

@@ -43,7 +43,7 @@ bool isConstantTensor(const graph::Value* value);
 
 // A user of `value` outside `allowed` (or the graph output), described for a
 // message; nullopt when every use is allowed.
-std::optional<std::string> outsideUse(const graph::Value& value, std::initializer_list<const graph::Node*> allowed);
+std::optional<std::string> outsideUse(const graph::Value& value, const std::vector<const graph::Node*>& allowed);
 
 // The arguments of a quantize/dequantize node, per tensor or per channel.
 struct AffineQuantization {
