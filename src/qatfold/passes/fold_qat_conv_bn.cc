@@ -236,7 +236,7 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   m.report.conv = conv->name();
   m.report.conv_target = conv->target();
   m.report.module_path = modulePath(*conv);
-  m.report.batch_norm = describeNode(bn);
+  m.report.batch_norm = bn.name();
   m.report.channels = channels;
   m.report.per_channel_bias = bias->per_channel;
   m.report.copied_bias = m.copy_bias;
