@@ -101,60 +101,19 @@ def test_outputs_are_identical_to_the_reference(folded, case):
         assert torch.equal(ours.module()(*x), reference.module()(*x))
 
 
-def _node_values(program: torch.export.ExportedProgram, inputs: tuple) -> dict:
-    """Every node's value when `program` runs on `inputs`, by node name."""
-    module = program.module()
-    values = {}
-
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, node):
-            result = super().run_node(node)
-            values[node.name] = result
-            return result
-
-    Recorder(module).run(*inputs)
-    return values
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_each_folded_chain_is_within_one_step_of_the_unfolded_chain(folded, qat_archive, case):
     """Per chain, on the same conv input: dq(q(conv + folded bias)) vs. the
-    un-folded batch_norm output. Outside clipped elements (the output range
-    risk the report quantifies) they differ by at most one output step."""
+    un-folded batch_norm output, within one output step outside clipping."""
     import json
 
     from conftest import run_cli
+    from semantic import check_chain_within_one_step, node_values
 
     unfolded, _, ours = folded(case)
     report = json.loads(run_cli("fold", str(qat_archive(case)), "--dry-run", "--json").stdout)
     assert report["folded_count"] == len(report["folded"]) > 0
-    ours_nodes = {n.name: n for n in ours.graph.nodes}
-    from oracle import constant_of
-
     for seed in range(2):
-        x = random_inputs(unfolded, seed)
-        values = _node_values(unfolded, x)
+        values = node_values(unfolded, random_inputs(unfolded, seed))
         for chain in report["folded"]:
-            conv = ours_nodes[chain["conv"]]
-            bias_dq = conv.args[2]
-            bias = constant_of(ours, bias_dq.args[0])
-            new_bias = bias_dq.target(bias, *bias_dq.args[1:])
-            args = [new_bias if i == 2 else values[a.name] if isinstance(a, torch.fx.Node) else a
-                    for i, a in enumerate(conv.args)]
-            quantize = next(iter(conv.users))
-            scale, zero_point, qmin, qmax = quantize.args[1:5]
-            y = conv.target(*args)
-            folded_q = torch.round(y / scale) + zero_point
-            folded_out = (torch.clamp(folded_q, qmin, qmax) - zero_point) * scale
-            expected = values[chain["batch_norm"]]
-            if isinstance(expected, (tuple, list)):
-                expected = expected[0]
-            unfolded_q = torch.round(values[chain["conv"]] / scale) + zero_point
-            # Saturation on either side changes values by design: that is the
-            # clipping risk the report quantifies, not a fold error.
-            clipped = (folded_q <= qmin) | (folded_q >= qmax) | (unfolded_q <= qmin) | (unfolded_q >= qmax)
-            difference = (folded_out - expected).abs()[~clipped]
-            step = float(scale)
-            assert difference.max().item() <= step * 1.001, (chain["conv"], difference.max().item(), step)
-            if clipped.any():
-                assert chain["relative_shift"] > 0
+            check_chain_within_one_step(unfolded, ours, chain, values)
