@@ -43,11 +43,15 @@ build-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD)
 
 demo: build
+	@mkdir -p $(DEMO_OUT)
 	@echo "== qatfold inspect $(EXAMPLE)"
 	@$(BUILD)/qatfold inspect $(EXAMPLE)
-	@mkdir -p $(DEMO_OUT)
-	@echo "== qatfold roundtrip $(EXAMPLE) -o $(DEMO_OUT)/roundtrip.pt2"
-	@$(BUILD)/qatfold roundtrip $(EXAMPLE) -o $(DEMO_OUT)/roundtrip.pt2
+	@echo
+	@echo "== qatfold fold $(EXAMPLE) -o $(DEMO_OUT)/folded.pt2"
+	@$(BUILD)/qatfold fold $(EXAMPLE) -o $(DEMO_OUT)/folded.pt2
+	@echo
+	@echo "== qatfold inspect $(DEMO_OUT)/folded.pt2   (no batch_norm left)"
+	@$(BUILD)/qatfold inspect $(DEMO_OUT)/folded.pt2
 
 test: test-cpp test-asan test-python
 

@@ -129,6 +129,8 @@ def fixture_programs() -> dict[str, torch.export.ExportedProgram]:
     programs["float_cnn"] = export_float(FloatCNN(), (torch.randn(1, 3, 16, 16),))
     torch.manual_seed(0)
     programs["qat_cadence_cnn"] = export_qat_cadence(QATCNN(), (torch.randn(2, 3, 16, 16),))
+    # The same program in core ATen: convolution + _native_batch_norm_legit_no_training.
+    programs["qat_cadence_cnn_decomposed"] = programs["qat_cadence_cnn"].run_decompositions()
     torch.manual_seed(0)
     programs["tied_weights"] = export_float(TiedWeights(), (torch.randn(2, 6),))
     torch.manual_seed(0)

@@ -108,6 +108,49 @@ TEST_F(Cli, RoundtripOntoItsInputIsSafe) {
   for (const std::string& record : original->paths()) EXPECT_EQ(reread->read(record), original->read(record));
 }
 
+TEST_F(Cli, FoldWritesTheFoldedArchiveAndReports) {
+  const std::string output = path("folded.pt2");
+  CommandResult result = run("fold " + fixturePath("qat_cadence_cnn.pt2") + " -o " + output);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("chains found 2, folded 2, skipped 0"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("conv2d (conv1)"), std::string::npos) << result.out;
+  CommandResult inspect = run("inspect --json " + output);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  const Json report = parseJson(inspect.out);
+  for (const Json& op : report["ops"]) EXPECT_EQ(op["op"].get<std::string>().find("batch_norm"), std::string::npos);
+}
+
+TEST_F(Cli, FoldJsonAndDryRun) {
+  const std::string output = path("never.pt2");
+  CommandResult result = run("fold --dry-run --json " + fixturePath("qat_cadence_cnn.pt2"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  Json report = parseJson(result.out);
+  EXPECT_EQ(report["folded_count"], 2);
+  EXPECT_EQ(report["output"], nullptr);
+  EXPECT_EQ(report["folded"].size(), 2u);
+  EXPECT_FALSE(std::filesystem::exists(output));
+  EXPECT_EQ(run("fold " + fixturePath("qat_cadence_cnn.pt2")).exit_code, 2);  // neither -o nor --dry-run
+  EXPECT_EQ(run("fold --dry-run -o " + output + " " + fixturePath("qat_cadence_cnn.pt2")).exit_code, 2);
+}
+
+TEST_F(Cli, FoldExplainsEveryBatchNormLeft) {
+  CommandResult plain = run("fold --dry-run " + fixturePath("float_cnn.pt2"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("not folded:"), std::string::npos) << plain.out;
+  CommandResult explained = run("fold --dry-run --explain " + fixturePath("float_cnn.pt2"));
+  EXPECT_NE(explained.out.find("not folded: batch_norm (bn1): input comes from 'conv2d'"), std::string::npos)
+      << explained.out;
+}
+
+TEST_F(Cli, FoldRejectsBadInputLikeEveryCommand) {
+  const std::string input = path("bad.pt2");
+  writeFile(input, "garbage");
+  CommandResult result = run("fold " + input + " -o " + path("out.pt2"));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err.rfind("qatfold: error: " + input + ": not a zip archive", 0), 0u) << result.err;
+  EXPECT_FALSE(std::filesystem::exists(path("out.pt2")));
+}
+
 TEST_F(Cli, RejectsMissingFile) {
   CommandResult result = run("inspect " + path("nope.pt2"));
   EXPECT_EQ(result.exit_code, 1);

@@ -17,7 +17,8 @@ inline std::string fixturePath(const std::string& name) { return std::string(QAT
 
 inline const std::vector<std::string>& allFixtures() {
   static const std::vector<std::string> names = {"float_cnn.pt2", "qat_cadence_cnn.pt2", "tied_weights.pt2",
-                                                 "buffers.pt2", "lifted_constants.pt2", "tied_weights_deflated.pt2"};
+                                                 "buffers.pt2", "lifted_constants.pt2", "tied_weights_deflated.pt2",
+                                                 "qat_cadence_cnn_decomposed.pt2"};
   return names;
 }
 

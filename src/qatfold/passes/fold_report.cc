@@ -72,15 +72,24 @@ std::string FoldReport::toText(bool explain) const {
     std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
       return a->risk.relative_shift > b->risk.relative_shift;
     });
-    char line[512];
-    std::snprintf(line, sizeof line, "  %-28s %-26s %5s %7s %10s %s\n", "conv", "batch_norm", "ch", "clamped",
-                  "shift/rng", "");
-    out << line;
+    std::vector<std::string> convs;
+    std::size_t conv_width = 4;
+    std::size_t bn_width = 10;
     for (const FoldedChain* c : order) {
-      std::string conv = c->module_path.empty() ? c->conv : c->conv + " (" + c->module_path + ")";
-      std::snprintf(line, sizeof line, "  %-28s %-26s %5lld %7zu %9.1f%% %s\n", conv.c_str(), c->batch_norm.c_str(),
+      convs.push_back(c->module_path.empty() ? c->conv : c->conv + " (" + c->module_path + ")");
+      conv_width = std::max(conv_width, convs.back().size());
+      bn_width = std::max(bn_width, c->batch_norm.size());
+    }
+    char line[1024];
+    std::snprintf(line, sizeof line, "  %-*s  %-*s  %8s  %7s  %11s\n", static_cast<int>(conv_width), "conv",
+                  static_cast<int>(bn_width), "batch_norm", "channels", "clamped", "shift/range");
+    out << line;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const FoldedChain* c = order[i];
+      std::snprintf(line, sizeof line, "  %-*s  %-*s  %8lld  %7zu  %10.1f%%%s\n", static_cast<int>(conv_width),
+                    convs[i].c_str(), static_cast<int>(bn_width), c->batch_norm.c_str(),
                     static_cast<long long>(c->channels), c->clamped, 100.0 * c->risk.relative_shift,
-                    c->flagged ? "<- output may clip" : "");
+                    c->flagged ? "  <- output may clip" : "");
       out << line;
     }
     if (flaggedCount() > 0) {

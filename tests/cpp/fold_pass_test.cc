@@ -1,0 +1,241 @@
+// The fold pipeline on the committed Cadence QAT program: the positive case,
+// then one named no-fold case per guard, each made by editing the program.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "qatfold/archive/archive.h"
+#include "qatfold/graph/graph.h"
+#include "qatfold/passes/pipeline.h"
+#include "qatfold/program/program.h"
+#include "qatfold/writer/pt2_writer.h"
+#include "test_support.h"
+
+namespace qatfold::passes {
+namespace {
+
+using testing::fixturePath;
+
+struct Folded {
+  std::unique_ptr<Archive> archive;
+  std::unique_ptr<Program> program;
+  std::unique_ptr<graph::Graph> graph;
+  FoldReport report;
+
+  std::size_t count(const std::string& target) const {
+    auto nodes = graph->nodes();
+    return static_cast<std::size_t>(std::count_if(nodes.begin(), nodes.end(), [&](auto* n) { return n->target() == target; }));
+  }
+  const SkippedBatchNorm* skipped(const std::string& name) const {
+    for (const auto& s : report.skipped) {
+      if (s.batch_norm == name) return &s;
+    }
+    return nullptr;
+  }
+};
+
+Folded fold(std::unique_ptr<Archive> archive, const std::function<void(graph::Graph&)>& before = {}) {
+  Folded f;
+  f.archive = std::move(archive);
+  f.program = Program::load(*f.archive);
+  f.graph = std::make_unique<graph::Graph>(*f.program);
+  if (before) before(*f.graph);
+  f.report = runFoldPipeline(*f.graph, {});
+  return f;
+}
+
+Folded foldFixture(const std::string& name) { return fold(Archive::open(fixturePath(name))); }
+
+// The fixture with its model JSON edited.
+Folded foldEdited(const std::function<void(Json&)>& edit) {
+  return fold(Archive::fromBytes(testing::withModelJson("qat_cadence_cnn.pt2", edit)));
+}
+
+Json& nodeNamed(Json& model, const std::string& name) {
+  for (Json& node : model["graph_module"]["graph"]["nodes"]) {
+    if (node["name"] == name) return node;
+  }
+  throw std::runtime_error("no node " + name);
+}
+
+Json& inputNamed(Json& node, const std::string& name) {
+  for (Json& input : node["inputs"]) {
+    if (input["name"] == name) return input["arg"];
+  }
+  throw std::runtime_error("no input " + name);
+}
+
+const std::string kBatchNorm = "torch.ops.aten.batch_norm.default";
+
+TEST(FoldQatConvBatchNorm, FoldsEveryChainOfTheCadenceProgram) {
+  Folded f = foldFixture("qat_cadence_cnn.pt2");
+  ASSERT_EQ(f.report.folded.size(), 2u);
+  EXPECT_EQ(f.count(kBatchNorm), 0u);
+  EXPECT_EQ(f.count("torch.ops.aten.div.Tensor"), 0u);
+  EXPECT_EQ(f.count("torch.ops.aten.sqrt.default"), 0u);
+  EXPECT_EQ(f.count("torch.ops.aten.reshape.default"), 0u);
+  EXPECT_EQ(f.count("torch.ops.aten.add.Tensor"), 0u);
+  EXPECT_EQ(f.count("torch.ops.aten.conv2d.default"), 2u);
+  // conv1 had no bias: it got a zero int32 one, then the BN shift.
+  ASSERT_EQ(f.report.prepared.size(), 1u);
+  EXPECT_EQ(f.report.prepared[0].conv, "conv2d");
+  // The chain's users now read the conv's own dequantized output.
+  graph::Value* output = f.graph->outputs()[0];
+  EXPECT_EQ(output->name(), "dequantize_per_tensor_7");
+  // BN parameters and buffers are gone with their payloads; unused exporter inputs stay.
+  EXPECT_EQ(f.graph->tryGetPlaceholderFor("bn1.running_mean"), nullptr);
+  EXPECT_EQ(f.graph->tryGetPlaceholderFor("bn2.weight"), nullptr);
+  EXPECT_NE(f.graph->tryGetPlaceholderFor("bn1.num_batches_tracked"), nullptr);
+  EXPECT_GE(f.report.removed_constants, 8u);
+  for (const FoldedChain& chain : f.report.folded) {
+    EXPECT_EQ(chain.channels, 8);
+    EXPECT_EQ(chain.clamped, 0u);
+    EXPECT_FALSE(chain.copied_bias);
+    EXPECT_GT(chain.risk.relative_shift, 0.0);
+  }
+  EXPECT_EQ(f.report.folded[0].module_path, "conv1");
+  f.graph->lint();
+}
+
+TEST(FoldQatConvBatchNorm, FoldsTheCoreAtenForm) {
+  Folded f = foldFixture("qat_cadence_cnn_decomposed.pt2");
+  EXPECT_EQ(f.report.folded.size(), 2u);
+  EXPECT_EQ(f.count("torch.ops.aten._native_batch_norm_legit_no_training.default"), 0u);
+  EXPECT_EQ(f.count("torch.ops.aten.convolution.default"), 2u);
+}
+
+TEST(FoldQatConvBatchNorm, WrittenArchiveHoldsTheNewBiases) {
+  Folded f = foldFixture("qat_cadence_cnn.pt2");
+  StringSink sink;
+  writeProgram(*f.archive, *f.graph, sink);
+  auto archive = Archive::fromBytes(sink.bytes());
+  auto program = Program::load(*archive);
+  graph::Graph reread(*program);
+  for (const char* conv : {"conv2d", "conv2d_1"}) {
+    graph::Value* bias = reread.getValue(conv)->producer()->getInput("bias")->producer()->getInput("input");
+    EXPECT_EQ(bias->payload()->view().values<std::int32_t>(),
+              f.graph->getValue(conv)->producer()->getInput("bias")->producer()->getInput("input")->payload()->view().values<std::int32_t>());
+  }
+  reread.lint();
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldTrainingMode) {
+  Folded f = foldEdited([](Json& m) { inputNamed(nodeNamed(m, "batch_norm"), "training") = Json{{"as_bool", true}}; });
+  EXPECT_EQ(f.report.folded.size(), 1u);
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_EQ(f.skipped("batch_norm")->reason, "batch_norm runs in training mode");
+  EXPECT_EQ(f.count(kBatchNorm), 1u);
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldEpsMismatch) {
+  Folded f = foldEdited([](Json& m) { inputNamed(nodeNamed(m, "add"), "other") = Json{{"as_float", 0.001}}; });
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_EQ(f.skipped("batch_norm")->reason, "the scale chain's eps 0.001 differs from batch_norm's eps 1e-05");
+  EXPECT_TRUE(f.skipped("batch_norm")->qat_chain);
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldDivisorFromAnotherBatchNorm) {
+  Folded f = foldEdited([](Json& m) { inputNamed(nodeNamed(m, "div"), "self") = Json{{"as_tensor", {{"name", "p_bn2_weight"}}}}; });
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_EQ(f.skipped("batch_norm")->reason, "the divisor is not built from this batch_norm's own weight and running_var");
+  EXPECT_EQ(f.report.folded.size(), 1u);
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldChainValueUsedOutside) {
+  Folded f = foldEdited([](Json& m) {
+    m["graph_module"]["graph"]["outputs"].push_back(Json{{"as_tensor", {{"name", "dequantize_per_tensor_2"}}}});
+    m["graph_module"]["signature"]["output_specs"].push_back(
+        Json{{"user_output", {{"arg", {{"as_tensor", {{"name", "dequantize_per_tensor_2"}}}}}}}});
+  });
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_EQ(f.skipped("batch_norm")->reason, "'dequantize_per_tensor_2' is also a graph output outside the chain");
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldNonConstantBatchNormParameter) {
+  Folded f = foldEdited([](Json& m) {
+    inputNamed(nodeNamed(m, "batch_norm"), "running_mean") = Json{{"as_tensor", {{"name", "x"}}}};
+  });
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_EQ(f.skipped("batch_norm")->reason, "running_mean is not a constant parameter, buffer or tensor constant");
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldWithoutQuantizeDequantizeAfterTheConv) {
+  Folded f = foldEdited([](Json& m) { inputNamed(nodeNamed(m, "div_1"), "self") = Json{{"as_tensor", {{"name", "conv2d"}}}}; });
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_NE(f.skipped("batch_norm")->reason.find("not dequantized per tensor"), std::string::npos);
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldNonPositiveVariance) {
+  Folded f = fold(Archive::open(fixturePath("qat_cadence_cnn.pt2")), [](graph::Graph& g) {
+    graph::Value* var = g.tryGetPlaceholderFor("bn1.running_var");
+    std::vector<float> negative(8, -1.0f);
+    g.replaceTensorData(var, *var->payload()->meta.tensor_meta, std::make_shared<Storage>(encodeValues(negative)));
+  });
+  ASSERT_NE(f.skipped("batch_norm"), nullptr);
+  EXPECT_EQ(f.skipped("batch_norm")->reason, "running_var + eps is not positive for channel 0");
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldPlainBatchNormSaysWhy) {
+  Folded f = foldFixture("float_cnn.pt2");
+  EXPECT_TRUE(f.report.folded.empty());
+  ASSERT_EQ(f.report.skipped.size(), 1u);
+  EXPECT_FALSE(f.report.skipped[0].qat_chain);
+  EXPECT_NE(f.report.skipped[0].reason.find("not from a QAT conv chain"), std::string::npos);
+  EXPECT_TRUE(f.report.prepared.empty());  // float convs keep their float biases
+}
+
+TEST(FoldQatConvBatchNorm, SharedBiasGetsItsOwnCopy) {
+  // The int32 bias is also a graph output: writing it in place would change that output.
+  Folded f = foldEdited([](Json& m) {
+    m["graph_module"]["graph"]["outputs"].push_back(Json{{"as_tensor", {{"name", "b__frozen_param2"}}}});
+    m["graph_module"]["signature"]["output_specs"].push_back(
+        Json{{"user_output", {{"arg", {{"as_tensor", {{"name", "b__frozen_param2"}}}}}}}});
+  });
+  ASSERT_EQ(f.report.folded.size(), 2u);
+  const FoldedChain& chain = f.report.folded[1];
+  EXPECT_EQ(chain.conv, "conv2d_1");
+  EXPECT_TRUE(chain.copied_bias);
+  graph::Value* original = f.graph->getValue("b__frozen_param2");
+  graph::Value* used = f.graph->getValue("conv2d_1")->producer()->getInput("bias")->producer()->getInput("input");
+  EXPECT_NE(original, used);
+  EXPECT_EQ(original->payload()->view().values<std::int32_t>(),
+            f.program->findPayload(PayloadSection::kWeights, original->target())->view().values<std::int32_t>());
+  EXPECT_NE(used->payload()->view().values<std::int32_t>(), original->payload()->view().values<std::int32_t>());
+}
+
+TEST(FoldQatConvBatchNorm, ReportsClampedBiasElements) {
+  Folded f = foldEdited([](Json& m) {
+    inputNamed(nodeNamed(m, "dequantize_per_tensor_6"), "scale") = Json{{"as_float", 1e-12}};
+  });
+  ASSERT_EQ(f.report.folded.size(), 2u);
+  EXPECT_EQ(f.report.folded[1].clamped, 8u);
+  EXPECT_EQ(f.report.clampedTotal(), 8u);
+  graph::Value* bias = f.graph->getValue("conv2d_1")->producer()->getInput("bias")->producer()->getInput("input");
+  for (std::int32_t v : bias->payload()->view().values<std::int32_t>()) {
+    EXPECT_TRUE(v == INT32_MAX || v == INT32_MIN) << v;
+  }
+  EXPECT_NE(f.report.toText(false).find("clamped 8"), std::string::npos);
+}
+
+TEST(FoldQatConvBatchNorm, FlagsConvsAboveTheRiskThreshold) {
+  auto archive = Archive::open(fixturePath("qat_cadence_cnn.pt2"));
+  auto program = Program::load(*archive);
+  graph::Graph graph(*program);
+  FoldReport report = runFoldPipeline(graph, {0.0});
+  EXPECT_EQ(report.flaggedCount(), 2u);
+  EXPECT_NE(report.toText(false).find("may clip"), std::string::npos);
+  Json json = report.toJson();
+  EXPECT_EQ(json["flagged_count"], 2);
+  EXPECT_EQ(json["folded"][0]["flagged"], true);
+}
+
+TEST(QuantizeConvBias, LeavesFloatProgramsAlone) {
+  Folded f = foldFixture("buffers.pt2");
+  EXPECT_TRUE(f.report.prepared.empty());
+  EXPECT_EQ(f.report.removed_nodes, 0u);
+  EXPECT_EQ(f.graph->toExportedProgram().toJson(), f.program->exported.toJson());
+}
+
+}  // namespace
+}  // namespace qatfold::passes
