@@ -8,6 +8,7 @@
 #include "qatfold/archive/archive.h"
 #include "qatfold/graph/graph.h"
 #include "qatfold/passes/pipeline.h"
+#include "qatfold/passes/quantize_conv_bias.h"
 #include "qatfold/program/program.h"
 #include "qatfold/writer/pt2_writer.h"
 #include "test_support.h"
@@ -235,6 +236,63 @@ TEST(QuantizeConvBias, LeavesFloatProgramsAlone) {
   EXPECT_TRUE(f.report.prepared.empty());
   EXPECT_EQ(f.report.removed_nodes, 0u);
   EXPECT_EQ(f.graph->toExportedProgram().toJson(), f.program->exported.toJson());
+}
+
+}  // namespace
+}  // namespace qatfold::passes
+
+namespace qatfold::passes {
+namespace {
+
+TEST(QuantizeConvBias, SkipsConvsWhoseInputIsNotDequantized) {
+  auto archive = Archive::open(testing::fixturePath("float_cnn.pt2"));
+  auto program = Program::load(*archive);
+  graph::Graph graph(*program);
+  QuantizeConvBias pass;
+  auto result = pass.match(*graph.getValue("conv2d")->producer());
+  ASSERT_TRUE(std::holds_alternative<std::string>(result));
+  EXPECT_EQ(std::get<std::string>(result), "input is not dequantized per tensor");
+}
+
+TEST(QuantizeConvBias, LeavesInt32BiasesAndAddsMissingOnes) {
+  auto archive = Archive::open(testing::fixturePath("qat_cadence_cnn.pt2"));
+  auto program = Program::load(*archive);
+  graph::Graph graph(*program);
+  QuantizeConvBias pass;
+  auto biased = pass.match(*graph.getValue("conv2d_1")->producer());
+  ASSERT_TRUE(std::holds_alternative<std::string>(biased));
+  EXPECT_EQ(std::get<std::string>(biased), "bias is already quantized");
+  auto missing = pass.match(*graph.getValue("conv2d")->producer());
+  ASSERT_TRUE(std::holds_alternative<QuantizeConvBias::Match>(missing));
+  const auto& m = std::get<QuantizeConvBias::Match>(missing);
+  EXPECT_EQ(m.action, QuantizeConvBias::Action::kAddZeroBias);
+  EXPECT_EQ(m.channels, 8);
+  EXPECT_EQ(m.values, std::vector<std::int32_t>(8, 0));
+  // s_b = s_in * s_w of the two dequantize nodes, as one double product.
+  auto input_dq = readAffineQuantization(graph.getValue("conv2d")->producer()->getInput("input")->producer());
+  auto weight_dq = readAffineQuantization(graph.getValue("conv2d")->producer()->getInput("weight")->producer());
+  EXPECT_EQ(m.scale, input_dq->scale * weight_dq->scale);
+  pass.rewrite(graph, m);
+  graph.lint();
+  graph::Node* bias_dq = graph.getValue("conv2d")->producer()->getInput("bias")->producer();
+  EXPECT_EQ(bias_dq->target(), op::kDequantizePerTensor);
+  EXPECT_EQ(bias_dq->getInput("input")->payload()->view().values<std::int32_t>(), m.values);
+  EXPECT_EQ(bias_dq->getInput("input")->inputKind(), program::InputKind::kParameter);
+}
+
+TEST(FoldQatConvBatchNorm, NoFoldWhenSavedStatisticsAreRead) {
+  // In the core ATen form, outputs 1 and 2 (saved mean/invstd) must be unused.
+  auto bytes = testing::withModelJson("qat_cadence_cnn_decomposed.pt2", [](Json& m) {
+    auto& bn = nodeNamed(m, "_native_batch_norm_legit_no_training");
+    std::string saved = bn["outputs"][1]["as_tensor"]["name"];
+    m["graph_module"]["graph"]["outputs"].push_back(Json{{"as_tensor", {{"name", saved}}}});
+    m["graph_module"]["signature"]["output_specs"].push_back(
+        Json{{"user_output", {{"arg", {{"as_tensor", {{"name", saved}}}}}}}});
+  });
+  Folded f = fold(Archive::fromBytes(bytes));
+  ASSERT_NE(f.skipped("_native_batch_norm_legit_no_training"), nullptr);
+  EXPECT_NE(f.skipped("_native_batch_norm_legit_no_training")->reason.find("saved statistics"), std::string::npos);
+  EXPECT_EQ(f.report.folded.size(), 1u);
 }
 
 }  // namespace
