@@ -12,7 +12,7 @@ ASAN_BUILD := build-asan
 EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
-.PHONY: all setup system-deps venv build build-asan demo test test-cpp test-asan test-python fixtures bench clean
+.PHONY: all setup system-deps venv python-install build build-asan demo test test-cpp test-asan test-python fixtures bench clean
 
 all: build
 
@@ -30,6 +30,13 @@ $(VENV)/.installed: requirements.txt
 	$(VPY) -m pip install -q -r requirements.txt
 	touch $@
 
+# The qatfold Python package (C++ core + nanobind extension) into .venv.
+PACKAGE_SOURCES := $(shell git ls-files src python CMakeLists.txt pyproject.toml 2>/dev/null)
+python-install: $(VENV)/.qatfold-installed
+$(VENV)/.qatfold-installed: $(VENV)/.installed $(PACKAGE_SOURCES)
+	$(VPY) -m pip install -q --no-build-isolation .
+	touch $@
+
 $(BUILD)/build.ninja: | setup
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
@@ -42,7 +49,7 @@ build: $(BUILD)/build.ninja
 build-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD)
 
-demo: build
+demo: build python-install
 	@mkdir -p $(DEMO_OUT)
 	@echo "== qatfold inspect $(EXAMPLE)"
 	@$(BUILD)/qatfold inspect $(EXAMPLE)
@@ -52,6 +59,9 @@ demo: build
 	@echo
 	@echo "== qatfold inspect $(DEMO_OUT)/folded.pt2   (no batch_norm left)"
 	@$(BUILD)/qatfold inspect $(DEMO_OUT)/folded.pt2
+	@echo
+	@echo "== python examples/cadence_qat.py   (QAT -> convert -> qatfold.fold -> Cadence lowering)"
+	@$(VPY) examples/cadence_qat.py
 
 test: test-cpp test-asan test-python
 
@@ -62,14 +72,15 @@ test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2
 
-test-python: build
+test-python: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) -m pytest -q tests/python
 
 fixtures: venv
 	$(VPY) scripts/make_fixtures.py
 
-bench: build
+bench: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/roundtrip_memory.py
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/fold_speed.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(DEMO_OUT)

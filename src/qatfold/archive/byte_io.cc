@@ -99,7 +99,9 @@ AtomicFileSink::AtomicFileSink(const std::string& target) : target_(target) {
   std::filesystem::path target_path(target);
   std::filesystem::path dir = target_path.parent_path();
   if (dir.empty()) dir = ".";
-  std::string pattern = (dir / ("." + target_path.filename().string() + ".qatfold-XXXXXX")).string();
+  std::string temp_name = ".";
+  temp_name.append(target_path.filename().string()).append(".qatfold-XXXXXX");
+  std::string pattern = (dir / temp_name).string();
   fd_ = ::mkstemp(pattern.data());
   if (fd_ < 0) throw Error("cannot create a temporary file in " + dir.string() + ": " + errnoText());
   temp_path_ = pattern;

@@ -78,7 +78,7 @@ struct FoldCommand {
   bool explain = false;
   bool json = false;
   bool dry_run = false;
-  double risk_threshold = 0.25;
+  double risk_threshold = qatfold::passes::kDefaultRiskThreshold;
 };
 
 int runFold(const FoldCommand& command) {
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   fold->add_flag("--json", fold_command.json, "Print the report as JSON");
   fold->add_option("--risk-threshold", fold_command.risk_threshold,
                    "Flag convs whose largest BN shift exceeds this fraction of their output range")
-      ->default_val(0.25)
+      ->default_val(qatfold::passes::kDefaultRiskThreshold)
       ->check(CLI::Range(0.0, 1e9));
   fold->footer(passTable());
   fold->callback([&] {

@@ -34,12 +34,17 @@
 
 namespace qatfold::passes {
 
+// Default for Options::risk_threshold: the observer after a conv saw its
+// output without the BN shift, whose extremes sit at the range's ends, so a
+// shift of a tenth of the range already clips a visible share of them.
+inline constexpr double kDefaultRiskThreshold = 0.1;
+
 class FoldQatConvBatchNorm {
  public:
   struct Options {
     // Flag a conv whose largest |C_c| exceeds this fraction of the range its
     // output quantization represents.
-    double risk_threshold = 0.25;
+    double risk_threshold = kDefaultRiskThreshold;
   };
 
   // Everything the rewrite needs, computed before the graph is touched.

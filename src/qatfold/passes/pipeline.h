@@ -2,12 +2,13 @@
 #pragma once
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/passes/fold_qat_conv_bn.h"
 #include "qatfold/passes/fold_report.h"
 
 namespace qatfold::passes {
 
 struct FoldOptions {
-  double risk_threshold = 0.25;  // see FoldQatConvBatchNorm::Options
+  double risk_threshold = kDefaultRiskThreshold;  // see FoldQatConvBatchNorm::Options
 };
 
 // Runs the fold pipeline on `graph` and reports what it did.

@@ -1,0 +1,38 @@
+"""qatfold: fold QAT Conv+BatchNorm chains into quantized int32 conv biases.
+
+The work is done by qatfold's C++ core on PT2 archive bytes; this package
+moves ``torch.export.ExportedProgram`` objects in and out of it in memory.
+
+    result = qatfold.fold(exported_program)
+    result.program        # the folded ExportedProgram
+    print(result.report.text)
+
+or, in an ExecuTorch pipeline, in place of ExecuTorch's FuseQATConvBN:
+
+    PassManager([qatfold.FuseQATConvBN(ep), QuantFusionPass(patterns)])(ep.graph_module)
+"""
+
+from ._core import QatfoldError, __version__
+from ._api import (
+    FoldedConv,
+    FoldReport,
+    FoldResult,
+    FuseQATConvBN,
+    PreparedBias,
+    SkippedBatchNorm,
+    fold,
+    inspect,
+)
+
+__all__ = [
+    "FoldReport",
+    "FoldResult",
+    "FoldedConv",
+    "FuseQATConvBN",
+    "PreparedBias",
+    "QatfoldError",
+    "SkippedBatchNorm",
+    "__version__",
+    "fold",
+    "inspect",
+]

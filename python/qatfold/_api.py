@@ -1,0 +1,183 @@
+"""ExportedProgram in, ExportedProgram out, through in-memory PT2 archives."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _core
+
+
+@dataclass(frozen=True)
+class PreparedBias:
+    """A conv whose bias was created or quantized to int32 before folding."""
+
+    conv: str
+    action: str
+
+
+@dataclass(frozen=True)
+class FoldedConv:
+    """A conv whose BatchNorm chain was folded into its int32 bias."""
+
+    conv: str
+    conv_target: str
+    module_path: str
+    batch_norm: str
+    channels: int
+    per_channel_bias: bool
+    copied_bias: bool
+    clamped_bias_elements: int
+    max_abs_shift: float
+    output_range: tuple[float, float]
+    relative_shift: float
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class SkippedBatchNorm:
+    """A batch_norm left in the program, and why."""
+
+    batch_norm: str
+    module_path: str
+    qat_chain: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class FoldReport:
+    """What the fold did: the same content as ``qatfold fold --json``."""
+
+    chains_found: int
+    folded_count: int
+    skipped_count: int
+    clamped_bias_elements: int
+    risk_threshold: float
+    flagged_count: int
+    removed_nodes: int
+    removed_constants: int
+    prepared_biases: list[PreparedBias] = field(default_factory=list)
+    folded: list[FoldedConv] = field(default_factory=list)
+    skipped: list[SkippedBatchNorm] = field(default_factory=list)
+    text: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], text: str, explain: bool) -> FoldReport:
+        def number(value: Any) -> float:
+            return float(value) if not isinstance(value, str) else float(value.replace("Infinity", "inf"))
+
+        return cls(
+            chains_found=data["chains_found"],
+            folded_count=data["folded_count"],
+            skipped_count=data["skipped_count"],
+            clamped_bias_elements=data["clamped_bias_elements"],
+            risk_threshold=data["risk_threshold"],
+            flagged_count=data["flagged_count"],
+            removed_nodes=data["removed_nodes"],
+            removed_constants=data["removed_constants"],
+            prepared_biases=[PreparedBias(**p) for p in data["prepared_biases"]],
+            folded=[
+                FoldedConv(
+                    conv=c["conv"],
+                    conv_target=c["conv_target"],
+                    module_path=c["module_path"],
+                    batch_norm=c["batch_norm"],
+                    channels=c["channels"],
+                    per_channel_bias=c["per_channel_bias"],
+                    copied_bias=c["copied_bias"],
+                    clamped_bias_elements=c["clamped_bias_elements"],
+                    max_abs_shift=number(c["max_abs_shift"]),
+                    output_range=(number(c["output_range"][0]), number(c["output_range"][1])),
+                    relative_shift=number(c["relative_shift"]),
+                    flagged=c["flagged"],
+                )
+                for c in data["folded"]
+            ],
+            skipped=[SkippedBatchNorm(**s) for s in data["skipped"] if explain or s["qat_chain"]],
+            text=text,
+        )
+
+    @property
+    def changed(self) -> bool:
+        return self.folded_count > 0 or bool(self.prepared_biases)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """The folded program and the report."""
+
+    program: Any  # torch.export.ExportedProgram
+    report: FoldReport
+
+
+def _to_archive(program) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return buffer.getvalue()
+
+
+def _from_archive(data: bytes):
+    import torch
+    import torch.ao.quantization.fx._decomposed  # noqa: F401 (registers quantized_decomposed ops)
+
+    return torch.export.load(io.BytesIO(data))
+
+
+def fold(program, *, explain: bool = False, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD) -> FoldResult:
+    """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
+    int32 bias; returns a new ExportedProgram and the report. ``explain``
+    lists every batch_norm left in the report, not only QAT chains. Raises
+    QatfoldError for programs qatfold cannot read."""
+    data, report_json, text = _core.fold_archive(_to_archive(program), risk_threshold, False, explain)
+    report = FoldReport.from_json(json.loads(report_json), text, explain)
+    return FoldResult(_from_archive(data), report)
+
+
+def inspect(program) -> dict[str, Any]:
+    """The ``qatfold inspect --json`` summary of ``program``."""
+    return json.loads(_core.inspect_archive(_to_archive(program)))
+
+
+def _replace_in_place(program, folded) -> None:
+    """Makes ``program`` hold ``folded``: graph (in the same GraphModule),
+    signature, state_dict and constants."""
+    graph_module = program.graph_module
+    graph_module.graph = folded.graph_module.graph
+    graph_module.recompile()
+    program._graph_signature = folded.graph_signature
+    program._state_dict = folded.state_dict
+    program._constants = folded.constants
+
+
+try:
+    from torch.fx.passes.infra.pass_base import PassBase, PassResult
+except ImportError:  # torch is optional for the command-line-only install
+    PassBase = object  # type: ignore[misc,assignment]
+    PassResult = None  # type: ignore[assignment]
+
+
+class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
+    """Drop-in replacement for ExecuTorch's ``FuseQATConvBN``: a PassBase
+    that, called on ``exported_program.graph_module``, folds the program in
+    place (graph, signature, state_dict, constants) with qatfold's C++ core.
+    The last run's report is kept in ``self.report``."""
+
+    def __init__(self, exported_program, *, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD) -> None:
+        super().__init__()
+        self.exported_program = exported_program
+        self.risk_threshold = risk_threshold
+        self.report: FoldReport | None = None
+
+    def call(self, graph_module):
+        program = self.exported_program
+        if graph_module is not program.graph_module:
+            raise ValueError("FuseQATConvBN must be called on its exported program's graph_module")
+        result = fold(program, risk_threshold=self.risk_threshold)
+        self.report = result.report
+        if result.report.changed:
+            _replace_in_place(program, result.program)
+        return PassResult(program.graph_module, result.report.changed)

@@ -1,0 +1,129 @@
+"""qatfold for Python users: fold(ep), the FuseQATConvBN pass, errors."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+import typing_extensions
+
+import qatfold
+from conftest import FIXTURES
+from graph_compare import assert_same_graph, assert_same_tensors, random_inputs
+from oracle import conv_int32_biases, op_multiset, oracle_fold
+
+if not hasattr(typing, "override"):  # ExecuTorch 1.4.0's Cadence modules need Python 3.12's typing.override
+    typing.override = typing_extensions.override
+
+
+def test_fold_returns_the_folded_program_and_a_report():
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    result = qatfold.fold(program)
+    assert isinstance(result.program, torch.export.ExportedProgram)
+    assert not any("batch_norm" in str(n.target) for n in result.program.graph.nodes)
+    report = result.report
+    assert (report.chains_found, report.folded_count, report.skipped_count) == (2, 2, 0)
+    assert [c.module_path for c in report.folded] == ["conv1", "conv2"]
+    assert report.prepared_biases == [qatfold.PreparedBias("conv2d", "added a zero int32 bias")]
+    assert all(0 < c.relative_shift < 1 and not c.flagged for c in report.folded)
+    assert "folded 2" in report.text
+    reference = oracle_fold(FIXTURES / "qat_cadence_cnn.pt2")
+    expected = conv_int32_biases(reference)
+    actual = conv_int32_biases(result.program)
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    # The input program is left as it was.
+    assert any("batch_norm" in str(n.target) for n in program.graph.nodes)
+
+
+def test_fold_with_nothing_to_fold_returns_an_equal_program():
+    program = torch.export.load(FIXTURES / "float_cnn.pt2")
+    result = qatfold.fold(program, explain=True)
+    assert not result.report.changed
+    assert [s.qat_chain for s in result.report.skipped] == [False]
+    assert_same_graph(program, result.program)
+    assert_same_tensors(program.state_dict, result.program.state_dict)
+    assert_same_tensors(program.constants, result.program.constants)
+    x = random_inputs(program)
+    assert torch.equal(program.module()(*x), result.program.module()(*x))
+
+
+def test_explain_controls_which_batch_norms_are_listed():
+    program = torch.export.load(FIXTURES / "float_cnn.pt2")
+    assert qatfold.fold(program).report.skipped == []
+    assert len(qatfold.fold(program, explain=True).report.skipped) == 1
+
+
+def test_risk_threshold_flags_convs():
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    report = qatfold.fold(program, risk_threshold=0.0).report
+    assert report.flagged_count == 2 and all(c.flagged for c in report.folded)
+
+
+def test_fuse_pass_updates_the_program_in_place():
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    graph_module = program.graph_module
+    fuse = qatfold.FuseQATConvBN(program)
+    result = fuse(graph_module)
+    assert result.modified and result.graph_module is graph_module is program.graph_module
+    assert fuse.report.folded_count == 2
+    reference = oracle_fold(FIXTURES / "qat_cadence_cnn.pt2")
+    assert op_multiset(program) == op_multiset(reference)
+    for seed in range(3):
+        x = random_inputs(reference, seed)
+        assert torch.equal(program.module()(*x), reference.module()(*x))
+    # The state_dict follows the graph: the folded biases are there, BN's parameters are gone.
+    assert "bn1.running_mean" not in program.state_dict
+    assert program.state_dict["conv2d_bias"].dtype == torch.int32
+
+
+def test_errors_are_python_exceptions_with_the_cli_message():
+    from qatfold import _core
+
+    with pytest.raises(qatfold.QatfoldError, match="not a zip archive"):
+        _core.fold_archive(b"definitely not an archive")
+    data = (FIXTURES / "float_cnn.pt2").read_bytes()
+    with pytest.raises(qatfold.QatfoldError, match="zip"):
+        _core.fold_archive(data[: len(data) // 2])
+    assert issubclass(qatfold.QatfoldError, ValueError)
+
+
+def test_inspect():
+    summary = qatfold.inspect(torch.export.load(FIXTURES / "qat_cadence_cnn.pt2"))
+    assert summary["schema_version"].startswith("8.")
+    assert {"op": "aten.batch_norm.default", "count": 2} in summary["ops"]
+
+
+def _lowered(program, fuse_pass_class, quantizer):
+    from executorch.backends.cadence.aot import compiler
+    from executorch.backends.cadence.aot.passes import apply_torch_ops_passes
+    from executorch.exir.pass_manager import PassManager
+
+    patterns = [q.pattern for q in quantizer.quantizers]
+    PassManager([fuse_pass_class(program), compiler.QuantFusionPass(patterns)])(program.graph_module)
+    return compiler._lower_ep_to_cadence(apply_torch_ops_passes(program)).exported_program()
+
+
+@pytest.mark.parametrize("case", ["conv2d_nobias", "chain3", "residual", "two_branches"])
+def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
+    """ExecuTorch's apply_pre_edge_transform_passes pipeline with qatfold's pass
+    in place of its own gives the same lowered program."""
+    import executorch.backends.cadence.aot.ref_implementations  # noqa: F401
+    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
+    from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
+
+    from fixture_models import export_qat_cadence
+    from qat_zoo import build
+
+    model, example = build(case)
+    path = tmp_path / "qat.pt2"
+    torch.export.save(export_qat_cadence(model, example), path)
+    quantizer = CadenceDefaultQuantizer(is_qat=True)
+    ours = _lowered(torch.export.load(path), qatfold.FuseQATConvBN, quantizer)
+    theirs = _lowered(torch.export.load(path), ReferencePass, quantizer)
+    assert op_multiset(ours) == op_multiset(theirs)
+    assert not any("batch_norm" in str(t) for t in op_multiset(ours))
+    for seed in range(3):
+        x = random_inputs(torch.export.load(path), seed)
+        assert torch.equal(ours.module()(*x), theirs.module()(*x))
