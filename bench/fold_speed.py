@@ -1,0 +1,112 @@
+"""Speed of qatfold against ExecuTorch's FuseQATConvBN on a 50-chain QAT model.
+
+Builds a QAT program with 50 conv+BN chains through the real Cadence flow
+(prepare_qat_pt2e, a training step, convert_pt2e, torch.export), saves it,
+and times, each as the median of several runs:
+  (a) the reference pass on an in-memory ExportedProgram
+  (b) qatfold.FuseQATConvBN on the same (in-memory archive bytes, C++ core)
+  (c) the reference file to file: torch.export.load + pass + torch.export.save
+  (d) the `qatfold fold` command, file to file
+and prints the ratios. Usage: .venv/bin/python bench/fold_speed.py [--chains N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import typing
+import warnings
+
+import torch
+import typing_extensions
+
+warnings.filterwarnings("ignore")
+if not hasattr(typing, "override"):
+    typing.override = typing_extensions.override
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+
+class Deep(torch.nn.Module):
+    def __init__(self, chains: int) -> None:
+        super().__init__()
+        layers = []
+        for i in range(chains):
+            layers += [torch.nn.Conv2d(3 if i == 0 else 8, 8, 3, padding=1, bias=i % 2 == 1), torch.nn.BatchNorm2d(8)]
+            # A ReLU after every block, the last too: ExecuTorch's pass leaves a program
+            # whose output is a folded batch_norm unsavable (its signature still names it).
+            layers.append(torch.nn.ReLU())
+        self.body = torch.nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def median_seconds(run, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        setup = run()
+        start = time.perf_counter()
+        setup()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    import torch.ao.quantization.fx._decomposed  # noqa: F401
+    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
+
+    import qatfold
+    from fixture_models import export_qat_cadence
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chains", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    cli = os.environ.get("QATFOLD_CLI", os.path.join(REPO, "build", "qatfold"))
+
+    folder = tempfile.mkdtemp(prefix="qatfold-speed-")
+    path = os.path.join(folder, "deep.pt2")
+    torch.manual_seed(0)
+    torch.export.save(export_qat_cadence(Deep(args.chains), (torch.randn(1, 3, 16, 16),)), path)
+    chains = sum("batch_norm" in str(n.target) for n in torch.export.load(path).graph.nodes)
+    print(f"program: {chains} conv+BN chains, archive {os.path.getsize(path) / 1024:.0f} KiB")
+
+    def in_memory(pass_class):
+        def prepare():
+            program = torch.export.load(path)
+            return lambda: pass_class(program)(program.graph_module)
+        return prepare
+
+    def reference_file_to_file():
+        def run():
+            program = torch.export.load(path)
+            ReferencePass(program)(program.graph_module)
+            torch.export.save(program, os.path.join(folder, "reference.pt2"))
+        return run
+
+    def command():
+        return lambda: subprocess.run([cli, "fold", path, "-o", os.path.join(folder, "qatfold.pt2")],
+                                      check=True, stdout=subprocess.DEVNULL)
+
+    a = median_seconds(in_memory(ReferencePass), args.repeat)
+    b = median_seconds(in_memory(qatfold.FuseQATConvBN), args.repeat)
+    c = median_seconds(reference_file_to_file, args.repeat)
+    d = median_seconds(command, args.repeat)
+    print(f"(a) reference pass, in memory:          {a * 1000:8.1f} ms")
+    print(f"(b) qatfold.FuseQATConvBN, in memory:   {b * 1000:8.1f} ms   a/b = {a / b:.2f}x")
+    print(f"(c) reference, load + pass + save:      {c * 1000:8.1f} ms")
+    print(f"(d) qatfold fold command, file to file: {d * 1000:8.1f} ms   c/d = {c / d:.1f}x")
+    reference = torch.export.load(os.path.join(folder, "reference.pt2"))
+    ours = torch.export.load(os.path.join(folder, "qatfold.pt2"))
+    x = torch.randn(1, 3, 16, 16)
+    print(f"outputs identical: {torch.equal(reference.module()(x), ours.module()(x))}")
+
+
+if __name__ == "__main__":
+    main()
