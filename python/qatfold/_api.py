@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _core
@@ -65,36 +65,17 @@ class FoldReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], text: str, explain: bool) -> FoldReport:
-        def number(value: Any) -> float:
-            return float(value) if not isinstance(value, str) else float(value.replace("Infinity", "inf"))
-
+        # float() reads torch's "NaN"/"Infinity" strings as well as numbers.
+        folded = [
+            FoldedConv(**{**c, "max_abs_shift": float(c["max_abs_shift"]), "relative_shift": float(c["relative_shift"]),
+                          "output_range": tuple(float(v) for v in c["output_range"])})
+            for c in data["folded"]
+        ]
+        counts = {f.name: data[f.name] for f in fields(cls) if f.name not in ("prepared_biases", "folded", "skipped", "text")}
         return cls(
-            chains_found=data["chains_found"],
-            folded_count=data["folded_count"],
-            skipped_count=data["skipped_count"],
-            clamped_bias_elements=data["clamped_bias_elements"],
-            risk_threshold=data["risk_threshold"],
-            flagged_count=data["flagged_count"],
-            removed_nodes=data["removed_nodes"],
-            removed_constants=data["removed_constants"],
+            **counts,
             prepared_biases=[PreparedBias(**p) for p in data["prepared_biases"]],
-            folded=[
-                FoldedConv(
-                    conv=c["conv"],
-                    conv_target=c["conv_target"],
-                    module_path=c["module_path"],
-                    batch_norm=c["batch_norm"],
-                    channels=c["channels"],
-                    per_channel_bias=c["per_channel_bias"],
-                    copied_bias=c["copied_bias"],
-                    clamped_bias_elements=c["clamped_bias_elements"],
-                    max_abs_shift=number(c["max_abs_shift"]),
-                    output_range=(number(c["output_range"][0]), number(c["output_range"][1])),
-                    relative_shift=number(c["relative_shift"]),
-                    flagged=c["flagged"],
-                )
-                for c in data["folded"]
-            ],
+            folded=folded,
             skipped=[SkippedBatchNorm(**s) for s in data["skipped"] if explain or s["qat_chain"]],
             text=text,
         )

@@ -15,6 +15,19 @@ namespace {
 
 std::string errnoText() { return std::strerror(errno); }
 
+// Writes all `count` bytes to `fd`, retrying short writes; `path` names it in errors.
+void writeAll(int fd, const char* data, std::size_t count, const std::string& path) {
+  while (count > 0) {
+    ssize_t put = ::write(fd, data, count);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write " + path + ": " + errnoText());
+    }
+    data += put;
+    count -= static_cast<std::size_t>(put);
+  }
+}
+
 class FileSource : public ByteSource {
  public:
   FileSource(int fd, std::uint64_t size, std::string path)
@@ -116,35 +129,15 @@ AtomicFileSink::~AtomicFileSink() {
 void AtomicFileSink::write(const void* data, std::size_t count) {
   if (buffer_.size() + count > kSinkBufferSize) flushBuffer();
   if (count >= kSinkBufferSize) {
-    const char* src = static_cast<const char*>(data);
-    while (count > 0) {
-      ssize_t put = ::write(fd_, src, count);
-      if (put < 0) {
-        if (errno == EINTR) continue;
-        throw Error("cannot write " + temp_path_ + ": " + errnoText());
-      }
-      src += put;
-      count -= static_cast<std::size_t>(put);
-      position_ += static_cast<std::uint64_t>(put);
-    }
-    return;
+    writeAll(fd_, static_cast<const char*>(data), count, temp_path_);
+  } else {
+    buffer_.append(static_cast<const char*>(data), count);
   }
-  buffer_.append(static_cast<const char*>(data), count);
   position_ += count;
 }
 
 void AtomicFileSink::flushBuffer() {
-  const char* src = buffer_.data();
-  std::size_t left = buffer_.size();
-  while (left > 0) {
-    ssize_t put = ::write(fd_, src, left);
-    if (put < 0) {
-      if (errno == EINTR) continue;
-      throw Error("cannot write " + temp_path_ + ": " + errnoText());
-    }
-    src += put;
-    left -= static_cast<std::size_t>(put);
-  }
+  writeAll(fd_, buffer_.data(), buffer_.size(), temp_path_);
   buffer_.clear();
 }
 

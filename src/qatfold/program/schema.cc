@@ -53,6 +53,14 @@ std::optional<std::int64_t> concreteSymInt(const Json& value, const std::string&
   return intValue(*it, where);
 }
 
+// A JSON list of the items' toJson().
+template <class T>
+Json jsonList(const std::vector<T>& items) {
+  Json list = Json::array();
+  for (const T& item : items) list.push_back(item.toJson());
+  return list;
+}
+
 Json symIntList(const std::vector<std::int64_t>& values) {
   Json list = Json::array();
   for (std::int64_t v : values) list.push_back(Json{{"as_int", v}});
@@ -350,12 +358,8 @@ Json NamedArgument::toJson() const {
 Json Node::toJson() const {
   Json json = raw;
   json["target"] = target;
-  Json in = Json::array();
-  for (const auto& input : inputs) in.push_back(input.toJson());
-  json["inputs"] = std::move(in);
-  Json out = Json::array();
-  for (const auto& output : outputs) out.push_back(output.toJson());
-  json["outputs"] = std::move(out);
+  json["inputs"] = jsonList(inputs);
+  json["outputs"] = jsonList(outputs);
   json["metadata"] = metadata;
   return json;
 }
@@ -421,15 +425,9 @@ Json OutputSpec::toJson() const {
 
 Json Graph::toJson() const {
   Json json = raw;
-  Json in = Json::array();
-  for (const auto& input : inputs) in.push_back(input.toJson());
-  json["inputs"] = std::move(in);
-  Json out = Json::array();
-  for (const auto& output : outputs) out.push_back(output.toJson());
-  json["outputs"] = std::move(out);
-  Json node_list = Json::array();
-  for (const auto& node : nodes) node_list.push_back(node.toJson());
-  json["nodes"] = std::move(node_list);
+  json["inputs"] = jsonList(inputs);
+  json["outputs"] = jsonList(outputs);
+  json["nodes"] = jsonList(nodes);
   Json values = Json::object();
   for (const auto& [name, meta] : tensor_values) values[name] = meta.toJson();
   json["tensor_values"] = std::move(values);
@@ -438,12 +436,8 @@ Json Graph::toJson() const {
 
 Json GraphSignature::toJson() const {
   Json json = raw;
-  Json in = Json::array();
-  for (const auto& spec : input_specs) in.push_back(spec.toJson());
-  json["input_specs"] = std::move(in);
-  Json out = Json::array();
-  for (const auto& spec : output_specs) out.push_back(spec.toJson());
-  json["output_specs"] = std::move(out);
+  json["input_specs"] = jsonList(input_specs);
+  json["output_specs"] = jsonList(output_specs);
   return json;
 }
 
