@@ -57,6 +57,11 @@ TEST(Program, ParsesTheQatProgram) {
   EXPECT_EQ(exported.signature.input_specs.size(), exported.graph.inputs.size());
   EXPECT_EQ(exported.signature.input_specs.back().kind, program::InputKind::kUserInput);
   EXPECT_EQ(exported.signature.output_specs[0].kind, "user_output");
+  ASSERT_FALSE(exported.module_call_graph.empty());
+  EXPECT_EQ(exported.module_call_graph[0].fqn, "");  // the root module
+  EXPECT_TRUE(exported.module_call_graph[0].signature.contains("in_spec"));
+  ASSERT_FALSE(exported.opset_version.empty());
+  EXPECT_EQ(exported.opset_version[0].first, "aten");
 }
 
 TEST(Program, EmitsTheJsonItParsed) {

@@ -45,6 +45,9 @@ Json inspectReport(const Archive& archive, const graph::Graph& graph) {
   report["schema_version"] = std::to_string(program.exported.schema_major) + "." +
                              std::to_string(program.exported.schema_minor);
   report["records"] = archive.paths().size();
+  Json opsets = Json::object();
+  for (const auto& [name, version] : program.exported.opset_version) opsets[name] = version;
+  report["opset_version"] = std::move(opsets);
 
   std::map<std::string, std::size_t> histogram;
   std::size_t node_count = 0;

@@ -515,6 +515,19 @@ ExportedProgram ExportedProgram::parse(const Json& json, const std::string& wher
     fail(s_where, "has " + std::to_string(program.signature.input_specs.size()) + " input specs for " +
                       std::to_string(program.graph.inputs.size()) + " graph inputs");
   }
+  if (auto it = graph_module.find("module_call_graph"); it != graph_module.end()) {
+    if (!it->is_array()) fail(gm_where + ".module_call_graph", "expected a list");
+    for (const Json& entry : *it) {
+      program.module_call_graph.push_back(
+          {stringField(entry, "fqn", gm_where + ".module_call_graph[]"), entry.value("signature", Json())});
+    }
+  }
+  if (auto it = json.find("opset_version"); it != json.end()) {
+    if (!it->is_object()) fail(where + ": opset_version", "expected an object");
+    for (auto op = it->begin(); op != it->end(); ++op) {
+      program.opset_version.emplace_back(op.key(), intValue(op.value(), where + ": opset_version." + op.key()));
+    }
+  }
   if (program.signature.output_specs.size() != program.graph.outputs.size()) {
     fail(s_where, "has " + std::to_string(program.signature.output_specs.size()) + " output specs for " +
                       std::to_string(program.graph.outputs.size()) + " graph outputs");

@@ -161,13 +161,25 @@ struct GraphSignature {
   Json toJson() const;
 };
 
+// One entry of the module call graph: a submodule's FQN and, for the root
+// and preserved modules, its call signature (kept as JSON).
+struct ModuleCallEntry {
+  std::string fqn;
+  Json signature;
+};
+
 struct ExportedProgram {
   Graph graph;
   GraphSignature signature;
+  std::vector<ModuleCallEntry> module_call_graph;
+  std::vector<std::pair<std::string, std::int64_t>> opset_version;  // {"aten": 10}
   int schema_major = 0;
   int schema_minor = 0;
   std::string torch_version;
-  Json raw;  // module_call_graph, opset_version, range_constraints, ... stay here
+  // The whole document; range_constraints, verifiers, guards_code and every
+  // field not listed above stay here untouched. The passes never change the
+  // module call graph or the opsets, so toJson() writes them from here.
+  Json raw;
 
   // Parses models/<name>.json; `where` names it in messages. Refuses other
   // schema major versions.
