@@ -1,32 +1,26 @@
 #include "qatfold/fold.h"
 
-#include "qatfold/archive/archive.h"
 #include "qatfold/cli/inspect.h"
-#include "qatfold/graph/graph.h"
-#include "qatfold/program/program.h"
+#include "qatfold/loaded_program.h"
 #include "qatfold/writer/pt2_writer.h"
 
 namespace qatfold {
 
 FoldedArchive foldArchiveBytes(std::string bytes, const passes::FoldOptions& options, bool dry_run) {
-  auto archive = Archive::fromBytes(std::move(bytes));
-  auto program = Program::load(*archive);
-  graph::Graph graph(*program);
+  LoadedProgram loaded = LoadedProgram::fromArchive(Archive::fromBytes(std::move(bytes)));
   FoldedArchive result;
-  result.report = passes::runFoldPipeline(graph, options);
+  result.report = passes::runFoldPipeline(*loaded.graph, options);
   if (!dry_run) {
     StringSink sink;
-    writeProgram(*archive, graph, sink);
+    writeProgram(*loaded.archive, *loaded.graph, sink);
     result.archive = std::move(sink.bytes());
   }
   return result;
 }
 
 Json inspectArchiveBytes(std::string bytes) {
-  auto archive = Archive::fromBytes(std::move(bytes));
-  auto program = Program::load(*archive);
-  graph::Graph graph(*program);
-  return cli::inspectReport(*archive, graph);
+  LoadedProgram loaded = LoadedProgram::fromArchive(Archive::fromBytes(std::move(bytes)));
+  return cli::inspectReport(*loaded.archive, *loaded.graph);
 }
 
 }  // namespace qatfold

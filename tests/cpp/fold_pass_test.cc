@@ -18,10 +18,7 @@ namespace {
 
 using testing::fixturePath;
 
-struct Folded {
-  std::unique_ptr<Archive> archive;
-  std::unique_ptr<Program> program;
-  std::unique_ptr<graph::Graph> graph;
+struct Folded : LoadedProgram {
   FoldReport report;
 
   std::size_t count(const std::string& target) const {
@@ -38,9 +35,7 @@ struct Folded {
 
 Folded fold(std::unique_ptr<Archive> archive, const std::function<void(graph::Graph&)>& before = {}) {
   Folded f;
-  f.archive = std::move(archive);
-  f.program = Program::load(*f.archive);
-  f.graph = std::make_unique<graph::Graph>(*f.program);
+  static_cast<LoadedProgram&>(f) = LoadedProgram::fromArchive(std::move(archive));
   if (before) before(*f.graph);
   f.report = runFoldPipeline(*f.graph, {});
   return f;
@@ -220,9 +215,8 @@ TEST(FoldQatConvBatchNorm, ReportsClampedBiasElements) {
 }
 
 TEST(FoldQatConvBatchNorm, FlagsConvsAboveTheRiskThreshold) {
-  auto archive = Archive::open(fixturePath("qat_cadence_cnn.pt2"));
-  auto program = Program::load(*archive);
-  graph::Graph graph(*program);
+  LoadedProgram loaded = testing::loadFixture("qat_cadence_cnn.pt2");
+  graph::Graph& graph = *loaded.graph;
   FoldReport report = runFoldPipeline(graph, {0.0});
   EXPECT_EQ(report.flaggedCount(), 2u);
   EXPECT_NE(report.toText(false).find("may clip"), std::string::npos);
@@ -245,9 +239,8 @@ namespace qatfold::passes {
 namespace {
 
 TEST(QuantizeConvBias, SkipsConvsWhoseInputIsNotDequantized) {
-  auto archive = Archive::open(testing::fixturePath("float_cnn.pt2"));
-  auto program = Program::load(*archive);
-  graph::Graph graph(*program);
+  LoadedProgram loaded = testing::loadFixture("float_cnn.pt2");
+  graph::Graph& graph = *loaded.graph;
   QuantizeConvBias pass;
   auto result = pass.match(*graph.getValue("conv2d")->producer());
   ASSERT_TRUE(std::holds_alternative<std::string>(result));
@@ -255,9 +248,8 @@ TEST(QuantizeConvBias, SkipsConvsWhoseInputIsNotDequantized) {
 }
 
 TEST(QuantizeConvBias, LeavesInt32BiasesAndAddsMissingOnes) {
-  auto archive = Archive::open(testing::fixturePath("qat_cadence_cnn.pt2"));
-  auto program = Program::load(*archive);
-  graph::Graph graph(*program);
+  LoadedProgram loaded = testing::loadFixture("qat_cadence_cnn.pt2");
+  graph::Graph& graph = *loaded.graph;
   QuantizeConvBias pass;
   auto biased = pass.match(*graph.getValue("conv2d_1")->producer());
   ASSERT_TRUE(std::holds_alternative<std::string>(biased));

@@ -13,19 +13,9 @@ namespace {
 
 using testing::fixturePath;
 
-struct Fixture {
-  std::unique_ptr<Archive> archive;
-  std::unique_ptr<Program> program;
-  std::unique_ptr<Graph> graph;
-};
+using Fixture = LoadedProgram;
 
-Fixture build(const std::string& name) {
-  Fixture fixture;
-  fixture.archive = Archive::open(fixturePath(name));
-  fixture.program = Program::load(*fixture.archive);
-  fixture.graph = std::make_unique<Graph>(*fixture.program);
-  return fixture;
-}
+Fixture build(const std::string& name) { return testing::loadFixture(name); }
 
 std::size_t countTarget(const Graph& graph, const std::string& target) {
   auto nodes = graph.nodes();

@@ -13,17 +13,7 @@ namespace {
 using program::ScalarType;
 using testing::fixturePath;
 
-struct Loaded {
-  std::unique_ptr<Archive> archive;
-  std::unique_ptr<Program> program;
-};
-
-Loaded load(const std::string& fixture) {
-  Loaded loaded;
-  loaded.archive = Archive::open(fixturePath(fixture));
-  loaded.program = Program::load(*loaded.archive);
-  return loaded;
-}
+LoadedProgram load(const std::string& fixture) { return testing::loadFixture(fixture); }
 
 std::string loadError(const std::string& bytes) {
   try {
@@ -36,7 +26,7 @@ std::string loadError(const std::string& bytes) {
 }
 
 TEST(Program, ParsesTheQatProgram) {
-  Loaded loaded = load("qat_cadence_cnn.pt2");
+  LoadedProgram loaded = load("qat_cadence_cnn.pt2");
   const auto& exported = loaded.program->exported;
   EXPECT_EQ(loaded.program->model_name, "model");
   EXPECT_EQ(exported.schema_major, 8);
@@ -66,7 +56,7 @@ TEST(Program, ParsesTheQatProgram) {
 
 TEST(Program, EmitsTheJsonItParsed) {
   for (const std::string& fixture : testing::allFixtures()) {
-    Loaded loaded = load(fixture);
+    LoadedProgram loaded = load(fixture);
     std::string original = loaded.archive->read("models/model.json");
     EXPECT_EQ(parseJson(original), loaded.program->exported.toJson()) << fixture;
     EXPECT_EQ(dumpJson(loaded.program->exported.toJson()), original) << fixture;
@@ -74,7 +64,7 @@ TEST(Program, EmitsTheJsonItParsed) {
 }
 
 TEST(Program, TiedWeightsShareOneStorage) {
-  Loaded loaded = load("tied_weights.pt2");
+  LoadedProgram loaded = load("tied_weights.pt2");
   auto a = loaded.program->findPayload(PayloadSection::kWeights, "a.weight");
   auto b = loaded.program->findPayload(PayloadSection::kWeights, "b.weight");
   ASSERT_TRUE(a && b);
@@ -85,7 +75,7 @@ TEST(Program, TiedWeightsShareOneStorage) {
 }
 
 TEST(Program, ReadsTypedElementsHonouringViews) {
-  Loaded loaded = load("buffers.pt2");
+  LoadedProgram loaded = load("buffers.pt2");
   auto table = loaded.program->findPayload(PayloadSection::kWeights, "table");
   ASSERT_TRUE(table);
   EXPECT_EQ(table->meta.tensor_meta->dtype, ScalarType::kInt64);
@@ -116,7 +106,7 @@ TEST(Program, StridedViewsGatherInRowMajorOrder) {
 }
 
 TEST(Program, ReadsLiftedConstants) {
-  Loaded loaded = load("lifted_constants.pt2");
+  LoadedProgram loaded = load("lifted_constants.pt2");
   ASSERT_EQ(loaded.program->constants.size(), 2u);
   bool found_int = false;
   for (const auto& payload : loaded.program->constants) {

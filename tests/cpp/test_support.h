@@ -9,11 +9,15 @@
 #include <vector>
 
 #include "qatfold/archive/archive.h"
+#include "qatfold/loaded_program.h"
 #include "qatfold/program/json.h"
 
 namespace qatfold::testing {
 
 inline std::string fixturePath(const std::string& name) { return std::string(QATFOLD_FIXTURES) + "/" + name; }
+
+// A committed fixture, loaded down to its graph.
+inline LoadedProgram loadFixture(const std::string& name) { return LoadedProgram::open(fixturePath(name)); }
 
 inline const std::vector<std::string>& allFixtures() {
   static const std::vector<std::string> names = {"float_cnn.pt2", "qat_cadence_cnn.pt2", "tied_weights.pt2",

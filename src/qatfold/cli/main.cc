@@ -14,7 +14,7 @@
 #include "qatfold/archive/archive.h"
 #include "qatfold/cli/inspect.h"
 #include "qatfold/error.h"
-#include "qatfold/graph/graph.h"
+#include "qatfold/loaded_program.h"
 #include "qatfold/passes/pipeline.h"
 #include "qatfold/passes/registry.h"
 #include "qatfold/version.h"
@@ -31,19 +31,11 @@ struct FileError {
   std::string message;
 };
 
-struct Loaded {
-  std::unique_ptr<qatfold::Archive> archive;
-  std::unique_ptr<qatfold::Program> program;
-  std::unique_ptr<qatfold::graph::Graph> graph;
-};
+using Loaded = qatfold::LoadedProgram;
 
 Loaded load(const std::string& path) {
   try {
-    Loaded loaded;
-    loaded.archive = qatfold::Archive::open(path);
-    loaded.program = qatfold::Program::load(*loaded.archive);
-    loaded.graph = std::make_unique<qatfold::graph::Graph>(*loaded.program);
-    return loaded;
+    return Loaded::open(path);
   } catch (const qatfold::Error& e) {
     throw FileError{path, e.what()};
   }

@@ -1,0 +1,30 @@
+// An archive with its program and graph, owned together: the graph points
+// into the program, and the program's storages read from the archive.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "qatfold/archive/archive.h"
+#include "qatfold/graph/graph.h"
+#include "qatfold/program/program.h"
+
+namespace qatfold {
+
+struct LoadedProgram {
+  std::unique_ptr<Archive> archive;
+  std::unique_ptr<Program> program;
+  std::unique_ptr<graph::Graph> graph;
+
+  // Parses the program of `archive` and builds its graph; throws Error.
+  static LoadedProgram fromArchive(std::unique_ptr<Archive> archive) {
+    LoadedProgram loaded;
+    loaded.archive = std::move(archive);
+    loaded.program = Program::load(*loaded.archive);
+    loaded.graph = std::make_unique<graph::Graph>(*loaded.program);
+    return loaded;
+  }
+  static LoadedProgram open(const std::string& path) { return fromArchive(Archive::open(path)); }
+};
+
+}  // namespace qatfold
