@@ -10,33 +10,14 @@ the folded program computes.
 
 from __future__ import annotations
 
-import typing
-
 import pytest
 import torch
-import typing_extensions
 
+from cadence import lower_to_cadence
 from graph_compare import random_inputs
 from oracle import qatfold_fold
 
-# ExecuTorch 1.4.0's Cadence AOT modules import typing.override, which Python
-# 3.11 (the interpreter torch 2.13.0's wheel here is built for) lacks.
-if not hasattr(typing, "override"):
-    typing.override = typing_extensions.override
-
 CASES = ["conv2d_nobias", "conv2d_bias", "conv1d_bias", "strided", "residual", "depthwise"]
-
-
-def lower_to_cadence(program: torch.export.ExportedProgram):
-    import executorch.backends.cadence.aot.ref_implementations  # noqa: F401 (Python kernels)
-    from executorch.backends.cadence.aot import compiler
-    from executorch.backends.cadence.aot.passes import apply_torch_ops_passes
-    from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-    from executorch.exir.pass_manager import PassManager
-
-    patterns = [q.pattern for q in CadenceDefaultQuantizer(is_qat=True).quantizers]
-    PassManager([compiler.QuantFusionPass(patterns)])(program.graph_module)
-    return compiler._lower_ep_to_cadence(apply_torch_ops_passes(program)).exported_program()
 
 
 @pytest.mark.parametrize("case", CASES)

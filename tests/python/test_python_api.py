@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import typing
-
 import pytest
 import torch
-import typing_extensions
 
 import qatfold
+from cadence import lower_to_cadence
 from conftest import FIXTURES
 from graph_compare import assert_same_graph, assert_same_tensors, random_inputs
 from oracle import conv_int32_biases, op_multiset, oracle_fold
-
-if not hasattr(typing, "override"):  # ExecuTorch 1.4.0's Cadence modules need Python 3.12's typing.override
-    typing.override = typing_extensions.override
 
 
 def test_fold_returns_the_folded_program_and_a_report():
@@ -95,23 +90,11 @@ def test_inspect():
     assert {"op": "aten.batch_norm.default", "count": 2} in summary["ops"]
 
 
-def _lowered(program, fuse_pass_class, quantizer):
-    from executorch.backends.cadence.aot import compiler
-    from executorch.backends.cadence.aot.passes import apply_torch_ops_passes
-    from executorch.exir.pass_manager import PassManager
-
-    patterns = [q.pattern for q in quantizer.quantizers]
-    PassManager([fuse_pass_class(program), compiler.QuantFusionPass(patterns)])(program.graph_module)
-    return compiler._lower_ep_to_cadence(apply_torch_ops_passes(program)).exported_program()
-
-
 @pytest.mark.parametrize("case", ["conv2d_nobias", "chain3", "residual", "two_branches"])
 def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
     """ExecuTorch's apply_pre_edge_transform_passes pipeline with qatfold's pass
     in place of its own gives the same lowered program."""
-    import executorch.backends.cadence.aot.ref_implementations  # noqa: F401
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
-    from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
 
     from fixture_models import export_qat_cadence
     from qat_zoo import build
@@ -119,9 +102,8 @@ def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
     model, example = build(case)
     path = tmp_path / "qat.pt2"
     torch.export.save(export_qat_cadence(model, example), path)
-    quantizer = CadenceDefaultQuantizer(is_qat=True)
-    ours = _lowered(torch.export.load(path), qatfold.FuseQATConvBN, quantizer)
-    theirs = _lowered(torch.export.load(path), ReferencePass, quantizer)
+    ours = lower_to_cadence(torch.export.load(path), qatfold.FuseQATConvBN)
+    theirs = lower_to_cadence(torch.export.load(path), ReferencePass)
     assert op_multiset(ours) == op_multiset(theirs)
     assert not any("batch_norm" in str(t) for t in op_multiset(ours))
     for seed in range(3):
