@@ -194,12 +194,10 @@ TEST_F(Cli, RejectsMalformedJson) {
 }
 
 TEST_F(Cli, RejectsTensorMetaLargerThanItsPayload) {
-  auto archive = Archive::open(fixturePath("float_cnn.pt2"));
-  Json config = parseJson(archive->read("data/weights/model_weights_config.json"));
-  config["config"]["fc.weight"]["tensor_meta"]["sizes"][1] = Json{{"as_int", 4096}};
-  ArchiveEdit edit;
-  edit.put("data/weights/model_weights_config.json", dumpJson(config));
-  expectRejected(testing::rewrite(*archive, edit), "payload 'fc.weight'");
+  expectRejected(testing::withWeightsConfig("float_cnn.pt2", [](Json& config) {
+                   config["config"]["fc.weight"]["tensor_meta"]["sizes"][1] = Json{{"as_int", 4096}};
+                 }),
+                 "payload 'fc.weight'");
 }
 
 TEST_F(Cli, RejectsUnknownSchemaMajorVersion) {

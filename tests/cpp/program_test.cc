@@ -124,12 +124,9 @@ TEST(Program, RefusesUnknownSchemaMajorVersion) {
 }
 
 TEST(Program, RefusesPayloadsThatDoNotFitTheirRecord) {
-  auto archive = Archive::open(fixturePath("float_cnn.pt2"));
-  Json config = parseJson(archive->read("data/weights/model_weights_config.json"));
-  config["config"]["conv1.weight"]["tensor_meta"]["sizes"][0] = Json{{"as_int", 800}};
-  ArchiveEdit edit;
-  edit.put("data/weights/model_weights_config.json", dumpJson(config));
-  std::string message = loadError(testing::rewrite(*archive, edit));
+  std::string message = loadError(testing::withWeightsConfig("float_cnn.pt2", [](Json& config) {
+    config["config"]["conv1.weight"]["tensor_meta"]["sizes"][0] = Json{{"as_int", 800}};
+  }));
   EXPECT_NE(message.find("conv1.weight"), std::string::npos) << message;
   EXPECT_NE(message.find("needs"), std::string::npos) << message;
 }

@@ -54,14 +54,25 @@ inline std::string rewrite(const Archive& archive, const ArchiveEdit& edit) {
   return sink.bytes();
 }
 
+// The fixture with its JSON record `path` changed by `mutate`.
+inline std::string withJsonRecord(const std::string& fixture, const std::string& path,
+                                  const std::function<void(Json&)>& mutate) {
+  auto archive = Archive::open(fixturePath(fixture));
+  Json json = parseJson(archive->read(path));
+  mutate(json);
+  ArchiveEdit edit;
+  edit.put(path, dumpJson(json));
+  return rewrite(*archive, edit);
+}
+
 // The fixture with its model JSON changed by `mutate`.
 inline std::string withModelJson(const std::string& fixture, const std::function<void(Json&)>& mutate) {
-  auto archive = Archive::open(fixturePath(fixture));
-  Json model = parseJson(archive->read("models/model.json"));
-  mutate(model);
-  ArchiveEdit edit;
-  edit.put("models/model.json", dumpJson(model));
-  return rewrite(*archive, edit);
+  return withJsonRecord(fixture, "models/model.json", mutate);
+}
+
+// The fixture with its weights payload config changed by `mutate`.
+inline std::string withWeightsConfig(const std::string& fixture, const std::function<void(Json&)>& mutate) {
+  return withJsonRecord(fixture, "data/weights/model_weights_config.json", mutate);
 }
 
 }  // namespace qatfold::testing
