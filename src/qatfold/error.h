@@ -12,4 +12,11 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An error writing the output (disk full, no permission), as opposed to a
+// problem with the input; the CLI names the output file for these.
+class OutputError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace qatfold

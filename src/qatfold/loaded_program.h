@@ -24,7 +24,9 @@ struct LoadedProgram {
     loaded.graph = std::make_unique<graph::Graph>(*loaded.program);
     return loaded;
   }
-  static LoadedProgram open(const std::string& path) { return fromArchive(Archive::open(path)); }
+  static LoadedProgram open(const std::string& path, const ReadLimits& limits = {}) {
+    return fromArchive(Archive::open(path, limits));
+  }
 };
 
 }  // namespace qatfold

@@ -131,7 +131,7 @@ TEST(Graph, LintCatchesBrokenInvariants) {
     Graph graph(*program);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("undefined value"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("before it is defined"), std::string::npos) << e.what();
   }
 }
 

@@ -4,14 +4,42 @@
 
 namespace qatfold {
 
-std::unique_ptr<Archive> Archive::open(const std::string& path) {
-  return std::make_unique<Archive>(std::make_unique<ZipReader>(openFileSource(path)));
+std::unique_ptr<Archive> Archive::open(const std::string& path, const ReadLimits& limits) {
+  return std::make_unique<Archive>(std::make_unique<ZipReader>(openFileSource(path), limits));
 }
 
-std::unique_ptr<Archive> Archive::fromBytes(std::string bytes, std::string label) {
+std::unique_ptr<Archive> Archive::fromBytes(std::string bytes, std::string label, const ReadLimits& limits) {
   return std::make_unique<Archive>(
-      std::make_unique<ZipReader>(makeMemorySource(std::move(bytes), std::move(label))));
+      std::make_unique<ZipReader>(makeMemorySource(std::move(bytes), std::move(label)), limits));
 }
+
+namespace {
+
+// Record names are looked up, never used as file system paths; still, only
+// plain relative paths are admitted, so nothing downstream has to wonder.
+void checkRecordPath(const std::string& name, const std::string& path) {
+  if (!name.empty() && name.back() == '/') {
+    throw Error("record '" + name + "' is a directory entry; PT2 archives hold only files");
+  }
+  if (path.empty() || path.front() == '/') throw Error("record name '" + name + "' is not a plain relative path");
+  for (unsigned char c : path) {
+    if (c < 0x20 || c == 0x7f || c == '\\') {
+      throw Error("record name '" + name + "' holds a control character or backslash");
+    }
+  }
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string_view part(path.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      throw Error("record name '" + name + "' is not a plain relative path");
+    }
+    start = end + 1;
+  }
+}
+
+}  // namespace
 
 Archive::Archive(std::unique_ptr<ZipReader> zip) : zip_(std::move(zip)) {
   const auto& entries = zip_->entries();
@@ -22,6 +50,7 @@ Archive::Archive(std::unique_ptr<ZipReader> zip) : zip_(std::move(zip)) {
     throw Error("record '" + first + "' is not inside a root folder, so this is not a PT2 archive");
   }
   root_ = first.substr(0, slash);
+  if (root_ == "." || root_ == "..") throw Error("record name '" + first + "' is not a plain relative path");
   const std::string prefix = root_ + "/";
   paths_.reserve(entries.size());
   for (const ZipEntry& entry : entries) {
@@ -29,10 +58,7 @@ Archive::Archive(std::unique_ptr<ZipReader> zip) : zip_(std::move(zip)) {
       throw Error("record '" + entry.name + "' is outside the archive's root folder '" + root_ + "'");
     }
     std::string path = entry.name.substr(prefix.size());
-    if (path.empty() || path.find("..") != std::string::npos || path.front() == '/' ||
-        path.find('\\') != std::string::npos) {
-      throw Error("record name '" + entry.name + "' is not a plain relative path");
-    }
+    checkRecordPath(entry.name, path);
     paths_.push_back(std::move(path));
   }
 }

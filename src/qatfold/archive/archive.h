@@ -16,9 +16,10 @@ namespace qatfold {
 class Archive {
  public:
   // Opens the archive at `path`; reads only the zip directories.
-  static std::unique_ptr<Archive> open(const std::string& path);
+  static std::unique_ptr<Archive> open(const std::string& path, const ReadLimits& limits = {});
   // Opens an archive held in memory (`label` names it in messages).
-  static std::unique_ptr<Archive> fromBytes(std::string bytes, std::string label = "<memory>");
+  static std::unique_ptr<Archive> fromBytes(std::string bytes, std::string label = "<memory>",
+                                            const ReadLimits& limits = {});
 
   explicit Archive(std::unique_ptr<ZipReader> zip);
 
@@ -33,6 +34,7 @@ class Archive {
   // Reads a whole record.
   std::string read(std::string_view path) const;
   const ZipReader& zip() const { return *zip_; }
+  const ReadLimits& limits() const { return zip_->limits(); }
   // The file name (or label) for messages.
   const std::string& label() const { return zip_->source().name(); }
 

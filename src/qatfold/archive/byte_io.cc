@@ -4,9 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "qatfold/error.h"
 
@@ -21,7 +24,7 @@ void writeAll(int fd, const char* data, std::size_t count, const std::string& pa
     ssize_t put = ::write(fd, data, count);
     if (put < 0) {
       if (errno == EINTR) continue;
-      throw Error("cannot write " + path + ": " + errnoText());
+      throw OutputError("cannot write " + path + ": " + errnoText());
     }
     data += put;
     count -= static_cast<std::size_t>(put);
@@ -112,12 +115,23 @@ AtomicFileSink::AtomicFileSink(const std::string& target) : target_(target) {
   std::filesystem::path target_path(target);
   std::filesystem::path dir = target_path.parent_path();
   if (dir.empty()) dir = ".";
-  std::string temp_name = ".";
-  temp_name.append(target_path.filename().string()).append(".qatfold-XXXXXX");
-  std::string pattern = (dir / temp_name).string();
-  fd_ = ::mkstemp(pattern.data());
-  if (fd_ < 0) throw Error("cannot create a temporary file in " + dir.string() + ": " + errnoText());
-  temp_path_ = pattern;
+  // Created 0666 (less the umask, applied by the kernel) with O_EXCL, rather
+  // than mkstemp's 0600 plus a chmod: reading the umask means setting it,
+  // which races with other threads writing files.
+  static std::atomic<std::uint64_t> counter{0};
+  std::random_device entropy;
+  for (int attempt = 0; fd_ < 0; ++attempt) {
+    char suffix[40];
+    std::snprintf(suffix, sizeof suffix, ".qatfold-%d-%llx-%x", static_cast<int>(::getpid()),
+                  static_cast<unsigned long long>(counter.fetch_add(1)), entropy());
+    std::string candidate = (dir / ("." + target_path.filename().string() + suffix)).string();
+    fd_ = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd_ >= 0) {
+      temp_path_ = candidate;
+    } else if (errno != EEXIST || attempt > 100) {
+      throw OutputError("cannot create a temporary file in " + dir.string() + ": " + errnoText());
+    }
+  }
   buffer_.reserve(kSinkBufferSize);
 }
 
@@ -143,15 +157,11 @@ void AtomicFileSink::flushBuffer() {
 
 void AtomicFileSink::commit() {
   flushBuffer();
-  if (::fsync(fd_) != 0) throw Error("cannot sync " + temp_path_ + ": " + errnoText());
-  // mkstemp creates 0600; give the result the permissions a normal file gets.
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd_, 0666 & ~mask);
+  if (::fsync(fd_) != 0) throw OutputError("cannot sync " + temp_path_ + ": " + errnoText());
   ::close(fd_);
   fd_ = -1;
   if (::rename(temp_path_.c_str(), target_.c_str()) != 0) {
-    throw Error("cannot rename the output into place: " + errnoText());
+    throw OutputError("cannot rename the output into place: " + errnoText());
   }
   committed_ = true;
 }

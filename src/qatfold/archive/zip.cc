@@ -65,7 +65,7 @@ std::uint32_t crc32Of(std::string_view data) {
   return static_cast<std::uint32_t>(crc);
 }
 
-ZipReader::ZipReader(std::unique_ptr<ByteSource> source, ZipLimits limits)
+ZipReader::ZipReader(std::unique_ptr<ByteSource> source, ReadLimits limits)
     : source_(std::move(source)), limits_(limits) {
   parseDirectory();
 }
@@ -109,20 +109,28 @@ void ZipReader::parseDirectory() {
       std::array<unsigned char, kZip64EndSize> end64{};
       source_->readAt(zip64_end_offset, end64.data(), end64.size());
       if (le32(end64.data()) != kZip64EndSignature) throw Error("corrupt zip: bad zip64 end record signature");
-      entry_count = le64(end64.data() + 32);
-      directory_size = le64(end64.data() + 40);
-      directory_offset = le64(end64.data() + 48);
+      // Where the classic end record holds a value rather than the
+      // placeholder, the two records must agree.
+      auto take = [&](std::uint64_t& field, std::uint64_t placeholder, std::uint64_t value, const char* what) {
+        if (field != placeholder && field != value) {
+          throw Error(std::string("corrupt zip: the end record and the zip64 end record disagree on the ") + what);
+        }
+        field = value;
+      };
+      take(entry_count, 0xFFFF, le64(end64.data() + 32), "record count");
+      take(directory_size, kMax32, le64(end64.data() + 40), "central directory size");
+      take(directory_offset, kMax32, le64(end64.data() + 48), "central directory offset");
     }
   }
   if (directory_offset > file_size || directory_size > file_size - directory_offset) {
     throw Error("corrupt zip: central directory (offset " + std::to_string(directory_offset) + ", size " +
                 std::to_string(directory_size) + ") runs past the end of the file");
   }
-  if (entry_count > limits_.max_entries) {
+  if (entry_count > limits_.max_records) {
     throw Error("zip declares " + std::to_string(entry_count) + " records, more than the limit of " +
-                std::to_string(limits_.max_entries));
+                std::to_string(limits_.max_records) + raiseWith("--max-records"));
   }
-  if (entry_count * kCentralHeaderSize > directory_size) {
+  if (entry_count > directory_size / kCentralHeaderSize) {
     throw Error("corrupt zip: " + std::to_string(entry_count) + " records cannot fit a central directory of " +
                 std::to_string(directory_size) + " bytes");
   }
@@ -177,7 +185,6 @@ void ZipReader::parseDirectory() {
     }
     pos += kCentralHeaderSize + variable;
 
-    if (!entry.name.empty() && entry.name.back() == '/') continue;  // directory entry
     if (flags & kEncryptedFlag) throw Error("record '" + entry.name + "' is encrypted");
     if (method != 0 && method != 8) {
       throw Error("record '" + entry.name + "' uses unsupported compression method " + std::to_string(method));
@@ -212,14 +219,19 @@ void ZipReader::parseDirectory() {
       throw Error("corrupt zip: local header and central directory disagree on the name of '" + entry.name + "'");
     }
     if (entry.method == ZipMethod::kDeflated) {
-      if (entry.uncompressed_size > limits_.max_inflated_size) {
+      if (entry.uncompressed_size > limits_.max_inflated_bytes) {
         throw Error("record '" + entry.name + "' inflates to " + std::to_string(entry.uncompressed_size) +
-                    " bytes, more than the limit");
+                    " bytes, more than the limit of " + std::to_string(limits_.max_inflated_bytes) +
+                    raiseWith("--max-inflated-size"));
       }
       if (entry.uncompressed_size > 1024 &&
           entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1) >
               limits_.max_compression_ratio) {
-        throw Error("record '" + entry.name + "' has a suspicious compression ratio (zip bomb?)");
+        throw Error("record '" + entry.name + "' inflates " +
+                    std::to_string(entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1)) +
+                    " times its compressed size, more than the limit of " +
+                    std::to_string(limits_.max_compression_ratio) + " (a zip bomb?)" +
+                    raiseWith("--max-compression-ratio"));
       }
     }
     if (!index_.emplace(entry.name, entries_.size()).second) {
@@ -250,15 +262,36 @@ std::string ZipReader::read(const ZipEntry& entry) const {
     data.assign(entry.uncompressed_size, '\0');
     z_stream stream{};
     if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error("zlib inflateInit failed");
-    stream.next_in = reinterpret_cast<Bytef*>(raw.data());
-    stream.avail_in = static_cast<uInt>(raw.size());
-    stream.next_out = reinterpret_cast<Bytef*>(data.data());
-    stream.avail_out = static_cast<uInt>(data.size());
-    int rc = inflate(&stream, Z_FINISH);
-    std::uint64_t produced = stream.total_out;
+    // zlib counts in 32 bits; feed and drain it in slices so any size works.
+    constexpr std::uint64_t kSlice = 1u << 30;
+    std::uint64_t in_pos = 0;
+    std::uint64_t out_pos = 0;
+    int rc = Z_OK;
+    while (true) {
+      if (stream.avail_in == 0 && in_pos < raw.size()) {
+        stream.next_in = reinterpret_cast<Bytef*>(raw.data() + in_pos);
+        stream.avail_in = static_cast<uInt>(std::min<std::uint64_t>(kSlice, raw.size() - in_pos));
+        in_pos += stream.avail_in;
+      }
+      if (stream.avail_out == 0 && out_pos < data.size()) {
+        stream.next_out = reinterpret_cast<Bytef*>(data.data() + out_pos);
+        stream.avail_out = static_cast<uInt>(std::min<std::uint64_t>(kSlice, data.size() - out_pos));
+        out_pos += stream.avail_out;
+      }
+      rc = inflate(&stream, Z_NO_FLUSH);
+      if (rc == Z_OK) continue;  // progress; go on
+      if (rc == Z_BUF_ERROR) {
+        const bool more_in = stream.avail_in == 0 && in_pos < raw.size();
+        const bool more_out = stream.avail_out == 0 && out_pos < data.size();
+        if (more_in || more_out) continue;
+      }
+      break;  // Z_STREAM_END, corrupt data, or out of input or room
+    }
+    const std::uint64_t produced = stream.total_out;
+    const std::string why = stream.msg != nullptr ? std::string(" (") + stream.msg + ")" : "";
     inflateEnd(&stream);
     if (rc != Z_STREAM_END || produced != entry.uncompressed_size) {
-      throw Error("corrupt zip: " + recordLabel(entry) + " does not inflate to its declared size");
+      throw Error("corrupt zip: " + recordLabel(entry) + " does not inflate to its declared size" + why);
     }
   }
   if (crc32Of(data) != entry.crc32) throw Error("corrupt zip: CRC mismatch in " + recordLabel(entry));

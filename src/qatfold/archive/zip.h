@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "qatfold/archive/byte_io.h"
+#include "qatfold/archive/limits.h"
 
 namespace qatfold {
 
@@ -33,18 +34,11 @@ struct ZipEntry {
   std::uint64_t data_offset = 0;  // first byte of the (compressed) data
 };
 
-// Limits applied while reading untrusted archives.
-struct ZipLimits {
-  std::uint64_t max_entries = 1'000'000;
-  std::uint64_t max_inflated_size = 0xFFFFFFFFu;  // per deflated record (PT2 weights are stored)
-  std::uint64_t max_compression_ratio = 1000;
-};
-
 // Reads a zip archive lazily: open() parses only the directories.
 class ZipReader {
  public:
   // Parses the directories of `source`; throws Error on malformed archives.
-  explicit ZipReader(std::unique_ptr<ByteSource> source, ZipLimits limits = {});
+  explicit ZipReader(std::unique_ptr<ByteSource> source, ReadLimits limits = {});
 
   const std::vector<ZipEntry>& entries() const { return entries_; }
   // The entry named `name`, or nullptr.
@@ -61,12 +55,13 @@ class ZipReader {
   void streamRaw(const ZipEntry& entry, const std::function<void(const char*, std::size_t)>& sink) const;
 
   const ByteSource& source() const { return *source_; }
+  const ReadLimits& limits() const { return limits_; }
 
  private:
   void parseDirectory();
 
   std::unique_ptr<ByteSource> source_;
-  ZipLimits limits_;
+  ReadLimits limits_;
   std::vector<ZipEntry> entries_;
   std::unordered_map<std::string, std::size_t> index_;
 };

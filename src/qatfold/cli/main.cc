@@ -33,11 +33,41 @@ struct FileError {
 
 using Loaded = qatfold::LoadedProgram;
 
+// Limits on what an input may make us read, shared by every command.
+qatfold::ReadLimits g_limits;
+
+void addLimitOptions(CLI::App* command) {
+  const char* group = "Input limits (raise them for models that need more)";
+  command->add_option("--max-records", g_limits.max_records, "Most zip records in one archive")
+      ->group(group)->capture_default_str();
+  command->add_option("--max-inflated-size", g_limits.max_inflated_bytes, "Most bytes one compressed record may inflate to")
+      ->group(group)->capture_default_str();
+  command->add_option("--max-compression-ratio", g_limits.max_compression_ratio,
+                      "Largest inflated/compressed size ratio of one record")
+      ->group(group)->capture_default_str();
+  command->add_option("--max-json-size", g_limits.max_json_bytes, "Most bytes of one JSON record")
+      ->group(group)->capture_default_str();
+  command->add_option("--max-json-depth", g_limits.max_json_depth, "Deepest nesting of one JSON record")
+      ->group(group)->capture_default_str()->check(CLI::Range(1, 100000));
+}
+
 Loaded load(const std::string& path) {
   try {
-    return Loaded::open(path);
+    return Loaded::open(path, g_limits);
   } catch (const qatfold::Error& e) {
     throw FileError{path, e.what()};
+  }
+}
+
+// Writes the archive of `loaded` to `output`. Failures writing name the
+// output; failures reading the input's records on the way name the input.
+void write(const Loaded& loaded, const std::string& input, const std::string& output) {
+  try {
+    qatfold::writeProgramFile(*loaded.archive, *loaded.graph, output);
+  } catch (const qatfold::OutputError& e) {
+    throw FileError{output, e.what()};
+  } catch (const qatfold::Error& e) {
+    throw FileError{input, e.what()};
   }
 }
 
@@ -56,10 +86,10 @@ int runRoundtrip(const std::string& input, const std::string& output) {
   Loaded loaded = load(input);
   try {
     loaded.graph->lint();
-    qatfold::writeProgramFile(*loaded.archive, *loaded.graph, output);
   } catch (const qatfold::Error& e) {
-    throw FileError{output, e.what()};
+    throw FileError{input, e.what()};
   }
+  write(loaded, input, output);
   std::cout << "wrote " << output << "\n";
   return 0;
 }
@@ -81,13 +111,7 @@ int runFold(const FoldCommand& command) {
   } catch (const qatfold::Error& e) {
     throw FileError{command.input, e.what()};
   }
-  if (!command.dry_run) {
-    try {
-      qatfold::writeProgramFile(*loaded.archive, *loaded.graph, command.output);
-    } catch (const qatfold::Error& e) {
-      throw FileError{command.output, e.what()};
-    }
-  }
+  if (!command.dry_run) write(loaded, command.input, command.output);
   if (command.json) {
     qatfold::Json json = report.toJson();
     json["input"] = command.input;
@@ -125,10 +149,12 @@ int main(int argc, char** argv) {
   CLI::App* inspect = app.add_subcommand("inspect", "Summarize a PT2 archive: versions, ops, weights, inputs, outputs");
   inspect->add_option("MODEL", input, "PT2 archive (.pt2)")->required();
   inspect->add_flag("--json", json, "Print the summary as JSON");
+  addLimitOptions(inspect);
 
   CLI::App* roundtrip = app.add_subcommand("roundtrip", "Read an archive into the graph IR and write it back unchanged");
   roundtrip->add_option("IN", input, "PT2 archive to read")->required();
   roundtrip->add_option("-o,--output", output, "Where to write the result")->required();
+  addLimitOptions(roundtrip);
 
   FoldCommand fold_command;
   CLI::App* fold = app.add_subcommand("fold", "Fold QAT Conv+BatchNorm chains into the convs' int32 biases");
@@ -142,6 +168,7 @@ int main(int argc, char** argv) {
                    "Flag convs whose largest BN shift exceeds this fraction of their output range")
       ->default_val(qatfold::passes::kDefaultRiskThreshold)
       ->check(CLI::Range(0.0, 1e9));
+  addLimitOptions(fold);
   fold->footer(passTable());
   fold->callback([&] {
     if (!fold_command.dry_run && fold_command.output.empty()) throw CLI::RequiredError("-o,--output (or --dry-run)");

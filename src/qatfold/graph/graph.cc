@@ -94,6 +94,23 @@ std::vector<Value*> Node::inputValues() const {
 
 // ---- construction -------------------------------------------------------------
 
+namespace {
+
+// Whether a node after `index` outputs `name` (for a better message only).
+bool definedLater(const std::vector<program::Node>& nodes, std::size_t index, const std::string& name) {
+  for (std::size_t n = index + 1; n < nodes.size(); ++n) {
+    for (const program::Argument& output : nodes[n].outputs) {
+      if (!output.refersToTensors()) continue;
+      for (const auto& reference : output.tensorReferences()) {
+        if (reference && *reference == name) return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Graph::Graph(const Program& program) : source_(program), weights_(program.weights), constants_(program.constants) {
   const auto& exported = program.exported;
   std::unordered_map<std::string, std::size_t> meta_index;
@@ -101,13 +118,16 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
     meta_index.emplace(exported.graph.tensor_values[i].first, i);
   }
   next_order_ = exported.graph.tensor_values.size();
-  auto make_value = [&](const std::string& name) {
+  // A tensor (as opposed to a symbolic or constant input) must have its meta.
+  auto make_value = [&](const std::string& name, bool is_tensor) {
     auto it = meta_index.find(name);
     std::optional<program::TensorMeta> meta;
     std::uint64_t order = next_order_++;
     if (it != meta_index.end()) {
       meta = exported.graph.tensor_values[it->second].second;
       order = it->second;
+    } else if (is_tensor) {
+      throw Error("tensor '" + name + "' has no entry in the graph's tensor_values");
     }
     if (values_by_name_.count(name) != 0) throw Error("value '" + name + "' is defined twice");
     return newValue(name, std::move(meta), order);
@@ -122,7 +142,7 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
                   "' but its signature entry names '" + spec.name + "'");
     }
     if (name.empty()) name = "input_" + std::to_string(i);
-    Value* value = make_value(name);
+    Value* value = make_value(name, argument.is("as_tensor"));
     value->input_kind_ = spec.kind;
     value->target_ = spec.target;
     value->spec_ = spec;
@@ -155,8 +175,12 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
           if (reference) {
             value = tryGetValue(*reference);
             if (value == nullptr) {
-              throw Error("node '" + (node->name_.empty() ? source_node.target : node->name_) +
-                          "' uses undefined value '" + *reference + "'");
+              const std::string who = node->name_.empty() ? source_node.target : node->name_;
+              if (definedLater(exported.graph.nodes, n, *reference)) {
+                throw Error("node '" + who + "' uses value '" + *reference +
+                            "' before it is defined (the graph has a cycle or is out of order)");
+              }
+              throw Error("node '" + who + "' uses undefined value '" + *reference + "'");
             }
           }
           operand.values.push_back(value);
@@ -169,7 +193,7 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
       if (output.refersToTensors()) {
         for (const auto& reference : output.tensorReferences()) {
           if (!reference) continue;
-          Value* value = make_value(*reference);
+          Value* value = make_value(*reference, true);
           value->producer_ = raw_node;
           node->outputs_.push_back(value);
         }
@@ -193,6 +217,10 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
       const std::string name = *output.argument.tensorReferences()[0];
       output.value = tryGetValue(name);
       if (output.value == nullptr) throw Error("graph output '" + name + "' is not defined");
+      if (output.spec.arg.is("as_tensor") && *output.spec.arg.tensorReferences()[0] != name) {
+        throw Error("graph output " + std::to_string(i) + " is '" + name + "' but its signature entry names '" +
+                    *output.spec.arg.tensorReferences()[0] + "'");
+      }
       ++output.value->output_uses_;
     }
     outputs_.push_back(std::move(output));

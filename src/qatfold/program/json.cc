@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "qatfold/archive/limits.h"
 #include "qatfold/error.h"
 
 namespace qatfold {
 namespace {
 
-constexpr std::size_t kMaxNestingDepth = 512;
 
 // Quotes bare NaN / Infinity / -Infinity tokens that appear outside strings,
 // so the strict parser sees torch's string encoding instead.
@@ -172,14 +172,15 @@ void appendJson(std::string& out, const Json& v) {
 
 }  // namespace
 
-Json parseJson(std::string_view text) {
+Json parseJson(std::string_view text, std::size_t max_depth) {
   std::size_t depth = 0;
-  std::size_t max_depth = 0;
   auto depth_guard = [&](int /*depth*/, Json::parse_event_t event, Json& /*parsed*/) {
     if (event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) {
       ++depth;
-      max_depth = std::max(max_depth, depth);
-      if (depth > kMaxNestingDepth) throw Error("malformed JSON: nesting deeper than 512 levels");
+      if (depth > max_depth) {
+        throw Error("JSON nests deeper than the limit of " + std::to_string(max_depth) + " levels" +
+                    raiseWith("--max-json-depth"));
+      }
     } else if (event == Json::parse_event_t::object_end || event == Json::parse_event_t::array_end) {
       --depth;
     }

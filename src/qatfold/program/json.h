@@ -17,7 +17,7 @@ namespace qatfold {
 using Json = nlohmann::ordered_json;
 
 // Parses `text`; throws Error("malformed JSON: ...") on bad input.
-Json parseJson(std::string_view text);
+Json parseJson(std::string_view text, std::size_t max_depth = 512);
 
 // Serializes like Python's json.dumps with default separators and
 // ensure_ascii, and floats in repr() form: a program we read and do not

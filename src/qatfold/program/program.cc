@@ -44,8 +44,14 @@ std::vector<std::shared_ptr<Payload>> bindPayloads(const Archive& archive, const
 }  // namespace
 
 Json parseJsonRecord(const Archive& archive, const std::string& path) {
+  const ReadLimits& limits = archive.limits();
+  const std::uint64_t size = archive.entry(path).uncompressed_size;
+  if (size > limits.max_json_bytes) {
+    throw Error(path + ": JSON record of " + std::to_string(size) + " bytes, more than the limit of " +
+                std::to_string(limits.max_json_bytes) + raiseWith("--max-json-size"));
+  }
   try {
-    return parseJson(archive.read(path));
+    return parseJson(archive.read(path), limits.max_json_depth);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }

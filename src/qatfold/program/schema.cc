@@ -1,6 +1,7 @@
 #include "qatfold/program/schema.h"
 
 #include <limits>
+#include <map>
 
 #include "qatfold/error.h"
 
@@ -126,8 +127,71 @@ std::string scalarTypeName(ScalarType type) {
 
 // ---- Argument -------------------------------------------------------------
 
+namespace {
+
+// The JSON shape each Argument kind of torch's schema takes.
+enum class ArgShape { kAny, kInt, kInts, kFloat, kFloats, kString, kStrings, kBool, kBools, kObject, kList };
+
+ArgShape argumentShape(const std::string& tag, const std::string& where) {
+  static const std::map<std::string, ArgShape, std::less<>> kShapes = {
+      {"as_none", ArgShape::kAny},          {"as_tensor", ArgShape::kObject},
+      {"as_tensors", ArgShape::kList},      {"as_int", ArgShape::kInt},
+      {"as_ints", ArgShape::kInts},         {"as_float", ArgShape::kFloat},
+      {"as_floats", ArgShape::kFloats},     {"as_string", ArgShape::kString},
+      {"as_strings", ArgShape::kStrings},   {"as_sym_int", ArgShape::kObject},
+      {"as_sym_ints", ArgShape::kList},     {"as_scalar_type", ArgShape::kInt},
+      {"as_memory_format", ArgShape::kInt}, {"as_layout", ArgShape::kInt},
+      {"as_device", ArgShape::kObject},     {"as_bool", ArgShape::kBool},
+      {"as_bools", ArgShape::kBools},       {"as_sym_bool", ArgShape::kObject},
+      {"as_sym_bools", ArgShape::kList},    {"as_graph", ArgShape::kObject},
+      {"as_optional_tensors", ArgShape::kList}, {"as_custom_obj", ArgShape::kObject},
+      {"as_operator", ArgShape::kString},   {"as_sym_float", ArgShape::kObject},
+      {"as_sym_floats", ArgShape::kList},   {"as_optional_tensor", ArgShape::kObject},
+      {"as_complex", ArgShape::kObject},    {"as_nested_tensors", ArgShape::kList},
+      {"as_int_lists", ArgShape::kList},    {"as_string_to_argument", ArgShape::kObject},
+      {"as_float_lists", ArgShape::kList},
+  };
+  auto it = kShapes.find(tag);
+  if (it == kShapes.end()) fail(where, "unknown argument kind '" + tag + "'");
+  return it->second;
+}
+
+bool isFloatJson(const Json& value) {
+  double ignored = 0;
+  return readFloat(value, ignored);
+}
+
+void checkArgumentShape(const std::string& tag, const Json& payload, const std::string& where) {
+  auto all = [&payload](auto&& predicate) {
+    if (!payload.is_array()) return false;
+    for (const Json& item : payload) {
+      if (!predicate(item)) return false;
+    }
+    return true;
+  };
+  bool ok = true;
+  const char* expected = "";
+  switch (argumentShape(tag, where)) {
+    case ArgShape::kAny: break;
+    case ArgShape::kInt: ok = payload.is_number_integer(); expected = "an integer"; break;
+    case ArgShape::kInts: ok = all([](const Json& v) { return v.is_number_integer(); }); expected = "a list of integers"; break;
+    case ArgShape::kFloat: ok = isFloatJson(payload); expected = "a number"; break;
+    case ArgShape::kFloats: ok = all(isFloatJson); expected = "a list of numbers"; break;
+    case ArgShape::kString: ok = payload.is_string(); expected = "a string"; break;
+    case ArgShape::kStrings: ok = all([](const Json& v) { return v.is_string(); }); expected = "a list of strings"; break;
+    case ArgShape::kBool: ok = payload.is_boolean(); expected = "true or false"; break;
+    case ArgShape::kBools: ok = all([](const Json& v) { return v.is_boolean(); }); expected = "a list of booleans"; break;
+    case ArgShape::kObject: ok = payload.is_object(); expected = "an object"; break;
+    case ArgShape::kList: ok = payload.is_array(); expected = "a list"; break;
+  }
+  if (!ok) fail(where + "." + tag, std::string("expected ") + expected);
+}
+
+}  // namespace
+
 Argument Argument::parse(const Json& json, const std::string& where) {
   auto [tag, payload] = unionMember(json, where);
+  checkArgumentShape(tag, *payload, where);
   Argument arg(tag, *payload);
   // Validate the structure of tensor-carrying kinds now, so later stages can trust it.
   if (arg.refersToTensors()) (void)arg.tensorReferences();
@@ -137,10 +201,11 @@ Argument Argument::parse(const Json& json, const std::string& where) {
     for (const Json& item : *payload) tensorArgumentName(item, where + ".as_tensors[]");
   }
   if (tag == "as_optional_tensors" || tag == "as_optional_tensor") {
-    auto check = [&](const Json& item) {
-      auto [kind, value] = unionMember(item, where + "." + tag);
-      if (kind == "as_tensor") tensorArgumentName(*value, where + "." + tag);
-      else if (kind != "as_none") fail(where + "." + tag, "unexpected member '" + kind + "'");
+    const std::string context = where + "." + tag;
+    auto check = [&context](const Json& item) {
+      auto [kind, value] = unionMember(item, context);
+      if (kind == "as_tensor") tensorArgumentName(*value, context);
+      else if (kind != "as_none") fail(context, "unexpected member '" + kind + "'");
     };
     if (tag == "as_optional_tensor") {
       check(*payload);
@@ -267,6 +332,10 @@ TensorMeta TensorMeta::parse(const Json& json, const std::string& where) {
     if (*size < 0) fail(where + ".sizes", "negative size " + std::to_string(*size));
     meta.sizes.push_back(*size);
     meta.strides.push_back(*stride);
+  }
+  std::int64_t elements = 1;
+  for (std::int64_t size : meta.sizes) {
+    if (__builtin_mul_overflow(elements, size, &elements)) fail(where + ".sizes", "element count overflows");
   }
   auto offset = concreteSymInt(field(json, "storage_offset", where), where + ".storage_offset");
   if (!offset) {
@@ -572,7 +641,9 @@ Json PayloadMeta::toJson() const {
 PayloadConfig PayloadConfig::parse(const Json& json, const std::string& where) {
   PayloadConfig config;
   config.raw = json;
-  const Json& entries = objectField(json, "config", where);
+  if (!json.is_object()) fail(where, "expected a JSON object at the top level");
+  const Json& entries = field(json, "config", where);
+  if (!entries.is_object()) fail(where + ": config", "expected an object");
   for (auto it = entries.begin(); it != entries.end(); ++it) {
     config.entries.emplace_back(it.key(), PayloadMeta::parse(it.value(), where + ": config." + it.key()));
   }

@@ -1,0 +1,28 @@
+// Limits applied while reading untrusted archives, so that no input can make
+// qatfold allocate, inflate or recurse without bound. Each has a command-line
+// option; a message hitting a limit names that option.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace qatfold {
+
+struct ReadLimits {
+  // Zip records in one archive (a PT2 archive has about one per tensor).
+  std::uint64_t max_records = 1'000'000;
+  // Bytes a compressed record may inflate to (weights are stored, not
+  // compressed, so this bounds JSON and pickles, not parameters).
+  std::uint64_t max_inflated_bytes = 4ull << 30;
+  // Inflated size over compressed size of one record (zip bombs).
+  std::uint64_t max_compression_ratio = 1000;
+  // Bytes of one JSON record (models/*.json, payload configs).
+  std::uint64_t max_json_bytes = 1ull << 30;
+  // Nesting depth of one JSON record (PT2 model JSON nests about 15 deep).
+  std::uint64_t max_json_depth = 512;
+};
+
+// "... (raise it with --max-json-size)": how a message says which option lifts a limit.
+inline std::string raiseWith(const char* option) { return std::string(" (raise it with ") + option + ")"; }
+
+}  // namespace qatfold
