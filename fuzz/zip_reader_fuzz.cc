@@ -7,8 +7,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace qatfold;
   try {
-    ZipLimits limits;
-    limits.max_inflated_size = 1 << 24;  // keep each run's memory small
+    ReadLimits limits;
+    limits.max_inflated_bytes = 1 << 24;  // keep each run's memory small
     ZipReader zip(makeMemorySource(std::string(fuzz::asView(data, size)), "fuzz.pt2"), limits);
     for (const ZipEntry& entry : zip.entries()) {
       try {

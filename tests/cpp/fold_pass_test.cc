@@ -169,7 +169,8 @@ TEST(FoldQatConvBatchNorm, NoFoldNonPositiveVariance) {
     g.replaceTensorData(var, *var->payload()->meta.tensor_meta, std::make_shared<Storage>(encodeValues(negative)));
   });
   ASSERT_NE(f.skipped("batch_norm"), nullptr);
-  EXPECT_EQ(f.skipped("batch_norm")->reason, "running_var + eps is not positive for channel 0");
+  EXPECT_EQ(f.skipped("batch_norm")->reason,
+            "running_var + eps is -0.9999899864196777 for channel 0, not a positive finite number");
 }
 
 TEST(FoldQatConvBatchNorm, NoFoldPlainBatchNormSaysWhy) {

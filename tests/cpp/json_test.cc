@@ -52,6 +52,8 @@ TEST(Json, FloatsFormatLikePythonRepr) {
   EXPECT_EQ(formatFloatLikePython(1e-05), "1e-05");
   EXPECT_EQ(formatFloatLikePython(0.1), "0.1");
   EXPECT_EQ(formatFloatLikePython(0.0001), "0.0001");
+  EXPECT_EQ(formatFloatLikePython(std::nan("")), "nan");
+  EXPECT_EQ(formatFloatLikePython(-HUGE_VAL), "-inf");
   EXPECT_EQ(formatFloatLikePython(1.0), "1.0");
   EXPECT_EQ(formatFloatLikePython(-2.5), "-2.5");
   EXPECT_EQ(formatFloatLikePython(1e16), "1e+16");

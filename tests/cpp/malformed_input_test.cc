@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -281,6 +283,77 @@ TEST(MalformedInputCorpus, HasAtLeastFortyDistinctCorruptions) {
   EXPECT_GE(names.size(), 40u);
   EXPECT_EQ(archives.size(), corpus().size()) << "two cases build the same input";
 }
+
+// ---- numerically invalid parameters --------------------------------------------
+//
+// A program whose BatchNorm or quantization parameters are NaN, infinite,
+// negative or zero is still a valid program: qatfold writes it, but leaves
+// that chain unfolded (the un-folded chain is what the numbers say) and
+// tells why. The other chain of the fixture still folds.
+
+struct InvalidNumbers {
+  std::string name;
+  std::function<std::string()> make;
+  std::string reason;  // part of the --explain line for the skipped chain
+};
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+std::string withBiasScale(const Json& scale) {
+  // Node 21 dequantizes conv2's int32 bias (see scripts/fixture_models.py).
+  return withModel([&](Json& m) { graphOf(m)["nodes"][21]["inputs"][1]["arg"]["as_float"] = scale; });
+}
+
+std::vector<InvalidNumbers> invalidNumbers() {
+  using testing::withPayloadFloat;
+  return {
+      {"RunningVarNaN", [] { return withPayloadFloat(kStored, "bn2.running_var", 3, kNaN); }, "running_var + eps is nan for channel 3"},
+      {"RunningVarInfinite", [] { return withPayloadFloat(kStored, "bn2.running_var", 0, kInf); }, "running_var + eps is inf for channel 0"},
+      {"RunningVarNegative", [] { return withPayloadFloat(kStored, "bn2.running_var", 5, -1.0f); }, "for channel 5, not a positive finite number"},
+      {"RunningMeanNaN", [] { return withPayloadFloat(kStored, "bn2.running_mean", 1, kNaN); }, "non-finite shift"},
+      {"BatchNormWeightNaN", [] { return withPayloadFloat(kStored, "bn2.weight", 2, kNaN); }, "non-finite shift"},
+      {"BatchNormBiasInfinite", [] { return withPayloadFloat(kStored, "bn2.bias", 7, kInf); }, "non-finite shift"},
+      {"OrigBiasNaN", [] { return withPayloadFloat(kStored, "conv2.bias", 0, kNaN); }, "non-finite shift"},
+      {"BiasScaleZero", [] { return withBiasScale(0.0); }, "the bias scale is not a positive finite number"},
+      {"BiasScaleNegative", [] { return withBiasScale(-2e-5); }, "the bias scale is not a positive finite number"},
+      {"BiasScaleNaN", [] { return withBiasScale("NaN"); }, "the bias scale is not a positive finite number"},
+      {"Int32BiasStoredAsFloat", [] { return withConfig([](Json& c) { c["config"]["_frozen_param2"]["tensor_meta"]["dtype"] = 7; }); }, "is not a constant int32 tensor"},
+  };
+}
+
+class InvalidNumbersTest : public ::testing::TestWithParam<InvalidNumbers> {
+ protected:
+  void SetUp() override { dir_ = testing::makeTempDir("numbers"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_P(InvalidNumbersTest, ChainIsKeptWithAReason) {
+  const InvalidNumbers& c = GetParam();
+  const std::string bytes = c.make();
+  const std::string input = (dir_ / "in.pt2").string();
+  const std::string output = (dir_ / "out.pt2").string();
+  const std::string out_path = (dir_ / "stdout.txt").string();
+  writeFile(input, bytes);
+  std::string command = std::string(QATFOLD_CLI) + " fold --explain " + input + " -o " + output + " >" + out_path +
+                        " 2>&1 </dev/null";
+  int status = std::system(command.c_str());
+  const std::string out = readFile(out_path);
+
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find(c.reason), std::string::npos) << "expected '" << c.reason << "' in:\n" << out;
+  EXPECT_NE(out.find("folded 1, skipped 1"), std::string::npos) << out;
+  EXPECT_EQ(readFile(input), bytes);
+  LoadedProgram folded = LoadedProgram::open(output);
+  int batch_norms = 0;
+  for (const graph::Node* node : folded.graph->nodes()) batch_norms += node->target().find("batch_norm") != std::string::npos;
+  EXPECT_EQ(batch_norms, 1) << "only the chain with bad numbers keeps its batch_norm";
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, InvalidNumbersTest, ::testing::ValuesIn(invalidNumbers()),
+                         [](const ::testing::TestParamInfo<InvalidNumbers>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace qatfold

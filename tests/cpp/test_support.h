@@ -1,6 +1,7 @@
 // Helpers shared by the C++ tests: fixture paths, archive surgery, files.
 #pragma once
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -73,6 +74,27 @@ inline std::string withModelJson(const std::string& fixture, const std::function
 // The fixture with its weights payload config changed by `mutate`.
 inline std::string withWeightsConfig(const std::string& fixture, const std::function<void(Json&)>& mutate) {
   return withJsonRecord(fixture, "data/weights/model_weights_config.json", mutate);
+}
+
+// The fixture with the payload bytes of state_dict entry `fqn` changed by `mutate`.
+inline std::string withPayloadBytes(const std::string& fixture, const std::string& fqn,
+                                    const std::function<void(std::string&)>& mutate) {
+  auto archive = Archive::open(fixturePath(fixture));
+  Json config = parseJson(archive->read("data/weights/model_weights_config.json"));
+  const std::string path = "data/weights/" + config["config"][fqn]["path_name"].get<std::string>();
+  std::string bytes = archive->read(path);
+  mutate(bytes);
+  ArchiveEdit edit;
+  edit.put(path, bytes);
+  return rewrite(*archive, edit);
+}
+
+// The fixture with float32 element `index` of state_dict entry `fqn` set to `value`.
+inline std::string withPayloadFloat(const std::string& fixture, const std::string& fqn, std::size_t index,
+                                    float value) {
+  return withPayloadBytes(fixture, fqn, [&](std::string& bytes) {
+    std::memcpy(bytes.data() + index * sizeof(float), &value, sizeof(float));
+  });
 }
 
 }  // namespace qatfold::testing

@@ -185,8 +185,12 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
                                               std::get<std::vector<float>>(mean), std::get<std::vector<float>>(var),
                                               static_cast<float>(*bn_eps)};
   for (std::size_t c = 0; c < bn_parameters.running_var.size(); ++c) {
-    if (!(bn_parameters.running_var[c] + bn_parameters.eps > 0.0f)) {
-      return chainFailure("running_var + eps is not positive for channel " + std::to_string(c));
+    // An infinite variance makes the un-folded chain compute inf/inf; only a
+    // positive finite one gives a shift the fold can reproduce.
+    const float var_eps = bn_parameters.running_var[c] + bn_parameters.eps;
+    if (!(var_eps > 0.0f) || !std::isfinite(var_eps)) {
+      return chainFailure("running_var + eps is " + formatFloatLikePython(var_eps) + " for channel " +
+                          std::to_string(c) + ", not a positive finite number");
     }
   }
   const std::vector<float> shift = numerics::batchNormShift(

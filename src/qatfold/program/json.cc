@@ -238,6 +238,8 @@ Json floatToJson(double value) {
 std::string formatFloatLikePython(double value) {
   // Shortest round-trip digits from to_chars, laid out by repr()'s rules:
   // positional for decimal exponents in [-4, 16), scientific otherwise.
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   char buf[64];
   auto result = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
   std::string sci(buf, result.ptr);
