@@ -9,10 +9,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 BUILD := build
 ASAN_BUILD := build-asan
+TSAN_BUILD := build-tsan
+FUZZ_BUILD := build-fuzz
+# Seconds per fuzz target: `make fuzz` for a campaign, the smoke in `make test`.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 5
 EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
-.PHONY: all setup system-deps venv python-install build build-asan demo test test-cpp test-asan test-python fixtures bench clean
+.PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
+        test-tsan test-fuzz test-python fuzz fixtures bench clean
 
 all: build
 
@@ -43,11 +49,24 @@ $(BUILD)/build.ninja: | setup
 $(ASAN_BUILD)/build.ninja: | setup
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQATFOLD_SANITIZE=ON
 
+$(TSAN_BUILD)/build.ninja: | setup
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQATFOLD_TSAN=ON
+
+$(FUZZ_BUILD)/build.ninja: | setup
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DQATFOLD_FUZZ=ON -DQATFOLD_BUILD_TESTS=OFF -DQATFOLD_BUILD_CLI=OFF
+
 build: $(BUILD)/build.ninja
 	cmake --build $(BUILD)
 
 build-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD)
+
+build-tsan: $(TSAN_BUILD)/build.ninja
+	cmake --build $(TSAN_BUILD) --target qatfold_tests
+
+build-fuzz: $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD)
 
 demo: build python-install
 	@mkdir -p $(DEMO_OUT)
@@ -63,7 +82,7 @@ demo: build python-install
 	@echo "== python examples/cadence_qat.py   (QAT -> convert -> qatfold.fold -> Cadence lowering)"
 	@$(VPY) examples/cadence_qat.py
 
-test: test-cpp test-asan test-python
+test: test-cpp test-asan test-tsan test-fuzz test-python
 
 test-cpp: build
 	ctest --test-dir $(BUILD) --output-on-failure -j2
@@ -71,6 +90,17 @@ test-cpp: build
 test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2
+
+# The re-entrancy tests under ThreadSanitizer.
+test-tsan: build-tsan
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/qatfold_tests --gtest_filter='Concurrency.*'
+
+# A short run of each fuzz target; it replays the committed regression inputs first.
+test-fuzz: build-fuzz
+	BUILD_DIR=$(FUZZ_BUILD) bash fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+
+fuzz: build-fuzz
+	BUILD_DIR=$(FUZZ_BUILD) bash fuzz/run.sh $(FUZZ_SECONDS)
 
 test-python: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) -m pytest -q tests/python
@@ -83,4 +113,4 @@ bench: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/fold_speed.py
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(DEMO_OUT)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(DEMO_OUT)

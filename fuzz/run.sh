@@ -12,17 +12,17 @@ python3 fuzz/prepare.py "$build" >/dev/null
 mkdir -p "$build/findings" "$build/logs"
 status=0
 for target in "${targets[@]}"; do
-  log="$build/logs/$target.log"
+  log="$build/logs/$target-${seconds}s.log"
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
        "$build/${target}_fuzz" "$build/corpus/$target" -dict="$build/pt2.dict" \
        -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 -timeout=20 \
        -artifact_prefix="$build/findings/$target-" -print_final_stats=1 >"$log" 2>&1; then
-    echo "fuzz: $target FAILED, see $log"; grep -m3 -E "ERROR|SUMMARY|Test unit written" "$log" || true
+    echo "fuzz: $target FAILED, see $log"; grep -a -m3 -E "ERROR|SUMMARY|Test unit written" "$log" || true
     status=1
   fi
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  cov=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -o 'cov: [0-9]*' || echo 'cov: ?')
-  ft=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -o 'ft: [0-9]*' || echo 'ft: ?')
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -ao '[0-9]*$' || echo 0)
+  cov=$(grep -aE '^#[0-9]+' "$log" | tail -1 | grep -ao 'cov: [0-9]*' || echo 'cov: ?')
+  ft=$(grep -aE '^#[0-9]+' "$log" | tail -1 | grep -ao 'ft: [0-9]*' || echo 'ft: ?')
   echo "fuzz: $target  ${seconds}s  execs=$execs  $cov  $ft  corpus=$(ls "$build/corpus/$target" | wc -l)"
 done
 exit $status

@@ -1,12 +1,14 @@
 #include "qatfold/archive/byte_io.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -111,10 +113,31 @@ void StringSink::write(const void* data, std::size_t count) {
   bytes_.append(static_cast<const char*>(data), count);
 }
 
+namespace {
+
+// Removes temporary files that a killed run (SIGKILL, power loss) left next
+// to `target`: ".<name>.qatfold-<pid>-..." whose process no longer exists.
+void removeStaleTemporaries(const std::filesystem::path& dir, const std::string& target_name) {
+  const std::string prefix = "." + target_name + ".qatfold-";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+}
+
+}  // namespace
+
 AtomicFileSink::AtomicFileSink(const std::string& target) : target_(target) {
   std::filesystem::path target_path(target);
   std::filesystem::path dir = target_path.parent_path();
   if (dir.empty()) dir = ".";
+  removeStaleTemporaries(dir, target_path.filename().string());
   // Created 0666 (less the umask, applied by the kernel) with O_EXCL, rather
   // than mkstemp's 0600 plus a chmod: reading the umask means setting it,
   // which races with other threads writing files.
