@@ -37,7 +37,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # The qatfold Python package (C++ core + nanobind extension) into .venv.
-PACKAGE_SOURCES := $(shell git ls-files src python CMakeLists.txt pyproject.toml 2>/dev/null)
+PACKAGE_SOURCES := $(shell find src python -type f -not -name "*.pyc") CMakeLists.txt pyproject.toml
 python-install: $(VENV)/.qatfold-installed
 $(VENV)/.qatfold-installed: $(VENV)/.installed $(PACKAGE_SOURCES)
 	$(VPY) -m pip install -q --no-build-isolation .

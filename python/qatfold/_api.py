@@ -20,19 +20,26 @@ class PreparedBias:
 
 @dataclass(frozen=True)
 class FoldedConv:
-    """A conv whose BatchNorm chain was folded into its int32 bias."""
+    """A conv whose BatchNorm chain was folded into its bias.
+
+    ``bias_dtype`` is "int32" for quantized convs and "float32" for convs the
+    quantizer left in float (then ``output_range`` and ``relative_shift``,
+    which measure the shift against the output quantization, are None).
+    """
 
     conv: str
     conv_target: str
+    kind: str
     module_path: str
     batch_norm: str
     channels: int
+    bias_dtype: str
     per_channel_bias: bool
     copied_bias: bool
     clamped_bias_elements: int
     max_abs_shift: float
-    output_range: tuple[float, float]
-    relative_shift: float
+    output_range: tuple[float, float] | None
+    relative_shift: float | None
     flagged: bool
 
 
@@ -67,8 +74,9 @@ class FoldReport:
     def from_json(cls, data: dict[str, Any], text: str, explain: bool) -> FoldReport:
         # float() reads torch's "NaN"/"Infinity" strings as well as numbers.
         folded = [
-            FoldedConv(**{**c, "max_abs_shift": float(c["max_abs_shift"]), "relative_shift": float(c["relative_shift"]),
-                          "output_range": tuple(float(v) for v in c["output_range"])})
+            FoldedConv(**{**c, "max_abs_shift": float(c["max_abs_shift"]),
+                          "relative_shift": None if c["relative_shift"] is None else float(c["relative_shift"]),
+                          "output_range": None if c["output_range"] is None else tuple(float(v) for v in c["output_range"])})
             for c in data["folded"]
         ]
         counts = {f.name: data[f.name] for f in fields(cls) if f.name not in ("prepared_biases", "folded", "skipped", "text")}

@@ -118,7 +118,8 @@ namespace {
 // Removes temporary files that a killed run (SIGKILL, power loss) left next
 // to `target`: ".<name>.qatfold-<pid>-..." whose process no longer exists.
 void removeStaleTemporaries(const std::filesystem::path& dir, const std::string& target_name) {
-  const std::string prefix = "." + target_name + ".qatfold-";
+  std::string prefix = ".";
+  prefix.append(target_name).append(".qatfold-");
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
@@ -147,7 +148,9 @@ AtomicFileSink::AtomicFileSink(const std::string& target) : target_(target) {
     char suffix[40];
     std::snprintf(suffix, sizeof suffix, ".qatfold-%d-%llx-%x", static_cast<int>(::getpid()),
                   static_cast<unsigned long long>(counter.fetch_add(1)), entropy());
-    std::string candidate = (dir / ("." + target_path.filename().string() + suffix)).string();
+    std::string name = ".";
+    name.append(target_path.filename().string()).append(suffix);  // (appends: GCC 12 -O3 misreads '+' here)
+    std::string candidate = (dir / name).string();
     fd_ = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd_ >= 0) {
       temp_path_ = candidate;

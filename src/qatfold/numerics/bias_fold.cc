@@ -87,6 +87,14 @@ QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<co
   return result;
 }
 
+std::vector<float> addShiftToFloatBias(std::optional<std::span<const float>> bias, std::span<const float> shift) {
+  std::vector<float> out(shift.begin(), shift.end());
+  if (bias) {
+    for (std::size_t c = 0; c < out.size(); ++c) out[c] = (*bias)[c] + shift[c];
+  }
+  return out;
+}
+
 OutputRangeRisk outputRangeRisk(std::span<const float> shift, double scale, std::int64_t zero_point,
                                 std::int64_t quant_min, std::int64_t quant_max) {
   OutputRangeRisk risk;

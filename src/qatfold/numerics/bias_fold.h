@@ -61,6 +61,9 @@ QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<co
                                      std::span<const std::int64_t> zero_points, std::int64_t quant_min,
                                      std::int64_t quant_max);
 
+// A float bias with the shift added: b_c + shift_c in float32 (b absent: shift).
+std::vector<float> addShiftToFloatBias(std::optional<std::span<const float>> bias, std::span<const float> shift);
+
 // How far the folded shift moves a conv's output inside the range its
 // output quantization can represent, [(qmin - zp) * s, (qmax - zp) * s].
 struct OutputRangeRisk {

@@ -6,6 +6,15 @@
 
 namespace qatfold::passes {
 
+std::string FoldedChain::kind() const {
+  // "torch.ops.aten.conv_transpose2d.input" -> "conv_transpose2d"
+  std::string name = conv_target;
+  const std::string prefix = "torch.ops.aten.";
+  if (name.rfind(prefix, 0) == 0) name.erase(0, prefix.size());
+  if (auto dot = name.find('.'); dot != std::string::npos) name.erase(dot);
+  return name;
+}
+
 std::size_t FoldReport::clampedTotal() const {
   std::size_t total = 0;
   for (const FoldedChain& chain : folded) total += chain.clamped;
@@ -33,17 +42,21 @@ Json FoldReport::toJson() const {
   json["prepared_biases"] = std::move(prepared_json);
   Json folded_json = Json::array();
   for (const FoldedChain& c : folded) {
+    const Json range = c.float_bias ? Json(nullptr)
+                                    : Json::array({floatToJson(c.risk.range_low), floatToJson(c.risk.range_high)});
     folded_json.push_back(Json{{"conv", c.conv},
                                {"conv_target", c.conv_target},
+                               {"kind", c.kind()},
                                {"module_path", c.module_path},
                                {"batch_norm", c.batch_norm},
                                {"channels", c.channels},
+                               {"bias_dtype", c.float_bias ? "float32" : "int32"},
                                {"per_channel_bias", c.per_channel_bias},
                                {"copied_bias", c.copied_bias},
                                {"clamped_bias_elements", c.clamped},
                                {"max_abs_shift", floatToJson(c.risk.max_abs_shift)},
-                               {"output_range", Json::array({floatToJson(c.risk.range_low), floatToJson(c.risk.range_high)})},
-                               {"relative_shift", floatToJson(c.risk.relative_shift)},
+                               {"output_range", range},
+                               {"relative_shift", c.float_bias ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
                                {"flagged", c.flagged}});
   }
   json["folded"] = std::move(folded_json);
@@ -75,21 +88,26 @@ std::string FoldReport::toText(bool explain) const {
     std::vector<std::string> convs;
     std::size_t conv_width = 4;
     std::size_t bn_width = 10;
+    std::size_t kind_width = 4;
     for (const FoldedChain* c : order) {
       convs.push_back(c->module_path.empty() ? c->conv : c->conv + " (" + c->module_path + ")");
       conv_width = std::max(conv_width, convs.back().size());
       bn_width = std::max(bn_width, c->batch_norm.size());
+      kind_width = std::max(kind_width, c->kind().size());
     }
     char line[1024];
-    std::snprintf(line, sizeof line, "  %-*s  %-*s  %8s  %7s  %11s\n", static_cast<int>(conv_width), "conv",
-                  static_cast<int>(bn_width), "batch_norm", "channels", "clamped", "shift/range");
+    std::snprintf(line, sizeof line, "  %-*s  %-*s  %-*s  %5s  %8s  %7s  %11s\n", static_cast<int>(conv_width), "conv",
+                  static_cast<int>(kind_width), "kind", static_cast<int>(bn_width), "batch_norm", "bias", "channels",
+                  "clamped", "shift/range");
     out << line;
     for (std::size_t i = 0; i < order.size(); ++i) {
       const FoldedChain* c = order[i];
-      std::snprintf(line, sizeof line, "  %-*s  %-*s  %8lld  %7zu  %10.1f%%%s\n", static_cast<int>(conv_width),
-                    convs[i].c_str(), static_cast<int>(bn_width), c->batch_norm.c_str(),
-                    static_cast<long long>(c->channels), c->clamped, 100.0 * c->risk.relative_shift,
-                    c->flagged ? "  <- output may clip" : "");
+      char risk[32] = "          -";
+      if (!c->float_bias) std::snprintf(risk, sizeof risk, "%10.1f%%", 100.0 * c->risk.relative_shift);
+      std::snprintf(line, sizeof line, "  %-*s  %-*s  %-*s  %5s  %8lld  %7zu  %s%s\n", static_cast<int>(conv_width),
+                    convs[i].c_str(), static_cast<int>(kind_width), c->kind().c_str(), static_cast<int>(bn_width),
+                    c->batch_norm.c_str(), c->float_bias ? "float" : "int32", static_cast<long long>(c->channels),
+                    c->clamped, risk, c->flagged ? "  <- output may clip" : "");
       out << line;
     }
     if (flaggedCount() > 0) {

@@ -23,10 +23,13 @@ struct FoldedChain {
   std::string module_path;
   std::string batch_norm;
   std::int64_t channels = 0;
+  bool float_bias = false;   // folded into a float bias (no quantized output)
   bool per_channel_bias = false;
   bool copied_bias = false;  // the bias was shared, so the conv got its own
   std::size_t clamped = 0;   // bias elements saturated at the int32 range
-  numerics::OutputRangeRisk risk;
+  numerics::OutputRangeRisk risk;  // range and relative shift only for int32 folds
+  // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
+  std::string kind() const;
   bool flagged = false;      // risk above the threshold
 };
 

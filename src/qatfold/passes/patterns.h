@@ -25,6 +25,7 @@ inline constexpr std::string_view kAdd = "torch.ops.aten.add.Tensor";
 inline constexpr std::string_view kSqrt = "torch.ops.aten.sqrt.default";
 inline constexpr std::string_view kReshape = "torch.ops.aten.reshape.default";
 inline constexpr std::string_view kView = "torch.ops.aten.view.default";
+inline constexpr std::string_view kZerosLike = "torch.ops.aten.zeros_like.default";
 }  // namespace op
 
 // aten convolutions whose bias is a per-output-channel vector: conv1d/2d/3d

@@ -1,0 +1,188 @@
+#include "qatfold/passes/batch_norm_tail.h"
+
+#include <cmath>
+#include <optional>
+#include <span>
+
+#include "qatfold/numerics/bias_fold.h"
+#include "qatfold/passes/patterns.h"
+#include "qatfold/program/payload.h"
+
+namespace qatfold::passes {
+namespace {
+
+using program::ScalarType;
+
+TailMismatch chainFailure(std::string reason) { return TailMismatch{std::move(reason), true}; }
+
+// The float32 elements of a constant with `channels` elements, or why not.
+std::variant<std::vector<float>, std::string> constantChannels(const graph::Value* value, std::int64_t channels,
+                                                               const char* what) {
+  if (!isConstantTensor(value)) return std::string(what) + " is not a constant parameter, buffer or tensor constant";
+  const TensorView view = value->payload()->view();
+  if (view.meta().dtype != ScalarType::kFloat32) {
+    return std::string(what) + " has dtype " + program::scalarTypeName(view.meta().dtype) + ", not float32";
+  }
+  if (view.meta().numel() != channels) {
+    return std::string(what) + " has " + std::to_string(view.meta().numel()) + " elements for " +
+           std::to_string(channels) + " channels";
+  }
+  return view.values<float>();
+}
+
+// A reshape/view to [1, C or -1, 1, ...] of `rank` dims: a per-channel broadcast.
+bool isChannelBroadcast(const graph::Node& reshape, std::size_t rank, std::int64_t channels) {
+  const program::Argument* shape = reshape.tryGetArgument(reshape.target() == op::kView ? "size" : "shape");
+  auto dims = shape ? shape->asInts() : std::nullopt;
+  if (!dims || dims->size() != rank || rank < 2) return false;
+  for (std::size_t i = 0; i < dims->size(); ++i) {
+    if (i == 1 ? ((*dims)[i] != -1 && (*dims)[i] != channels) : (*dims)[i] != 1) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<graph::Node*> BatchNormTail::nodes() const {
+  std::vector<graph::Node*> order = {batch_norm};
+  if (add_orig_bias != nullptr) order.push_back(add_orig_bias);
+  order.push_back(div);
+  return order;
+}
+
+std::optional<std::string> BatchNormTail::outsideUse() const {
+  struct Exclusive {
+    const graph::Value* value;
+    std::vector<const graph::Node*> readers;
+  };
+  // Only the data path must be private to the chain; the scale and
+  // orig_bias computations may feed others too (torchao's transposed-conv
+  // chain scales the weight with the same bn_w / sqrt(var + eps)), and are
+  // left to dead-code elimination once the chain is gone.
+  std::vector<Exclusive> exclusive = {{div->output(), {add_orig_bias ? add_orig_bias : batch_norm}}};
+  if (add_orig_bias != nullptr) exclusive.push_back({add_orig_bias->output(), {batch_norm}});
+  for (const Exclusive& entry : exclusive) {
+    if (auto use = passes::outsideUse(*entry.value, entry.readers)) return *use + " outside the chain";
+  }
+  return std::nullopt;
+}
+
+std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& bn) {
+  if (!isBatchNorm(bn)) return TailMismatch{"not a batch_norm", false};
+  if (bn.target() == op::kBatchNorm) {
+    const program::Argument* training = bn.tryGetArgument("training");
+    if (training == nullptr || training->asBool() != false) return TailMismatch{"batch_norm runs in training mode", false};
+  } else {
+    if (bn.outputs().size() != 3) return TailMismatch{"batch_norm has an unexpected number of outputs", false};
+    for (std::size_t i = 1; i < 3; ++i) {
+      if (bn.output(i)->useCount() != 0) {
+        return TailMismatch{"batch_norm's saved statistics '" + bn.output(i)->name() + "' are used", false};
+      }
+    }
+  }
+  if (bn.outputs().empty()) return TailMismatch{"batch_norm has no output", false};
+  BatchNormTail t;
+  t.batch_norm = &bn;
+  const program::Argument* eps_argument = bn.tryGetArgument("eps");
+  auto bn_eps = eps_argument ? eps_argument->asFloat() : std::nullopt;
+  if (!bn_eps) return TailMismatch{"batch_norm eps is not a constant", false};
+  t.eps = *bn_eps;
+  graph::Value* bn_input = bn.tryGetInput("input");
+  t.bn_weight = bn.tryGetInput("weight");
+  t.bn_bias = bn.tryGetInput("bias");
+  t.bn_mean = bn.tryGetInput("running_mean");
+  t.bn_var = bn.tryGetInput("running_var");
+  if (bn_input == nullptr || bn_input->producer() == nullptr) return TailMismatch{"input is not computed by an op", false};
+
+  // Optional add(div, reshape(orig_bias)), then div(y, reshape(scale)).
+  t.add_orig_bias = producerWith(bn_input, op::kAdd);
+  if (t.add_orig_bias != nullptr) {
+    graph::Value* lhs = t.add_orig_bias->tryGetInput("self");
+    graph::Value* rhs = t.add_orig_bias->tryGetInput("other");
+    t.div = producerWith(lhs, op::kDiv);
+    t.reshape_orig_bias = rhs ? rhs->producer() : nullptr;
+    if (t.div == nullptr) {  // add is commutative: accept add(reshape(b), div)
+      t.div = producerWith(rhs, op::kDiv);
+      t.reshape_orig_bias = lhs ? lhs->producer() : nullptr;
+    }
+    if (t.div == nullptr) return TailMismatch{"input is an add without a div operand: not a QAT chain", false};
+    const program::Argument* alpha = t.add_orig_bias->tryGetArgument("alpha");
+    if (alpha != nullptr && alpha->asFloat() != 1.0) return chainFailure("the orig_bias add has alpha != 1");
+    if (t.reshape_orig_bias == nullptr || !isReshape(*t.reshape_orig_bias)) {
+      return chainFailure("the orig_bias operand of the add is not a reshape/view of a constant");
+    }
+  } else {
+    t.div = producerWith(bn_input, op::kDiv);
+    if (t.div == nullptr) {
+      return TailMismatch{"input comes from '" + bn_input->producer()->name() + "' (" +
+                              bn_input->producer()->target() + "), not from a QAT conv chain",
+                          false};
+    }
+  }
+  t.divided = t.div->tryGetInput("self");
+  t.reshape_scale = t.div->tryGetInput("other") ? t.div->tryGetInput("other")->producer() : nullptr;
+  if (t.divided == nullptr) return chainFailure("the div has no tensor to divide");
+
+  // The scale chain must be this BN's own: div(bn_w, sqrt(add(bn_var, eps))).
+  if (t.reshape_scale == nullptr || !isReshape(*t.reshape_scale)) return chainFailure("the divisor is not a reshape/view");
+  t.scale = producerWith(t.reshape_scale->tryGetInput("self"), op::kDiv);
+  t.sqrt = t.scale ? producerWith(t.scale->tryGetInput("other"), op::kSqrt) : nullptr;
+  t.add_eps = t.sqrt ? producerWith(t.sqrt->tryGetInput("self"), op::kAdd) : nullptr;
+  if (t.add_eps == nullptr) return chainFailure("the divisor is not bn_weight / sqrt(running_var + eps)");
+  if (t.scale->tryGetInput("self") != t.bn_weight || t.add_eps->tryGetInput("self") != t.bn_var ||
+      t.bn_weight == nullptr || t.bn_var == nullptr) {
+    return chainFailure("the divisor is not built from this batch_norm's own weight and running_var");
+  }
+  const program::Argument* chain_eps_argument = t.add_eps->tryGetArgument("other");
+  auto chain_eps = chain_eps_argument ? chain_eps_argument->asFloat() : std::nullopt;
+  if (!chain_eps) return chainFailure("the eps added to running_var is not a constant");
+  if (*chain_eps != t.eps) {
+    return chainFailure("the scale chain's eps " + formatFloatLikePython(*chain_eps) + " differs from batch_norm's eps " +
+                        formatFloatLikePython(t.eps));
+  }
+  if (auto use = t.outsideUse()) return chainFailure(*use);
+  return t;
+}
+
+std::variant<std::vector<float>, std::string> batchNormShift(const BatchNormTail& t, std::int64_t channels,
+                                                             std::size_t rank) {
+  if (!isChannelBroadcast(*t.reshape_scale, rank, channels)) {
+    return std::string("the divisor is not broadcast along the conv's channel dimension");
+  }
+  if (t.reshape_orig_bias != nullptr && !isChannelBroadcast(*t.reshape_orig_bias, rank, channels)) {
+    return std::string("orig_bias is not broadcast along the conv's channel dimension");
+  }
+  auto weight = constantChannels(t.bn_weight, channels, "batch_norm weight");
+  auto shift_bias = constantChannels(t.bn_bias, channels, "batch_norm bias");
+  auto mean = constantChannels(t.bn_mean, channels, "running_mean");
+  auto var = constantChannels(t.bn_var, channels, "running_var");
+  for (const auto* tensor : {&weight, &shift_bias, &mean, &var}) {
+    if (const auto* why = std::get_if<std::string>(tensor)) return *why;
+  }
+  std::optional<std::vector<float>> orig_bias;
+  if (t.reshape_orig_bias != nullptr) {
+    auto values = constantChannels(t.reshape_orig_bias->tryGetInput("self"), channels, "orig_bias");
+    if (const auto* why = std::get_if<std::string>(&values)) return *why;
+    orig_bias = std::get<std::vector<float>>(std::move(values));
+  }
+  numerics::BatchNormParameters parameters{std::get<std::vector<float>>(weight), std::get<std::vector<float>>(shift_bias),
+                                           std::get<std::vector<float>>(mean), std::get<std::vector<float>>(var),
+                                           static_cast<float>(t.eps)};
+  for (std::size_t c = 0; c < parameters.running_var.size(); ++c) {
+    // An infinite variance makes the un-folded chain compute inf/inf; only a
+    // positive finite one gives a shift the fold can reproduce.
+    const float var_eps = parameters.running_var[c] + parameters.eps;
+    if (!(var_eps > 0.0f) || !std::isfinite(var_eps)) {
+      return "running_var + eps is " + formatFloatLikePython(var_eps) + " for channel " + std::to_string(c) +
+             ", not a positive finite number";
+    }
+  }
+  std::vector<float> shift = numerics::batchNormShift(
+      parameters, orig_bias ? std::optional<std::span<const float>>(*orig_bias) : std::nullopt);
+  for (float value : shift) {
+    if (!std::isfinite(value)) return std::string("the batch_norm parameters give a non-finite shift");
+  }
+  return shift;
+}
+
+}  // namespace qatfold::passes

@@ -1,0 +1,65 @@
+// The tail every QAT Conv+BatchNorm simulation chain ends in, whatever sits
+// before it (a quantize/dequantize pair, or the conv itself):
+//
+//     z   = div(y, reshape(div(bn_w, sqrt(add(running_var, eps)))))
+//     z   = add(z, reshape(orig_bias))                  -- only if the conv had a bias
+//     out = batch_norm(z, bn_w, bn_b, running_mean, running_var, False, _, eps)
+//           (or _native_batch_norm_legit_no_training(...)[0])
+//
+// In eval mode the div and the BN scale cancel, so out = y + C with
+//   C_c = (orig_bias_c - mean_c) * bn_w_c / sqrt(var_c + eps) + bn_b_c.
+// Matching (structure) and the shift (data) are separate steps, so a fold
+// pass can check what precedes the tail before it reads any tensor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "qatfold/graph/graph.h"
+
+namespace qatfold::passes {
+
+struct BatchNormTail {
+  graph::Node* batch_norm = nullptr;
+  graph::Node* add_orig_bias = nullptr;      // null when the conv had no bias
+  graph::Node* reshape_orig_bias = nullptr;  // null when the conv had no bias
+  graph::Node* div = nullptr;
+  graph::Node* reshape_scale = nullptr;
+  graph::Node* scale = nullptr;    // div(bn_w, sqrt)
+  graph::Node* sqrt = nullptr;
+  graph::Node* add_eps = nullptr;  // add(running_var, eps)
+  graph::Value* divided = nullptr;  // what the tail divides: the conv output, or its dequantize
+  graph::Value* bn_weight = nullptr;
+  graph::Value* bn_bias = nullptr;
+  graph::Value* bn_mean = nullptr;
+  graph::Value* bn_var = nullptr;
+  double eps = 0;
+
+  // The value the tail's users read (the batch_norm's output).
+  graph::Value* result() const { return batch_norm->output(0); }
+  // The data-path nodes to erase, users first (batch_norm, add, div); the
+  // scale and orig_bias computations go with dead-code elimination.
+  std::vector<graph::Node*> nodes() const;
+  // A use of a tail value from outside the tail, described; nullopt if none.
+  std::optional<std::string> outsideUse() const;
+};
+
+// Why a batch_norm is not the end of a QAT chain; `qat_chain` tells whether
+// it looked like one (so the report lists it without --explain).
+struct TailMismatch {
+  std::string reason;
+  bool qat_chain = false;
+};
+
+// Matches the tail ending in `batch_norm`, from structure alone.
+std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& batch_norm);
+
+// C per channel, for a tail after a value of `rank` dims with `channels`
+// channels, or why it cannot be computed (non-constant or non-finite
+// parameters, a broadcast not along the channel dimension, ...).
+std::variant<std::vector<float>, std::string> batchNormShift(const BatchNormTail& tail, std::int64_t channels,
+                                                             std::size_t rank);
+
+}  // namespace qatfold::passes

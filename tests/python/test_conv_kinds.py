@@ -1,0 +1,120 @@
+"""Every conv kind through real QAT flows: what folds, what is left and why.
+
+ExecuTorch's Cadence quantizer does not quantize transposed convs, but
+torchao's QAT fusion still builds the conv -> div -> [add] -> batch_norm
+simulation chain around them, with no quantize/dequantize after the conv.
+qatfold folds that chain into a float bias (FoldFloatConvBatchNorm); the
+reference pass leaves it. Each test saves the real converted program with
+torch.export.save, folds the archive, and checks the folded program
+computes what the un-folded one does.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+from torch import nn
+
+import qatfold
+
+try:  # ExecuTorch 1.4.0's Cadence modules use typing.override (Python 3.12)
+    typing.override  # noqa: B018
+except AttributeError:
+    import typing_extensions
+
+    typing.override = typing_extensions.override
+
+
+class ConvBN(nn.Module):
+    def __init__(self, conv: nn.Module, bn: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+# name: (model factory, example input)
+TRANSPOSED = {
+    "conv_transpose1d": (lambda: ConvBN(nn.ConvTranspose1d(4, 8, 3), nn.BatchNorm1d(8)), (2, 4, 16)),
+    "conv_transpose1d_bias": (lambda: ConvBN(nn.ConvTranspose1d(4, 8, 3, bias=True), nn.BatchNorm1d(8)), (2, 4, 16)),
+    "conv_transpose2d": (lambda: ConvBN(nn.ConvTranspose2d(3, 8, 3, bias=False), nn.BatchNorm2d(8)), (2, 3, 8, 8)),
+    "conv_transpose2d_bias_strided": (
+        lambda: ConvBN(nn.ConvTranspose2d(3, 8, 3, stride=2, padding=1, bias=True), nn.BatchNorm2d(8)), (2, 3, 8, 8)),
+}
+
+
+def randomized(model: nn.Module, seed: int) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+            module.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.1)
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(n, generator=generator) * 0.5 + 1)
+                module.bias.copy_(torch.randn(n, generator=generator) * 0.3)
+    return model
+
+
+def cadence_program(name: str, tmp_path) -> tuple[torch.export.ExportedProgram, tuple]:
+    from fixture_models import export_qat_cadence
+
+    factory, shape = TRANSPOSED[name]
+    torch.manual_seed(0)
+    example = (torch.randn(*shape),)
+    program = export_qat_cadence(randomized(factory(), 7), example)
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(program, path)
+    return torch.export.load(path), example
+
+
+def ops(program: torch.export.ExportedProgram) -> list[str]:
+    return [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPOSED))
+def test_transposed_conv_chain_folds_into_float_bias(name, tmp_path):
+    program, example = cadence_program(name, tmp_path)
+    assert any("batch_norm" in op for op in ops(program)), "the QAT flow no longer leaves the chain"
+    assert not any("quantize" in op for op in ops(program)), "Cadence now quantizes transposed convs"
+
+    result = qatfold.fold(program)
+
+    after = ops(result.program)
+    assert not any("batch_norm" in op for op in after), after
+    # The div undoing the weight scale is gone; the one making it stays (w' = w * scale).
+    assert after.count("aten.div.Tensor") == ops(program).count("aten.div.Tensor") - 1
+    conv = next(n for n in result.program.graph.nodes if n.op == "call_function" and "conv_transpose" in str(n.target))
+    assert conv.args[2].target in result.program.graph_signature.inputs_to_parameters
+    assert result.program.graph_signature.inputs_to_parameters[conv.args[2].target] == "conv.folded_bias"
+    assert [u.op for u in conv.users] == ["output"]
+    (chain,) = result.report.folded
+    assert chain.kind == name.split("_bias")[0].split("_strided")[0]
+    assert chain.bias_dtype == "float32"
+    assert chain.relative_shift is None and chain.output_range is None
+    assert chain.module_path == "conv"
+    for seed in range(3):
+        x = torch.randn(example[0].shape, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(result.program.module()(x), program.module()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_transposed_conv_fold_survives_save_and_load(tmp_path):
+    program, example = cadence_program("conv_transpose2d_bias_strided", tmp_path)
+    folded = qatfold.fold(program).program
+    torch.export.save(folded, tmp_path / "folded.pt2")
+    reloaded = torch.export.load(tmp_path / "folded.pt2")
+    torch.testing.assert_close(reloaded.module()(*example), program.module()(*example), rtol=1e-5, atol=1e-5)
+
+
+def test_reference_leaves_transposed_chain(tmp_path):
+    """What the reference does on the same program: the chain stays."""
+    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN  # noqa: F401
+    from oracle import oracle_fold
+
+    cadence_program("conv_transpose2d", tmp_path)
+    reference = oracle_fold(tmp_path / "conv_transpose2d.pt2")
+    assert any("batch_norm" in op for op in ops(reference))
