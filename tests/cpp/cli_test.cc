@@ -14,6 +14,7 @@ namespace {
 using testing::fixturePath;
 using testing::readFile;
 using testing::writeFile;
+using testing::loadFixture;
 
 struct CommandResult {
   int exit_code;
@@ -203,6 +204,51 @@ TEST_F(Cli, RejectsTensorMetaLargerThanItsPayload) {
 TEST_F(Cli, RejectsUnknownSchemaMajorVersion) {
   expectRejected(testing::withModelJson("float_cnn.pt2", [](Json& m) { m["schema_version"]["major"] = 42; }),
                  "unsupported schema major version 42");
+}
+
+TEST_F(Cli, MaxRiskFailsTheRunAfterWriting) {
+  // The fixture's riskiest conv (conv2) shifts 7.4% of its output range.
+  const std::string out = path("out.pt2");
+  CommandResult over = run("fold " + fixturePath("qat_cadence_cnn.pt2") + " -o " + out + " --max-risk 0.05");
+  EXPECT_EQ(over.exit_code, 3) << over.err;
+  EXPECT_NE(over.err.find("1 folded conv(s) exceed --max-risk 0.05; worst conv2d_1 (conv2) at 7.4%"), std::string::npos)
+      << over.err;
+  EXPECT_TRUE(std::filesystem::exists(out)) << "the archive is written before the risk check fails the run";
+
+  CommandResult under = run("fold " + fixturePath("qat_cadence_cnn.pt2") + " -o " + out + " --max-risk 0.08");
+  EXPECT_EQ(under.exit_code, 0) << under.err;
+  EXPECT_EQ(run("fold " + fixturePath("qat_cadence_cnn.pt2") + " --dry-run --max-risk 0").exit_code, 3);
+}
+
+// Graphviz pictures: the whole graph, and each chain before and after.
+TEST_F(Cli, DotPictures) {
+  auto count = [](const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  const std::string model = fixturePath("qat_cadence_cnn.pt2");
+  CommandResult whole = run("inspect --dot " + model);
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  EXPECT_EQ(whole.out.rfind("digraph qatfold {", 0), 0u);
+  EXPECT_EQ(count(whole.out, "shape=box"), loadFixture("qat_cadence_cnn.pt2").graph->nodes().size());
+
+  const std::string before = path("before.dot");
+  const std::string after = path("after.dot");
+  CommandResult fold = run("fold " + model + " --dry-run --dot-before " + before + " --dot-after " + after);
+  ASSERT_EQ(fold.exit_code, 0) << fold.err;
+  const std::string before_dot = readFile(before);
+  const std::string after_dot = readFile(after);
+  EXPECT_EQ(count(before_dot, "label=\"batch_norm"), 2u) << before_dot;
+  const std::string conv_box = "fillcolor=\"#9ecae1\"";  // convs are drawn blue
+  EXPECT_EQ(count(before_dot, conv_box), 2u);
+  EXPECT_EQ(count(after_dot, "batch_norm"), 0u) << after_dot;
+  EXPECT_EQ(count(after_dot, conv_box), 2u);
+  EXPECT_EQ(count(after_dot, "label=\"div"), 0u);
+  // Graphviz itself must accept them (graphviz is a test dependency).
+  for (const std::string& file : {before, after}) {
+    EXPECT_EQ(std::system(("dot -Tsvg " + file + " -o " + file + ".svg 2>/dev/null").c_str()), 0) << file;
+  }
 }
 
 }  // namespace

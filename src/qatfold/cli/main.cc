@@ -3,18 +3,22 @@
 // Exit codes: 0 success (for fold: the archive was written, or --dry-run,
 // even if nothing was folded); 1 the input could not be read or the output
 // could not be written (one line on stderr names the file and the problem);
-// 2 wrong usage.
+// 2 wrong usage; 3 fold --max-risk: the archive was written, but a folded
+// conv's output-range risk exceeds the limit (for CI pipelines).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "qatfold/archive/archive.h"
+#include "qatfold/cli/dot.h"
 #include "qatfold/cli/inspect.h"
 #include "qatfold/error.h"
 #include "qatfold/loaded_program.h"
+#include "qatfold/passes/patterns.h"
 #include "qatfold/passes/pipeline.h"
 #include "qatfold/passes/registry.h"
 #include "qatfold/version.h"
@@ -24,6 +28,7 @@ namespace {
 
 constexpr int kExitInputError = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitRiskAboveLimit = 3;
 
 // An error tied to a file: printed as "qatfold: error: FILE: message".
 struct FileError {
@@ -71,8 +76,32 @@ void write(const Loaded& loaded, const std::string& input, const std::string& ou
   }
 }
 
-int runInspect(const std::string& input, bool json) {
+// Writes a text file atomically (a picture for --dot-before/--dot-after).
+void writeText(const std::string& path, const std::string& text) {
+  try {
+    qatfold::AtomicFileSink sink(path);
+    sink.write(text.data(), text.size());
+    sink.commit();
+  } catch (const qatfold::Error& e) {
+    throw FileError{path, e.what()};
+  }
+}
+
+// The batch_norm nodes of a graph: the centres of the "before" picture.
+std::vector<const qatfold::graph::Node*> batchNorms(const qatfold::graph::Graph& graph) {
+  std::vector<const qatfold::graph::Node*> found;
+  for (const auto* node : graph.nodes()) {
+    if (qatfold::passes::isBatchNorm(*node)) found.push_back(node);
+  }
+  return found;
+}
+
+int runInspect(const std::string& input, bool json, bool dot) {
   Loaded loaded = load(input);
+  if (dot) {
+    std::cout << qatfold::cli::graphToDot(*loaded.graph, input);
+    return 0;
+  }
   qatfold::Json report = qatfold::cli::inspectReport(*loaded.archive, *loaded.graph);
   if (json) {
     std::cout << qatfold::dumpJson(report) << "\n";
@@ -101,17 +130,38 @@ struct FoldCommand {
   bool json = false;
   bool dry_run = false;
   double risk_threshold = qatfold::passes::kDefaultRiskThreshold;
+  std::optional<double> max_risk;
+  std::string dot_before;
+  std::string dot_after;
 };
 
 int runFold(const FoldCommand& command) {
   Loaded loaded = load(command.input);
   qatfold::passes::FoldReport report;
+  // Each chain from the conv's quantized inputs to the batch_norm's users.
+  std::string before;
+  if (!command.dot_before.empty()) {
+    before = qatfold::cli::neighbourhoodToDot(*loaded.graph, batchNorms(*loaded.graph), 8, 1,
+                                              command.input + ": before qatfold fold");
+  }
   try {
     report = qatfold::passes::runFoldPipeline(*loaded.graph, {command.risk_threshold});
   } catch (const qatfold::Error& e) {
     throw FileError{command.input, e.what()};
   }
   if (!command.dry_run) write(loaded, command.input, command.output);
+  if (!command.dot_before.empty()) writeText(command.dot_before, before);
+  if (!command.dot_after.empty()) {
+    // The folded convs with their inputs and users, and any batch_norm left.
+    std::vector<const qatfold::graph::Node*> centers = batchNorms(*loaded.graph);
+    for (const auto* node : loaded.graph->nodes()) {
+      for (const auto& chain : report.folded) {
+        if (node->name() == chain.conv) centers.push_back(node);
+      }
+    }
+    writeText(command.dot_after, qatfold::cli::neighbourhoodToDot(*loaded.graph, centers, 3, 2,
+                                                                  command.input + ": after qatfold fold"));
+  }
   if (command.json) {
     qatfold::Json json = report.toJson();
     json["input"] = command.input;
@@ -120,6 +170,24 @@ int runFold(const FoldCommand& command) {
   } else {
     std::cout << report.toText(command.explain);
     std::cout << (command.dry_run ? "dry run: nothing written\n" : "wrote " + command.output + "\n");
+  }
+  if (command.max_risk) {
+    std::size_t above = 0;
+    double worst = 0;
+    std::string worst_conv;
+    for (const auto& chain : report.folded) {
+      if (chain.float_bias || !(chain.risk.relative_shift > *command.max_risk)) continue;
+      ++above;
+      if (chain.risk.relative_shift > worst) {
+        worst = chain.risk.relative_shift;
+        worst_conv = chain.module_path.empty() ? chain.conv : chain.conv + " (" + chain.module_path + ")";
+      }
+    }
+    if (above > 0) {
+      std::fprintf(stderr, "qatfold: %zu folded conv(s) exceed --max-risk %g; worst %s at %.1f%% of its output range\n",
+                   above, *command.max_risk, worst_conv.c_str(), 100.0 * worst);
+      return kExitRiskAboveLimit;
+    }
   }
   return 0;
 }
@@ -140,7 +208,8 @@ int main(int argc, char** argv) {
   CLI::App app{"qatfold: fold QAT Conv+BatchNorm chains of torch.export PT2 archives into quantized conv biases"};
   app.set_version_flag("--version", std::string("qatfold ") + qatfold::kVersion);
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 success, 1 unreadable input or unwritable output, 2 wrong usage.");
+  app.footer("Exit codes: 0 success, 1 unreadable input or unwritable output, 2 wrong usage, "
+             "3 fold --max-risk exceeded (output written).");
 
   std::string input;
   std::string output;
@@ -148,7 +217,9 @@ int main(int argc, char** argv) {
 
   CLI::App* inspect = app.add_subcommand("inspect", "Summarize a PT2 archive: versions, ops, weights, inputs, outputs");
   inspect->add_option("MODEL", input, "PT2 archive (.pt2)")->required();
-  inspect->add_flag("--json", json, "Print the summary as JSON");
+  CLI::Option* inspect_json = inspect->add_flag("--json", json, "Print the summary as JSON");
+  bool dot = false;
+  inspect->add_flag("--dot", dot, "Print the graph in Graphviz dot (render: dot -Tsvg)")->excludes(inspect_json);
   addLimitOptions(inspect);
 
   CLI::App* roundtrip = app.add_subcommand("roundtrip", "Read an archive into the graph IR and write it back unchanged");
@@ -168,6 +239,13 @@ int main(int argc, char** argv) {
                    "Flag convs whose largest BN shift exceeds this fraction of their output range")
       ->default_val(qatfold::passes::kDefaultRiskThreshold)
       ->check(CLI::Range(0.0, 1e9));
+  fold->add_option("--max-risk", fold_command.max_risk,
+                   "Exit with code 3 (after writing) if any folded conv's shift exceeds this fraction of its output range")
+      ->check(CLI::Range(0.0, 1e9));
+  fold->add_option("--dot-before", fold_command.dot_before,
+                   "Write a Graphviz picture of every batch_norm chain before folding to this file");
+  fold->add_option("--dot-after", fold_command.dot_after,
+                   "Write a Graphviz picture of the folded convs (and any batch_norm left) to this file");
   addLimitOptions(fold);
   fold->footer(passTable());
   fold->callback([&] {
@@ -190,7 +268,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (inspect->parsed()) return runInspect(input, json);
+    if (inspect->parsed()) return runInspect(input, json, dot);
     if (roundtrip->parsed()) return runRoundtrip(input, output);
     if (fold->parsed()) return runFold(fold_command);
     if (passes->parsed()) {
