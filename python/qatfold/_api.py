@@ -41,6 +41,9 @@ class FoldedConv:
     output_range: tuple[float, float] | None
     relative_shift: float | None
     flagged: bool
+    # When the scale chain's eps differed from batch_norm's: chain_eps,
+    # batch_norm_eps, factor_min, factor_max (r) and how r was handled.
+    eps_mismatch: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,14 @@ def _from_archive(data: bytes):
     return torch.export.load(io.BytesIO(data))
 
 
-def fold(program, *, explain: bool = False, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD) -> FoldResult:
+def fold(program, *, explain: bool = False, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD,
+         eps_tolerance: float = _core.DEFAULT_EPS_TOLERANCE) -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
-    int32 bias; returns a new ExportedProgram and the report. ``explain``
-    lists every batch_norm left in the report, not only QAT chains. Raises
+    bias; returns a new ExportedProgram and the report. ``explain`` lists
+    every batch_norm left in the report, not only QAT chains.
+    ``eps_tolerance`` is the command line's --eps-tolerance. Raises
     QatfoldError for programs qatfold cannot read."""
-    data, report_json, text = _core.fold_archive(_to_archive(program), risk_threshold, False, explain)
+    data, report_json, text = _core.fold_archive(_to_archive(program), risk_threshold, False, explain, eps_tolerance)
     report = FoldReport.from_json(json.loads(report_json), text, explain)
     return FoldResult(_from_archive(data), report)
 

@@ -33,19 +33,20 @@ struct Folded : LoadedProgram {
   }
 };
 
-Folded fold(std::unique_ptr<Archive> archive, const std::function<void(graph::Graph&)>& before = {}) {
+Folded fold(std::unique_ptr<Archive> archive, const std::function<void(graph::Graph&)>& before = {},
+            const FoldOptions& options = {}) {
   Folded f;
   static_cast<LoadedProgram&>(f) = LoadedProgram::fromArchive(std::move(archive));
   if (before) before(*f.graph);
-  f.report = runFoldPipeline(*f.graph, {});
+  f.report = runFoldPipeline(*f.graph, options);
   return f;
 }
 
 Folded foldFixture(const std::string& name) { return fold(Archive::open(fixturePath(name))); }
 
 // The fixture with its model JSON edited.
-Folded foldEdited(const std::function<void(Json&)>& edit) {
-  return fold(Archive::fromBytes(testing::withModelJson("qat_cadence_cnn.pt2", edit)));
+Folded foldEdited(const std::function<void(Json&)>& edit, const FoldOptions& options = {}) {
+  return fold(Archive::fromBytes(testing::withModelJson("qat_cadence_cnn.pt2", edit)), {}, options);
 }
 
 Json& nodeNamed(Json& model, const std::string& name) {
@@ -124,11 +125,36 @@ TEST(FoldQatConvBatchNorm, NoFoldTrainingMode) {
   EXPECT_EQ(f.count(kBatchNorm), 1u);
 }
 
-TEST(FoldQatConvBatchNorm, NoFoldEpsMismatch) {
-  Folded f = foldEdited([](Json& m) { inputNamed(nodeNamed(m, "add"), "other") = Json{{"as_float", 0.001}}; });
+// The fixture's per-tensor conv1 with its scale chain's eps set to `eps`.
+Folded foldWithChainEps(double eps, const FoldOptions& options = {}) {
+  return foldEdited([eps](Json& m) { inputNamed(nodeNamed(m, "add"), "other") = Json{{"as_float", eps}}; }, options);
+}
+
+TEST(FoldQatConvBatchNorm, EpsMismatchBeyondToleranceIsRefusedPerTensor) {
+  // bn1's running_var is 0.56..0.64, so r reaches sqrt(0.5616 + 0.01) / sqrt(0.5616 + 1e-5) = 1.00885.
+  Folded f = foldWithChainEps(0.01);
   ASSERT_NE(f.skipped("batch_norm"), nullptr);
-  EXPECT_EQ(f.skipped("batch_norm")->reason, "the scale chain's eps 0.001 differs from batch_norm's eps 1e-05");
+  const std::string& reason = f.skipped("batch_norm")->reason;
+  EXPECT_EQ(reason, "the scale chain's eps 0.01 differs from batch_norm's eps 1e-05; with per-tensor weights "
+                    "the output would be off by up to 0.885%, more than --eps-tolerance 0.001") << reason;
   EXPECT_TRUE(f.skipped("batch_norm")->qat_chain);
+  EXPECT_EQ(f.report.folded.size(), 1u) << "the other chain still folds";
+}
+
+TEST(FoldQatConvBatchNorm, EpsMismatchWithinToleranceFoldsAndIsReported) {
+  for (double eps : {0.001, 0.01}) {
+    // r - 1 is at most 0.00088 for 0.001 (under the default tolerance), 0.00885 for 0.01 (raise it).
+    Folded f = foldWithChainEps(eps, {kDefaultRiskThreshold, eps > 0.005 ? 0.01 : kDefaultEpsTolerance});
+    ASSERT_EQ(f.report.folded.size(), 2u);
+    const FoldedChain& chain = f.report.folded[0].batch_norm == "batch_norm" ? f.report.folded[0] : f.report.folded[1];
+    ASSERT_TRUE(chain.eps_mismatch.has_value());
+    EXPECT_FALSE(chain.eps_mismatch->in_weight_scales);
+    EXPECT_EQ(chain.eps_mismatch->batch_norm_eps, 1e-5);
+    EXPECT_GE(chain.eps_mismatch->factor_min, 1.0f);  // eps_chain > eps_bn: r > 1
+    EXPECT_GT(chain.eps_mismatch->factor_max, 1.0f);
+    EXPECT_NE(f.report.toText(false).find("eps mismatch: conv2d: chain eps"), std::string::npos);
+    EXPECT_EQ(f.count(kBatchNorm), 0u);
+  }
 }
 
 TEST(FoldQatConvBatchNorm, NoFoldDivisorFromAnotherBatchNorm) {

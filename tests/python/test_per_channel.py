@@ -71,3 +71,71 @@ def test_reference_does_not_fold_per_channel_bias(per_channel_archive):
 
     reference = oracle_fold(per_channel_archive("conv2d_bias"))
     assert any("batch_norm" in op for op in ops(reference))
+
+
+def with_chain_eps(program, eps: float):
+    """The program with its scale chain's eps (add(running_var, eps)) replaced,
+    as a hand-edited or differently-built chain would have it."""
+    for node in program.graph.nodes:
+        if node.target == torch.ops.aten.add.Tensor and "running_var" in node.args[0].name:
+            node.args = (node.args[0], eps)
+    program.graph_module.recompile()
+    return program
+
+
+@pytest.mark.parametrize("name", ["conv2d_bias", "conv1d_bias"])
+def test_eps_mismatch_goes_into_per_channel_scales(per_channel_archive, name, tmp_path):
+    from oracle import constant_of
+
+    unfolded = with_chain_eps(torch.export.load(per_channel_archive(name)), 0.05)
+    edited = tmp_path / "edited.pt2"
+    torch.export.save(unfolded, edited)
+    unfolded = torch.export.load(edited)
+
+    out = tmp_path / "folded.pt2"
+    report = json.loads(run_cli("fold", str(edited), "-o", str(out), "--json").stdout)
+    folded = torch.export.load(out)
+    (chain,) = report["folded"]
+    mismatch = chain["eps_mismatch"]
+    assert mismatch["chain_eps"] == 0.05 and mismatch["batch_norm_eps"] == 1e-5
+    assert mismatch["handling"] == "folded into the per-channel weight and bias scales"
+    assert float(mismatch["factor_max"]) > 1.01
+
+    # The weight and bias scales both took r: the bias scale is still s_in * s_w[c].
+    conv = next(n for n in folded.graph.nodes if n.target in (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default))
+    weight_dq, bias_dq = conv.args[1], conv.args[2]
+    input_scale = conv.args[0].args[1]
+    weight_scales = constant_of(folded, weight_dq.args[1])
+    bias_scales = constant_of(folded, bias_dq.args[1])
+    torch.testing.assert_close(bias_scales, (input_scale * weight_scales).float(), rtol=1e-6, atol=0)
+
+    # End to end (one chain): the folded output is within about one output step
+    # of the un-folded float BatchNorm output, outside clipped elements.
+    quantize = next(iter(conv.users))
+    scale, zero_point, qmin, qmax = quantize.args[1:5]
+    for seed in range(3):
+        x = random_inputs(unfolded, seed)
+        expected = unfolded.module()(*x)
+        got = folded.module()(*x)
+        codes = torch.round(got / scale) + zero_point
+        inside = (codes > qmin) & (codes < qmax)
+        assert inside.float().mean() > 0.5
+        assert (got - expected).abs()[inside].max().item() <= 1.5 * scale
+
+
+def test_eps_mismatch_on_per_tensor_weights_is_refused_beyond_tolerance(tmp_path):
+    from fixture_models import export_qat_cadence
+    from qat_zoo import build
+
+    model, example = build("conv2d_bias")
+    program = with_chain_eps(export_qat_cadence(model, example), 0.05)
+    path = tmp_path / "edited.pt2"
+    torch.export.save(program, path)
+    report = json.loads(run_cli("fold", str(path), "--dry-run", "--json").stdout)
+    assert report["folded_count"] == 0
+    (skipped,) = [s for s in report["skipped"] if s["qat_chain"]]
+    assert "with per-tensor weights the output would be off by up to" in skipped["reason"]
+    assert "more than --eps-tolerance 0.001" in skipped["reason"]
+    relaxed = json.loads(run_cli("fold", str(path), "--dry-run", "--json", "--eps-tolerance", "0.5").stdout)
+    assert relaxed["folded_count"] == 1
+    assert relaxed["folded"][0]["eps_mismatch"]["handling"] == "ignored: within --eps-tolerance"

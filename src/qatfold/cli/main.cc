@@ -130,6 +130,7 @@ struct FoldCommand {
   bool json = false;
   bool dry_run = false;
   double risk_threshold = qatfold::passes::kDefaultRiskThreshold;
+  double eps_tolerance = qatfold::passes::kDefaultEpsTolerance;
   std::optional<double> max_risk;
   std::string dot_before;
   std::string dot_after;
@@ -145,7 +146,7 @@ int runFold(const FoldCommand& command) {
                                               command.input + ": before qatfold fold");
   }
   try {
-    report = qatfold::passes::runFoldPipeline(*loaded.graph, {command.risk_threshold});
+    report = qatfold::passes::runFoldPipeline(*loaded.graph, {command.risk_threshold, command.eps_tolerance});
   } catch (const qatfold::Error& e) {
     throw FileError{command.input, e.what()};
   }
@@ -239,6 +240,11 @@ int main(int argc, char** argv) {
                    "Flag convs whose largest BN shift exceeds this fraction of their output range")
       ->default_val(qatfold::passes::kDefaultRiskThreshold)
       ->check(CLI::Range(0.0, 1e9));
+  fold->add_option("--eps-tolerance", fold_command.eps_tolerance,
+                   "Where the scale chain's eps differs from batch_norm's and weights are per tensor, fold only if the "
+                   "output factor r is within this of 1 (per-channel weights absorb r exactly)")
+      ->default_val(qatfold::passes::kDefaultEpsTolerance)
+      ->check(CLI::Range(0.0, 1.0));
   fold->add_option("--max-risk", fold_command.max_risk,
                    "Exit with code 3 (after writing) if any folded conv's shift exceeds this fraction of its output range")
       ->check(CLI::Range(0.0, 1e9));

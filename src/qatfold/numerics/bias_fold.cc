@@ -87,6 +87,20 @@ QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<co
   return result;
 }
 
+std::vector<float> epsMismatchFactor(std::span<const float> running_var, float eps_chain, float eps_bn) {
+  std::vector<float> factor(running_var.size());
+  for (std::size_t c = 0; c < factor.size(); ++c) {
+    factor[c] = std::sqrt(running_var[c] + eps_chain) / std::sqrt(running_var[c] + eps_bn);
+  }
+  return factor;
+}
+
+std::vector<float> scaleByFactor(std::span<const float> scales, std::span<const float> factor) {
+  std::vector<float> out(scales.size());
+  for (std::size_t c = 0; c < out.size(); ++c) out[c] = scales[c] * factor[c];
+  return out;
+}
+
 std::vector<float> addShiftToFloatBias(std::optional<std::span<const float>> bias, std::span<const float> shift) {
   std::vector<float> out(shift.begin(), shift.end());
   if (bias) {

@@ -61,6 +61,15 @@ QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<co
                                      std::span<const std::int64_t> zero_points, std::int64_t quant_min,
                                      std::int64_t quant_max);
 
+// The factor left when a chain divides by bn_w / sqrt(var + eps_chain) and
+// the BatchNorm multiplies by bn_w / sqrt(var + eps_bn):
+// r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn), in float32.
+std::vector<float> epsMismatchFactor(std::span<const float> running_var, float eps_chain, float eps_bn);
+
+// Per-channel scales times r: s'_c = s_c * r_c (the weight and bias scales
+// of a per-channel conv absorbing the eps-mismatch factor exactly).
+std::vector<float> scaleByFactor(std::span<const float> scales, std::span<const float> factor);
+
 // A float bias with the shift added: b_c + shift_c in float32 (b absent: shift).
 std::vector<float> addShiftToFloatBias(std::optional<std::span<const float>> bias, std::span<const float> shift);
 

@@ -136,16 +136,13 @@ std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& bn) {
   const program::Argument* chain_eps_argument = t.add_eps->tryGetArgument("other");
   auto chain_eps = chain_eps_argument ? chain_eps_argument->asFloat() : std::nullopt;
   if (!chain_eps) return chainFailure("the eps added to running_var is not a constant");
-  if (*chain_eps != t.eps) {
-    return chainFailure("the scale chain's eps " + formatFloatLikePython(*chain_eps) + " differs from batch_norm's eps " +
-                        formatFloatLikePython(t.eps));
-  }
+  t.chain_eps = *chain_eps;
   if (auto use = t.outsideUse()) return chainFailure(*use);
   return t;
 }
 
-std::variant<std::vector<float>, std::string> batchNormShift(const BatchNormTail& t, std::int64_t channels,
-                                                             std::size_t rank) {
+std::variant<TailNumbers, std::string> batchNormNumbers(const BatchNormTail& t, std::int64_t channels,
+                                                       std::size_t rank) {
   if (!isChannelBroadcast(*t.reshape_scale, rank, channels)) {
     return std::string("the divisor is not broadcast along the conv's channel dimension");
   }
@@ -171,7 +168,7 @@ std::variant<std::vector<float>, std::string> batchNormShift(const BatchNormTail
   for (std::size_t c = 0; c < parameters.running_var.size(); ++c) {
     // An infinite variance makes the un-folded chain compute inf/inf; only a
     // positive finite one gives a shift the fold can reproduce.
-    const float var_eps = parameters.running_var[c] + parameters.eps;
+    const float var_eps = parameters.running_var[c] + std::min(parameters.eps, static_cast<float>(t.chain_eps));
     if (!(var_eps > 0.0f) || !std::isfinite(var_eps)) {
       return "running_var + eps is " + formatFloatLikePython(var_eps) + " for channel " + std::to_string(c) +
              ", not a positive finite number";
@@ -182,7 +179,18 @@ std::variant<std::vector<float>, std::string> batchNormShift(const BatchNormTail
   for (float value : shift) {
     if (!std::isfinite(value)) return std::string("the batch_norm parameters give a non-finite shift");
   }
-  return shift;
+  TailNumbers numbers;
+  numbers.shift = std::move(shift);
+  if (t.chain_eps != t.eps) {
+    numbers.eps_factor = numerics::epsMismatchFactor(parameters.running_var, static_cast<float>(t.chain_eps),
+                                                     parameters.eps);
+    for (float r : *numbers.eps_factor) {
+      if (!std::isfinite(r) || !(r > 0.0f)) {
+        return std::string("the scale chain's eps gives a non-finite or non-positive factor");
+      }
+    }
+  }
+  return numbers;
 }
 
 }  // namespace qatfold::passes

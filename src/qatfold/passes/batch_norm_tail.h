@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -35,7 +36,8 @@ struct BatchNormTail {
   graph::Value* bn_bias = nullptr;
   graph::Value* bn_mean = nullptr;
   graph::Value* bn_var = nullptr;
-  double eps = 0;
+  double eps = 0;        // batch_norm's
+  double chain_eps = 0;  // added to running_var in the scale chain
 
   // The value the tail's users read (the batch_norm's output).
   graph::Value* result() const { return batch_norm->output(0); }
@@ -56,10 +58,18 @@ struct TailMismatch {
 // Matches the tail ending in `batch_norm`, from structure alone.
 std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& batch_norm);
 
-// C per channel, for a tail after a value of `rank` dims with `channels`
-// channels, or why it cannot be computed (non-constant or non-finite
-// parameters, a broadcast not along the channel dimension, ...).
-std::variant<std::vector<float>, std::string> batchNormShift(const BatchNormTail& tail, std::int64_t channels,
-                                                             std::size_t rank);
+// What the tail computes from y, per channel: out = y * r + C.
+struct TailNumbers {
+  std::vector<float> shift;                      // C
+  std::optional<std::vector<float>> eps_factor;  // r, only when the two eps differ
+};
+
+// The tail's numbers, for a tail after a value of `rank` dims with
+// `channels` channels, or why they cannot be computed (non-constant or
+// non-finite parameters, a broadcast not along the channel dimension, ...).
+// When the scale chain's eps differs from batch_norm's, the div and the BN
+// scale no longer cancel: r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn).
+std::variant<TailNumbers, std::string> batchNormNumbers(const BatchNormTail& tail, std::int64_t channels,
+                                                       std::size_t rank);
 
 }  // namespace qatfold::passes

@@ -41,9 +41,14 @@ FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& b
     return chainFailure("conv output shape is unknown");
   }
   const std::int64_t channels = out_meta->sizes[1];
-  auto shift_or_why = batchNormShift(tail, channels, out_meta->sizes.size());
-  if (const auto* why = std::get_if<std::string>(&shift_or_why)) return chainFailure(*why);
-  const std::vector<float>& shift = std::get<std::vector<float>>(shift_or_why);
+  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
+  if (const auto* why = std::get_if<std::string>(&numbers_or_why)) return chainFailure(*why);
+  const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
+  if (numbers.eps_factor) {
+    return chainFailure("the scale chain's eps " + formatFloatLikePython(tail.chain_eps) + " differs from batch_norm's eps " +
+                        formatFloatLikePython(tail.eps) + " (folded only for quantized convs)");
+  }
+  const std::vector<float>& shift = numbers.shift;
   std::optional<std::vector<float>> old_bias;
   if (!zero_bias) {
     const TensorView view = bias->payload()->view();

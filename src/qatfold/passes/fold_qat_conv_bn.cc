@@ -1,6 +1,8 @@
 #include "qatfold/passes/fold_qat_conv_bn.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "qatfold/numerics/bias_fold.h"
 #include "qatfold/passes/batch_norm_tail.h"
@@ -55,9 +57,10 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   const std::int64_t channels = bias->input->payload()->meta.tensor_meta->numel();
   const program::TensorMeta* out_meta = conv_output->meta();
   if (out_meta == nullptr || out_meta->symbolic) return chainFailure("conv output shape is unknown");
-  auto shift_or_why = batchNormShift(tail, channels, out_meta->sizes.size());
-  if (const auto* why = std::get_if<std::string>(&shift_or_why)) return chainFailure(*why);
-  const std::vector<float>& shift = std::get<std::vector<float>>(shift_or_why);
+  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
+  if (const auto* why = std::get_if<std::string>(&numbers_or_why)) return chainFailure(*why);
+  const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
+  const std::vector<float>& shift = numbers.shift;
 
   std::vector<float> scales;
   std::vector<std::int64_t> zero_points;
@@ -80,12 +83,46 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   for (float s : scales) {
     if (!(s > 0.0f) || !std::isfinite(s)) return chainFailure("the bias scale is not a positive finite number");
   }
+
+  // ---- eps mismatch: out = y * r + C ------------------------------------------
+  Match m;
+  if (numbers.eps_factor) {
+    const std::vector<float>& r = *numbers.eps_factor;
+    FoldedChain::EpsMismatch mismatch{tail.chain_eps, tail.eps, *std::min_element(r.begin(), r.end()),
+                                      *std::max_element(r.begin(), r.end()), false};
+    graph::Value* weight = conv->tryGetInput("weight");
+    auto weight_dq = readAffineQuantization(weight ? weight->producer() : nullptr);
+    const bool transposed = conv->target().find("transpose") != std::string::npos;
+    if (weight_dq && weight_dq->per_channel && bias->per_channel && weight_dq->axis == 0 && !transposed &&
+        weight->useCount() == 1 &&
+        isConstantTensor(weight_dq->scales) && weight_dq->scales->payload()->view().meta().dtype == ScalarType::kFloat32 &&
+        weight_dq->scales->payload()->view().meta().numel() == channels) {
+      // Exact: the weight's channel c and its bias both scale by r_c.
+      m.new_weight_scales = numerics::scaleByFactor(weight_dq->scales->payload()->view().values<float>(), r);
+      scales = numerics::scaleByFactor(scales, r);
+      m.new_bias_scales = scales;
+      m.weight_dequantize = weight_dq->node;
+      mismatch.in_weight_scales = true;
+    } else {
+      const double deviation =
+          std::max(std::fabs(mismatch.factor_max - 1.0), std::fabs(1.0 - mismatch.factor_min));
+      if (deviation > options_.eps_tolerance) {
+        char why[512];
+        std::snprintf(why, sizeof why,
+                      "the scale chain's eps %s differs from batch_norm's eps %s; with per-tensor weights the output "
+                      "would be off by up to %.3g%%, more than --eps-tolerance %g",
+                      formatFloatLikePython(tail.chain_eps).c_str(), formatFloatLikePython(tail.eps).c_str(),
+                      100.0 * deviation, options_.eps_tolerance);
+        return chainFailure(why);
+      }
+    }
+    m.report.eps_mismatch = mismatch;
+  }
   const std::vector<std::int32_t> old_bias = bias->input->payload()->view().values<std::int32_t>();
   if (static_cast<std::int64_t>(old_bias.size()) != channels) return chainFailure("bias length mismatch");
   numerics::QuantizedBias folded = numerics::addShiftToQuantizedBias(
       old_bias, shift, numerics::BiasQuantization{scales, zero_points, bias->quant_min, bias->quant_max});
 
-  Match m;
   m.batch_norm = &bn;
   m.result = bn.output(0);
   m.conv_output_dq = conv_output_dq;
@@ -108,6 +145,25 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   m.report.flagged = m.report.risk.relative_shift > options_.risk_threshold;
   return m;
 }
+
+namespace {
+
+// Points operand `operand` of `node` at a float32 constant holding `values`:
+// the old constant changes in place when `node` alone reads it, else `node`
+// gets a new one.
+void setFloatConstant(graph::Graph& graph, graph::Node* node, const char* operand, const std::vector<float>& values) {
+  graph::Value* old = node->getInput(operand);
+  auto meta = program::TensorMeta::contiguous(ScalarType::kFloat32, {static_cast<std::int64_t>(values.size())});
+  auto storage = std::make_shared<Storage>(encodeValues(values));
+  if (old->useCount() == 1) {
+    graph.replaceTensorData(old, meta, storage);
+  } else {
+    const std::string hint = node->name() + "_" + operand;
+    graph.setInput(node, operand, graph.addConstantTensor(old->inputKind(), hint, "b_" + hint, meta, storage));
+  }
+}
+
+}  // namespace
 
 void FoldQatConvBatchNorm::rewrite(graph::Graph& graph, const Match& m) const {
   auto storage = std::make_shared<Storage>(encodeValues(m.new_bias));
@@ -133,6 +189,10 @@ void FoldQatConvBatchNorm::rewrite(graph::Graph& graph, const Match& m) const {
     }
     graph::Node* dq = graph.insertNodeBefore(m.conv, dequantize);
     graph.setInput(m.conv, "bias", dq->output());
+  }
+  if (m.new_weight_scales) {
+    setFloatConstant(graph, m.weight_dequantize, "scales", *m.new_weight_scales);
+    setFloatConstant(graph, m.conv->getInput("bias")->producer(), "scales", *m.new_bias_scales);
   }
   graph.replaceAllUsesWith(m.result, m.conv_output_dq);
   for (graph::Node* node : m.chain) graph.eraseNode(node);

@@ -12,6 +12,11 @@
 //     y    = conv(dq(x), dq(w), dq(b_new, s_b, zp, qmin, qmax, int32))
 //     out  = y_dq = dequantize(quantize(y, s_y, zp_y))
 //
+// If the scale chain's eps differs from the BatchNorm's, out = y * r + C
+// (see batch_norm_tail.h). Per-channel weights take r into their scales
+// (s_w' = s_w * r, s_b' = s_b * r); per-tensor weights fold only when r is
+// within Options::eps_tolerance of 1, and the report says which.
+//
 // In eval mode the div and the BN scale cancel exactly, leaving y + C with
 //   C_c = (orig_bias_c - mean_c) * bn_w_c / sqrt(var_c + eps) + bn_b_c
 //   b_new_c = clamp(round_half_even(((b_c - zp) * s_b + C_c) / s_b) + zp, qmin, qmax)
@@ -24,6 +29,7 @@
 // shared with other users is copied so only this conv sees the new values.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -39,12 +45,21 @@ namespace qatfold::passes {
 // shift of a tenth of the range already clips a visible share of them.
 inline constexpr double kDefaultRiskThreshold = 0.1;
 
+// Default for Options::eps_tolerance: a tenth of a percent, well under one
+// step of an 8-bit output (0.4% of its range).
+inline constexpr double kDefaultEpsTolerance = 1e-3;
+
 class FoldQatConvBatchNorm {
  public:
   struct Options {
     // Flag a conv whose largest |C_c| exceeds this fraction of the range its
     // output quantization represents.
     double risk_threshold = kDefaultRiskThreshold;
+    // When the scale chain's eps differs from the BatchNorm's, the chain
+    // computes y * r + C. Per-channel weights absorb r exactly in their
+    // scales; per-tensor ones cannot, so the fold ignores r only when
+    // max_c |r_c - 1| is at most this.
+    double eps_tolerance = kDefaultEpsTolerance;
   };
 
   // Everything the rewrite needs, computed before the graph is touched.
@@ -58,6 +73,10 @@ class FoldQatConvBatchNorm {
     std::vector<graph::Node*> chain;      // erased, in this order
     program::TensorMeta bias_meta;
     std::vector<std::int32_t> new_bias;
+    // Eps mismatch on per-channel weights: the new weight and bias scales.
+    std::optional<std::vector<float>> new_weight_scales;
+    std::optional<std::vector<float>> new_bias_scales;
+    graph::Node* weight_dequantize = nullptr;
     FoldedChain report;
   };
   // A match, or why not; `qat_chain` tells whether the BN looked like a chain.

@@ -6,6 +6,21 @@
 
 namespace qatfold::passes {
 
+namespace {
+
+Json epsMismatchJson(const FoldedChain& c) {
+  if (!c.eps_mismatch) return nullptr;
+  const auto& e = *c.eps_mismatch;
+  return Json{{"chain_eps", floatToJson(e.chain_eps)},
+              {"batch_norm_eps", floatToJson(e.batch_norm_eps)},
+              {"factor_min", floatToJson(e.factor_min)},
+              {"factor_max", floatToJson(e.factor_max)},
+              {"handling", e.in_weight_scales ? "folded into the per-channel weight and bias scales"
+                                              : "ignored: within --eps-tolerance"}};
+}
+
+}  // namespace
+
 std::string FoldedChain::kind() const {
   // "torch.ops.aten.conv_transpose2d.input" -> "conv_transpose2d"
   std::string name = conv_target;
@@ -57,7 +72,8 @@ Json FoldReport::toJson() const {
                                {"max_abs_shift", floatToJson(c.risk.max_abs_shift)},
                                {"output_range", range},
                                {"relative_shift", c.float_bias ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
-                               {"flagged", c.flagged}});
+                               {"flagged", c.flagged},
+                               {"eps_mismatch", epsMismatchJson(c)}});
   }
   json["folded"] = std::move(folded_json);
   Json skipped_json = Json::array();
@@ -118,6 +134,17 @@ std::string FoldReport::toText(bool explain) const {
                     flaggedCount(), 100.0 * risk_threshold);
       out << note;
     }
+  }
+  for (const FoldedChain& c : folded) {
+    if (!c.eps_mismatch) continue;
+    const auto& e = *c.eps_mismatch;
+    char note[512];
+    std::snprintf(note, sizeof note, "  eps mismatch: %s: chain eps %s vs batch_norm eps %s, factor r in [%.6g, %.6g], %s\n",
+                  c.conv.c_str(), formatFloatLikePython(e.chain_eps).c_str(),
+                  formatFloatLikePython(e.batch_norm_eps).c_str(), e.factor_min, e.factor_max,
+                  e.in_weight_scales ? "folded into the per-channel weight and bias scales"
+                                     : "ignored (within --eps-tolerance)");
+    out << note;
   }
   for (const SkippedBatchNorm& s : skipped) {
     if (!s.qat_chain && !explain) continue;

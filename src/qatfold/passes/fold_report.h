@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,15 @@ struct FoldedChain {
   // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
   std::string kind() const;
   bool flagged = false;      // risk above the threshold
+  // Set when the scale chain's eps differed from batch_norm's (factor r).
+  struct EpsMismatch {
+    double chain_eps = 0;
+    double batch_norm_eps = 0;
+    float factor_min = 1;  // min_c r_c
+    float factor_max = 1;  // max_c r_c
+    bool in_weight_scales = false;  // r folded into per-channel scales; else ignored (within tolerance)
+  };
+  std::optional<EpsMismatch> eps_mismatch;
 };
 
 // A batch_norm left in the graph, and why.

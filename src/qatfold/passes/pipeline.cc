@@ -11,7 +11,7 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   report.risk_threshold = options.risk_threshold;
   QuantizeConvBias().run(graph, report);
   graph.lint();
-  FoldQatConvBatchNorm({options.risk_threshold}).run(graph, report);
+  FoldQatConvBatchNorm({options.risk_threshold, options.eps_tolerance}).run(graph, report);
   graph.lint();
   FoldFloatConvBatchNorm().run(graph, report);
   graph.lint();

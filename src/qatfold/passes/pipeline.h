@@ -9,6 +9,7 @@ namespace qatfold::passes {
 
 struct FoldOptions {
   double risk_threshold = kDefaultRiskThreshold;  // see FoldQatConvBatchNorm::Options
+  double eps_tolerance = kDefaultEpsTolerance;    // see FoldQatConvBatchNorm::Options
 };
 
 // Runs the fold pipeline on `graph` and reports what it did.

@@ -18,7 +18,7 @@ inline constexpr PassInfo kFoldPipeline[] = {
      ""},
     {"FoldQatConvBatchNorm",
      "Fold the QAT conv -> q/dq -> div -> [add] -> batch_norm chain into the conv's int32 bias",
-     "--risk-threshold"},
+     "--risk-threshold, --eps-tolerance"},
     {"FoldFloatConvBatchNorm",
      "Fold the QAT conv -> div -> [add] -> batch_norm chain of an unquantized conv (no q/dq) into a float conv bias",
      ""},
