@@ -21,7 +21,7 @@ FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& b
   if (const auto* why = std::get_if<TailMismatch>(&tail_or_why)) return NoMatch{why->reason, why->qat_chain};
   const BatchNormTail& tail = std::get<BatchNormTail>(tail_or_why);
   graph::Node* conv = tail.divided->producer();
-  if (conv == nullptr || !isConvolution(*conv)) {
+  if (conv == nullptr || !isChannelProducer(*conv)) {
     return chainFailure("the divided value is neither a conv output nor its quantize/dequantize");
   }
   if (auto use = outsideUse(*tail.divided, {tail.div})) return chainFailure(*use + " outside the chain");

@@ -39,7 +39,9 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   }
   graph::Value* conv_output = output_q->input;
   graph::Node* conv = conv_output->producer();
-  if (conv == nullptr || !isConvolution(*conv)) return chainFailure("the quantized value is not a convolution output");
+  if (conv == nullptr || !isChannelProducer(*conv)) {
+    return chainFailure("the quantized value is not a convolution or linear output");
+  }
   graph::Value* conv_bias = conv->tryGetInput("bias");
   auto bias = readAffineQuantization(conv_bias ? conv_bias->producer() : nullptr);
   if (!bias || bias->node->target() == op::kQuantizePerTensor || bias->dtype != ScalarType::kInt32) {

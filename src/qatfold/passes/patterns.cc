@@ -15,6 +15,10 @@ bool isConvolution(const graph::Node& node) {
   return std::find(std::begin(kConvolutions), std::end(kConvolutions), node.target()) != std::end(kConvolutions);
 }
 
+bool isChannelProducer(const graph::Node& node) {
+  return isConvolution(node) || node.target() == op::kLinear;
+}
+
 bool isBatchNorm(const graph::Node& node) {
   return node.target() == op::kBatchNorm || node.target() == op::kBatchNormNoTraining;
 }

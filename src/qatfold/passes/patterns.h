@@ -25,12 +25,16 @@ inline constexpr std::string_view kAdd = "torch.ops.aten.add.Tensor";
 inline constexpr std::string_view kSqrt = "torch.ops.aten.sqrt.default";
 inline constexpr std::string_view kReshape = "torch.ops.aten.reshape.default";
 inline constexpr std::string_view kView = "torch.ops.aten.view.default";
+inline constexpr std::string_view kLinear = "torch.ops.aten.linear.default";
 inline constexpr std::string_view kZerosLike = "torch.ops.aten.zeros_like.default";
 }  // namespace op
 
 // aten convolutions whose bias is a per-output-channel vector: conv1d/2d/3d
 // (.default, .padding), convolution, and the transposed forms.
 bool isConvolution(const graph::Node& node);
+// What a BatchNorm chain may follow: a convolution, or a linear (BatchNorm1d
+// over features). The fold passes take both; bias preparation only convs.
+bool isChannelProducer(const graph::Node& node);
 bool isBatchNorm(const graph::Node& node);
 // reshape or view.
 bool isReshape(const graph::Node& node);
