@@ -34,6 +34,7 @@ class FoldedConv:
     batch_norm: str
     channels: int
     bias_dtype: str
+    scaled_weights: bool  # a plain batch_norm folded into float weights and bias
     per_channel_bias: bool
     copied_bias: bool
     clamped_bias_elements: int

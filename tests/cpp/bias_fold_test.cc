@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "qatfold/numerics/bias_fold.h"
+#include "qatfold/numerics/weight_fold.h"
 
 namespace qatfold::numerics {
 namespace {
@@ -113,4 +114,20 @@ TEST(OutputRangeRisk, IsTheLargestShiftOverTheRange) {
 }
 
 }  // namespace
+TEST(WeightFold, ScalesEachOutputChannelAndShiftsTheBias) {
+  // Two output channels of three weights each; BN scale 2/sqrt(3+1) = 1 and 1/sqrt(0+0.25) = 2.
+  const std::vector<float> weight = {1, 2, 3, -1, -2, -3};
+  const std::vector<float> bias = {0.5f, -0.5f};
+  const std::vector<float> bn_w = {2, 1}, bn_b = {0.25f, 1}, mean = {1.5f, 0.5f}, var = {3, 0};
+  numerics::FoldedWeights folded =
+      numerics::foldBatchNormIntoWeights(weight, 2, std::span<const float>(bias), {bn_w, bn_b, mean, var, 0.25f});
+  EXPECT_EQ(folded.weight, (std::vector<float>{1 * 2 / std::sqrt(3.25f), 2 * 2 / std::sqrt(3.25f), 3 * 2 / std::sqrt(3.25f),
+                                               -2, -4, -6}));
+  EXPECT_FLOAT_EQ(folded.bias[0], (0.5f - 1.5f) * 2 / std::sqrt(3.25f) + 0.25f);
+  EXPECT_FLOAT_EQ(folded.bias[1], (-0.5f - 0.5f) * 2 + 1);
+  // Without a conv bias, b = 0.
+  numerics::FoldedWeights no_bias = numerics::foldBatchNormIntoWeights(weight, 2, std::nullopt, {bn_w, bn_b, mean, var, 0.25f});
+  EXPECT_FLOAT_EQ(no_bias.bias[1], -0.5f * 2 + 1);
+}
+
 }  // namespace qatfold::numerics

@@ -160,4 +160,22 @@ TEST(Graph, ReplaceTensorDataLeavesOtherViewsAlone) {
 }
 
 }  // namespace
+TEST(Graph, IntegerDataNeverRequiresGrad) {
+  // A float parameter (requires_grad) given int32 data, as bias quantization
+  // does: torch cannot load an integer tensor that requires gradients.
+  LoadedProgram loaded = testing::loadFixture("float_cnn.pt2");
+  Graph& g = *loaded.graph;
+  Value* bias = g.tryGetPlaceholderFor("conv1.bias");
+  ASSERT_NE(bias, nullptr);
+  ASSERT_TRUE(bias->meta()->requires_grad);
+  const auto channels = bias->meta()->sizes[0];
+  g.replaceTensorData(bias, program::TensorMeta::contiguous(program::ScalarType::kInt32, {channels}),
+                      std::make_shared<Storage>(encodeValues(std::vector<std::int32_t>(channels, 3))));
+  EXPECT_FALSE(bias->meta()->requires_grad);
+  Value* weight = g.tryGetPlaceholderFor("conv1.weight");
+  g.replaceTensorData(weight, *weight->payload()->meta.tensor_meta,
+                      std::make_shared<Storage>(std::string(weight->payload()->storage->size(), '\0')));
+  EXPECT_TRUE(weight->meta()->requires_grad) << "a float parameter keeps requires_grad";
+}
+
 }  // namespace qatfold::graph

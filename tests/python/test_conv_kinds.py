@@ -118,3 +118,61 @@ def test_reference_leaves_transposed_chain(tmp_path):
     cadence_program("conv_transpose2d", tmp_path)
     reference = oracle_fold(tmp_path / "conv_transpose2d.pt2")
     assert any("batch_norm" in op for op in ops(reference))
+
+
+# Kinds for which torchao builds no QAT chain: Cadence leaves the conv in float
+# with a plain batch_norm after it (which qatfold folds into the float weights).
+PLAIN = {
+    "conv3d": (lambda: ConvBN(nn.Conv3d(3, 8, 3), nn.BatchNorm3d(8)), (2, 3, 6, 6, 6)),
+    "conv2d_same": (lambda: ConvBN(nn.Conv2d(3, 8, 3, padding="same"), nn.BatchNorm2d(8)), (2, 3, 8, 8)),
+    "conv1d_same": (lambda: ConvBN(nn.Conv1d(3, 8, 3, padding="same", bias=False), nn.BatchNorm1d(8)), (2, 3, 16)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_cadence_float_conv_batch_norm_folds_into_weights(name, tmp_path):
+    from fixture_models import export_qat_cadence
+
+    factory, shape = PLAIN[name]
+    torch.manual_seed(0)
+    example = (torch.randn(*shape),)
+    # A quantized linear after the conv makes it a quantized program, as a real model is.
+    model = nn.Sequential(randomized(factory(), 3), nn.Flatten(), nn.LazyLinear(4))
+    model(*example)
+    program = export_qat_cadence(model, example)
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(program, path)
+    program = torch.export.load(path)
+    assert any("batch_norm" in op for op in ops(program))
+    assert any("quantize_per_tensor" in op for op in ops(program))
+
+    result = qatfold.fold(program, explain=True)
+
+    assert not any("batch_norm" in op for op in ops(result.program)), result.report.text
+    (chain,) = result.report.folded
+    assert chain.scaled_weights and chain.bias_dtype == "float32"
+    assert chain.module_path == "0.conv"
+    for seed in range(3):
+        x = torch.randn(example[0].shape, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(result.program.module()(x), program.module()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_xnnpack_quantized_conv3d_batch_norm_is_left_with_the_reason(tmp_path):
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from fixture_models import qat_convert
+
+    quantizer = XNNPACKQuantizer()
+    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
+    factory, shape = PLAIN["conv3d"]
+    torch.manual_seed(0)
+    example = (torch.randn(*shape),)
+    program = torch.export.export(qat_convert(randomized(factory(), 3), example, quantizer), example)
+
+    result = qatfold.fold(program, explain=True)
+
+    (skipped,) = result.report.skipped
+    assert "'conv3d' is quantized and has no QAT chain (torchao builds none for conv3d)" in skipped.reason
+    assert any("batch_norm" in op for op in ops(result.program))

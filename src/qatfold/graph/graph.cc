@@ -457,7 +457,11 @@ void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std:
     if (payload == placeholder->payload_) payload = replacement;
   }
   placeholder->payload_ = replacement;
-  meta.requires_grad = placeholder->meta_ ? placeholder->meta_->requires_grad : meta.requires_grad;
+  // A float parameter keeps its requires_grad; an integer tensor cannot
+  // require gradients (torch refuses to load one that says it does).
+  const bool floating = meta.dtype == program::ScalarType::kFloat32 || meta.dtype == program::ScalarType::kFloat64 ||
+                        meta.dtype == program::ScalarType::kFloat16 || meta.dtype == program::ScalarType::kBFloat16;
+  meta.requires_grad = floating && placeholder->meta_ ? placeholder->meta_->requires_grad : false;
   placeholder->meta_ = meta;
   lintAfterMutation();
 }

@@ -67,32 +67,72 @@ std::optional<std::string> BatchNormTail::outsideUse() const {
   return std::nullopt;
 }
 
-std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& bn) {
-  if (!isBatchNorm(bn)) return TailMismatch{"not a batch_norm", false};
+std::variant<EvalBatchNorm, std::string> matchEvalBatchNorm(graph::Node& bn) {
+  if (!isBatchNorm(bn)) return std::string("not a batch_norm");
   if (bn.target() == op::kBatchNorm) {
     const program::Argument* training = bn.tryGetArgument("training");
-    if (training == nullptr || training->asBool() != false) return TailMismatch{"batch_norm runs in training mode", false};
+    if (training == nullptr || training->asBool() != false) return std::string("batch_norm runs in training mode");
   } else {
-    if (bn.outputs().size() != 3) return TailMismatch{"batch_norm has an unexpected number of outputs", false};
+    if (bn.outputs().size() != 3) return std::string("batch_norm has an unexpected number of outputs");
     for (std::size_t i = 1; i < 3; ++i) {
       if (bn.output(i)->useCount() != 0) {
-        return TailMismatch{"batch_norm's saved statistics '" + bn.output(i)->name() + "' are used", false};
+        return "batch_norm's saved statistics '" + bn.output(i)->name() + "' are used";
       }
     }
   }
-  if (bn.outputs().empty()) return TailMismatch{"batch_norm has no output", false};
+  if (bn.outputs().empty()) return std::string("batch_norm has no output");
+  EvalBatchNorm e;
+  e.node = &bn;
+  const program::Argument* eps_argument = bn.tryGetArgument("eps");
+  auto eps = eps_argument ? eps_argument->asFloat() : std::nullopt;
+  if (!eps) return std::string("batch_norm eps is not a constant");
+  e.eps = *eps;
+  e.input = bn.tryGetInput("input");
+  e.weight = bn.tryGetInput("weight");
+  e.bias = bn.tryGetInput("bias");
+  e.mean = bn.tryGetInput("running_mean");
+  e.var = bn.tryGetInput("running_var");
+  if (e.input == nullptr || e.input->producer() == nullptr) return std::string("input is not computed by an op");
+  return e;
+}
+
+std::variant<BatchNormValues, std::string> readBatchNormValues(const EvalBatchNorm& bn, std::int64_t channels,
+                                                               double other_eps) {
+  auto weight = constantChannels(bn.weight, channels, "batch_norm weight");
+  auto bias = constantChannels(bn.bias, channels, "batch_norm bias");
+  auto mean = constantChannels(bn.mean, channels, "running_mean");
+  auto var = constantChannels(bn.var, channels, "running_var");
+  for (const auto* tensor : {&weight, &bias, &mean, &var}) {
+    if (const auto* why = std::get_if<std::string>(tensor)) return *why;
+  }
+  BatchNormValues values{std::get<std::vector<float>>(std::move(weight)), std::get<std::vector<float>>(std::move(bias)),
+                         std::get<std::vector<float>>(std::move(mean)), std::get<std::vector<float>>(std::move(var)),
+                         static_cast<float>(bn.eps)};
+  const float smallest_eps = std::min(values.eps, static_cast<float>(other_eps));
+  for (std::size_t c = 0; c < values.var.size(); ++c) {
+    // An infinite variance makes the un-folded program compute inf/inf; only
+    // a positive finite one gives numbers a fold can reproduce.
+    const float var_eps = values.var[c] + smallest_eps;
+    if (!(var_eps > 0.0f) || !std::isfinite(var_eps)) {
+      return "running_var + eps is " + formatFloatLikePython(var_eps) + " for channel " + std::to_string(c) +
+             ", not a positive finite number";
+    }
+  }
+  return values;
+}
+
+std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& bn) {
+  auto eval_or_why = matchEvalBatchNorm(bn);
+  if (const auto* why = std::get_if<std::string>(&eval_or_why)) return TailMismatch{*why, false};
+  const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
   BatchNormTail t;
   t.batch_norm = &bn;
-  const program::Argument* eps_argument = bn.tryGetArgument("eps");
-  auto bn_eps = eps_argument ? eps_argument->asFloat() : std::nullopt;
-  if (!bn_eps) return TailMismatch{"batch_norm eps is not a constant", false};
-  t.eps = *bn_eps;
-  graph::Value* bn_input = bn.tryGetInput("input");
-  t.bn_weight = bn.tryGetInput("weight");
-  t.bn_bias = bn.tryGetInput("bias");
-  t.bn_mean = bn.tryGetInput("running_mean");
-  t.bn_var = bn.tryGetInput("running_var");
-  if (bn_input == nullptr || bn_input->producer() == nullptr) return TailMismatch{"input is not computed by an op", false};
+  t.eps = eval.eps;
+  graph::Value* bn_input = eval.input;
+  t.bn_weight = eval.weight;
+  t.bn_bias = eval.bias;
+  t.bn_mean = eval.mean;
+  t.bn_var = eval.var;
 
   // Optional add(div, reshape(orig_bias)), then div(y, reshape(scale)).
   t.add_orig_bias = producerWith(bn_input, op::kAdd);
@@ -149,31 +189,17 @@ std::variant<TailNumbers, std::string> batchNormNumbers(const BatchNormTail& t, 
   if (t.reshape_orig_bias != nullptr && !isChannelBroadcast(*t.reshape_orig_bias, rank, channels)) {
     return std::string("orig_bias is not broadcast along the conv's channel dimension");
   }
-  auto weight = constantChannels(t.bn_weight, channels, "batch_norm weight");
-  auto shift_bias = constantChannels(t.bn_bias, channels, "batch_norm bias");
-  auto mean = constantChannels(t.bn_mean, channels, "running_mean");
-  auto var = constantChannels(t.bn_var, channels, "running_var");
-  for (const auto* tensor : {&weight, &shift_bias, &mean, &var}) {
-    if (const auto* why = std::get_if<std::string>(tensor)) return *why;
-  }
+  EvalBatchNorm eval{t.batch_norm, nullptr, t.bn_weight, t.bn_bias, t.bn_mean, t.bn_var, t.eps};
+  auto values_or_why = readBatchNormValues(eval, channels, t.chain_eps);
+  if (const auto* why = std::get_if<std::string>(&values_or_why)) return *why;
+  const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
   std::optional<std::vector<float>> orig_bias;
   if (t.reshape_orig_bias != nullptr) {
     auto values = constantChannels(t.reshape_orig_bias->tryGetInput("self"), channels, "orig_bias");
     if (const auto* why = std::get_if<std::string>(&values)) return *why;
     orig_bias = std::get<std::vector<float>>(std::move(values));
   }
-  numerics::BatchNormParameters parameters{std::get<std::vector<float>>(weight), std::get<std::vector<float>>(shift_bias),
-                                           std::get<std::vector<float>>(mean), std::get<std::vector<float>>(var),
-                                           static_cast<float>(t.eps)};
-  for (std::size_t c = 0; c < parameters.running_var.size(); ++c) {
-    // An infinite variance makes the un-folded chain compute inf/inf; only a
-    // positive finite one gives a shift the fold can reproduce.
-    const float var_eps = parameters.running_var[c] + std::min(parameters.eps, static_cast<float>(t.chain_eps));
-    if (!(var_eps > 0.0f) || !std::isfinite(var_eps)) {
-      return "running_var + eps is " + formatFloatLikePython(var_eps) + " for channel " + std::to_string(c) +
-             ", not a positive finite number";
-    }
-  }
+  const numerics::BatchNormParameters parameters = values.parameters();
   std::vector<float> shift = numerics::batchNormShift(
       parameters, orig_bias ? std::optional<std::span<const float>>(*orig_bias) : std::nullopt);
   for (float value : shift) {

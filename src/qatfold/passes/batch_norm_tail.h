@@ -19,8 +19,34 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/numerics/bias_fold.h"
 
 namespace qatfold::passes {
+
+// An eval-mode batch_norm (aten.batch_norm with training=False, or
+// _native_batch_norm_legit_no_training with its statistics outputs unused).
+struct EvalBatchNorm {
+  graph::Node* node = nullptr;
+  graph::Value* input = nullptr;
+  graph::Value* weight = nullptr;
+  graph::Value* bias = nullptr;
+  graph::Value* mean = nullptr;
+  graph::Value* var = nullptr;
+  double eps = 0;
+};
+std::variant<EvalBatchNorm, std::string> matchEvalBatchNorm(graph::Node& batch_norm);
+
+// Its parameters, float32, one per channel.
+struct BatchNormValues {
+  std::vector<float> weight, bias, mean, var;
+  float eps = 0;
+  numerics::BatchNormParameters parameters() const { return {weight, bias, mean, var, eps}; }
+};
+// Reads them, or says why not: not constant, not float32, not `channels`
+// long, or running_var + eps (with the smaller of eps and `other_eps`) not
+// a positive finite number.
+std::variant<BatchNormValues, std::string> readBatchNormValues(const EvalBatchNorm& batch_norm, std::int64_t channels,
+                                                               double other_eps);
 
 struct BatchNormTail {
   graph::Node* batch_norm = nullptr;

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "qatfold/passes/patterns.h"
+
 namespace qatfold::passes {
 
 namespace {
@@ -21,14 +23,7 @@ Json epsMismatchJson(const FoldedChain& c) {
 
 }  // namespace
 
-std::string FoldedChain::kind() const {
-  // "torch.ops.aten.conv_transpose2d.input" -> "conv_transpose2d"
-  std::string name = conv_target;
-  const std::string prefix = "torch.ops.aten.";
-  if (name.rfind(prefix, 0) == 0) name.erase(0, prefix.size());
-  if (auto dot = name.find('.'); dot != std::string::npos) name.erase(dot);
-  return name;
-}
+std::string FoldedChain::kind() const { return opKind(conv_target); }
 
 std::size_t FoldReport::clampedTotal() const {
   std::size_t total = 0;
@@ -66,6 +61,7 @@ Json FoldReport::toJson() const {
                                {"batch_norm", c.batch_norm},
                                {"channels", c.channels},
                                {"bias_dtype", c.float_bias ? "float32" : "int32"},
+                               {"scaled_weights", c.scaled_weights},
                                {"per_channel_bias", c.per_channel_bias},
                                {"copied_bias", c.copied_bias},
                                {"clamped_bias_elements", c.clamped},

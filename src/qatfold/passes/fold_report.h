@@ -25,6 +25,7 @@ struct FoldedChain {
   std::string batch_norm;
   std::int64_t channels = 0;
   bool float_bias = false;   // folded into a float bias (no quantized output)
+  bool scaled_weights = false;  // a plain batch_norm folded into float weights too
   bool per_channel_bias = false;
   bool copied_bias = false;  // the bias was shared, so the conv got its own
   std::size_t clamped = 0;   // bias elements saturated at the int32 range

@@ -19,6 +19,14 @@ bool isChannelProducer(const graph::Node& node) {
   return isConvolution(node) || node.target() == op::kLinear;
 }
 
+std::string opKind(const std::string& target) {
+  std::string name = target;
+  const std::string prefix = "torch.ops.aten.";
+  if (name.rfind(prefix, 0) == 0) name.erase(0, prefix.size());
+  if (auto dot = name.find('.'); dot != std::string::npos) name.erase(dot);
+  return name;
+}
+
 bool isBatchNorm(const graph::Node& node) {
   return node.target() == op::kBatchNorm || node.target() == op::kBatchNormNoTraining;
 }

@@ -36,6 +36,8 @@ bool isConvolution(const graph::Node& node);
 // over features). The fold passes take both; bias preparation only convs.
 bool isChannelProducer(const graph::Node& node);
 bool isBatchNorm(const graph::Node& node);
+// "torch.ops.aten.conv_transpose2d.input" -> "conv_transpose2d".
+std::string opKind(const std::string& target);
 // reshape or view.
 bool isReshape(const graph::Node& node);
 

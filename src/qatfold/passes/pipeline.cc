@@ -1,5 +1,6 @@
 #include "qatfold/passes/pipeline.h"
 
+#include "qatfold/passes/fold_batch_norm_into_weights.h"
 #include "qatfold/passes/fold_float_conv_bn.h"
 #include "qatfold/passes/fold_qat_conv_bn.h"
 #include "qatfold/passes/quantize_conv_bias.h"
@@ -14,6 +15,8 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   FoldQatConvBatchNorm({options.risk_threshold, options.eps_tolerance}).run(graph, report);
   graph.lint();
   FoldFloatConvBatchNorm().run(graph, report);
+  graph.lint();
+  FoldBatchNormIntoWeights().run(graph, report);
   graph.lint();
   report.removed_nodes = graph.eliminateDeadCode();
   report.removed_constants = graph.removeUnusedConstants();

@@ -22,6 +22,10 @@ inline constexpr PassInfo kFoldPipeline[] = {
     {"FoldFloatConvBatchNorm",
      "Fold the QAT conv -> div -> [add] -> batch_norm chain of an unquantized conv (no q/dq) into a float conv bias",
      ""},
+    {"FoldBatchNormIntoWeights",
+     "In quantized programs, fold a plain eval batch_norm right after an unquantized conv or linear into its float "
+     "weight and bias",
+     ""},
     {"EliminateDeadCode", "Remove side-effect-free nodes whose results nothing reads", ""},
     {"RemoveUnusedConstants",
      "Drop parameters, buffers and constants the fold left unused, with their signature entries and payloads", ""},

@@ -1,0 +1,140 @@
+#include "qatfold/passes/fold_batch_norm_into_weights.h"
+
+#include <algorithm>
+
+#include "qatfold/numerics/weight_fold.h"
+#include "qatfold/passes/batch_norm_tail.h"
+#include "qatfold/passes/patterns.h"
+#include "qatfold/program/payload.h"
+
+namespace qatfold::passes {
+namespace {
+
+using program::ScalarType;
+
+// Reads a float32 constant, or says why not.
+std::variant<std::vector<float>, std::string> floatConstant(const graph::Value* value, const char* what) {
+  if (!isConstantTensor(value)) return std::string(what) + " is not a constant";
+  const TensorView view = value->payload()->view();
+  if (view.meta().dtype != ScalarType::kFloat32) return std::string(what) + " is not float32";
+  return view.values<float>();
+}
+
+}  // namespace
+
+FoldBatchNormIntoWeights::MatchResult FoldBatchNormIntoWeights::match(graph::Node& bn) const {
+  auto eval_or_why = matchEvalBatchNorm(bn);
+  if (const auto* why = std::get_if<std::string>(&eval_or_why)) return *why;
+  const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
+  graph::Node* conv = eval.input->producer();
+  // dq(q(conv(...))) -> batch_norm: a quantized conv torchao built no QAT chain for.
+  if (auto output_dq = readAffineQuantization(conv)) {
+    auto output_q = readAffineQuantization(output_dq->input ? output_dq->input->producer() : nullptr);
+    graph::Node* quantized = output_q && output_q->input ? output_q->input->producer() : nullptr;
+    if (quantized != nullptr && isChannelProducer(*quantized)) {
+      return "'" + quantized->name() + "' is quantized and has no QAT chain (torchao builds none for " +
+             opKind(quantized->target()) +
+             "): its batch_norm follows the output quantization, where a per-channel scale cannot be folded "
+             "without re-quantizing; fold the BatchNorm before quantizing";
+    }
+  }
+  if (!isChannelProducer(*conv)) {
+    return "input comes from '" + conv->name() + "' (" + conv->target() + "), not from a conv or linear";
+  }
+  const program::Argument* transposed = conv->tryGetArgument("transposed");
+  if (conv->target().find("transpose") != std::string::npos || (transposed && transposed->asBool() == true)) {
+    return std::string("a batch_norm right after a transposed conv is not folded into its weights");
+  }
+  if (auto use = outsideUse(*eval.input, {&bn})) return "the conv output is read " + *use + " besides the batch_norm";
+  graph::Value* weight = conv->tryGetInput("weight");
+  if (weight != nullptr && weight->producer() != nullptr && readAffineQuantization(weight->producer())) {
+    return "conv '" + conv->name() + "' has quantized weights: folding its batch_norm would re-quantize them";
+  }
+  auto weights = floatConstant(weight, "the conv weight");
+  if (const auto* why = std::get_if<std::string>(&weights)) return *why;
+  graph::Value* bias = conv->tryGetInput("bias");
+  std::optional<std::vector<float>> old_bias;
+  if (bias != nullptr) {
+    auto values = floatConstant(bias, "the conv bias");
+    if (const auto* why = std::get_if<std::string>(&values)) return *why;
+    old_bias = std::get<std::vector<float>>(std::move(values));
+  }
+  const program::TensorMeta& weight_meta = *weight->payload()->meta.tensor_meta;
+  if (weight_meta.sizes.empty()) return std::string("the conv weight is a scalar");
+  const std::int64_t channels = weight_meta.sizes[0];
+  if (old_bias && static_cast<std::int64_t>(old_bias->size()) != channels) {
+    return std::string("the conv bias does not have one value per output channel");
+  }
+  auto values_or_why = readBatchNormValues(eval, channels, eval.eps);
+  if (const auto* why = std::get_if<std::string>(&values_or_why)) return *why;
+  const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
+  numerics::FoldedWeights folded = numerics::foldBatchNormIntoWeights(
+      std::get<std::vector<float>>(weights), channels,
+      old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt, values.parameters());
+  for (float v : folded.bias) {
+    if (!std::isfinite(v)) return std::string("the batch_norm parameters give a non-finite bias");
+  }
+
+  Match m;
+  m.conv = conv;
+  m.batch_norm = &bn;
+  m.weight_meta = program::TensorMeta::contiguous(ScalarType::kFloat32, weight_meta.sizes);
+  m.new_weight = std::move(folded.weight);
+  m.new_bias = std::move(folded.bias);
+  m.kind = weight->inputKind();
+  m.report.conv = conv->name();
+  m.report.conv_target = conv->target();
+  m.report.module_path = modulePath(*conv);
+  m.report.batch_norm = bn.name();
+  m.report.channels = channels;
+  m.report.float_bias = true;
+  m.report.scaled_weights = true;
+  return m;
+}
+
+void FoldBatchNormIntoWeights::rewrite(graph::Graph& graph, const Match& m) const {
+  const std::string path = modulePath(*m.conv);
+  const std::string prefix = path.empty() ? m.conv->name() : path;
+  const auto channels = static_cast<std::int64_t>(m.new_bias.size());
+  // New tensors, not edits in place: the old weight may be tied to others.
+  graph::Value* weight = graph.addConstantTensor(m.kind, prefix + ".folded_weight", "p_" + m.conv->name() + "_folded_weight",
+                                                 m.weight_meta, std::make_shared<Storage>(encodeValues(m.new_weight)));
+  graph::Value* bias = graph.addConstantTensor(m.kind, prefix + ".folded_bias", "p_" + m.conv->name() + "_folded_bias",
+                                               program::TensorMeta::contiguous(program::ScalarType::kFloat32, {channels}),
+                                               std::make_shared<Storage>(encodeValues(m.new_bias)));
+  graph.setInput(m.conv, "weight", weight);
+  graph.setInput(m.conv, "bias", bias, "weight");
+  graph.replaceAllUsesWith(m.batch_norm->output(0), m.conv->output());
+  graph.eraseNode(m.batch_norm);
+}
+
+bool FoldBatchNormIntoWeights::run(graph::Graph& graph, FoldReport& report) const {
+  // Only in quantized programs, where a float conv+BN is what the quantizer
+  // left behind; a float program passes through qatfold unchanged.
+  const auto nodes = graph.nodes();
+  if (std::none_of(nodes.begin(), nodes.end(), [](const graph::Node* n) {
+        return n->target().rfind("torch.ops.quantized_decomposed.", 0) == 0;
+      })) {
+    return false;
+  }
+  bool changed = false;
+  for (graph::Node* node : graph.nodes()) {
+    if (!isBatchNorm(*node)) continue;
+    MatchResult result = match(*node);
+    auto* m = std::get_if<Match>(&result);
+    if (m == nullptr) {
+      // Say why when the earlier passes had no better reason (not a QAT chain).
+      for (SkippedBatchNorm& s : report.skipped) {
+        if (s.batch_norm == node->name() && !s.qat_chain) s.reason = std::get<std::string>(result);
+      }
+      continue;
+    }
+    rewrite(graph, *m);
+    std::erase_if(report.skipped, [&](const SkippedBatchNorm& s) { return s.batch_norm == m->report.batch_norm; });
+    report.folded.push_back(m->report);
+    changed = true;
+  }
+  return changed;
+}
+
+}  // namespace qatfold::passes
