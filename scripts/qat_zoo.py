@@ -83,7 +83,7 @@ class TwoBranches(nn.Module):
         return self.left(x) + self.right(x)
 
 
-def _randomize_bn(model: nn.Module, seed: int) -> nn.Module:
+def randomize_bn(model: nn.Module, seed: int) -> nn.Module:
     """Non-trivial running statistics and affine parameters, so C is far from 0."""
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
@@ -116,4 +116,4 @@ ZOO: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
 def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple]:
     torch.manual_seed(seed)
     model, example = ZOO[name]()
-    return _randomize_bn(model, seed + 100), example
+    return randomize_bn(model, seed + 100), example

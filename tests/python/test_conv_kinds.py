@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import qatfold
+from qat_zoo import randomize_bn
 
 try:  # ExecuTorch 1.4.0's Cadence modules use typing.override (Python 3.12)
     typing.override  # noqa: B018
@@ -47,26 +48,13 @@ TRANSPOSED = {
 }
 
 
-def randomized(model: nn.Module, seed: int) -> nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-            module.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.1)
-            with torch.no_grad():
-                module.weight.copy_(torch.randn(n, generator=generator) * 0.5 + 1)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.3)
-    return model
-
-
 def cadence_program(name: str, tmp_path) -> tuple[torch.export.ExportedProgram, tuple]:
     from fixture_models import export_qat_cadence
 
     factory, shape = TRANSPOSED[name]
     torch.manual_seed(0)
     example = (torch.randn(*shape),)
-    program = export_qat_cadence(randomized(factory(), 7), example)
+    program = export_qat_cadence(randomize_bn(factory(), 7), example)
     path = tmp_path / f"{name}.pt2"
     torch.export.save(program, path)
     return torch.export.load(path), example
@@ -137,7 +125,7 @@ def test_cadence_float_conv_batch_norm_folds_into_weights(name, tmp_path):
     torch.manual_seed(0)
     example = (torch.randn(*shape),)
     # A quantized linear after the conv makes it a quantized program, as a real model is.
-    model = nn.Sequential(randomized(factory(), 3), nn.Flatten(), nn.LazyLinear(4))
+    model = nn.Sequential(randomize_bn(factory(), 3), nn.Flatten(), nn.LazyLinear(4))
     model(*example)
     program = export_qat_cadence(model, example)
     path = tmp_path / f"{name}.pt2"
@@ -169,7 +157,7 @@ def test_xnnpack_quantized_conv3d_batch_norm_is_left_with_the_reason(tmp_path):
     factory, shape = PLAIN["conv3d"]
     torch.manual_seed(0)
     example = (torch.randn(*shape),)
-    program = torch.export.export(qat_convert(randomized(factory(), 3), example, quantizer), example)
+    program = torch.export.export(qat_convert(randomize_bn(factory(), 3), example, quantizer), example)
 
     result = qatfold.fold(program, explain=True)
 

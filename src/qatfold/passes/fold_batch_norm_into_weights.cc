@@ -130,8 +130,7 @@ bool FoldBatchNormIntoWeights::run(graph::Graph& graph, FoldReport& report) cons
       continue;
     }
     rewrite(graph, *m);
-    std::erase_if(report.skipped, [&](const SkippedBatchNorm& s) { return s.batch_norm == m->report.batch_norm; });
-    report.folded.push_back(m->report);
+    report.recordFolded(m->report);
     changed = true;
   }
   return changed;

@@ -99,9 +99,7 @@ bool FoldFloatConvBatchNorm::run(graph::Graph& graph, FoldReport& report) const 
     auto* m = std::get_if<Match>(&result);
     if (m == nullptr) continue;
     rewrite(graph, *m);
-    // The int32 pass, which ran first, listed this chain as skipped.
-    std::erase_if(report.skipped, [&](const SkippedBatchNorm& s) { return s.batch_norm == m->report.batch_norm; });
-    report.folded.push_back(m->report);
+    report.recordFolded(m->report);
     changed = true;
   }
   return changed;

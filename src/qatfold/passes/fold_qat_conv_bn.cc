@@ -208,7 +208,7 @@ bool FoldQatConvBatchNorm::run(graph::Graph& graph, FoldReport& report) const {
     MatchResult result = match(*node);
     if (auto* m = std::get_if<Match>(&result)) {
       rewrite(graph, *m);
-      report.folded.push_back(m->report);
+      report.recordFolded(m->report);
       changed = true;
     } else {
       const NoMatch& no = std::get<NoMatch>(result);

@@ -25,6 +25,11 @@ Json epsMismatchJson(const FoldedChain& c) {
 
 std::string FoldedChain::kind() const { return opKind(conv_target); }
 
+void FoldReport::recordFolded(FoldedChain chain) {
+  std::erase_if(skipped, [&](const SkippedBatchNorm& s) { return s.batch_norm == chain.batch_norm; });
+  folded.push_back(std::move(chain));
+}
+
 std::size_t FoldReport::clampedTotal() const {
   std::size_t total = 0;
   for (const FoldedChain& chain : folded) total += chain.clamped;

@@ -60,6 +60,9 @@ struct FoldReport {
   std::size_t removed_nodes = 0;
   std::size_t removed_constants = 0;
 
+  // Adds a folded chain; a later pass folding what an earlier one skipped
+  // takes the chain off the skipped list.
+  void recordFolded(FoldedChain chain);
   std::size_t clampedTotal() const;
   std::size_t flaggedCount() const;
   Json toJson() const;
