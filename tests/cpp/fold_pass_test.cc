@@ -182,10 +182,39 @@ TEST(FoldQatConvBatchNorm, NoFoldNonConstantBatchNormParameter) {
   EXPECT_EQ(f.skipped("batch_norm")->reason, "running_mean is not a constant parameter, buffer or tensor constant");
 }
 
-TEST(FoldQatConvBatchNorm, NoFoldWithoutQuantizeDequantizeAfterTheConv) {
+TEST(FoldQatConvBatchNorm, NoFoldConvOutputReadBesideTheChain) {
+  // div_1 reads the conv output directly while its quantize still reads it too.
   Folded f = foldEdited([](Json& m) { inputNamed(nodeNamed(m, "div_1"), "self") = Json{{"as_tensor", {{"name", "conv2d"}}}}; });
   ASSERT_NE(f.skipped("batch_norm"), nullptr);
-  EXPECT_NE(f.skipped("batch_norm")->reason.find("not dequantized per tensor"), std::string::npos);
+  EXPECT_EQ(f.skipped("batch_norm")->reason,
+            "'conv2d' is also used by 'quantize_per_tensor_1' (torch.ops.quantized_decomposed.quantize_per_tensor.default) "
+            "outside the chain");
+}
+
+TEST(FoldQatConvBatchNorm, FoldsIntoInt32BiasWithoutQuantizeDequantizeAfterTheConv) {
+  // A quantizer that annotates conv + BN as one unit puts no q/dq between them.
+  Folded f = foldEdited([](Json& m) {
+    Json& nodes = m["graph_module"]["graph"]["nodes"];
+    inputNamed(nodeNamed(m, "div_1"), "self") = Json{{"as_tensor", {{"name", "conv2d"}}}};
+    Json kept = Json::array();
+    for (Json& node : nodes) {
+      const std::string name = node["name"];
+      if (name != "quantize_per_tensor_1" && name != "dequantize_per_tensor_2") kept.push_back(node);
+    }
+    nodes = kept;
+  });
+  ASSERT_EQ(f.report.folded.size(), 2u);
+  const FoldedChain& chain = f.report.folded[0].conv == "conv2d" ? f.report.folded[0] : f.report.folded[1];
+  EXPECT_FALSE(chain.output_quantized);
+  EXPECT_FALSE(chain.float_bias);
+  EXPECT_EQ(f.count(kBatchNorm), 0u);
+  Json json = f.report.toJson();
+  for (const Json& c : json["folded"]) {
+    if (c["conv"] == "conv2d") {
+      EXPECT_TRUE(c["relative_shift"].is_null());
+      EXPECT_TRUE(c["output_range"].is_null());
+    }
+  }
 }
 
 TEST(FoldQatConvBatchNorm, NoFoldNonPositiveVariance) {

@@ -114,8 +114,9 @@ class QuantizedBuiltChain(BuiltChain):
 
     X_SCALE, W_SCALE, Y_SCALE = 0.02, 0.01, 0.05
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, output_qdq: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.output_qdq = output_qdq
         with torch.no_grad():
             self.register_buffer("weight_q", torch.clamp(torch.round(self.weight / self.W_SCALE), -127, 127).to(torch.int8))
             bias = self.bias if self.bias is not None else torch.zeros_like(self.bn_bias)
@@ -130,8 +131,9 @@ class QuantizedBuiltChain(BuiltChain):
         w = qd.dequantize_per_tensor(self.weight_q, self.W_SCALE, 0, -127, 127, torch.int8)
         b = qd.dequantize_per_tensor(self.bias_q, self.X_SCALE * self.W_SCALE, 0, -(2**31), 2**31 - 1, torch.int32)
         y = self.op(x, w, b)
-        y = qd.dequantize_per_tensor(qd.quantize_per_tensor(y, self.Y_SCALE, 0, -128, 127, torch.int8),
-                                     self.Y_SCALE, 0, -128, 127, torch.int8)
+        if self.output_qdq:
+            y = qd.dequantize_per_tensor(qd.quantize_per_tensor(y, self.Y_SCALE, 0, -128, 127, torch.int8),
+                                         self.Y_SCALE, 0, -128, 127, torch.int8)
         shape = [1, -1] + [1] * (self.rank - 2)
         y = y / (self.bn_weight / torch.sqrt(self.running_var + self.eps)).reshape(shape)
         if self.orig_bias is not None:
@@ -157,3 +159,24 @@ def test_quantized_built_chain_folds_into_int32_bias_within_one_step(name):
     for seed in range(2):
         values = node_values(program, random_inputs(program, seed))
         check_chain_within_one_step(program, result.program, chain_json, values)
+
+
+@pytest.mark.parametrize("name", ["conv3d", "conv_transpose1d_groups", "linear"])
+def test_quantized_chain_without_output_qdq_folds_into_int32_bias(name):
+    """A quantizer annotating conv + BN as one unit leaves no q/dq between
+    them; the chain still folds into the int32 bias (no range risk to report)."""
+    op, weight_shape, input_shape, kind = KINDS[name]
+    model = QuantizedBuiltChain(op, weight_shape, 8, len(input_shape), True, True, output_qdq=False).eval()
+    program = torch.export.export(model, (torch.randn(*input_shape),))
+
+    result = qatfold.fold(program)
+
+    assert not any("batch_norm" in op for op in ops(result.program)), ops(result.program)
+    (chain,) = result.report.folded
+    assert chain.kind == kind and chain.bias_dtype == "int32"
+    assert chain.output_range is None and chain.relative_shift is None
+    bias_step = QuantizedBuiltChain.X_SCALE * QuantizedBuiltChain.W_SCALE
+    for seed in range(2):
+        x = torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
+        # The folded bias is C rounded to the bias step: off by at most half a step.
+        torch.testing.assert_close(result.program.module()(x), program.module()(x), rtol=0, atol=bias_step * 0.5 + 1e-5)

@@ -177,7 +177,7 @@ int runFold(const FoldCommand& command) {
     double worst = 0;
     std::string worst_conv;
     for (const auto& chain : report.folded) {
-      if (chain.float_bias || !(chain.risk.relative_shift > *command.max_risk)) continue;
+      if (!chain.output_quantized || !(chain.risk.relative_shift > *command.max_risk)) continue;
       ++above;
       if (chain.risk.relative_shift > worst) {
         worst = chain.risk.relative_shift;

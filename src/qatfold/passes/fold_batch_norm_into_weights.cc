@@ -88,6 +88,7 @@ FoldBatchNormIntoWeights::MatchResult FoldBatchNormIntoWeights::match(graph::Nod
   m.report.batch_norm = bn.name();
   m.report.channels = channels;
   m.report.float_bias = true;
+  m.report.output_quantized = false;
   m.report.scaled_weights = true;
   return m;
 }

@@ -71,8 +71,7 @@ FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& b
   m.report.batch_norm = bn.name();
   m.report.channels = channels;
   m.report.float_bias = true;
-  // No output quantization: nothing to clip, so no range risk.
-  m.report.risk.relative_shift = 0;
+  m.report.output_quantized = false;
   for (float value : shift) m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
   return m;
 }

@@ -24,20 +24,30 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   if (const auto* why = std::get_if<TailMismatch>(&tail_or_why)) return NoMatch{why->reason, why->qat_chain};
   const BatchNormTail& tail = std::get<BatchNormTail>(tail_or_why);
 
+  // What replaces the chain's result: the conv output's dequantize, or the
+  // conv output itself when a quantizer annotated conv + BN as one unit and
+  // put no quantize/dequantize between them.
   graph::Value* conv_output_dq = tail.divided;
-  auto output_dq = readAffineQuantization(conv_output_dq->producer());
-  if (!output_dq || output_dq->node->target() != op::kDequantizePerTensor) {
-    return chainFailure("the divided value is not dequantized per tensor (no quantize/dequantize after the conv)");
+  graph::Value* conv_output = nullptr;
+  std::optional<AffineQuantization> output_q;
+  std::optional<AffineQuantization> output_dq;
+  if (tail.divided->producer() != nullptr && isChannelProducer(*tail.divided->producer())) {
+    conv_output = tail.divided;
+  } else {
+    output_dq = readAffineQuantization(conv_output_dq->producer());
+    if (!output_dq || output_dq->node->target() != op::kDequantizePerTensor) {
+      return chainFailure("the divided value is not dequantized per tensor (no quantize/dequantize after the conv)");
+    }
+    output_q = readAffineQuantization(output_dq->input->producer());
+    if (!output_q || output_q->node->target() != op::kQuantizePerTensor) {
+      return chainFailure("the dequantize after the conv is not fed by quantize_per_tensor");
+    }
+    if (output_q->scale != output_dq->scale || output_q->zero_point != output_dq->zero_point ||
+        output_q->quant_min != output_dq->quant_min || output_q->quant_max != output_dq->quant_max) {
+      return chainFailure("the quantize/dequantize pair after the conv disagree on their parameters");
+    }
+    conv_output = output_q->input;
   }
-  auto output_q = readAffineQuantization(output_dq->input->producer());
-  if (!output_q || output_q->node->target() != op::kQuantizePerTensor) {
-    return chainFailure("the dequantize after the conv is not fed by quantize_per_tensor");
-  }
-  if (output_q->scale != output_dq->scale || output_q->zero_point != output_dq->zero_point ||
-      output_q->quant_min != output_dq->quant_min || output_q->quant_max != output_dq->quant_max) {
-    return chainFailure("the quantize/dequantize pair after the conv disagree on their parameters");
-  }
-  graph::Value* conv_output = output_q->input;
   graph::Node* conv = conv_output->producer();
   if (conv == nullptr || !isChannelProducer(*conv)) {
     return chainFailure("the quantized value is not a convolution or linear output");
@@ -50,8 +60,11 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   if (!isConstantTensor(bias->input) || bias->input->payload()->meta.tensor_meta->dtype != ScalarType::kInt32) {
     return chainFailure("the bias of conv '" + conv->name() + "' is not a constant int32 tensor");
   }
-  for (const auto& [value, reader] : {std::pair{conv_output, output_q->node}, {output_q->node->output(), output_dq->node},
-                                      {conv_output_dq, tail.div}}) {
+  std::vector<std::pair<graph::Value*, graph::Node*>> exclusive = {{conv_output_dq, tail.div}};
+  if (output_q) {
+    exclusive.insert(exclusive.end(), {{conv_output, output_q->node}, {output_q->node->output(), output_dq->node}});
+  }
+  for (const auto& [value, reader] : exclusive) {
     if (auto use = outsideUse(*value, {reader})) return chainFailure(*use + " outside the chain");
   }
 
@@ -142,9 +155,15 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   m.report.per_channel_bias = bias->per_channel;
   m.report.copied_bias = m.copy_bias;
   m.report.clamped = folded.clamped;
-  m.report.risk = numerics::outputRangeRisk(shift, output_q->scale, output_q->zero_point, output_q->quant_min,
-                                            output_q->quant_max);
-  m.report.flagged = m.report.risk.relative_shift > options_.risk_threshold;
+  if (output_q) {
+    m.report.risk = numerics::outputRangeRisk(shift, output_q->scale, output_q->zero_point, output_q->quant_min,
+                                              output_q->quant_max);
+    m.report.flagged = m.report.risk.relative_shift > options_.risk_threshold;
+  } else {
+    // No output quantization right after the conv: no range to clip against.
+    m.report.output_quantized = false;
+    for (float value : shift) m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
+  }
   return m;
 }
 

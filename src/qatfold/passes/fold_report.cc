@@ -57,7 +57,7 @@ Json FoldReport::toJson() const {
   json["prepared_biases"] = std::move(prepared_json);
   Json folded_json = Json::array();
   for (const FoldedChain& c : folded) {
-    const Json range = c.float_bias ? Json(nullptr)
+    const Json range = !c.output_quantized ? Json(nullptr)
                                     : Json::array({floatToJson(c.risk.range_low), floatToJson(c.risk.range_high)});
     folded_json.push_back(Json{{"conv", c.conv},
                                {"conv_target", c.conv_target},
@@ -72,7 +72,7 @@ Json FoldReport::toJson() const {
                                {"clamped_bias_elements", c.clamped},
                                {"max_abs_shift", floatToJson(c.risk.max_abs_shift)},
                                {"output_range", range},
-                               {"relative_shift", c.float_bias ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
+                               {"relative_shift", !c.output_quantized ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
                                {"flagged", c.flagged},
                                {"eps_mismatch", epsMismatchJson(c)}});
   }
@@ -120,7 +120,7 @@ std::string FoldReport::toText(bool explain) const {
     for (std::size_t i = 0; i < order.size(); ++i) {
       const FoldedChain* c = order[i];
       char risk[32] = "          -";
-      if (!c->float_bias) std::snprintf(risk, sizeof risk, "%10.1f%%", 100.0 * c->risk.relative_shift);
+      if (c->output_quantized) std::snprintf(risk, sizeof risk, "%10.1f%%", 100.0 * c->risk.relative_shift);
       std::snprintf(line, sizeof line, "  %-*s  %-*s  %-*s  %5s  %8lld  %7zu  %s%s\n", static_cast<int>(conv_width),
                     convs[i].c_str(), static_cast<int>(kind_width), c->kind().c_str(), static_cast<int>(bn_width),
                     c->batch_norm.c_str(), c->float_bias ? "float" : "int32", static_cast<long long>(c->channels),

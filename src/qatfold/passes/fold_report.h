@@ -29,7 +29,8 @@ struct FoldedChain {
   bool per_channel_bias = false;
   bool copied_bias = false;  // the bias was shared, so the conv got its own
   std::size_t clamped = 0;   // bias elements saturated at the int32 range
-  numerics::OutputRangeRisk risk;  // range and relative shift only for int32 folds
+  bool output_quantized = true;  // a quantize/dequantize right after the conv (else no range risk)
+  numerics::OutputRangeRisk risk;  // range and relative shift only when output_quantized
   // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
   std::string kind() const;
   bool flagged = false;      // risk above the threshold
