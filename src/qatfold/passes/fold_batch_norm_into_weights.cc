@@ -82,11 +82,7 @@ FoldBatchNormIntoWeights::MatchResult FoldBatchNormIntoWeights::match(graph::Nod
   m.new_weight = std::move(folded.weight);
   m.new_bias = std::move(folded.bias);
   m.kind = weight->inputKind();
-  m.report.conv = conv->name();
-  m.report.conv_target = conv->target();
-  m.report.module_path = modulePath(*conv);
-  m.report.batch_norm = bn.name();
-  m.report.channels = channels;
+  describeFold(m.report, *conv, bn, channels);
   m.report.float_bias = true;
   m.report.output_quantized = false;
   m.report.scaled_weights = true;

@@ -65,11 +65,7 @@ FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& b
   m.new_bias = numerics::addShiftToFloatBias(
       old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt, shift);
   if (!zero_bias) m.bias_kind = bias->inputKind();
-  m.report.conv = conv->name();
-  m.report.conv_target = conv->target();
-  m.report.module_path = modulePath(*conv);
-  m.report.batch_norm = bn.name();
-  m.report.channels = channels;
+  describeFold(m.report, *conv, bn, channels);
   m.report.float_bias = true;
   m.report.output_quantized = false;
   for (float value : shift) m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));

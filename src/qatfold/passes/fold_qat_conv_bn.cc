@@ -147,11 +147,7 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   m.chain = tail.nodes();
   m.bias_meta = program::TensorMeta::contiguous(ScalarType::kInt32, {channels});
   m.new_bias = std::move(folded.values);
-  m.report.conv = conv->name();
-  m.report.conv_target = conv->target();
-  m.report.module_path = modulePath(*conv);
-  m.report.batch_norm = bn.name();
-  m.report.channels = channels;
+  describeFold(m.report, *conv, bn, channels);
   m.report.per_channel_bias = bias->per_channel;
   m.report.copied_bias = m.copy_bias;
   m.report.clamped = folded.clamped;

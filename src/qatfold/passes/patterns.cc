@@ -106,4 +106,12 @@ std::string describeNode(const graph::Node& node) {
   return path.empty() ? node.name() : node.name() + " (" + path + ")";
 }
 
+void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels) {
+  report.conv = conv.name();
+  report.conv_target = conv.target();
+  report.module_path = modulePath(conv);
+  report.batch_norm = batch_norm.name();
+  report.channels = channels;
+}
+
 }  // namespace qatfold::passes

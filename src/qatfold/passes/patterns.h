@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/passes/fold_report.h"
 
 namespace qatfold::passes {
 
@@ -75,5 +76,8 @@ std::optional<AffineQuantization> readAffineQuantization(graph::Node* node);
 std::string describeNode(const graph::Node& node);
 // The innermost module path of a node ("layer1.0.conv1"), or "".
 std::string modulePath(const graph::Node& node);
+
+// Fills in which conv and batch_norm a folded chain joined, and its channels.
+void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels);
 
 }  // namespace qatfold::passes
