@@ -13,8 +13,6 @@ namespace {
 
 using program::ScalarType;
 
-TailMismatch chainFailure(std::string reason) { return TailMismatch{std::move(reason), true}; }
-
 // The float32 elements of a constant with `channels` elements, or why not.
 std::variant<std::vector<float>, std::string> constantChannels(const graph::Value* value, std::int64_t channels,
                                                                const char* what) {

@@ -81,6 +81,9 @@ struct TailMismatch {
   bool qat_chain = false;
 };
 
+// A refusal of something that is a QAT chain (listed without --explain).
+inline TailMismatch chainFailure(std::string reason) { return TailMismatch{std::move(reason), true}; }
+
 // Matches the tail ending in `batch_norm`, from structure alone.
 std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& batch_norm);
 

@@ -9,16 +9,13 @@ namespace qatfold::passes {
 namespace {
 
 using program::ScalarType;
-using NoMatch = FoldFloatConvBatchNorm::NoMatch;
-
-NoMatch chainFailure(std::string reason) { return NoMatch{std::move(reason), true}; }
 
 }  // namespace
 
 FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& bn) const {
   // ---- structure ------------------------------------------------------------------
   auto tail_or_why = matchBatchNormTail(bn);
-  if (const auto* why = std::get_if<TailMismatch>(&tail_or_why)) return NoMatch{why->reason, why->qat_chain};
+  if (const auto* why = std::get_if<TailMismatch>(&tail_or_why)) return *why;
   const BatchNormTail& tail = std::get<BatchNormTail>(tail_or_why);
   graph::Node* conv = tail.divided->producer();
   if (conv == nullptr || !isChannelProducer(*conv)) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
 
 namespace qatfold::passes {
@@ -35,10 +36,8 @@ class FoldFloatConvBatchNorm {
     program::InputKind bias_kind = program::InputKind::kParameter;
     FoldedChain report;
   };
-  struct NoMatch {
-    std::string reason;
-    bool qat_chain = false;
-  };
+  // Why not, and whether the batch_norm looked like a QAT chain.
+  using NoMatch = TailMismatch;
   using MatchResult = std::variant<Match, NoMatch>;
 
   MatchResult match(graph::Node& batch_norm) const;

@@ -12,16 +12,13 @@ namespace qatfold::passes {
 namespace {
 
 using program::ScalarType;
-using NoMatch = FoldQatConvBatchNorm::NoMatch;
-
-NoMatch chainFailure(std::string reason) { return NoMatch{std::move(reason), true}; }
 
 }  // namespace
 
 FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) const {
   // ---- structure: the tail, then q/dq and the conv before it -------------------
   auto tail_or_why = matchBatchNormTail(bn);
-  if (const auto* why = std::get_if<TailMismatch>(&tail_or_why)) return NoMatch{why->reason, why->qat_chain};
+  if (const auto* why = std::get_if<TailMismatch>(&tail_or_why)) return *why;
   const BatchNormTail& tail = std::get<BatchNormTail>(tail_or_why);
 
   // What replaces the chain's result: the conv output's dequantize, or the

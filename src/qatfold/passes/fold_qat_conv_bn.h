@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
 #include "qatfold/passes/patterns.h"
 
@@ -80,10 +81,8 @@ class FoldQatConvBatchNorm {
     FoldedChain report;
   };
   // A match, or why not; `qat_chain` tells whether the BN looked like a chain.
-  struct NoMatch {
-    std::string reason;
-    bool qat_chain = false;
-  };
+  // Why not, and whether the batch_norm looked like a QAT chain.
+  using NoMatch = TailMismatch;
   using MatchResult = std::variant<Match, NoMatch>;
 
   explicit FoldQatConvBatchNorm(Options options) : options_(options) {}
