@@ -5,6 +5,7 @@
 
 #include "qatfold/error.h"
 #include "qatfold/fold.h"
+#include "qatfold/passes/bias_preparation.h"
 #include "qatfold/passes/fold_qat_conv_bn.h"
 #include "qatfold/version.h"
 
@@ -19,18 +20,21 @@ NB_MODULE(_core, m) {
 
   m.def(
       "fold_archive",
-      [](nb::bytes data, double risk_threshold, bool dry_run, bool explain, double eps_tolerance) {
+      [](nb::bytes data, double risk_threshold, bool dry_run, bool explain, double eps_tolerance,
+         const std::string& bias_preparation) {
+        auto policy = qatfold::passes::parseBiasPreparation(bias_preparation);
+        if (!policy) throw qatfold::Error("bias_preparation must be 'auto', 'all' or 'folded', not '" + bias_preparation + "'");
         std::string input(data.c_str(), data.size());
         qatfold::FoldedArchive result;
         {
           nb::gil_scoped_release release;  // the fold touches no Python objects
-          result = qatfold::foldArchiveBytes(std::move(input), {risk_threshold, eps_tolerance}, dry_run);
+          result = qatfold::foldArchiveBytes(std::move(input), {risk_threshold, eps_tolerance, *policy}, dry_run);
         }
         return std::make_tuple(nb::bytes(result.archive.data(), result.archive.size()),
                                qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
       },
       nb::arg("data"), nb::arg("risk_threshold") = qatfold::passes::kDefaultRiskThreshold, nb::arg("dry_run") = false, nb::arg("explain") = false,
-      nb::arg("eps_tolerance") = qatfold::passes::kDefaultEpsTolerance,
+      nb::arg("eps_tolerance") = qatfold::passes::kDefaultEpsTolerance, nb::arg("bias_preparation") = "auto",
       "Folds the PT2 archive `data`; returns (folded archive bytes, report JSON, report text).");
 
   m.def(

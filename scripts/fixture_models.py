@@ -104,9 +104,9 @@ def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 
     optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        batch = torch.randn(example[0].shape, generator=generator)
-        target = torch.randn_like(prepared(batch))
-        loss = torch.nn.functional.mse_loss(prepared(batch), target)
+        batch = tuple(torch.randn(x.shape, generator=generator) for x in example)
+        target = torch.randn_like(prepared(*batch))
+        loss = torch.nn.functional.mse_loss(prepared(*batch), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -131,6 +131,10 @@ def fixture_programs() -> dict[str, torch.export.ExportedProgram]:
     programs["qat_cadence_cnn"] = export_qat_cadence(QATCNN(), (torch.randn(2, 3, 16, 16),))
     # The same program in core ATen: convolution + _native_batch_norm_legit_no_training.
     programs["qat_cadence_cnn_decomposed"] = programs["qat_cadence_cnn"].run_decompositions()
+    # XNNPACK QAT, per-channel: nothing for qatfold to fold, float conv biases.
+    from xnnpack_zoo import export_xnnpack
+
+    programs["qat_xnnpack_cnn"] = export_xnnpack("net2d:qat_per_channel")[0]
     torch.manual_seed(0)
     programs["tied_weights"] = export_float(TiedWeights(), (torch.randn(2, 6),))
     torch.manual_seed(0)

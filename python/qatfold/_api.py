@@ -69,6 +69,11 @@ class FoldReport:
     flagged_count: int
     removed_nodes: int
     removed_constants: int
+    # False when no pass changed the program: the result is the input as it was.
+    changed: bool
+    # Which convs got an int32 bias: {"policy": "all" | "folded",
+    # "requested": "auto" | "all" | "folded", "reason": ...}.
+    bias_preparation: dict[str, str]
     prepared_biases: list[PreparedBias] = field(default_factory=list)
     folded: list[FoldedConv] = field(default_factory=list)
     skipped: list[SkippedBatchNorm] = field(default_factory=list)
@@ -91,10 +96,6 @@ class FoldReport:
             skipped=[SkippedBatchNorm(**s) for s in data["skipped"] if explain or s["qat_chain"]],
             text=text,
         )
-
-    @property
-    def changed(self) -> bool:
-        return self.folded_count > 0 or bool(self.prepared_biases)
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,15 @@ def _from_archive(data: bytes):
 
 
 def fold(program, *, explain: bool = False, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD,
-         eps_tolerance: float = _core.DEFAULT_EPS_TOLERANCE) -> FoldResult:
+         eps_tolerance: float = _core.DEFAULT_EPS_TOLERANCE, bias_preparation: str = "auto") -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
     bias; returns a new ExportedProgram and the report. ``explain`` lists
     every batch_norm left in the report, not only QAT chains.
-    ``eps_tolerance`` is the command line's --eps-tolerance. Raises
-    QatfoldError for programs qatfold cannot read."""
-    data, report_json, text = _core.fold_archive(_to_archive(program), risk_threshold, False, explain, eps_tolerance)
+    ``eps_tolerance`` and ``bias_preparation`` ("auto", "all", "folded") are
+    the command line's --eps-tolerance and --bias-prep. Raises QatfoldError
+    for programs qatfold cannot read."""
+    data, report_json, text = _core.fold_archive(_to_archive(program), risk_threshold, False, explain, eps_tolerance,
+                                                 bias_preparation)
     report = FoldReport.from_json(json.loads(report_json), text, explain)
     return FoldResult(_from_archive(data), report)
 
@@ -161,17 +164,21 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
     place (graph, signature, state_dict, constants) with qatfold's C++ core.
     The last run's report is kept in ``self.report``."""
 
-    def __init__(self, exported_program, *, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD) -> None:
+    def __init__(self, exported_program, *, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD,
+                 eps_tolerance: float = _core.DEFAULT_EPS_TOLERANCE, bias_preparation: str = "auto") -> None:
         super().__init__()
         self.exported_program = exported_program
         self.risk_threshold = risk_threshold
+        self.eps_tolerance = eps_tolerance
+        self.bias_preparation = bias_preparation
         self.report: FoldReport | None = None
 
     def call(self, graph_module):
         program = self.exported_program
         if graph_module is not program.graph_module:
             raise ValueError("FuseQATConvBN must be called on its exported program's graph_module")
-        result = fold(program, risk_threshold=self.risk_threshold)
+        result = fold(program, risk_threshold=self.risk_threshold, eps_tolerance=self.eps_tolerance,
+                      bias_preparation=self.bias_preparation)
         self.report = result.report
         if result.report.changed:
             _replace_in_place(program, result.program)

@@ -12,7 +12,7 @@ FoldedArchive foldArchiveBytes(std::string bytes, const passes::FoldOptions& opt
   result.report = passes::runFoldPipeline(*loaded.graph, options);
   if (!dry_run) {
     StringSink sink;
-    writeProgram(*loaded.archive, *loaded.graph, sink);
+    writeFoldResult(*loaded.archive, *loaded.graph, result.report.changed, sink);
     result.archive = std::move(sink.bytes());
   }
   return result;

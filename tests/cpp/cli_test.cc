@@ -58,6 +58,28 @@ class Cli : public ::testing::Test {
   std::filesystem::path dir_;
 };
 
+TEST_F(Cli, FoldThatChangesNothingWritesTheInputByteForByte) {
+  const std::string input = fixturePath("qat_xnnpack_cnn.pt2");
+  CommandResult result = run("fold " + input + " -o " + path("out.pt2"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(readFile(path("out.pt2")) == readFile(input));
+  EXPECT_NE(result.out.find("bias preparation: folded convs only (auto: "), std::string::npos) << result.out;
+}
+
+TEST_F(Cli, BiasPrepOptionForcesAPolicyAndRejectsOthers) {
+  const std::string input = fixturePath("qat_xnnpack_cnn.pt2");
+  CommandResult forced = run("fold " + input + " --dry-run --json --bias-prep all");
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  Json report = parseJson(forced.out);
+  EXPECT_EQ(report["bias_preparation"]["policy"], "all");
+  EXPECT_EQ(report["bias_preparation"]["requested"], "all");
+  EXPECT_EQ(report["prepared_biases"].size(), 2u);
+  EXPECT_EQ(report["changed"], true);
+  CommandResult bad = run("fold " + input + " --dry-run --bias-prep cadence");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--bias-prep"), std::string::npos) << bad.err;
+}
+
 TEST_F(Cli, VersionAndHelp) {
   CommandResult version = run("--version");
   EXPECT_EQ(version.exit_code, 0);

@@ -23,7 +23,7 @@ inline LoadedProgram loadFixture(const std::string& name) { return LoadedProgram
 inline const std::vector<std::string>& allFixtures() {
   static const std::vector<std::string> names = {"float_cnn.pt2", "qat_cadence_cnn.pt2", "tied_weights.pt2",
                                                  "buffers.pt2", "lifted_constants.pt2", "tied_weights_deflated.pt2",
-                                                 "qat_cadence_cnn_decomposed.pt2"};
+                                                 "qat_cadence_cnn_decomposed.pt2", "qat_xnnpack_cnn.pt2"};
   return names;
 }
 

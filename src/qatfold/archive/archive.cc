@@ -1,5 +1,7 @@
 #include "qatfold/archive/archive.h"
 
+#include <algorithm>
+
 #include "qatfold/error.h"
 
 namespace qatfold {
@@ -97,6 +99,18 @@ std::vector<std::string> ArchiveEdit::additions(const Archive& archive) const {
     if (!archive.has(path)) added.push_back(path);
   }
   return added;
+}
+
+void copyArchive(const Archive& archive, ByteSink& sink) {
+  const ByteSource& source = archive.zip().source();
+  constexpr std::uint64_t kChunk = 1 << 20;
+  std::string buffer;
+  for (std::uint64_t offset = 0; offset < source.size(); offset += kChunk) {
+    const std::uint64_t count = std::min(kChunk, source.size() - offset);
+    buffer.resize(static_cast<std::size_t>(count));
+    source.readAt(offset, buffer.data(), buffer.size());
+    sink.write(buffer.data(), buffer.size());
+  }
 }
 
 void writeArchive(const Archive& archive, const ArchiveEdit& edit, ByteSink& sink) {

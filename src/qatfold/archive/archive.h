@@ -62,6 +62,10 @@ class ArchiveEdit {
   std::map<std::string, bool> removals_;
 };
 
+// Writes the bytes `archive` was read from to `sink`, unchanged, in 1 MiB
+// chunks (what a fold writes when it changed nothing).
+void copyArchive(const Archive& archive, ByteSink& sink);
+
 // Writes `archive` with `edit` applied to `sink`: records keep their order,
 // replaced records take their original's place, additions come last.
 void writeArchive(const Archive& archive, const ArchiveEdit& edit, ByteSink& sink);

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,9 +67,10 @@ Loaded load(const std::string& path) {
 
 // Writes the archive of `loaded` to `output`. Failures writing name the
 // output; failures reading the input's records on the way name the input.
-void write(const Loaded& loaded, const std::string& input, const std::string& output) {
+// With `changed` false (a fold that changed nothing) the input's bytes are copied.
+void write(const Loaded& loaded, const std::string& input, const std::string& output, bool changed = true) {
   try {
-    qatfold::writeProgramFile(*loaded.archive, *loaded.graph, output);
+    qatfold::writeFoldResultFile(*loaded.archive, *loaded.graph, changed, output);
   } catch (const qatfold::OutputError& e) {
     throw FileError{output, e.what()};
   } catch (const qatfold::Error& e) {
@@ -131,6 +133,7 @@ struct FoldCommand {
   bool dry_run = false;
   double risk_threshold = qatfold::passes::kDefaultRiskThreshold;
   double eps_tolerance = qatfold::passes::kDefaultEpsTolerance;
+  qatfold::passes::BiasPreparation bias_preparation = qatfold::passes::BiasPreparation::kAuto;
   std::optional<double> max_risk;
   std::string dot_before;
   std::string dot_after;
@@ -146,11 +149,12 @@ int runFold(const FoldCommand& command) {
                                               command.input + ": before qatfold fold");
   }
   try {
-    report = qatfold::passes::runFoldPipeline(*loaded.graph, {command.risk_threshold, command.eps_tolerance});
+    report = qatfold::passes::runFoldPipeline(*loaded.graph,
+                                              {command.risk_threshold, command.eps_tolerance, command.bias_preparation});
   } catch (const qatfold::Error& e) {
     throw FileError{command.input, e.what()};
   }
-  if (!command.dry_run) write(loaded, command.input, command.output);
+  if (!command.dry_run) write(loaded, command.input, command.output, report.changed);
   if (!command.dot_before.empty()) writeText(command.dot_before, before);
   if (!command.dot_after.empty()) {
     // The folded convs with their inputs and users, and any batch_norm left.
@@ -245,6 +249,16 @@ int main(int argc, char** argv) {
                    "output factor r is within this of 1 (per-channel weights absorb r exactly)")
       ->default_val(qatfold::passes::kDefaultEpsTolerance)
       ->check(CLI::Range(0.0, 1.0));
+  const std::map<std::string, qatfold::passes::BiasPreparation> bias_policies = {
+      {"auto", qatfold::passes::BiasPreparation::kAuto},
+      {"all", qatfold::passes::BiasPreparation::kAllConvs},
+      {"folded", qatfold::passes::BiasPreparation::kFoldedConvs}};
+  fold->add_option("--bias-prep", fold_command.bias_preparation,
+                   "Which convs get an int32 bias: 'all' with quantized input and weight (ExecuTorch's pass, what "
+                   "Cadence expects), 'folded' only those whose chain folds (float-bias backends such as XNNPACK), "
+                   "'auto' all when the program already encodes conv biases as int32, else folded")
+      ->transform(CLI::CheckedTransformer(bias_policies, CLI::ignore_case))
+      ->default_str("auto");
   fold->add_option("--max-risk", fold_command.max_risk,
                    "Exit with code 3 (after writing) if any folded conv's shift exceeds this fraction of its output range")
       ->check(CLI::Range(0.0, 1e9));

@@ -292,7 +292,8 @@ void Graph::removeUse(Value* value, Node* user) {
   value->uses_.erase(it);
 }
 
-void Graph::lintAfterMutation() const {
+void Graph::afterMutation() {
+  ++mutations_;
 #ifdef QATFOLD_LINT_MUTATIONS
   lint();
 #endif
@@ -318,7 +319,7 @@ void Graph::replaceAllUsesWith(Value* from, Value* to) {
       ++to->output_uses_;
     }
   }
-  lintAfterMutation();
+  afterMutation();
 }
 
 void Graph::setInput(Node* node, std::string_view operand_name, Value* value, std::string_view insert_after) {
@@ -330,7 +331,7 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
     operand.argument = program::Argument::tensor(value->name_);
     operand.values = {value};
     addUse(value, node);
-    lintAfterMutation();
+    afterMutation();
     return;
   }
   for (auto it = node->operands_.begin(); !insert_after.empty() && it != node->operands_.end(); ++it) {
@@ -339,7 +340,7 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
                     Json{{"name", std::string(operand_name)}, {"arg", nullptr}, {"kind", 1}}};
     node->operands_.insert(std::next(it), std::move(operand));
     addUse(value, node);
-    lintAfterMutation();
+    afterMutation();
     return;
   }
   throw Error("node '" + node->name_ + "' has no operand '" + std::string(operand_name) + "'");
@@ -375,7 +376,7 @@ Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
   }
   auto position = anchor == nullptr ? nodes_.end() : anchor->position_;
   raw->position_ = nodes_.insert(position, std::move(node));
-  lintAfterMutation();
+  afterMutation();
   return raw;
 }
 
@@ -396,7 +397,7 @@ void Graph::eraseNode(Node* node) {
     values_by_name_.erase(output->name_);
   }
   nodes_.erase(node->position_);
-  lintAfterMutation();
+  afterMutation();
 }
 
 Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, const std::string& name_hint,
@@ -441,7 +442,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
     }
   }
   placeholders_.insert(insert_at, value);
-  lintAfterMutation();
+  afterMutation();
   return value;
 }
 
@@ -463,7 +464,7 @@ void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std:
                         meta.dtype == program::ScalarType::kFloat16 || meta.dtype == program::ScalarType::kBFloat16;
   meta.requires_grad = floating && placeholder->meta_ ? placeholder->meta_->requires_grad : false;
   placeholder->meta_ = meta;
-  lintAfterMutation();
+  afterMutation();
 }
 
 std::size_t Graph::eliminateDeadCode() {
@@ -504,7 +505,7 @@ std::size_t Graph::removeUnusedConstants() {
     }
   }
   placeholders_ = std::move(kept);
-  lintAfterMutation();
+  if (removed > 0) afterMutation();
   return removed;
 }
 

@@ -173,6 +173,10 @@ class Graph {
   // exporter left unused stay, so the state_dict keeps its keys.
   std::size_t removeUnusedConstants();
 
+  // How many mutations the graph has seen since it was built; 0 means it
+  // still describes its source program exactly.
+  std::uint64_t mutationCount() const { return mutations_; }
+
   // Checks every invariant (def-before-use, use lists, names, signature);
   // throws Error describing the first violation.
   void lint() const;
@@ -189,7 +193,8 @@ class Graph {
   std::string freshName(const std::string& hint);
   void addUse(Value* value, Node* user);
   void removeUse(Value* value, Node* user);
-  void lintAfterMutation() const;
+  // Counts the mutation and, in Debug builds, lints.
+  void afterMutation();
 
   const Program& source_;
   std::list<std::unique_ptr<Node>> nodes_;
@@ -205,6 +210,7 @@ class Graph {
   std::vector<std::shared_ptr<Payload>> weights_;
   std::vector<std::shared_ptr<Payload>> constants_;
   std::uint64_t next_order_ = 0;
+  std::uint64_t mutations_ = 0;
 };
 
 // The node's output tensor metadata as a readable "float32[1, 8, 16, 16]".

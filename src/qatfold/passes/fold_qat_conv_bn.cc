@@ -6,6 +6,7 @@
 
 #include "qatfold/numerics/bias_fold.h"
 #include "qatfold/passes/batch_norm_tail.h"
+#include "qatfold/passes/quantize_conv_bias.h"
 #include "qatfold/program/payload.h"
 
 namespace qatfold::passes {
@@ -49,12 +50,18 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   if (conv == nullptr || !isChannelProducer(*conv)) {
     return chainFailure("the quantized value is not a convolution or linear output");
   }
+  // The conv's int32 bias, or, when it has none, the one bias preparation
+  // would give it (the fold then writes the prepared and shifted bias at once).
   graph::Value* conv_bias = conv->tryGetInput("bias");
   auto bias = readAffineQuantization(conv_bias ? conv_bias->producer() : nullptr);
+  std::optional<QuantizeConvBias::Match> prepared;
   if (!bias || bias->node->target() == op::kQuantizePerTensor || bias->dtype != ScalarType::kInt32) {
-    return chainFailure("conv '" + conv->name() + "' has no int32 dequantized bias (are its input and weight quantized?)");
-  }
-  if (!isConstantTensor(bias->input) || bias->input->payload()->meta.tensor_meta->dtype != ScalarType::kInt32) {
+    auto prepared_or_why = QuantizeConvBias().match(*conv);
+    if (const auto* why = std::get_if<std::string>(&prepared_or_why)) {
+      return chainFailure("'" + conv->name() + "' has no int32 dequantized bias and cannot be given one: " + *why);
+    }
+    prepared = std::move(std::get<QuantizeConvBias::Match>(prepared_or_why));
+  } else if (!isConstantTensor(bias->input) || bias->input->payload()->meta.tensor_meta->dtype != ScalarType::kInt32) {
     return chainFailure("the bias of conv '" + conv->name() + "' is not a constant int32 tensor");
   }
   std::vector<std::pair<graph::Value*, graph::Node*>> exclusive = {{conv_output_dq, tail.div}};
@@ -66,7 +73,8 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   }
 
   // ---- data: constant parameters, channels, numerics ---------------------------
-  const std::int64_t channels = bias->input->payload()->meta.tensor_meta->numel();
+  const std::int64_t channels =
+      prepared ? prepared->channels : bias->input->payload()->meta.tensor_meta->numel();
   const program::TensorMeta* out_meta = conv_output->meta();
   if (out_meta == nullptr || out_meta->symbolic) return chainFailure("conv output shape is unknown");
   auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
@@ -74,9 +82,17 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
   const std::vector<float>& shift = numbers.shift;
 
+  const bool per_channel_bias = prepared ? prepared->per_channel : bias->per_channel;
   std::vector<float> scales;
   std::vector<std::int64_t> zero_points;
-  if (!bias->per_channel) {
+  std::int64_t quant_min = 0;
+  std::int64_t quant_max = 0;
+  if (prepared) {
+    scales = prepared->per_channel ? prepared->scales : std::vector<float>{static_cast<float>(prepared->scale)};
+    zero_points.assign(scales.size(), 0);
+    quant_min = QuantizeConvBias::kQuantMin;
+    quant_max = QuantizeConvBias::kQuantMax;
+  } else if (!bias->per_channel) {
     scales = {static_cast<float>(bias->scale)};
     zero_points = {bias->zero_point};
   } else {
@@ -92,6 +108,10 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
     if (zp_view.meta().numel() != channels) return chainFailure("the per-channel bias zero points do not match");
     for (double zp : zp_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(zp));
   }
+  if (!prepared) {
+    quant_min = bias->quant_min;
+    quant_max = bias->quant_max;
+  }
   for (float s : scales) {
     if (!(s > 0.0f) || !std::isfinite(s)) return chainFailure("the bias scale is not a positive finite number");
   }
@@ -105,7 +125,7 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
     graph::Value* weight = conv->tryGetInput("weight");
     auto weight_dq = readAffineQuantization(weight ? weight->producer() : nullptr);
     const bool transposed = conv->target().find("transpose") != std::string::npos;
-    if (weight_dq && weight_dq->per_channel && bias->per_channel && weight_dq->axis == 0 && !transposed &&
+    if (weight_dq && weight_dq->per_channel && per_channel_bias && weight_dq->axis == 0 && !transposed &&
         weight->useCount() == 1 &&
         isConstantTensor(weight_dq->scales) && weight_dq->scales->payload()->view().meta().dtype == ScalarType::kFloat32 &&
         weight_dq->scales->payload()->view().meta().numel() == channels) {
@@ -130,22 +150,30 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
     }
     m.report.eps_mismatch = mismatch;
   }
-  const std::vector<std::int32_t> old_bias = bias->input->payload()->view().values<std::int32_t>();
+  const std::vector<std::int32_t> old_bias =
+      prepared ? prepared->values : bias->input->payload()->view().values<std::int32_t>();
   if (static_cast<std::int64_t>(old_bias.size()) != channels) return chainFailure("bias length mismatch");
   numerics::QuantizedBias folded = numerics::addShiftToQuantizedBias(
-      old_bias, shift, numerics::BiasQuantization{scales, zero_points, bias->quant_min, bias->quant_max});
+      old_bias, shift, numerics::BiasQuantization{scales, zero_points, quant_min, quant_max});
 
   m.batch_norm = &bn;
   m.result = bn.output(0);
   m.conv_output_dq = conv_output_dq;
   m.conv = conv;
-  m.bias = *bias;
-  m.copy_bias = bias->input->useCount() > 1 || conv_bias->useCount() > 1;
+  if (prepared) {
+    // The new bias carries the prepared values shifted, and the final scales.
+    prepared->values = folded.values;
+    if (m.new_bias_scales) prepared->scales = *m.new_bias_scales;
+    m.prepared_bias = std::move(prepared);
+  } else {
+    m.bias = *bias;
+    m.copy_bias = bias->input->useCount() > 1 || conv_bias->useCount() > 1;
+  }
   m.chain = tail.nodes();
   m.bias_meta = program::TensorMeta::contiguous(ScalarType::kInt32, {channels});
   m.new_bias = std::move(folded.values);
   describeFold(m.report, *conv, bn, channels);
-  m.report.per_channel_bias = bias->per_channel;
+  m.report.per_channel_bias = per_channel_bias;
   m.report.copied_bias = m.copy_bias;
   m.report.clamped = folded.clamped;
   if (output_q) {
@@ -180,13 +208,16 @@ void setFloatConstant(graph::Graph& graph, graph::Node* node, const char* operan
 }  // namespace
 
 void FoldQatConvBatchNorm::rewrite(graph::Graph& graph, const Match& m) const {
-  auto storage = std::make_shared<Storage>(encodeValues(m.new_bias));
-  if (!m.copy_bias) {
-    graph.replaceTensorData(m.bias.input, m.bias_meta, storage);
+  if (m.prepared_bias) {
+    // The conv had no int32 bias: it gets one holding the folded values.
+    QuantizeConvBias().rewrite(graph, *m.prepared_bias);
+  } else if (!m.copy_bias) {
+    graph.replaceTensorData(m.bias.input, m.bias_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
   } else {
     // Others read the old bias: this conv gets its own tensor and dequantize.
     graph::Value* own = graph.addConstantTensor(m.bias.input->inputKind(), m.conv->name() + "_folded_bias",
-                                                "b_" + m.conv->name() + "_folded_bias", m.bias_meta, storage);
+                                                "b_" + m.conv->name() + "_folded_bias", m.bias_meta,
+                                                std::make_shared<Storage>(encodeValues(m.new_bias)));
     graph::NodeSpec dequantize;
     dequantize.target = m.bias.node->target();
     dequantize.name_hint = m.conv->name() + "_bias_dequantize";
@@ -206,7 +237,8 @@ void FoldQatConvBatchNorm::rewrite(graph::Graph& graph, const Match& m) const {
   }
   if (m.new_weight_scales) {
     setFloatConstant(graph, m.weight_dequantize, "scales", *m.new_weight_scales);
-    setFloatConstant(graph, m.conv->getInput("bias")->producer(), "scales", *m.new_bias_scales);
+    // A prepared bias was made with its final scales.
+    if (!m.prepared_bias) setFloatConstant(graph, m.conv->getInput("bias")->producer(), "scales", *m.new_bias_scales);
   }
   graph.replaceAllUsesWith(m.result, m.conv_output_dq);
   for (graph::Node* node : m.chain) graph.eraseNode(node);
@@ -220,6 +252,7 @@ bool FoldQatConvBatchNorm::run(graph::Graph& graph, FoldReport& report) const {
     MatchResult result = match(*node);
     if (auto* m = std::get_if<Match>(&result)) {
       rewrite(graph, *m);
+      if (m->prepared_bias) report.prepared.push_back({m->conv->name(), QuantizeConvBias::describe(*m->prepared_bias)});
       report.recordFolded(m->report);
       changed = true;
     } else {

@@ -27,6 +27,11 @@
 // built from this BN's own weight/running_var/eps, non-constant BN
 // parameters, training mode, or a non-positive running_var + eps. A bias
 // shared with other users is copied so only this conv sees the new values.
+//
+// A conv without an int32 bias (none, or a float one) whose input and weight
+// are dequantized gets one here, as QuantizeConvBias would make it, already
+// holding the folded values: bias preparation then touches folded convs only
+// (see bias_preparation.h).
 #pragma once
 
 #include <optional>
@@ -38,6 +43,7 @@
 #include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
 #include "qatfold/passes/patterns.h"
+#include "qatfold/passes/quantize_conv_bias.h"
 
 namespace qatfold::passes {
 
@@ -69,8 +75,11 @@ class FoldQatConvBatchNorm {
     graph::Value* result = nullptr;       // what the chain's users read
     graph::Value* conv_output_dq = nullptr;
     graph::Node* conv = nullptr;
-    AffineQuantization bias;              // the dequantize of the conv bias
+    AffineQuantization bias;              // the dequantize of the conv bias (unless prepared_bias)
     bool copy_bias = false;               // bias shared: give this conv its own
+    // The conv had no int32 bias: the one bias preparation gives it, holding
+    // the folded values (so new_bias and bias are unused).
+    std::optional<QuantizeConvBias::Match> prepared_bias;
     std::vector<graph::Node*> chain;      // erased, in this order
     program::TensorMeta bias_meta;
     std::vector<std::int32_t> new_bias;

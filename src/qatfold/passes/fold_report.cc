@@ -52,6 +52,10 @@ Json FoldReport::toJson() const {
   json["flagged_count"] = flaggedCount();
   json["removed_nodes"] = removed_nodes;
   json["removed_constants"] = removed_constants;
+  json["changed"] = changed;
+  json["bias_preparation"] = Json{{"policy", bias_preparation.policy},
+                                  {"requested", bias_preparation.requested},
+                                  {"reason", bias_preparation.reason}};
   Json prepared_json = Json::array();
   for (const PreparedBias& p : prepared) prepared_json.push_back(Json{{"conv", p.conv}, {"action", p.action}});
   json["prepared_biases"] = std::move(prepared_json);
@@ -94,7 +98,12 @@ std::string FoldReport::toText(bool explain) const {
   out << "chains found " << summary["chains_found"].get<std::size_t>() << ", folded " << folded.size()
       << ", skipped " << (summary["chains_found"].get<std::size_t>() - folded.size()) << "; int32 bias elements clamped "
       << clampedTotal() << "\n";
-  if (!prepared.empty()) out << "biases prepared: " << prepared.size() << " conv(s)\n";
+  out << "bias preparation: "
+      << (bias_preparation.policy == "all" ? "every conv with quantized input and weight" : "folded convs only") << " ("
+      << bias_preparation.requested << ": " << bias_preparation.reason << ")";
+  if (!prepared.empty()) out << "; int32 biases prepared: " << prepared.size() << " conv(s)";
+  out << "\n";
+  if (!changed) out << "nothing to change: the program is left as it is\n";
   if (!folded.empty()) {
     // Highest risk first: that is where a user should look.
     std::vector<const FoldedChain*> order;

@@ -53,13 +53,23 @@ struct SkippedBatchNorm {
   bool qat_chain = false;  // it looked like a QAT chain (div/add input)
 };
 
+// Which convs got an int32 bias, by which rule (see passes/bias_preparation.h).
+struct BiasPreparationReport {
+  std::string policy;     // "all" or "folded"
+  std::string requested;  // "auto", "all" or "folded"
+  std::string reason;
+};
+
 struct FoldReport {
+  BiasPreparationReport bias_preparation;
   std::vector<PreparedBias> prepared;
   std::vector<FoldedChain> folded;
   std::vector<SkippedBatchNorm> skipped;
   double risk_threshold = 0;
   std::size_t removed_nodes = 0;
   std::size_t removed_constants = 0;
+  // Whether any pass changed the program; if not, the output is the input.
+  bool changed = false;
 
   // Adds a folded chain; a later pass folding what an earlier one skipped
   // takes the chain off the skipped list.

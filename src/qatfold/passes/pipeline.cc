@@ -10,17 +10,27 @@ namespace qatfold::passes {
 FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   FoldReport report;
   report.risk_threshold = options.risk_threshold;
-  QuantizeConvBias().run(graph, report);
-  graph.lint();
+  const BiasPreparationDecision bias = decideBiasPreparation(graph, options.bias_preparation);
+  report.bias_preparation = {std::string(biasPreparationName(bias.applied)),
+                             std::string(biasPreparationName(bias.requested)), bias.reason};
+  // Under kFoldedConvs the chain fold prepares the biases of the convs it folds.
+  if (bias.applied == BiasPreparation::kAllConvs) {
+    QuantizeConvBias().run(graph, report);
+    graph.lint();
+  }
   FoldQatConvBatchNorm({options.risk_threshold, options.eps_tolerance}).run(graph, report);
   graph.lint();
   FoldFloatConvBatchNorm().run(graph, report);
   graph.lint();
   FoldBatchNormIntoWeights().run(graph, report);
   graph.lint();
-  report.removed_nodes = graph.eliminateDeadCode();
-  report.removed_constants = graph.removeUnusedConstants();
-  graph.lint();
+  // Clean up only after a change: a program nothing folded stays as it came.
+  if (graph.mutationCount() > 0) {
+    report.removed_nodes = graph.eliminateDeadCode();
+    report.removed_constants = graph.removeUnusedConstants();
+    graph.lint();
+  }
+  report.changed = graph.mutationCount() > 0;
   return report;
 }
 

@@ -13,8 +13,9 @@ using program::Argument;
 using program::ScalarType;
 using program::TensorMeta;
 
-constexpr std::int64_t kInt32Min = std::numeric_limits<std::int32_t>::min();
-constexpr std::int64_t kInt32Max = std::numeric_limits<std::int32_t>::max();
+constexpr std::int64_t kInt32Min = QuantizeConvBias::kQuantMin;
+constexpr std::int64_t kInt32Max = QuantizeConvBias::kQuantMax;
+static_assert(kInt32Min == std::numeric_limits<std::int32_t>::min() && kInt32Max == std::numeric_limits<std::int32_t>::max());
 
 // Output channels of a conv from its output shape: dim 1 when batched (the
 // output has the weight's rank), else dim 0.
@@ -155,6 +156,10 @@ void QuantizeConvBias::rewrite(graph::Graph& graph, const Match& m) const {
   graph.setInput(&conv, "bias", dq->output(), "weight");
 }
 
+const char* QuantizeConvBias::describe(const Match& match) {
+  return match.action == Action::kAddZeroBias ? "added a zero int32 bias" : "quantized the float bias to int32";
+}
+
 bool QuantizeConvBias::run(graph::Graph& graph, FoldReport& report) const {
   bool changed = false;
   for (graph::Node* node : graph.nodes()) {
@@ -162,8 +167,7 @@ bool QuantizeConvBias::run(graph::Graph& graph, FoldReport& report) const {
     MatchResult result = match(*node);
     if (const auto* m = std::get_if<Match>(&result)) {
       rewrite(graph, *m);
-      report.prepared.push_back(
-          {node->name(), m->action == Action::kAddZeroBias ? "added a zero int32 bias" : "quantized the float bias to int32"});
+      report.prepared.push_back({node->name(), describe(*m)});
       changed = true;
     }
   }

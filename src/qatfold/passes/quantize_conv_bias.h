@@ -45,8 +45,14 @@ class QuantizeConvBias {
   };
   using MatchResult = std::variant<Match, std::string>;  // a match, or why not
 
+  // The int32 range of the biases it makes.
+  static constexpr std::int64_t kQuantMin = -2147483648LL;
+  static constexpr std::int64_t kQuantMax = 2147483647LL;
+
   MatchResult match(graph::Node& conv) const;
   void rewrite(graph::Graph& graph, const Match& match) const;
+  // What the rewrite does, for the report.
+  static const char* describe(const Match& match);
   // Runs over every convolution; returns whether the graph changed.
   bool run(graph::Graph& graph, FoldReport& report) const;
 };

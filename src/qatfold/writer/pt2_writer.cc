@@ -81,4 +81,22 @@ void writeProgramFile(const Archive& archive, const graph::Graph& graph, const s
   sink.commit();
 }
 
+void writeFoldResult(const Archive& archive, const graph::Graph& graph, bool changed, ByteSink& sink) {
+  if (changed) {
+    writeProgram(archive, graph, sink);
+  } else {
+    copyArchive(archive, sink);
+  }
+}
+
+void writeFoldResultFile(const Archive& archive, const graph::Graph& graph, bool changed, const std::string& path) {
+  if (changed) {
+    writeProgramFile(archive, graph, path);
+    return;
+  }
+  AtomicFileSink sink(path);
+  copyArchive(archive, sink);
+  sink.commit();
+}
+
 }  // namespace qatfold

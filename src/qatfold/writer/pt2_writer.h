@@ -23,4 +23,10 @@ void writeProgram(const Archive& archive, const graph::Graph& graph, ByteSink& s
 // same folder, renamed into place once complete. `path` may be the input.
 void writeProgramFile(const Archive& archive, const graph::Graph& graph, const std::string& path);
 
+// The output of a fold: the graph's archive, or, when `changed` is false (no
+// pass touched the graph), the input's own bytes, so a program nothing folds
+// comes out byte for byte as it went in.
+void writeFoldResult(const Archive& archive, const graph::Graph& graph, bool changed, ByteSink& sink);
+void writeFoldResultFile(const Archive& archive, const graph::Graph& graph, bool changed, const std::string& path);
+
 }  // namespace qatfold

@@ -1,0 +1,112 @@
+"""XNNPACK-quantized programs for qatfold's backend-safety tests.
+
+Each case is a small model quantized with ExecuTorch's XNNPACKQuantizer
+(`get_symmetric_quantization_config`), QAT (prepare_qat_pt2e, a few training
+steps, convert_pt2e) or PTQ (prepare_pt2e, calibration, convert_pt2e), per
+channel or per tensor, then exported. The layers are the ones torchao
+leaves a BatchNorm behind (conv2d with padding="same", conv3d, linear +
+BatchNorm1d) next to ones it folds itself (conv1d/conv2d + BatchNorm).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from qat_zoo import randomize_bn
+
+
+class Net2d(nn.Module):
+    """conv2d+BN+ReLU, conv2d(padding="same")+BN+ReLU, mean, linear+BatchNorm1d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding="same")
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 6)
+        self.bn3 = nn.BatchNorm1d(6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.bn3(self.fc(x.mean(dim=(2, 3))))
+
+
+class Net1d(nn.Module):
+    """conv1d+BN+ReLU, conv1d(padding="same")+BN, mean, linear+BatchNorm1d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(4, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm1d(8)
+        self.conv2 = nn.Conv1d(8, 8, 5, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm1d(8)
+        self.fc = nn.Linear(8, 6)
+        self.bn3 = nn.BatchNorm1d(6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.bn2(self.conv2(x)).mean(dim=2)
+        return self.bn3(self.fc(x))
+
+
+class Net3d(nn.Module):
+    """conv3d+BN+ReLU, then conv3d (no bias)+BN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(2, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm3d(4)
+        self.conv2 = nn.Conv3d(4, 4, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm3d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+
+MODELS: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
+    "net2d": lambda: (Net2d(), (torch.randn(2, 3, 12, 12),)),
+    "net1d": lambda: (Net1d(), (torch.randn(2, 4, 24),)),
+    "net3d": lambda: (Net3d(), (torch.randn(2, 2, 6, 6, 6),)),
+}
+# (flow, per_channel)
+CONFIGS = {
+    "qat_per_channel": ("qat", True),
+    "qat_per_tensor": ("qat", False),
+    "ptq_per_channel": ("ptq", True),
+    "ptq_per_tensor": ("ptq", False),
+}
+CASES = [f"{model}:{config}" for model in MODELS for config in CONFIGS]
+
+
+def export_xnnpack(case: str) -> tuple[torch.export.ExportedProgram, tuple]:
+    """The exported program of `case` ("net2d:qat_per_channel") and its example input."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from fixture_models import qat_convert
+
+    model_name, config_name = case.split(":")
+    flow, per_channel = CONFIGS[config_name]
+    torch.manual_seed(0)
+    model, example = MODELS[model_name]()
+    randomize_bn(model, 100)
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=flow == "qat"))
+    if flow == "qat":
+        converted = qat_convert(model, example, quantizer)
+    else:
+        captured = torch.export.export(model.eval(), example, strict=True).module()
+        prepared = prepare_pt2e(captured, quantizer)
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(4):
+            prepared(*(torch.randn(x.shape, generator=generator) for x in example))
+        converted = convert_pt2e(prepared)
+    return torch.export.export(converted, example), example

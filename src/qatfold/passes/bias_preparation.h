@@ -1,0 +1,55 @@
+// Which convolutions get an int32 bias before folding.
+//
+// A fold writes the BatchNorm shift into an int32 bias, so a conv whose
+// chain folds needs one. Other convs are a backend's business:
+//
+//   - Cadence's quantizer encodes every conv bias as int32, and its fusion
+//     expects one on every quantized conv. ExecuTorch's FuseQATConvBN gives
+//     one to every conv with dequantized input and weight; in such programs
+//     we do the same (kAllConvs), which keeps parity with it.
+//   - XNNPACK (and most backends) want float biases: they quantize them
+//     themselves, and a dequantize_per_channel int32 bias makes XNNPACK's
+//     partitioner leave the conv out of the delegate. There only convs whose
+//     chain folds get one (kFoldedConvs), so a program where nothing folds
+//     comes out unchanged.
+//
+// The rule kAuto applies: a program "encodes conv biases as int32" when at
+// least one convolution or linear reads its bias through a dequantize
+// (per tensor or per channel) of an int32 tensor. A program with no such
+// bias — all float, or no conv bias at all — gets kFoldedConvs: nothing in
+// it says the backend wants int32 biases, and a folded conv gets its own
+// either way.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "qatfold/graph/graph.h"
+
+namespace qatfold::passes {
+
+enum class BiasPreparation {
+  kAuto,         // decide from the program (see above)
+  kAllConvs,     // every conv with dequantized input and weight (ExecuTorch's pass)
+  kFoldedConvs,  // only convs whose chain folds
+};
+
+// "auto", "all", "folded".
+std::string_view biasPreparationName(BiasPreparation policy);
+std::optional<BiasPreparation> parseBiasPreparation(std::string_view name);
+
+// The policy a run applies and why.
+struct BiasPreparationDecision {
+  BiasPreparation requested = BiasPreparation::kAuto;
+  BiasPreparation applied = BiasPreparation::kFoldedConvs;  // never kAuto
+  std::string reason;
+};
+
+// Resolves `requested` for `graph` (kAuto by the rule above).
+BiasPreparationDecision decideBiasPreparation(const graph::Graph& graph, BiasPreparation requested);
+
+// The first convolution or linear whose bias is dequantized from int32, or null.
+const graph::Node* firstInt32BiasReader(const graph::Graph& graph);
+
+}  // namespace qatfold::passes
