@@ -27,12 +27,15 @@ def regenerated(tmp_path_factory):
 def test_committed_fixture_matches_regenerated(regenerated, name):
     committed = torch.export.load(FIXTURES / f"{name}.pt2")
     fresh = regenerated[name]
-    # Stack traces name the checkout's path; everything else must agree.
-    assert_same_graph(committed, fresh, with_meta=False)
+    # Stack traces name the checkout's path; everything else must agree. QAT
+    # training sums in an order that depends on the CPU's vector width, so a
+    # learned scale can differ in its last float32 bit between machines (and a
+    # quantized weight by one step): up to 1e-5 relative (1e-8 absolute near zero), the same program.
+    assert_same_graph(committed, fresh, with_meta=False, float_rel=1e-5)
     # torch.export.save groups tied storages, so a loaded state_dict can list
     # keys in another order than the in-memory one.
-    assert_same_tensors(committed.state_dict, fresh.state_dict, ordered=False)
-    assert_same_tensors(committed.constants, fresh.constants, ordered=False)
+    assert_same_tensors(committed.state_dict, fresh.state_dict, ordered=False, float_rel=1e-5)
+    assert_same_tensors(committed.constants, fresh.constants, ordered=False, float_rel=1e-5)
 
 
 def test_qat_fixture_still_holds_the_chain():

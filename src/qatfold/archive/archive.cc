@@ -103,6 +103,7 @@ std::vector<std::string> ArchiveEdit::additions(const Archive& archive) const {
 
 void copyArchive(const Archive& archive, ByteSink& sink) {
   const ByteSource& source = archive.zip().source();
+  if (sink.copyRange(source, 0, source.size())) return;
   constexpr std::uint64_t kChunk = 1 << 20;
   std::string buffer;
   for (std::uint64_t offset = 0; offset < source.size(); offset += kChunk) {

@@ -62,8 +62,9 @@ class ArchiveEdit {
   std::map<std::string, bool> removals_;
 };
 
-// Writes the bytes `archive` was read from to `sink`, unchanged, in 1 MiB
-// chunks (what a fold writes when it changed nothing).
+// Writes the bytes `archive` was read from to `sink`, unchanged (what a fold
+// writes when it changed nothing): copied by the kernel where it can, else in
+// 1 MiB chunks.
 void copyArchive(const Archive& archive, ByteSink& sink);
 
 // Writes `archive` with `edit` applied to `sink`: records keep their order,

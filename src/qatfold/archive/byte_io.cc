@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -41,6 +42,7 @@ class FileSource : public ByteSource {
 
   std::uint64_t size() const override { return size_; }
   const std::string& name() const override { return path_; }
+  int fileDescriptor() const override { return fd_; }
 
   void readAt(std::uint64_t offset, void* out, std::size_t count) const override {
     if (offset > size_ || count > size_ - offset) {
@@ -174,6 +176,36 @@ void AtomicFileSink::write(const void* data, std::size_t count) {
     buffer_.append(static_cast<const char*>(data), count);
   }
   position_ += count;
+}
+
+bool AtomicFileSink::copyRange(const ByteSource& source, std::uint64_t offset, std::uint64_t count) {
+  const int in = source.fileDescriptor();
+  if (in < 0) return false;
+  if (offset > source.size() || count > source.size() - offset) {
+    throw Error("read past the end of the file (offset " + std::to_string(offset) + ", " + std::to_string(count) +
+                " bytes, file has " + std::to_string(source.size()) + ")");
+  }
+  flushBuffer();
+  auto in_offset = static_cast<off_t>(offset);
+  std::uint64_t left = count;
+  while (left > 0) {
+    const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(left, 1ull << 30));
+    ssize_t copied = ::copy_file_range(in, &in_offset, fd_, nullptr, chunk, 0);
+    if (copied < 0 && errno == EINTR) continue;
+    if (copied <= 0) break;  // refused (EXDEV, ENOSYS, EINVAL, ...) or at the end: stream what is left
+    left -= static_cast<std::uint64_t>(copied);
+  }
+  // What the kernel did not copy goes through a buffer.
+  std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(left, 1ull << 20)), '\0');
+  while (left > 0) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
+    source.readAt(static_cast<std::uint64_t>(in_offset), buffer.data(), n);
+    writeAll(fd_, buffer.data(), n, temp_path_);
+    in_offset += static_cast<off_t>(n);
+    left -= n;
+  }
+  position_ += count;
+  return true;
 }
 
 void AtomicFileSink::flushBuffer() {

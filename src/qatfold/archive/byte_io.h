@@ -21,6 +21,9 @@ class ByteSource {
   virtual void readAt(std::uint64_t offset, void* out, std::size_t count) const = 0;
   // A human name for messages (the path, or "<memory>").
   virtual const std::string& name() const = 0;
+  // The open file behind the source, or -1 (memory): lets a sink copy
+  // ranges of it inside the kernel.
+  virtual int fileDescriptor() const { return -1; }
 };
 
 // Opens a file for reading; throws Error naming the path on failure.
@@ -36,6 +39,13 @@ class ByteSink {
   // Bytes written so far.
   virtual std::uint64_t position() const = 0;
   void write(std::string_view bytes) { write(bytes.data(), bytes.size()); }
+  // Appends `count` bytes of `source` from `offset` without passing them
+  // through user space where it can (copy_file_range); returns false, having
+  // written nothing, where it cannot, and the caller streams them instead.
+  virtual bool copyRange(const ByteSource& source, std::uint64_t offset, std::uint64_t count) {
+    (void)source, (void)offset, (void)count;
+    return false;
+  }
 };
 
 // Collects output in a string.
@@ -61,6 +71,9 @@ class AtomicFileSink : public ByteSink {
 
   void write(const void* data, std::size_t count) override;
   std::uint64_t position() const override { return position_; }
+  // copy_file_range from a file source; where the kernel refuses (another
+  // file system, an old kernel), read and write for what is left.
+  bool copyRange(const ByteSource& source, std::uint64_t offset, std::uint64_t count) override;
   // Flushes, syncs and renames the temporary file onto the target.
   void commit();
   const std::string& temporaryPath() const { return temp_path_; }

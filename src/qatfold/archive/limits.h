@@ -20,6 +20,13 @@ struct ReadLimits {
   std::uint64_t max_json_bytes = 1ull << 30;
   // Nesting depth of one JSON record (PT2 model JSON nests about 15 deep).
   std::uint64_t max_json_depth = 512;
+  // Recompute the CRC-32 of records copied without being parsed (--verify-crc).
+  // Off by default: such a record is copied byte for byte with the CRC its
+  // central directory states, so a corrupt one leaves as it came and its
+  // reader (torch.export.load checks CRCs) reports it; skipping the check
+  // lets the kernel copy the weights without reading them. Records qatfold
+  // parses (JSON, every payload a pass reads) are always checked.
+  bool verify_copied_crc = false;
 };
 
 // "... (raise it with --max-json-size)": how a message says which option lifts a limit.

@@ -369,7 +369,11 @@ void ZipWriter::copyFrom(const ZipReader& reader, const ZipEntry& entry, std::st
   Written record{std::string(name), static_cast<std::uint16_t>(entry.method), entry.crc32,
                  entry.compressed_size, entry.uncompressed_size, sink_.position()};
   writeLocalHeader(record);
-  reader.streamRaw(entry, [this](const char* data, std::size_t count) { sink_.write(data, count); });
+  // The CRC comes from the input's directory; recomputing it means reading
+  // every byte, which only --verify-crc asks for (see ReadLimits).
+  if (reader.limits().verify_copied_crc || !sink_.copyRange(reader.source(), entry.data_offset, entry.compressed_size)) {
+    reader.streamRaw(entry, [this](const char* data, std::size_t count) { sink_.write(data, count); });
+  }
   written_.push_back(std::move(record));
 }
 

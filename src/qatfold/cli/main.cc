@@ -57,6 +57,13 @@ void addLimitOptions(CLI::App* command) {
       ->group(group)->capture_default_str()->check(CLI::Range(1, 100000));
 }
 
+// --verify-crc, for the commands that copy records they do not parse.
+void addVerifyOption(CLI::App* command) {
+  command->add_flag("--verify-crc", g_limits.verify_copied_crc,
+                    "Also check the CRC-32 of records copied without parsing (weights no pass reads); by default they "
+                    "are copied by the kernel with their stated CRC, which torch.export.load checks");
+}
+
 Loaded load(const std::string& path) {
   try {
     return Loaded::open(path, g_limits);
@@ -231,6 +238,7 @@ int main(int argc, char** argv) {
   roundtrip->add_option("IN", input, "PT2 archive to read")->required();
   roundtrip->add_option("-o,--output", output, "Where to write the result")->required();
   addLimitOptions(roundtrip);
+  addVerifyOption(roundtrip);
 
   FoldCommand fold_command;
   CLI::App* fold = app.add_subcommand("fold", "Fold QAT Conv+BatchNorm chains into the convs' int32 biases");
@@ -267,6 +275,7 @@ int main(int argc, char** argv) {
   fold->add_option("--dot-after", fold_command.dot_after,
                    "Write a Graphviz picture of the folded convs (and any batch_norm left) to this file");
   addLimitOptions(fold);
+  addVerifyOption(fold);
   fold->footer(passTable());
   fold->callback([&] {
     if (!fold_command.dry_run && fold_command.output.empty()) throw CLI::RequiredError("-o,--output (or --dry-run)");
