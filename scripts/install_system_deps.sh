@@ -4,7 +4,7 @@ set -euo pipefail
 # clang and its runtime (libFuzzer, sanitizers) build the fuzz targets;
 # graphviz checks that the --dot pictures render.
 packages=(g++ make python3-venv nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev zlib1g-dev
-          clang libclang-rt-14-dev graphviz)
+          clang libclang-rt-14-dev graphviz time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
