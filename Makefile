@@ -113,8 +113,9 @@ fixtures: venv
 	$(VPY) scripts/make_fixtures.py
 
 bench: build python-install
-	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/roundtrip_memory.py
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/big_archive.py
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/fold_speed.py
+	$(VPY) bench/json_readers.py --chains 50 400
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build-fuzz-coverage $(DEMO_OUT)
