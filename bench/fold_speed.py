@@ -47,6 +47,25 @@ class Deep(torch.nn.Module):
         return self.body(x)
 
 
+class Wide(torch.nn.Module):
+    """`chains` parallel conv-BN-ReLU blocks over one input, summed: a wide
+    program whose model JSON grows linearly with the chains, and whose QAT
+    training stays finite at hundreds of chains (a deep stack does not)."""
+
+    def __init__(self, chains: int) -> None:
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=i % 2 == 1), torch.nn.BatchNorm2d(8),
+                                torch.nn.ReLU())
+            for i in range(chains))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.blocks[0](x)
+        for block in self.blocks[1:]:
+            out = out + block(x)
+        return out
+
+
 def median_seconds(run, repeat: int) -> float:
     times = []
     for _ in range(repeat):

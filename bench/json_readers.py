@@ -1,7 +1,7 @@
 """Which JSON reader for the core: nlohmann (today), simdjson, RapidJSON.
 
-Takes the model JSON of Cadence QAT programs with N conv+BN chains (the
-programs of bench/fold_speed.py, built once and kept under build/bench-programs/),
+Takes the model JSON of Cadence QAT programs with N parallel conv+BN chains
+(fold_speed.Wide, built once and kept under build/bench-programs/),
 and runs build/json_readers once per reader in its own process: parse plus
 a walk over every value, median of 9 runs, and the process's peak RSS. The
 file itself is held twice (text and a padded copy), which sets the floor.
@@ -22,14 +22,14 @@ READERS = ["nlohmann", "rapidjson", "simdjson-dom", "simdjson-ondemand"]
 
 
 def program_archive(chains: int) -> str:
-    """The N-chain Cadence QAT archive of fold_speed.py, built once."""
+    """The N-chain wide Cadence QAT archive (fold_speed.Wide), built once."""
     folder = os.path.join(REPO, "build", "bench-programs")
-    path = os.path.join(folder, f"deep{chains}.pt2")
+    path = os.path.join(folder, f"wide{chains}.pt2")
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         code = (f"import sys; sys.path[:0] = [{os.path.join(REPO, 'bench')!r}, {os.path.join(REPO, 'scripts')!r}]; "
                 "import torch, fold_speed; from fixture_models import export_qat_cadence; torch.manual_seed(0); "
-                f"torch.export.save(export_qat_cadence(fold_speed.Deep({chains}), (torch.randn(1, 3, 16, 16),)), "
+                f"torch.export.save(export_qat_cadence(fold_speed.Wide({chains}), (torch.randn(1, 3, 16, 16),)), "
                 f"{path + '.tmp'!r})")
         subprocess.check_call([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
         os.replace(path + ".tmp", path)

@@ -16,6 +16,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 warnings.filterwarnings("ignore")
 
+# `make test` runs pytest on two workers (pytest-xdist), one per core: each
+# keeps to one torch thread so they do not oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
+
 # Loading quantized programs needs the quantized_decomposed ops registered.
 import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401
 

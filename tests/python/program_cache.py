@@ -49,3 +49,19 @@ def cached_archive(key: str, build: Callable[[], torch.export.ExportedProgram]) 
         torch.export.save(build(), temporary)
         os.replace(temporary, path)
     return path
+
+
+def cadence_zoo_archive(case: str) -> Path:
+    """The Cadence QAT archive of a scripts/qat_zoo.py case ("residual"), or of
+    its core-ATen form ("residual:decomposed"), shared by every test file."""
+
+    def build() -> torch.export.ExportedProgram:
+        from fixture_models import export_qat_cadence
+        from qat_zoo import build as build_model
+
+        name, _, variant = case.partition(":")
+        model, example = build_model(name)
+        program = export_qat_cadence(model, example)
+        return program.run_decompositions() if variant == "decomposed" else program
+
+    return cached_archive(f"cadence-{case}", build)

@@ -26,12 +26,13 @@ import qatfold
 
 class BuiltChain(nn.Module):
     def __init__(self, op: Callable, weight_shape, channels: int, rank: int, conv_bias: bool, orig_bias: bool,
-                 eps: float = 1e-5) -> None:
+                 eps: float = 1e-5, chain_eps: float | None = None) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(channels + rank)
         self.op = op
         self.rank = rank
         self.eps = eps
+        self.chain_eps = eps if chain_eps is None else chain_eps  # added to running_var in the scale chain
         self.weight = nn.Parameter(torch.randn(*weight_shape, generator=generator) * 0.3)
         self.bias = nn.Parameter(torch.randn(channels, generator=generator) * 0.1) if conv_bias else None
         self.orig_bias = nn.Parameter(torch.randn(channels, generator=generator) * 0.2) if orig_bias else None
@@ -43,7 +44,7 @@ class BuiltChain(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = [1, -1] + [1] * (self.rank - 2)
         y = self.op(x, self.weight, self.bias)
-        y = y / (self.bn_weight / torch.sqrt(self.running_var + self.eps)).reshape(shape)
+        y = y / (self.bn_weight / torch.sqrt(self.running_var + self.chain_eps)).reshape(shape)
         if self.orig_bias is not None:
             y = y + self.orig_bias.reshape(shape)
         return F.batch_norm(y, self.running_mean, self.running_var, self.bn_weight, self.bn_bias, False, 0.1, self.eps)
@@ -135,7 +136,7 @@ class QuantizedBuiltChain(BuiltChain):
             y = qd.dequantize_per_tensor(qd.quantize_per_tensor(y, self.Y_SCALE, 0, -128, 127, torch.int8),
                                          self.Y_SCALE, 0, -128, 127, torch.int8)
         shape = [1, -1] + [1] * (self.rank - 2)
-        y = y / (self.bn_weight / torch.sqrt(self.running_var + self.eps)).reshape(shape)
+        y = y / (self.bn_weight / torch.sqrt(self.running_var + self.chain_eps)).reshape(shape)
         if self.orig_bias is not None:
             y = y + self.orig_bias.reshape(shape)
         return F.batch_norm(y, self.running_mean, self.running_var, self.bn_weight, self.bn_bias, False, 0.1, self.eps)
@@ -180,3 +181,21 @@ def test_quantized_chain_without_output_qdq_folds_into_int32_bias(name):
         x = torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
         # The folded bias is C rounded to the bias step: off by at most half a step.
         torch.testing.assert_close(result.program.module()(x), program.module()(x), rtol=0, atol=bias_step * 0.5 + 1e-5)
+
+
+def test_float_chain_with_eps_mismatch_is_kept_with_its_own_reason():
+    """The float fold refuses a chain whose scale-chain eps differs from the
+    BatchNorm's; that, not the int32 fold's "no int32 bias" (a float conv is
+    not its kind), is the reason the report gives."""
+    op, weight_shape, input_shape, _ = KINDS["conv2d_same"]
+    model = BuiltChain(op, weight_shape, 8, len(input_shape), True, True, eps=1e-5, chain_eps=1e-2).eval()
+    program = torch.export.export(model, (torch.randn(*input_shape),))
+
+    result = qatfold.fold(program, explain=True)
+
+    assert result.report.folded == []
+    (skipped,) = result.report.skipped
+    assert skipped.qat_chain
+    assert "eps" in skipped.reason and "differs from batch_norm's eps" in skipped.reason, skipped.reason
+    assert "int32" not in skipped.reason
+    assert skipped.reason in result.report.text

@@ -22,14 +22,11 @@ CASES = ["conv2d_nobias", "conv2d_bias", "conv1d_bias", "strided", "residual", "
 
 @pytest.mark.parametrize("case", CASES)
 def test_folded_program_lowers_to_quantized_convs(case, tmp_path):
-    from fixture_models import export_qat_cadence
     from oracle import oracle_fold
-    from qat_zoo import build
+    from program_cache import cadence_zoo_archive
     from semantic import node_values
 
-    model, example = build(case)
-    path = tmp_path / "qat.pt2"
-    torch.export.save(export_qat_cadence(model, example), path)
+    path = cadence_zoo_archive(case)
     unfolded = torch.export.load(path)
     conv_nodes = [n for n in unfolded.graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
     folded = qatfold_fold(path, tmp_path / "folded.pt2")

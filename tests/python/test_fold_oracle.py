@@ -25,27 +25,11 @@ CASES = ZOO_NAMES + [f"{name}:decomposed" for name in DECOMPOSED]
 
 
 @pytest.fixture(scope="session")
-def qat_archive(tmp_path_factory):
-    """Builds (once) the QAT archive of a case; returns its path."""
-    from fixture_models import export_qat_cadence
-    from qat_zoo import build
+def qat_archive():
+    """The QAT archive of a case, built once (program_cache)."""
+    from program_cache import cadence_zoo_archive
 
-    folder = tmp_path_factory.mktemp("qat")
-    cache = {}
-
-    def get(case: str):
-        if case not in cache:
-            name, _, variant = case.partition(":")
-            model, example = build(name)
-            program = export_qat_cadence(model, example)
-            if variant == "decomposed":
-                program = program.run_decompositions()
-            path = folder / f"{name}{'_' + variant if variant else ''}.pt2"
-            torch.export.save(program, path)
-            cache[case] = path
-        return cache[case]
-
-    return get
+    return cadence_zoo_archive
 
 
 @pytest.fixture(scope="session")

@@ -96,12 +96,9 @@ def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
     in place of its own gives the same lowered program."""
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
 
-    from fixture_models import export_qat_cadence
-    from qat_zoo import build
+    from program_cache import cadence_zoo_archive
 
-    model, example = build(case)
-    path = tmp_path / "qat.pt2"
-    torch.export.save(export_qat_cadence(model, example), path)
+    path = cadence_zoo_archive(case)
     ours = lower_to_cadence(torch.export.load(path), qatfold.FuseQATConvBN)
     theirs = lower_to_cadence(torch.export.load(path), ReferencePass)
     assert op_multiset(ours) == op_multiset(theirs)

@@ -74,15 +74,29 @@ struct BatchNormTail {
   std::optional<std::string> outsideUse() const;
 };
 
-// Why a batch_norm is not the end of a QAT chain; `qat_chain` tells whether
-// it looked like one (so the report lists it without --explain).
+// How far a pass's pattern matched before the pass refused. A batch_norm no
+// pass folds keeps the reason of the pass that got furthest (FoldReport::refuse),
+// so --explain names the refusal that matters, not the first one.
+enum class MatchStage {
+  kNotThisPattern = 0,  // not what any chain pass is about (no chain, not eval mode, ...)
+  kOtherKind = 1,       // a chain of the kind another pass folds (quantized vs float conv)
+  kRefused = 2,         // this pass's own pattern, refused for a reason of its own
+};
+
+// Why a batch_norm is not folded by a pass; `qat_chain` tells whether it
+// looked like a QAT chain (so the report lists it without --explain).
 struct TailMismatch {
   std::string reason;
   bool qat_chain = false;
+  MatchStage stage = MatchStage::kNotThisPattern;
 };
 
-// A refusal of something that is a QAT chain (listed without --explain).
-inline TailMismatch chainFailure(std::string reason) { return TailMismatch{std::move(reason), true}; }
+// A refusal of something that is a QAT chain of the pass's own kind.
+inline TailMismatch chainFailure(std::string reason) { return TailMismatch{std::move(reason), true, MatchStage::kRefused}; }
+// A QAT chain that is another pass's to fold.
+inline TailMismatch otherKindOfChain(std::string reason) {
+  return TailMismatch{std::move(reason), true, MatchStage::kOtherKind};
+}
 
 // Matches the tail ending in `batch_norm`, from structure alone.
 std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& batch_norm);

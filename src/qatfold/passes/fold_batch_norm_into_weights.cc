@@ -120,10 +120,14 @@ bool FoldBatchNormIntoWeights::run(graph::Graph& graph, FoldReport& report) cons
     MatchResult result = match(*node);
     auto* m = std::get_if<Match>(&result);
     if (m == nullptr) {
-      // Say why when the earlier passes had no better reason (not a QAT chain).
-      for (SkippedBatchNorm& s : report.skipped) {
-        if (s.batch_norm == node->name() && !s.qat_chain) s.reason = std::get<std::string>(result);
-      }
+      // A batch_norm whose input is not a conv or linear (a QAT chain, ...)
+      // is not this pass's; after a conv, its reason is the one that matters.
+      const std::string& why = std::get<std::string>(result);
+      graph::Value* input = node->tryGetInput("input");
+      const bool after_conv = input != nullptr && input->producer() != nullptr &&
+                              (isChannelProducer(*input->producer()) || readAffineQuantization(input->producer()));
+      report.refuse(node->name(), modulePath(*node), why, false,
+                    static_cast<int>(after_conv ? MatchStage::kRefused : MatchStage::kNotThisPattern));
       continue;
     }
     rewrite(graph, *m);

@@ -19,7 +19,8 @@ FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& b
   const BatchNormTail& tail = std::get<BatchNormTail>(tail_or_why);
   graph::Node* conv = tail.divided->producer();
   if (conv == nullptr || !isChannelProducer(*conv)) {
-    return chainFailure("the divided value is neither a conv output nor its quantize/dequantize");
+    // A quantize/dequantize after the conv: FoldQatConvBatchNorm's kind of chain.
+    return otherKindOfChain("the divided value is not the output of an unquantized conv or linear");
   }
   if (auto use = outsideUse(*tail.divided, {tail.div})) return chainFailure(*use + " outside the chain");
   graph::Value* bias = conv->tryGetInput("bias");
@@ -27,7 +28,7 @@ FoldFloatConvBatchNorm::MatchResult FoldFloatConvBatchNorm::match(graph::Node& b
   const bool zero_bias = bias == nullptr || (bias_producer != nullptr && bias_producer->target() == op::kZerosLike);
   if (!zero_bias && !isConstantTensor(bias)) {
     if (readAffineQuantization(bias_producer)) {
-      return chainFailure("conv '" + conv->name() + "' has a quantized bias but no quantize/dequantize on its output");
+      return otherKindOfChain("conv '" + conv->name() + "' has a quantized bias but no quantize/dequantize on its output");
     }
     return chainFailure("the bias of conv '" + conv->name() + "' is not a float constant");
   }
@@ -89,7 +90,11 @@ bool FoldFloatConvBatchNorm::run(graph::Graph& graph, FoldReport& report) const 
     if (!isBatchNorm(*node)) continue;
     MatchResult result = match(*node);
     auto* m = std::get_if<Match>(&result);
-    if (m == nullptr) continue;
+    if (m == nullptr) {
+      const NoMatch& no = std::get<NoMatch>(result);
+      report.refuse(node->name(), modulePath(*node), no.reason, no.qat_chain, static_cast<int>(no.stage));
+      continue;
+    }
     rewrite(graph, *m);
     report.recordFolded(m->report);
     changed = true;

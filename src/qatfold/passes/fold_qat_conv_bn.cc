@@ -58,7 +58,10 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   if (!bias || bias->node->target() == op::kQuantizePerTensor || bias->dtype != ScalarType::kInt32) {
     auto prepared_or_why = QuantizeConvBias().match(*conv);
     if (const auto* why = std::get_if<std::string>(&prepared_or_why)) {
-      return chainFailure("'" + conv->name() + "' has no int32 dequantized bias and cannot be given one: " + *why);
+      std::string reason = "'" + conv->name() + "' has no int32 dequantized bias and cannot be given one: " + *why;
+      // An unquantized conv's chain is FoldFloatConvBatchNorm's to fold.
+      if (!QuantizeConvBias::hasQuantizedInputs(*conv)) return otherKindOfChain(std::move(reason));
+      return chainFailure(std::move(reason));
     }
     prepared = std::move(std::get<QuantizeConvBias::Match>(prepared_or_why));
   } else if (!isConstantTensor(bias->input) || bias->input->payload()->meta.tensor_meta->dtype != ScalarType::kInt32) {
@@ -257,7 +260,7 @@ bool FoldQatConvBatchNorm::run(graph::Graph& graph, FoldReport& report) const {
       changed = true;
     } else {
       const NoMatch& no = std::get<NoMatch>(result);
-      report.skipped.push_back({node->name(), modulePath(*node), no.reason, no.qat_chain});
+      report.refuse(node->name(), modulePath(*node), no.reason, no.qat_chain, static_cast<int>(no.stage));
     }
   }
   return changed;

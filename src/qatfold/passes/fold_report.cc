@@ -30,6 +30,16 @@ void FoldReport::recordFolded(FoldedChain chain) {
   folded.push_back(std::move(chain));
 }
 
+void FoldReport::refuse(const std::string& batch_norm, const std::string& module_path, const std::string& reason,
+                        bool qat_chain, int stage) {
+  for (SkippedBatchNorm& s : skipped) {
+    if (s.batch_norm != batch_norm) continue;
+    if (stage > s.stage) s = SkippedBatchNorm{batch_norm, module_path, reason, qat_chain || s.qat_chain, stage};
+    return;
+  }
+  skipped.push_back({batch_norm, module_path, reason, qat_chain, stage});
+}
+
 std::size_t FoldReport::clampedTotal() const {
   std::size_t total = 0;
   for (const FoldedChain& chain : folded) total += chain.clamped;

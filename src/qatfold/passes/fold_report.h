@@ -51,6 +51,7 @@ struct SkippedBatchNorm {
   std::string module_path;
   std::string reason;
   bool qat_chain = false;  // it looked like a QAT chain (div/add input)
+  int stage = 0;           // how far the refusing pass matched (MatchStage)
 };
 
 // Which convs got an int32 bias, by which rule (see passes/bias_preparation.h).
@@ -74,6 +75,11 @@ struct FoldReport {
   // Adds a folded chain; a later pass folding what an earlier one skipped
   // takes the chain off the skipped list.
   void recordFolded(FoldedChain chain);
+  // Records that a pass did not fold `batch_norm`. Each batch_norm keeps one
+  // reason: the one whose pass matched furthest (`stage`, a MatchStage), the
+  // earlier pass's on a tie.
+  void refuse(const std::string& batch_norm, const std::string& module_path, const std::string& reason,
+              bool qat_chain, int stage);
   std::size_t clampedTotal() const;
   std::size_t flaggedCount() const;
   Json toJson() const;

@@ -38,6 +38,16 @@ Json copiedMetadata(const graph::Node& source) {
 
 }  // namespace
 
+bool QuantizeConvBias::hasQuantizedInputs(const graph::Node& conv) {
+  if (!isConvolution(conv)) return false;
+  graph::Value* input_value = conv.tryGetInput("input");
+  auto input = readAffineQuantization(input_value ? input_value->producer() : nullptr);
+  graph::Value* weight_value = conv.tryGetInput("weight");
+  auto weight = readAffineQuantization(weight_value ? weight_value->producer() : nullptr);
+  return input && input->node->target() == op::kDequantizePerTensor && weight &&
+         weight->node->target() != op::kQuantizePerTensor;
+}
+
 QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
   if (!isConvolution(conv)) return "not a convolution";
   if (conv.outputs().size() != 1) return "convolution without a single output";

@@ -50,6 +50,9 @@ class QuantizeConvBias {
   static constexpr std::int64_t kQuantMax = 2147483647LL;
 
   MatchResult match(graph::Node& conv) const;
+  // Whether `conv` is a convolution whose input is dequantized per tensor and
+  // whose weight is dequantized: the convs this pass is about.
+  static bool hasQuantizedInputs(const graph::Node& conv);
   void rewrite(graph::Graph& graph, const Match& match) const;
   // What the rewrite does, for the report.
   static const char* describe(const Match& match);
