@@ -18,7 +18,7 @@ EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
 .PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
-        test-tsan test-fuzz test-python fuzz fuzz-coverage fixtures bench clean
+        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures bench clean
 
 all: build
 
@@ -106,8 +106,16 @@ fuzz: build-fuzz
 fuzz-coverage: | setup
 	CORPUS_DIR=$(FUZZ_BUILD)/corpus bash fuzz/coverage.sh
 
+# Two workers, one per core; a test file stays on one worker so its
+# session fixtures are built once. Generated programs are shared on disk
+# (tests/python/program_cache.py).
+PYTEST := $(VPY) -m pytest -q -n 2 --dist loadfile tests/python
 test-python: build python-install
-	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) -m pytest -q tests/python
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST)
+
+# The fast tier: everything but the end-to-end backend lowerings.
+test-python-fast: build python-install
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST) -m "not slow"
 
 fixtures: venv
 	$(VPY) scripts/make_fixtures.py

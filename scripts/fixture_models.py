@@ -123,7 +123,18 @@ def export_qat_cadence(model: torch.nn.Module, example: tuple) -> torch.export.E
 
 
 def fixture_programs() -> dict[str, torch.export.ExportedProgram]:
-    """Every committed fixture, by file stem."""
+    """Every committed fixture, by file stem. Made on one torch thread: QAT
+    training sums in an order that depends on the thread count, and the
+    tests regenerate these wherever they run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fixture_programs()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fixture_programs() -> dict[str, torch.export.ExportedProgram]:
     torch.manual_seed(0)
     programs = {}
     programs["float_cnn"] = export_float(FloatCNN(), (torch.randn(1, 3, 16, 16),))

@@ -17,6 +17,8 @@ from cadence import lower_to_cadence
 from graph_compare import random_inputs
 from oracle import qatfold_fold
 
+pytestmark = pytest.mark.slow
+
 CASES = ["conv2d_nobias", "conv2d_bias", "conv1d_bias", "strided", "residual", "depthwise"]
 
 

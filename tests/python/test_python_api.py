@@ -90,6 +90,7 @@ def test_inspect():
     assert {"op": "aten.batch_norm.default", "count": 2} in summary["ops"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["conv2d_nobias", "chain3", "residual", "two_branches"])
 def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
     """ExecuTorch's apply_pre_edge_transform_passes pipeline with qatfold's pass

@@ -14,10 +14,11 @@ struct PassInfo {
 inline constexpr PassInfo kFoldPipeline[] = {
     {"QuantizeConvBias",
      "Give every conv with dequantized input and weight an int32 bias (zero if missing, float biases quantized "
-     "with s_in * s_w)",
-     ""},
+     "with s_in * s_w), when the program already encodes conv biases as int32 (else only folded convs get one)",
+     "--bias-prep"},
     {"FoldQatConvBatchNorm",
-     "Fold the QAT conv -> q/dq -> div -> [add] -> batch_norm chain into the conv's int32 bias",
+     "Fold the QAT conv -> q/dq -> div -> [add] -> batch_norm chain into the conv's int32 bias (giving a conv "
+     "without one the bias QuantizeConvBias would)",
      "--risk-threshold, --eps-tolerance"},
     {"FoldFloatConvBatchNorm",
      "Fold the QAT conv -> div -> [add] -> batch_norm chain of an unquantized conv (no q/dq) into a float conv bias",
