@@ -7,6 +7,7 @@ and times, each as the median of several runs:
   (b) qatfold.FuseQATConvBN on the same (in-memory archive bytes, C++ core)
   (c) the reference file to file: torch.export.load + pass + torch.export.save
   (d) the `qatfold fold` command, file to file
+  (e) `cp` of the archive, and (f) `qatfold passes`, the process floor
 and prints the ratios. Usage: .venv/bin/python bench/fold_speed.py [--chains N]
 """
 
@@ -113,14 +114,24 @@ def main() -> None:
         return lambda: subprocess.run([cli, "fold", path, "-o", os.path.join(folder, "qatfold.pt2")],
                                       check=True, stdout=subprocess.DEVNULL)
 
+    def copy():
+        return lambda: subprocess.run(["cp", path, os.path.join(folder, "copy.pt2")], check=True)
+
+    def process_floor():
+        return lambda: subprocess.run([cli, "passes"], check=True, stdout=subprocess.DEVNULL)
+
     a = median_seconds(in_memory(ReferencePass), args.repeat)
     b = median_seconds(in_memory(qatfold.FuseQATConvBN), args.repeat)
     c = median_seconds(reference_file_to_file, args.repeat)
     d = median_seconds(command, args.repeat)
+    e = median_seconds(copy, args.repeat)
+    f = median_seconds(process_floor, args.repeat)
     print(f"(a) reference pass, in memory:          {a * 1000:8.1f} ms")
     print(f"(b) qatfold.FuseQATConvBN, in memory:   {b * 1000:8.1f} ms   a/b = {a / b:.2f}x")
     print(f"(c) reference, load + pass + save:      {c * 1000:8.1f} ms")
     print(f"(d) qatfold fold command, file to file: {d * 1000:8.1f} ms   c/d = {c / d:.1f}x")
+    print(f"(e) cp of the archive:                  {e * 1000:8.1f} ms   d/e = {d / e:.1f}x")
+    print(f"(f) qatfold passes (process floor):     {f * 1000:8.1f} ms")
     reference = torch.export.load(os.path.join(folder, "reference.pt2"))
     ours = torch.export.load(os.path.join(folder, "qatfold.pt2"))
     x = torch.randn(1, 3, 16, 16)

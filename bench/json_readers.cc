@@ -2,7 +2,9 @@
 // memory, for choosing the core's JSON reader by measurement.
 //
 //   json_readers READER FILE [REPEAT]
-//   READER: nlohmann (today's: ordered_json DOM), simdjson-dom,
+//   READER: nlohmann (today's: ordered_json DOM), nlohmann-callback (the
+//           same with a parse callback, how the depth limit was enforced
+//           until the linear pre-scan replaced it), simdjson-dom,
 //           simdjson-ondemand (walks every value, keeping raw slices),
 //           rapidjson (DOM, full-precision doubles)
 //
@@ -114,6 +116,15 @@ int main(int argc, char** argv) {
     auto start = std::chrono::steady_clock::now();
     if (reader == "nlohmann") {
       auto doc = nlohmann::ordered_json::parse(text);
+      walkNlohmann(doc, walk);
+    } else if (reader == "nlohmann-callback") {
+      std::size_t depth = 0;
+      auto doc = nlohmann::ordered_json::parse(text, [&](int, nlohmann::ordered_json::parse_event_t event, auto&) {
+        using Event = nlohmann::ordered_json::parse_event_t;
+        if (event == Event::object_start || event == Event::array_start) ++depth;
+        if (event == Event::object_end || event == Event::array_end) --depth;
+        return depth < 100000;
+      });
       walkNlohmann(doc, walk);
     } else if (reader == "simdjson-dom") {
       simdjson::dom::element doc = dom_parser.parse(padded);

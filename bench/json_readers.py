@@ -18,7 +18,7 @@ import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-READERS = ["nlohmann", "rapidjson", "simdjson-dom", "simdjson-ondemand"]
+READERS = ["nlohmann", "nlohmann-callback", "rapidjson", "simdjson-dom", "simdjson-ondemand"]
 
 
 def program_archive(chains: int) -> str:
