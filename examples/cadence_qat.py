@@ -2,8 +2,10 @@
 
 A small CNN is trained with quantization-aware training for a few steps on
 synthetic data, converted, exported, folded with qatfold (in memory, no
-files), lowered through ExecuTorch's Cadence flow, and checked numerically
-against the un-folded program. Run: .venv/bin/python examples/cadence_qat.py
+files), and lowered through ExecuTorch's Cadence flow. Each stage is measured
+on its own: the fold (against the un-folded program, and against ExecuTorch's
+own FuseQATConvBN), ExecuTorch's QuantFusionPass, and the lowering. Run:
+.venv/bin/python examples/cadence_qat.py
 """
 
 from __future__ import annotations
@@ -69,29 +71,52 @@ def main() -> None:
     print("qatfold.fold:")
     print("  " + result.report.text.rstrip().replace("\n", "\n  "))
 
-    patterns = [q.pattern for q in quantizer.quantizers]
-    folded = result.program
-    PassManager([compiler.QuantFusionPass(patterns)])(folded.graph_module)
-    lowered = compiler._lower_ep_to_cadence(apply_torch_ops_passes(folded)).exported_program()
-    targets = [str(n.target) for n in lowered.graph_module.graph.nodes if n.op == "call_function"]
-    convs = sum("quantized_conv" in t for t in targets)
-    print(f"lowered to Cadence: {convs} quantized convolutions, {sum('batch_norm' in t for t in targets)} batch_norm")
+    # Each stage measured on its own, on one input, in steps of the output's
+    # quantization, so a deviation is blamed on the stage that makes it.
+    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
 
     x = torch.randn(4, 8, 64)
     output = next(n for n in result.program.graph.nodes if n.op == "output").args[0][0]
     step = float(output.args[1])
-    on_device = lowered.module()(x)
+
+    def steps(a: torch.Tensor, b: torch.Tensor) -> str:
+        d = (a - b).abs() / step
+        return f"mean {d.mean().item():.2f}, max {d.max().item():.1f} steps"
+
+    reference = qatfold.fold(program).program  # a fresh copy, for ExecuTorch's own pass
+    reference_pass = ReferencePass(reference)
+    reference_pass(reference.graph_module)
+    unfolded_out = program.module()(x)
     folded_out = result.program.module()(x)
-    reference = program.module()(x)
-    print(f"Cadence kernels vs. the folded program: max difference "
-          f"{(on_device - folded_out).abs().max().item() / step:.1f} quantization steps")
-    difference = (on_device - reference).abs() / step
-    print(f"end to end vs. the un-folded program: mean {difference.mean().item():.1f}, max {difference.max().item():.1f} "
-          f"output steps ({step:.4g}). Per-layer rounding compounds through three layers, and "
-          f"{result.report.flagged_count} conv(s) are flagged: their BN shift clips values that their output "
-          f"quantization was calibrated without (re-calibrate, or fold before calibration).")
-    assert convs == 3 and batch_norms > 0
-    assert torch.allclose(on_device, folded_out, atol=step * 1.001, rtol=0)
+    print(f"1. the fold: un-folded vs folded program: {steps(folded_out, unfolded_out)}")
+    same_as_reference = torch.equal(folded_out, reference.module()(x))
+    print(f"   ExecuTorch's FuseQATConvBN on the same program gives identical outputs: {same_as_reference}")
+
+    patterns = [q.pattern for q in quantizer.quantizers]
+
+    def fuse(folded):
+        PassManager([compiler.QuantFusionPass(patterns)])(folded.graph_module)  # in place
+        return folded
+
+    fused = fuse(qatfold.fold(program).program)
+    fused_out = fused.module()(x)
+    reference_fused_out = fuse(reference).module()(x)
+    print(f"2. ExecuTorch's Cadence QuantFusionPass: folded vs fused program: {steps(fused_out, folded_out)}")
+    print(f"   after ExecuTorch's own fold the fusion gives identical outputs: "
+          f"{torch.equal(fused_out, reference_fused_out)} (this stage's deviation is the fusion's, not the fold's)")
+
+    lowered = compiler._lower_ep_to_cadence(apply_torch_ops_passes(fused)).exported_program()
+    targets = [str(n.target) for n in lowered.graph_module.graph.nodes if n.op == "call_function"]
+    convs = sum("quantized_conv" in t for t in targets)
+    lowered_out = lowered.module()(x)
+    print(f"3. lowering to Cadence: {convs} quantized convolutions, {sum('batch_norm' in t for t in targets)} "
+          f"batch_norm; fused vs lowered: {steps(lowered_out, fused_out)}")
+    print(f"end to end, un-folded vs lowered: {steps(lowered_out, unfolded_out)} (output step {step:.4g})")
+
+    assert batch_norms > 0 and convs == 3, (batch_norms, convs)
+    assert same_as_reference, "qatfold's fold must compute what ExecuTorch's pass computes"
+    assert torch.equal(fused_out, reference_fused_out), "the fusion must see the same program either way"
+    assert torch.allclose(lowered_out, fused_out, atol=step * 1.001, rtol=0)
 
 
 if __name__ == "__main__":
