@@ -417,6 +417,24 @@ std::string TensorMeta::shapeString() const {
 
 // ---- Node and graph --------------------------------------------------------
 
+namespace {
+
+// `object` with the members named in `owned` replaced by null: what a
+// struct's `raw` keeps when its toJson() writes those members itself. The
+// null placeholders hold each member's place, so the output keeps the
+// input's key order without a second copy of the (large) members.
+Json withoutMembers(const Json& object, std::initializer_list<const char*> owned) {
+  Json kept = Json::object();
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    bool is_owned = false;
+    for (const char* key : owned) is_owned = is_owned || it.key() == key;
+    kept[it.key()] = is_owned ? Json(nullptr) : it.value();
+  }
+  return kept;
+}
+
+}  // namespace
+
 Json NamedArgument::toJson() const {
   Json json = raw;
   json["name"] = name;
@@ -510,7 +528,7 @@ Json GraphSignature::toJson() const {
   return json;
 }
 
-ExportedProgram ExportedProgram::parse(const Json& json, const std::string& where) {
+ExportedProgram ExportedProgram::parse(Json json, const std::string& where) {
   ExportedProgram program;
   if (!json.is_object()) fail(where, "expected a JSON object at the top level");
   const Json& version = objectField(json, "schema_version", where);
@@ -521,13 +539,13 @@ ExportedProgram ExportedProgram::parse(const Json& json, const std::string& wher
                     std::to_string(kSchemaMajorVersion) + ")");
   }
   if (auto it = json.find("torch_version"); it != json.end() && it->is_string()) program.torch_version = it->get<std::string>();
-  program.raw = json;
 
   const std::string gm_where = where + ": graph_module";
-  const Json& graph_module = objectField(json, "graph_module", where);
-  const Json& graph = objectField(graph_module, "graph", gm_where);
+  objectField(objectField(json, "graph_module", where), "graph", gm_where);  // both checked here
+  Json& graph_module = json["graph_module"];
+  Json& graph = graph_module["graph"];
   const std::string g_where = gm_where + ".graph";
-  program.graph.raw = graph;
+  program.graph.raw = withoutMembers(graph, {"inputs", "outputs", "nodes", "tensor_values"});
   const Json& inputs = arrayField(graph, "inputs", g_where);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     program.graph.inputs.push_back(Argument::parse(inputs[i], g_where + ".inputs[" + std::to_string(i) + "]"));
@@ -536,19 +554,20 @@ ExportedProgram ExportedProgram::parse(const Json& json, const std::string& wher
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     program.graph.outputs.push_back(Argument::parse(outputs[i], g_where + ".outputs[" + std::to_string(i) + "]"));
   }
-  const Json& nodes = arrayField(graph, "nodes", g_where);
+  arrayField(graph, "nodes", g_where);
+  Json& nodes = graph["nodes"];
   program.graph.nodes.reserve(nodes.size());
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const std::string n_where = g_where + ".nodes[" + std::to_string(i) + "]";
-    const Json& n = nodes[i];
+    Json& n = nodes[i];
     Node node;
-    node.raw = n;
+    node.raw = withoutMembers(n, {"target", "inputs", "outputs", "metadata"});
     node.target = stringField(n, "target", n_where);
     const Json& node_inputs = arrayField(n, "inputs", n_where);
     for (std::size_t k = 0; k < node_inputs.size(); ++k) {
       const std::string a_where = n_where + ".inputs[" + std::to_string(k) + "]";
       NamedArgument named;
-      named.raw = node_inputs[k];
+      named.raw = withoutMembers(node_inputs[k], {"name", "arg"});
       named.name = stringField(node_inputs[k], "name", a_where);
       named.arg = Argument::parse(field(node_inputs[k], "arg", a_where), a_where + ".arg");
       node.inputs.push_back(std::move(named));
@@ -557,7 +576,8 @@ ExportedProgram ExportedProgram::parse(const Json& json, const std::string& wher
     for (std::size_t k = 0; k < node_outputs.size(); ++k) {
       node.outputs.push_back(Argument::parse(node_outputs[k], n_where + ".outputs[" + std::to_string(k) + "]"));
     }
-    node.metadata = n.contains("metadata") ? n["metadata"] : Json::object();
+    // Moved, not copied: the document is ours, and nothing reads it again.
+    node.metadata = n.contains("metadata") ? std::move(n["metadata"]) : Json::object();
     if (!node.metadata.is_object()) fail(n_where + ".metadata", "expected an object");
     program.graph.nodes.push_back(std::move(node));
   }
@@ -569,7 +589,7 @@ ExportedProgram ExportedProgram::parse(const Json& json, const std::string& wher
 
   const Json& signature = objectField(graph_module, "signature", gm_where);
   const std::string s_where = gm_where + ".signature";
-  program.signature.raw = signature;
+  program.signature.raw = withoutMembers(signature, {"input_specs", "output_specs"});
   const Json& input_specs = arrayField(signature, "input_specs", s_where);
   for (std::size_t i = 0; i < input_specs.size(); ++i) {
     program.signature.input_specs.push_back(
@@ -601,6 +621,11 @@ ExportedProgram ExportedProgram::parse(const Json& json, const std::string& wher
     fail(s_where, "has " + std::to_string(program.signature.output_specs.size()) + " output specs for " +
                       std::to_string(program.graph.outputs.size()) + " graph outputs");
   }
+  // The rest of the document, without the graph and the signature that
+  // toJson() writes from the typed parts.
+  graph = nullptr;
+  graph_module["signature"] = nullptr;
+  program.raw = std::move(json);
   return program;
 }
 

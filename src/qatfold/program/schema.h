@@ -183,7 +183,8 @@ struct ExportedProgram {
 
   // Parses models/<name>.json; `where` names it in messages. Refuses other
   // schema major versions.
-  static ExportedProgram parse(const Json& json, const std::string& where);
+  // Takes the document by value: pass it with std::move to spare a copy.
+  static ExportedProgram parse(Json json, const std::string& where);
   Json toJson() const;
 };
 
