@@ -565,16 +565,13 @@ void Graph::lint() const {
 // ---- emission --------------------------------------------------------------------
 
 program::ExportedProgram Graph::toExportedProgram() const {
-  program::ExportedProgram out = source_.exported;
-  out.graph.inputs.clear();
-  out.signature.input_specs.clear();
+  program::ExportedProgram out = source_.exported.shell();
   std::vector<const Value*> tensors;
   for (const Value* placeholder : placeholders_) {
     out.graph.inputs.push_back(placeholder->input_argument_);
     out.signature.input_specs.push_back(placeholder->spec_);
     if (placeholder->meta_) tensors.push_back(placeholder);
   }
-  out.graph.nodes.clear();
   for (const auto& node : nodes_) {
     program::Node emitted;
     emitted.target = node->target_;
@@ -597,8 +594,6 @@ program::ExportedProgram Graph::toExportedProgram() const {
     }
     out.graph.nodes.push_back(std::move(emitted));
   }
-  out.graph.outputs.clear();
-  out.signature.output_specs.clear();
   for (const GraphOutput& output : outputs_) {
     program::Argument argument = output.argument;
     program::OutputSpec spec = output.spec;
@@ -610,7 +605,6 @@ program::ExportedProgram Graph::toExportedProgram() const {
     out.signature.output_specs.push_back(std::move(spec));
   }
   std::sort(tensors.begin(), tensors.end(), [](const Value* a, const Value* b) { return a->order_ < b->order_; });
-  out.graph.tensor_values.clear();
   for (const Value* value : tensors) out.graph.tensor_values.emplace_back(value->name_, *value->meta_);
   return out;
 }

@@ -629,6 +629,19 @@ ExportedProgram ExportedProgram::parse(Json json, const std::string& where) {
   return program;
 }
 
+ExportedProgram ExportedProgram::shell() const {
+  ExportedProgram out;
+  out.graph.raw = graph.raw;
+  out.signature.raw = signature.raw;
+  out.module_call_graph = module_call_graph;
+  out.opset_version = opset_version;
+  out.schema_major = schema_major;
+  out.schema_minor = schema_minor;
+  out.torch_version = torch_version;
+  out.raw = raw;
+  return out;
+}
+
 Json ExportedProgram::toJson() const {
   Json json = raw;
   json["graph_module"]["graph"] = graph.toJson();

@@ -185,6 +185,9 @@ struct ExportedProgram {
   // schema major versions.
   // Takes the document by value: pass it with std::move to spare a copy.
   static ExportedProgram parse(Json json, const std::string& where);
+  // A copy without the graph's inputs, outputs, nodes and tensor values and
+  // the signature's specs: what an emitter fills in again.
+  ExportedProgram shell() const;
   Json toJson() const;
 };
 
