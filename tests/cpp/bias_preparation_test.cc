@@ -23,7 +23,7 @@ FoldOptions withPolicy(BiasPreparation policy) {
 }
 
 TEST(BiasPreparation, NamesRoundTrip) {
-  for (BiasPreparation policy : {BiasPreparation::kAuto, BiasPreparation::kAllConvs, BiasPreparation::kFoldedConvs}) {
+  for (BiasPreparation policy : kBiasPreparations) {
     EXPECT_EQ(parseBiasPreparation(biasPreparationName(policy)), policy);
   }
   EXPECT_FALSE(parseBiasPreparation("cadence").has_value());

@@ -257,10 +257,10 @@ int main(int argc, char** argv) {
                    "output factor r is within this of 1 (per-channel weights absorb r exactly)")
       ->default_val(qatfold::passes::kDefaultEpsTolerance)
       ->check(CLI::Range(0.0, 1.0));
-  const std::map<std::string, qatfold::passes::BiasPreparation> bias_policies = {
-      {"auto", qatfold::passes::BiasPreparation::kAuto},
-      {"all", qatfold::passes::BiasPreparation::kAllConvs},
-      {"folded", qatfold::passes::BiasPreparation::kFoldedConvs}};
+  std::map<std::string, qatfold::passes::BiasPreparation> bias_policies;
+  for (auto policy : qatfold::passes::kBiasPreparations) {
+    bias_policies.emplace(qatfold::passes::biasPreparationName(policy), policy);
+  }
   fold->add_option("--bias-prep", fold_command.bias_preparation,
                    "Which convs get an int32 bias: 'all' with quantized input and weight (ExecuTorch's pass, what "
                    "Cadence expects), 'folded' only those whose chain folds (float-bias backends such as XNNPACK), "

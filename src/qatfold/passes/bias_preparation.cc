@@ -17,7 +17,7 @@ std::string_view biasPreparationName(BiasPreparation policy) {
 }
 
 std::optional<BiasPreparation> parseBiasPreparation(std::string_view name) {
-  for (BiasPreparation policy : {BiasPreparation::kAuto, BiasPreparation::kAllConvs, BiasPreparation::kFoldedConvs}) {
+  for (BiasPreparation policy : kBiasPreparations) {
     if (biasPreparationName(policy) == name) return policy;
   }
   return std::nullopt;
@@ -39,11 +39,8 @@ const graph::Node* firstInt32BiasReader(const graph::Graph& graph) {
 BiasPreparationDecision decideBiasPreparation(const graph::Graph& graph, BiasPreparation requested) {
   BiasPreparationDecision decision;
   decision.requested = requested;
-  if (requested == BiasPreparation::kAllConvs) {
-    decision.applied = BiasPreparation::kAllConvs;
-    decision.reason = "requested";
-  } else if (requested == BiasPreparation::kFoldedConvs) {
-    decision.applied = BiasPreparation::kFoldedConvs;
+  if (requested != BiasPreparation::kAuto) {
+    decision.applied = requested;
     decision.reason = "requested";
   } else if (const graph::Node* reader = firstInt32BiasReader(graph)) {
     decision.applied = BiasPreparation::kAllConvs;

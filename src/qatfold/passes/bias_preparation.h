@@ -35,6 +35,9 @@ enum class BiasPreparation {
   kFoldedConvs,  // only convs whose chain folds
 };
 
+inline constexpr BiasPreparation kBiasPreparations[] = {BiasPreparation::kAuto, BiasPreparation::kAllConvs,
+                                                        BiasPreparation::kFoldedConvs};
+
 // "auto", "all", "folded".
 std::string_view biasPreparationName(BiasPreparation policy);
 std::optional<BiasPreparation> parseBiasPreparation(std::string_view name);
