@@ -88,13 +88,11 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   const bool per_channel_bias = prepared ? prepared->per_channel : bias->per_channel;
   std::vector<float> scales;
   std::vector<std::int64_t> zero_points;
-  std::int64_t quant_min = 0;
-  std::int64_t quant_max = 0;
+  const std::int64_t quant_min = prepared ? QuantizeConvBias::kQuantMin : bias->quant_min;
+  const std::int64_t quant_max = prepared ? QuantizeConvBias::kQuantMax : bias->quant_max;
   if (prepared) {
     scales = prepared->per_channel ? prepared->scales : std::vector<float>{static_cast<float>(prepared->scale)};
     zero_points.assign(scales.size(), 0);
-    quant_min = QuantizeConvBias::kQuantMin;
-    quant_max = QuantizeConvBias::kQuantMax;
   } else if (!bias->per_channel) {
     scales = {static_cast<float>(bias->scale)};
     zero_points = {bias->zero_point};
@@ -110,10 +108,6 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
     const TensorView zp_view = bias->zero_points->payload()->view();
     if (zp_view.meta().numel() != channels) return chainFailure("the per-channel bias zero points do not match");
     for (double zp : zp_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(zp));
-  }
-  if (!prepared) {
-    quant_min = bias->quant_min;
-    quant_max = bias->quant_max;
   }
   for (float s : scales) {
     if (!(s > 0.0f) || !std::isfinite(s)) return chainFailure("the bias scale is not a positive finite number");
@@ -165,16 +159,16 @@ FoldQatConvBatchNorm::MatchResult FoldQatConvBatchNorm::match(graph::Node& bn) c
   m.conv = conv;
   if (prepared) {
     // The new bias carries the prepared values shifted, and the final scales.
-    prepared->values = folded.values;
+    prepared->values = std::move(folded.values);
     if (m.new_bias_scales) prepared->scales = *m.new_bias_scales;
     m.prepared_bias = std::move(prepared);
   } else {
     m.bias = *bias;
     m.copy_bias = bias->input->useCount() > 1 || conv_bias->useCount() > 1;
+    m.new_bias = std::move(folded.values);
   }
   m.chain = tail.nodes();
   m.bias_meta = program::TensorMeta::contiguous(ScalarType::kInt32, {channels});
-  m.new_bias = std::move(folded.values);
   describeFold(m.report, *conv, bn, channels);
   m.report.per_channel_bias = per_channel_bias;
   m.report.copied_bias = m.copy_bias;
