@@ -23,6 +23,18 @@ std::variant<std::vector<float>, std::string> floatConstant(const graph::Value* 
 }  // namespace
 
 FoldBatchNormIntoWeights::MatchResult FoldBatchNormIntoWeights::match(graph::Node& bn) const {
+  auto result = matchOrWhy(bn);
+  if (auto* m = std::get_if<Match>(&result)) return std::move(*m);
+  // A batch_norm whose input is not a conv, linear or dequantize (a QAT
+  // chain, ...) is not this pass's; after one, its reason is the one that matters.
+  graph::Value* input = bn.tryGetInput("input");
+  const bool after_conv = input != nullptr && input->producer() != nullptr &&
+                          (isChannelProducer(*input->producer()) || readAffineQuantization(input->producer()));
+  return TailMismatch{std::move(std::get<std::string>(result)), false,
+                      after_conv ? MatchStage::kRefused : MatchStage::kNotThisPattern};
+}
+
+std::variant<FoldBatchNormIntoWeights::Match, std::string> FoldBatchNormIntoWeights::matchOrWhy(graph::Node& bn) const {
   auto eval_or_why = matchEvalBatchNorm(bn);
   if (const auto* why = std::get_if<std::string>(&eval_or_why)) return *why;
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
@@ -120,14 +132,8 @@ bool FoldBatchNormIntoWeights::run(graph::Graph& graph, FoldReport& report) cons
     MatchResult result = match(*node);
     auto* m = std::get_if<Match>(&result);
     if (m == nullptr) {
-      // A batch_norm whose input is not a conv or linear (a QAT chain, ...)
-      // is not this pass's; after a conv, its reason is the one that matters.
-      const std::string& why = std::get<std::string>(result);
-      graph::Value* input = node->tryGetInput("input");
-      const bool after_conv = input != nullptr && input->producer() != nullptr &&
-                              (isChannelProducer(*input->producer()) || readAffineQuantization(input->producer()));
-      report.refuse(node->name(), modulePath(*node), why, false,
-                    static_cast<int>(after_conv ? MatchStage::kRefused : MatchStage::kNotThisPattern));
+      const TailMismatch& no = std::get<TailMismatch>(result);
+      report.refuse(node->name(), modulePath(*node), no.reason, no.qat_chain, static_cast<int>(no.stage));
       continue;
     }
     rewrite(graph, *m);

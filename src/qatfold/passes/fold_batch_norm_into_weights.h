@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
 
 namespace qatfold::passes {
@@ -35,13 +36,19 @@ class FoldBatchNormIntoWeights {
     program::InputKind kind = program::InputKind::kParameter;
     FoldedChain report;
   };
-  using MatchResult = std::variant<Match, std::string>;
+  // A match, or why not and how far the pattern got (MatchStage): refusals
+  // after a conv or a dequantize are this pass's own, others are not its pattern.
+  using MatchResult = std::variant<Match, TailMismatch>;
 
   MatchResult match(graph::Node& batch_norm) const;
   void rewrite(graph::Graph& graph, const Match& match) const;
   // Folds every match; a folded batch_norm leaves the skipped list of the
   // passes before it. Returns whether the graph changed.
   bool run(graph::Graph& graph, FoldReport& report) const;
+
+ private:
+  // The match, or why not.
+  std::variant<Match, std::string> matchOrWhy(graph::Node& batch_norm) const;
 };
 
 }  // namespace qatfold::passes
