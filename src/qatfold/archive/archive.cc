@@ -1,7 +1,5 @@
 #include "qatfold/archive/archive.h"
 
-#include <algorithm>
-
 #include "qatfold/error.h"
 
 namespace qatfold {
@@ -103,15 +101,7 @@ std::vector<std::string> ArchiveEdit::additions(const Archive& archive) const {
 
 void copyArchive(const Archive& archive, ByteSink& sink) {
   const ByteSource& source = archive.zip().source();
-  if (sink.copyRange(source, 0, source.size())) return;
-  constexpr std::uint64_t kChunk = 1 << 20;
-  std::string buffer;
-  for (std::uint64_t offset = 0; offset < source.size(); offset += kChunk) {
-    const std::uint64_t count = std::min(kChunk, source.size() - offset);
-    buffer.resize(static_cast<std::size_t>(count));
-    source.readAt(offset, buffer.data(), buffer.size());
-    sink.write(buffer.data(), buffer.size());
-  }
+  if (!sink.copyRange(source, 0, source.size())) streamRange(source, 0, source.size(), sink);
 }
 
 void writeArchive(const Archive& archive, const ArchiveEdit& edit, ByteSink& sink) {

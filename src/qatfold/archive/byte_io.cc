@@ -111,6 +111,17 @@ std::unique_ptr<ByteSource> makeMemorySource(std::string bytes, std::string name
   return std::make_unique<MemorySource>(std::move(bytes), std::move(name));
 }
 
+void streamRange(const ByteSource& source, std::uint64_t offset, std::uint64_t count, ByteSink& sink) {
+  std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(count, 1ull << 20)), '\0');
+  while (count > 0) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, buffer.size()));
+    source.readAt(offset, buffer.data(), n);
+    sink.write(buffer.data(), n);
+    offset += n;
+    count -= n;
+  }
+}
+
 void StringSink::write(const void* data, std::size_t count) {
   bytes_.append(static_cast<const char*>(data), count);
 }
@@ -195,16 +206,9 @@ bool AtomicFileSink::copyRange(const ByteSource& source, std::uint64_t offset, s
     if (copied <= 0) break;  // refused (EXDEV, ENOSYS, EINVAL, ...) or at the end: stream what is left
     left -= static_cast<std::uint64_t>(copied);
   }
+  position_ += count - left;
   // What the kernel did not copy goes through a buffer.
-  std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(left, 1ull << 20)), '\0');
-  while (left > 0) {
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
-    source.readAt(static_cast<std::uint64_t>(in_offset), buffer.data(), n);
-    writeAll(fd_, buffer.data(), n, temp_path_);
-    in_offset += static_cast<off_t>(n);
-    left -= n;
-  }
-  position_ += count;
+  streamRange(source, static_cast<std::uint64_t>(in_offset), left, *this);
   return true;
 }
 

@@ -48,6 +48,10 @@ class ByteSink {
   }
 };
 
+// Appends `count` bytes of `source` from `offset` to `sink` through a 1 MiB
+// buffer: the portable way, where ByteSink::copyRange cannot.
+void streamRange(const ByteSource& source, std::uint64_t offset, std::uint64_t count, ByteSink& sink);
+
 // Collects output in a string.
 class StringSink : public ByteSink {
  public:
