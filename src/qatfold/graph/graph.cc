@@ -33,19 +33,6 @@ bool isPure(const std::string& target) {
   return true;
 }
 
-Json newSpecJson(InputKind kind, const std::string& name, const std::string& fqn) {
-  switch (kind) {
-    case InputKind::kParameter:
-      return Json{{"parameter", Json{{"arg", Json{{"name", name}}}, {"parameter_name", fqn}}}};
-    case InputKind::kBuffer:
-      return Json{{"buffer", Json{{"arg", Json{{"name", name}}}, {"buffer_name", fqn}, {"persistent", true}}}};
-    case InputKind::kTensorConstant:
-      return Json{{"tensor_constant", Json{{"arg", Json{{"name", name}}}, {"tensor_constant_name", fqn}}}};
-    default:
-      throw Error("only parameters, buffers and tensor constants can be added");
-  }
-}
-
 }  // namespace
 
 // ---- Value and Node ---------------------------------------------------------
@@ -162,13 +149,12 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
     auto node = std::make_unique<Node>();
     node->target_ = source_node.target;
     node->metadata_ = source_node.metadata;
-    node->raw_ = source_node.raw;
-    if (auto it = source_node.raw.find("name"); it != source_node.raw.end() && it->is_string()) {
-      node->name_ = it->get<std::string>();
-    }
+    node->source_ = source_node.source;
+    node->members_ = source_node.members;
+    node->name_ = source_node.name;
     Node* raw_node = node.get();
     for (const program::NamedArgument& input : source_node.inputs) {
-      Operand operand{input.name, input.arg, {}, input.raw};
+      Operand operand{input.name, input.arg, {}, input.source, input.members};
       if (input.arg.refersToTensors()) {
         for (const auto& reference : input.arg.tensorReferences()) {
           Value* value = nullptr;
@@ -306,6 +292,8 @@ void Graph::replaceAllUsesWith(Value* from, Value* to) {
       for (Value*& value : operand.values) {
         if (value == from) {
           value = to;
+          operand.source = {};
+          user->source_ = {};
           removeUse(from, user);
           addUse(to, user);
         }
@@ -329,6 +317,8 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
       if (old != nullptr) removeUse(old, node);
     }
     operand.argument = program::Argument::tensor(value->name_);
+    operand.source = {};
+    node->source_ = {};
     operand.values = {value};
     addUse(value, node);
     afterMutation();
@@ -336,9 +326,9 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
   }
   for (auto it = node->operands_.begin(); !insert_after.empty() && it != node->operands_.end(); ++it) {
     if (it->name != insert_after) continue;
-    Operand operand{std::string(operand_name), program::Argument::tensor(value->name_), {value},
-                    Json{{"name", std::string(operand_name)}, {"arg", nullptr}, {"kind", 1}}};
+    Operand operand{std::string(operand_name), program::Argument::tensor(value->name_), {value}, {}, {}};
     node->operands_.insert(std::next(it), std::move(operand));
+    node->source_ = {};
     addUse(value, node);
     afterMutation();
     return;
@@ -354,7 +344,6 @@ Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
   for (const NodeSpec::Input& input : spec.inputs) {
     Operand operand;
     operand.name = input.name;
-    operand.raw = Json{{"name", input.name}, {"arg", nullptr}, {"kind", 1}};
     if (const auto* value = std::get_if<Value*>(&input.value)) {
       operand.argument = program::Argument::tensor((*value)->name_);
       operand.values = {*value};
@@ -369,8 +358,6 @@ Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
   node->name_ = name;
   node->outputs_ = {output};
   node->output_arguments_ = {program::Argument::tensor(name)};
-  node->raw_ = Json{{"target", spec.target}, {"inputs", Json::array()},  {"outputs", Json::array()},
-                    {"metadata", Json::object()}, {"is_hop_single_tensor_return", nullptr}, {"name", name}};
   for (Operand& operand : node->operands_) {
     for (Value* value : operand.values) addUse(value, raw);
   }
@@ -417,8 +404,6 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
   payload->meta.is_param = kind == InputKind::kParameter;
   payload->meta.use_pickle = false;
   payload->meta.tensor_meta = meta;
-  payload->meta.raw = Json{{"path_name", ""}, {"is_param", payload->meta.is_param}, {"use_pickle", false},
-                           {"tensor_meta", nullptr}};
   payload->storage = std::move(storage);
   (void)payload->view();  // the bytes must fit the meta
   list.push_back(payload);
@@ -429,7 +414,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
   value->target_ = fqn;
   value->payload_ = payload;
   value->input_argument_ = program::Argument::tensor(name);
-  value->spec_ = program::InputSpec::parse(newSpecJson(kind, name, fqn), "new input");
+  value->spec_ = program::InputSpec::constant(kind, name, fqn);
 
   // After the last placeholder of the same kind, else after the last constant, else first.
   auto insert_at = placeholders_.begin();
@@ -449,6 +434,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
 void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std::shared_ptr<const Storage> storage) {
   if (!placeholder->payload_) throw Error("'" + placeholder->name_ + "' is not a constant tensor");
   auto replacement = std::make_shared<Payload>(*placeholder->payload_);
+  replacement->meta.source = {};
   replacement->meta.tensor_meta = meta;
   replacement->meta.use_pickle = false;
   replacement->storage = std::move(storage);
@@ -575,11 +561,13 @@ program::ExportedProgram Graph::toExportedProgram() const {
   for (const auto& node : nodes_) {
     program::Node emitted;
     emitted.target = node->target_;
+    emitted.name = node->name_;
     emitted.metadata = node->metadata_;
-    emitted.raw = node->raw_;
+    emitted.source = node->source_;
+    emitted.members = node->members_;
     for (const Operand& operand : node->operands_) {
-      program::NamedArgument named{operand.name, operand.argument, operand.raw};
-      if (operand.argument.refersToTensors()) {
+      program::NamedArgument named{operand.name, operand.argument, operand.source, operand.members};
+      if (operand.source.empty() && operand.argument.refersToTensors()) {
         std::vector<std::optional<std::string>> names;
         for (const Value* value : operand.values) {
           names.push_back(value ? std::optional<std::string>(value->name_) : std::nullopt);
@@ -597,9 +585,12 @@ program::ExportedProgram Graph::toExportedProgram() const {
   for (const GraphOutput& output : outputs_) {
     program::Argument argument = output.argument;
     program::OutputSpec spec = output.spec;
-    if (output.value != nullptr) {
+    if (output.value != nullptr && *argument.tensorReferences()[0] != output.value->name_) {
       argument = program::Argument::tensor(output.value->name_);
-      if (spec.arg.is("as_tensor")) spec.arg = argument;
+      if (spec.arg.is("as_tensor")) {
+        spec.arg = argument;
+        spec.source = {};
+      }
     }
     out.graph.outputs.push_back(argument);
     out.signature.output_specs.push_back(std::move(spec));

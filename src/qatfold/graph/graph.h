@@ -72,7 +72,8 @@ struct Operand {
   std::string name;
   program::Argument argument;  // constants, and the shape of tensor references
   std::vector<Value*> values;
-  Json raw;
+  std::string_view source;     // the input as read; empty once it changed
+  program::RawMembers members;  // its other members (kind), empty if new
 };
 
 // An operation: target, named operands, outputs, metadata.
@@ -96,7 +97,7 @@ class Node {
   Value* output(std::size_t index = 0) const { return outputs_.at(index); }
   // All values this node reads, in operand order (with repetition).
   std::vector<Value*> inputValues() const;
-  const Json& metadata() const { return metadata_; }
+  const program::Metadata& metadata() const { return metadata_; }
 
  private:
   friend class Graph;
@@ -107,8 +108,9 @@ class Node {
   std::vector<Value*> outputs_;
   // Outputs that are not tensors (sym ints, ...); such nodes are never dead.
   bool has_untracked_outputs_ = false;
-  Json metadata_;
-  Json raw_;
+  program::Metadata metadata_;
+  std::string_view source_;     // the node as read; empty once it changed
+  program::RawMembers members_;  // empty for new nodes
   std::list<std::unique_ptr<Node>>::iterator position_;
 };
 
@@ -123,7 +125,7 @@ struct NodeSpec {
   // Name of the source node: new value names derive from it.
   std::string name_hint;
   program::TensorMeta output_meta;  // one tensor output
-  Json metadata = Json::object();
+  program::Metadata metadata;
 };
 
 class Graph {

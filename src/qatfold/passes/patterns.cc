@@ -90,9 +90,9 @@ std::optional<AffineQuantization> readAffineQuantization(graph::Node* node) {
 
 std::string modulePath(const graph::Node& node) {
   // nn_module_stack is "key,path,type;key,path,type;..." outermost first.
-  auto it = node.metadata().find("nn_module_stack");
-  if (it == node.metadata().end() || !it->is_string()) return "";
-  const std::string& stack = it->get_ref<const std::string&>();
+  const std::optional<std::string> found = node.metadata().stringValue("nn_module_stack");
+  if (!found) return "";
+  const std::string& stack = *found;
   std::size_t start = stack.rfind(';');
   std::string last = stack.substr(start == std::string::npos ? 0 : start + 1);
   auto first_comma = last.find(',');

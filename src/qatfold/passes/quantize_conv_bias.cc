@@ -28,12 +28,8 @@ std::optional<std::int64_t> outputChannels(const graph::Node& conv, const graph:
   return out->sizes[batched ? 1 : 0];
 }
 
-Json copiedMetadata(const graph::Node& source) {
-  Json metadata = Json::object();
-  for (const char* key : {"stack_trace", "nn_module_stack"}) {
-    if (auto it = source.metadata().find(key); it != source.metadata().end()) metadata[key] = *it;
-  }
-  return metadata;
+program::Metadata copiedMetadata(const graph::Node& source) {
+  return source.metadata().subset({"stack_trace", "nn_module_stack"});
 }
 
 }  // namespace

@@ -9,8 +9,6 @@
 #include "qatfold/error.h"
 
 namespace qatfold {
-namespace {
-
 
 // Quotes bare NaN / Infinity / -Infinity tokens that appear outside strings,
 // so the strict parser sees torch's string encoding instead.
@@ -55,7 +53,7 @@ bool mayContainBareNonFinite(std::string_view text) {
          text.find("Infinity") != std::string_view::npos;
 }
 
-void appendEscapedString(std::string& out, const std::string& s) {
+void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
   std::size_t i = 0;
   auto emit_unit = [&out](unsigned unit) {
@@ -133,12 +131,12 @@ void appendJson(std::string& out, const Json& v) {
       if (std::isfinite(d)) {
         out.append(formatFloatLikePython(d));
       } else {
-        appendEscapedString(out, floatToJson(d).get<std::string>());
+        appendJsonString(out, floatToJson(d).get<std::string>());
       }
       return;
     }
     case Json::value_t::string:
-      appendEscapedString(out, v.get_ref<const std::string&>());
+      appendJsonString(out, v.get_ref<const std::string&>());
       return;
     case Json::value_t::array: {
       out.push_back('[');
@@ -157,7 +155,7 @@ void appendJson(std::string& out, const Json& v) {
       for (auto it = v.begin(); it != v.end(); ++it) {
         if (!first) out.append(", ");
         first = false;
-        appendEscapedString(out, it.key());
+        appendJsonString(out, it.key());
         out.append(": ");
         appendJson(out, it.value());
       }
@@ -170,17 +168,13 @@ void appendJson(std::string& out, const Json& v) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Throws when arrays and objects in `text` nest deeper than `max_depth`. A
 // linear scan outside string literals, run before parsing, so the parser
 // takes its plain path (its callback hook cost about 5% of a parse in
 // bench/json_readers, and the limit must hold before any allocation).
 // Brackets inside strings do not count; malformed text is the parser's to
 // report, so the scan only ever measures depth.
-void checkDepth(std::string_view text, std::size_t max_depth) {
+void checkJsonDepth(std::string_view text, std::size_t max_depth) {
   std::size_t depth = 0;
   bool in_string = false;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -204,10 +198,8 @@ void checkDepth(std::string_view text, std::size_t max_depth) {
   }
 }
 
-}  // namespace
-
 Json parseJson(std::string_view text, std::size_t max_depth) {
-  checkDepth(text, max_depth);
+  checkJsonDepth(text, max_depth);
   try {
     if (mayContainBareNonFinite(text)) {
       std::string fixed = quoteBareNonFinite(text);

@@ -23,6 +23,18 @@ Json parseJson(std::string_view text, std::size_t max_depth = 512);
 // ensure_ascii, and floats in repr() form: a program we read and do not
 // change is written back byte for byte.
 std::string dumpJson(const Json& value);
+// dumpJson(value) appended to `out`.
+void appendJson(std::string& out, const Json& value);
+// A JSON string literal of `text` (UTF-8), escaped like json.dumps.
+void appendJsonString(std::string& out, std::string_view text);
+
+// Throws Error when arrays and objects in `text` nest deeper than
+// `max_depth` (the message names the limit's option).
+void checkJsonDepth(std::string_view text, std::size_t max_depth);
+// Whether `text` may hold bare NaN/Infinity tokens (cheap, may say yes
+// wrongly), and `text` with such tokens outside strings quoted.
+bool mayContainBareNonFinite(std::string_view text);
+std::string quoteBareNonFinite(std::string_view text);
 
 // Reads a float field: a number, or one of torch's non-finite strings.
 // Returns false if `value` is neither.

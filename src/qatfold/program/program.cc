@@ -10,7 +10,7 @@ constexpr const char* kModelsDirectory = "models/";
 
 program::PayloadConfig loadConfig(const Archive& archive, const std::string& path) {
   if (!archive.has(path)) throw Error("archive has no payload config '" + path + "'");
-  return program::PayloadConfig::parse(parseJsonRecord(archive, path), path);
+  return program::PayloadConfig::parse(readJsonRecord(archive, path), path);
 }
 
 std::vector<std::shared_ptr<Payload>> bindPayloads(const Archive& archive, const program::PayloadConfig& config,
@@ -43,7 +43,7 @@ std::vector<std::shared_ptr<Payload>> bindPayloads(const Archive& archive, const
 
 }  // namespace
 
-Json parseJsonRecord(const Archive& archive, const std::string& path) {
+std::shared_ptr<const JsonText> readJsonRecord(const Archive& archive, const std::string& path) {
   const ReadLimits& limits = archive.limits();
   const std::uint64_t size = archive.entry(path).uncompressed_size;
   if (size > limits.max_json_bytes) {
@@ -51,7 +51,7 @@ Json parseJsonRecord(const Archive& archive, const std::string& path) {
                 std::to_string(limits.max_json_bytes) + raiseWith("--max-json-size"));
   }
   try {
-    return parseJson(archive.read(path), limits.max_json_depth);
+    return JsonText::parse(archive.read(path), limits.max_json_depth);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
@@ -89,7 +89,7 @@ std::unique_ptr<Program> Program::load(const Archive& archive) {
   auto program = std::make_unique<Program>();
   program->model_name = models.front();
   const std::string model_path = modelJsonPath(program->model_name);
-  program->exported = program::ExportedProgram::parse(parseJsonRecord(archive, model_path), model_path);
+  program->exported = program::ExportedProgram::parse(readJsonRecord(archive, model_path), model_path);
   program->weights_config = loadConfig(archive, weightsConfigPath(program->model_name));
   program->constants_config = loadConfig(archive, constantsConfigPath(program->model_name));
   std::map<std::string, std::shared_ptr<Storage>> storages;

@@ -56,6 +56,6 @@ std::string constantsConfigPath(const std::string& model_name);
 }  // namespace qatfold
 
 namespace qatfold {
-// Reads and parses a JSON record; errors name the record.
-Json parseJsonRecord(const Archive& archive, const std::string& path);
+// Reads and validates a JSON record under the archive's limits; errors name the record.
+std::shared_ptr<const JsonText> readJsonRecord(const Archive& archive, const std::string& path);
 }  // namespace qatfold

@@ -1,18 +1,30 @@
 // Typed view of the serialized ExportedProgram (torch/_export/serde/schema.py,
 // major version 8).
 //
-// Every struct keeps the JSON object it was parsed from in `raw`; toJson()
-// starts from it and overwrites only the fields the struct interprets, so
-// fields we do not know survive in place and in order.
+// The reader (schema_reader.cc) validates a record with simdjson, then
+// parses only the fields the passes interpret. Everything else stays as a
+// slice of the record's text: each struct keeps the exact text it was read
+// from (`source`) and, where the writer may have to rebuild it, its members
+// as slices (`members`). The writer (schema_writer.cc) re-emits every part
+// that still has its source verbatim and builds the rest in the exact
+// format of Python's json.dumps. So an untouched node, tensor meta or spec
+// comes out byte for byte as it came in, without being re-serialized.
+//
+// Slices point into a JsonText that the owning ExportedProgram or
+// PayloadConfig keeps alive (`text`). Parsed structs are never edited in
+// place: a changed part is a new value without a source.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "qatfold/program/json.h"
+#include "qatfold/program/json_text.h"
 
 namespace qatfold::program {
 
@@ -42,13 +54,38 @@ std::size_t elementSize(ScalarType type);
 // "float32", "int8", ... ("dtype<N>" for others).
 std::string scalarTypeName(ScalarType type);
 
+// One member of a JSON object as the record spells it: the key between its
+// quotes (escapes kept) and the value's exact text. A member the owning
+// struct writes from its fields has an empty `value`: it only holds its place.
+struct RawMember {
+  std::string_view key;
+  std::string_view value;
+};
+using RawMembers = std::vector<RawMember>;
+
+// A node's metadata (stack_trace, nn_module_stack, ...): opaque to every
+// pass, kept as slices and copied between nodes as they are.
+struct Metadata {
+  std::string_view source;  // the whole object; empty once members changed
+  RawMembers members;
+
+  // The decoded value of string member `key`, or nullopt.
+  std::optional<std::string> stringValue(std::string_view key) const;
+  // A copy holding only the members named in `keys`, in that order.
+  Metadata subset(std::initializer_list<std::string_view> keys) const;
+  void write(std::string& out) const;
+};
+
 // The schema's Argument union: {"as_<kind>": payload}.
 class Argument {
  public:
   Argument() = default;
-  Argument(std::string tag, Json payload) : tag_(std::move(tag)), payload_(std::move(payload)) {}
-  // Throws Error naming `where` if `json` is not a one-key object.
-  static Argument parse(const Json& json, const std::string& where);
+  // `source` is the union's exact text when the argument was read.
+  Argument(std::string tag, Json payload, std::string_view source = {})
+      : tag_(std::move(tag)), payload_(std::move(payload)), source_(source) {}
+  // Checks the payload's shape against the kind; throws Error naming `where`.
+  void validate(const std::string& where) const;
+  void write(std::string& out) const;
   Json toJson() const;
 
   static Argument none() { return {"as_none", true}; }
@@ -60,6 +97,7 @@ class Argument {
 
   const std::string& tag() const { return tag_; }
   const Json& payload() const { return payload_; }
+  std::string_view source() const { return source_; }
   bool is(const char* tag) const { return tag_ == tag; }
   bool isNone() const { return tag_ == "as_none"; }
 
@@ -83,6 +121,7 @@ class Argument {
  private:
   std::string tag_;
   Json payload_;
+  std::string_view source_;
 };
 
 // TensorMeta: dtype, shape, strides, device.
@@ -93,14 +132,15 @@ struct TensorMeta {
   std::int64_t storage_offset = 0;
   bool requires_grad = false;
   // True when a size, stride or offset is symbolic; the numbers are then not
-  // meaningful and toJson() returns `raw` unchanged.
+  // meaningful and only `source` describes the tensor.
   bool symbolic = false;
-  Json raw;
+  // The record's text of this meta; empty for metas built in memory, which
+  // are written as contiguous CPU tensors.
+  std::string_view source;
 
-  static TensorMeta parse(const Json& json, const std::string& where);
   // A contiguous CPU tensor of `dtype` and `sizes`.
   static TensorMeta contiguous(ScalarType dtype, const std::vector<std::int64_t>& sizes);
-  Json toJson() const;
+  void write(std::string& out) const;
   std::int64_t numel() const;
   // Bytes the storage must hold for this view (0 for empty tensors);
   // throws Error on overflow or negative strides.
@@ -108,21 +148,24 @@ struct TensorMeta {
   std::string shapeString() const;  // "[1, 3, 16, 16]"
 };
 
-// A node input: schema name, argument, and ArgumentKind (positional/keyword).
+// A node input: schema name, argument, and its other members (kind).
 struct NamedArgument {
   std::string name;
   Argument arg;
-  Json raw;
-  Json toJson() const;
+  std::string_view source;  // empty once the argument changed
+  RawMembers members;       // empty for inputs built in memory
+  void write(std::string& out) const;
 };
 
 struct Node {
   std::string target;  // "torch.ops.aten.conv2d.default"
+  std::string name;    // torch's fx node name, when the record has one
   std::vector<NamedArgument> inputs;
   std::vector<Argument> outputs;
-  Json metadata;  // object of strings: stack_trace, nn_module_stack, ...
-  Json raw;
-  Json toJson() const;
+  Metadata metadata;
+  std::string_view source;  // empty once anything in the node changed
+  RawMembers members;       // empty for nodes built in memory
+  void write(std::string& out) const;
 };
 
 // What a graph input is bound to.
@@ -132,17 +175,18 @@ struct InputSpec {
   InputKind kind = InputKind::kUserInput;
   std::string name;    // the graph value (placeholder) it binds
   std::string target;  // parameter/buffer/constant FQN, empty for user inputs
-  Json raw;            // {"parameter": {...}} etc.
-  static InputSpec parse(const Json& json, const std::string& where);
-  Json toJson() const;
+  std::string_view source;
+  // A new parameter, buffer or tensor constant input (throws for other kinds).
+  static InputSpec constant(InputKind kind, const std::string& name, const std::string& target);
+  void write(std::string& out) const;
 };
 
 struct OutputSpec {
   std::string kind;  // "user_output", "buffer_mutation", ...
   Argument arg;
-  Json raw;
-  static OutputSpec parse(const Json& json, const std::string& where);
-  Json toJson() const;
+  std::string_view source;  // empty once the argument changed
+  RawMembers body;          // members of the {kind: body} object
+  void write(std::string& out) const;
 };
 
 struct Graph {
@@ -150,22 +194,22 @@ struct Graph {
   std::vector<Argument> outputs;
   std::vector<Node> nodes;
   std::vector<std::pair<std::string, TensorMeta>> tensor_values;  // file order
-  Json raw;
-  Json toJson() const;
+  RawMembers members;
+  void write(std::string& out) const;
 };
 
 struct GraphSignature {
   std::vector<InputSpec> input_specs;
   std::vector<OutputSpec> output_specs;
-  Json raw;
-  Json toJson() const;
+  RawMembers members;
+  void write(std::string& out) const;
 };
 
 // One entry of the module call graph: a submodule's FQN and, for the root
-// and preserved modules, its call signature (kept as JSON).
+// and preserved modules, its call signature (the record's text).
 struct ModuleCallEntry {
   std::string fqn;
-  Json signature;
+  std::string_view signature;
 };
 
 struct ExportedProgram {
@@ -176,18 +220,22 @@ struct ExportedProgram {
   int schema_major = 0;
   int schema_minor = 0;
   std::string torch_version;
-  // The whole document; range_constraints, verifiers, guards_code and every
-  // field not listed above stay here untouched. The passes never change the
-  // module call graph or the opsets, so toJson() writes them from here.
-  Json raw;
+  // The record. Everything outside graph_module.graph and
+  // graph_module.signature (range constraints, verifiers, the module call
+  // graph, ...) is written back from it unchanged.
+  std::shared_ptr<const JsonText> text;
+  std::size_t graph_begin = 0, graph_end = 0;          // span of graph_module.graph
+  std::size_t signature_begin = 0, signature_end = 0;  // span of graph_module.signature
 
   // Parses models/<name>.json; `where` names it in messages. Refuses other
   // schema major versions.
-  // Takes the document by value: pass it with std::move to spare a copy.
-  static ExportedProgram parse(Json json, const std::string& where);
+  static ExportedProgram parse(std::shared_ptr<const JsonText> text, const std::string& where);
   // A copy without the graph's inputs, outputs, nodes and tensor values and
   // the signature's specs: what an emitter fills in again.
   ExportedProgram shell() const;
+  // The record as it now stands.
+  std::string dump() const;
+  // dump(), parsed (for tests and tools that inspect the result).
   Json toJson() const;
 };
 
@@ -197,16 +245,18 @@ struct PayloadMeta {
   bool is_param = false;
   bool use_pickle = false;
   std::optional<TensorMeta> tensor_meta;  // absent for custom objects
-  Json raw;
-  static PayloadMeta parse(const Json& json, const std::string& where);
-  Json toJson() const;
+  std::string_view source;       // the entry as read
+  std::string source_path_name;  // path_name as read: a renamed entry is rebuilt
+  RawMembers members;
+  void write(std::string& out) const;
 };
 
 struct PayloadConfig {
   std::vector<std::pair<std::string, PayloadMeta>> entries;  // FQN -> meta, file order
-  Json raw;
-  static PayloadConfig parse(const Json& json, const std::string& where);
-  Json toJson() const;
+  RawMembers members;
+  std::shared_ptr<const JsonText> text;  // keeps the slices alive
+  static PayloadConfig parse(std::shared_ptr<const JsonText> text, const std::string& where);
+  std::string dump() const;
   const PayloadMeta* tryFind(const std::string& fqn) const;
 };
 

@@ -33,7 +33,8 @@ void planSection(const Archive& archive, const program::PayloadConfig& original,
     }
   }
   program::PayloadConfig config;
-  config.raw = original.raw;
+  config.members = original.members;
+  config.text = original.text;
   std::map<const Storage*, std::string> new_records;
   std::set<std::string> referenced;
   for (const auto& payload : payloads) {
@@ -54,7 +55,7 @@ void planSection(const Archive& archive, const program::PayloadConfig& original,
   for (const auto& [fqn, meta] : original.entries) {
     if (referenced.count(meta.path_name) == 0) edit.remove(directory + meta.path_name);
   }
-  edit.put(config_path, dumpJson(config.toJson()));
+  edit.put(config_path, config.dump());
 }
 
 }  // namespace
@@ -62,7 +63,7 @@ void planSection(const Archive& archive, const program::PayloadConfig& original,
 ArchiveEdit planProgramEdit(const Archive& archive, const graph::Graph& graph) {
   const Program& source = graph.source();
   ArchiveEdit edit;
-  edit.put(modelJsonPath(source.model_name), dumpJson(graph.toExportedProgram().toJson()));
+  edit.put(modelJsonPath(source.model_name), graph.toExportedProgram().dump());
   planSection(archive, source.weights_config, graph.weights(), PayloadSection::kWeights,
               weightsConfigPath(source.model_name), edit);
   planSection(archive, source.constants_config, graph.constants(), PayloadSection::kConstants,

@@ -1,0 +1,682 @@
+// Reads the schema's records from a validated JsonText with simdjson's
+// On-Demand API: the fields the passes interpret become typed values, the
+// rest stays as slices of the text (see schema.h).
+#include <simdjson.h>
+
+#include "qatfold/error.h"
+#include "qatfold/program/schema.h"
+
+namespace qatfold::program {
+namespace {
+
+namespace od = simdjson::ondemand;
+using od::json_type;
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) { throw Error(where + ": " + what); }
+
+template <class T>
+T take(simdjson::simdjson_result<T>&& result, const std::string& where) {
+  T value;
+  if (auto error = std::move(result).get(value)) fail(where, simdjson::error_message(error));
+  return value;
+}
+
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n' || text.back() == '\r' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+json_type typeOf(od::value& value, const std::string& where) { return take(value.type(), where); }
+
+// The key of `field` as the text spells it, between the quotes.
+std::string_view keyOf(od::field& field) {
+  const char* begin = field.key().raw();
+  const char* end = begin;
+  while (*end != '"') end += *end == '\\' ? 2 : 1;  // the text is validated: the quote comes
+  return {begin, static_cast<std::size_t>(end - begin)};
+}
+
+std::string_view rawValue(od::value& value, const std::string& where) {
+  switch (typeOf(value, where)) {
+    case json_type::object: {
+      od::object object = take(value.get_object(), where);
+      return trimmed(take(object.raw_json(), where));
+    }
+    case json_type::array: {
+      od::array array = take(value.get_array(), where);
+      return trimmed(take(array.raw_json(), where));
+    }
+    default:
+      return trimmed(value.raw_json_token());
+  }
+}
+
+od::object expectObject(od::value& value, const std::string& where) {
+  if (typeOf(value, where) != json_type::object) fail(where, "expected an object");
+  return take(value.get_object(), where);
+}
+
+od::array expectArray(od::value& value, const std::string& where) {
+  if (typeOf(value, where) != json_type::array) fail(where, "expected a list");
+  return take(value.get_array(), where);
+}
+
+// An object's own text; the object is rewound so it can be walked after.
+std::string_view sourceOf(od::object& object, const std::string& where) {
+  std::string_view source = trimmed(take(object.raw_json(), where));
+  take(object.reset(), where);
+  return source;
+}
+
+std::string expectString(od::value& value, const std::string& where) {
+  if (typeOf(value, where) != json_type::string) fail(where, "expected a string");
+  return std::string(take(value.get_string(), where));
+}
+
+bool expectBool(od::value& value, const std::string& where) {
+  if (typeOf(value, where) != json_type::boolean) fail(where, "expected a boolean");
+  return take(value.get_bool(), where);
+}
+
+std::int64_t expectInt(od::value& value, const std::string& where) {
+  if (typeOf(value, where) != json_type::number ||
+      take(value.get_number_type(), where) == od::number_type::floating_point_number) {
+    fail(where, "expected an integer");
+  }
+  std::int64_t result = 0;
+  if (value.get_int64().get(result)) fail(where, "expected an integer");
+  return result;
+}
+
+template <class F>
+void forEachMember(od::object& object, const std::string& where, F&& visit) {
+  for (auto member : object) {
+    od::field field = take(std::move(member), where);
+    visit(field);
+  }
+}
+
+template <class F>
+void forEachItem(od::array& array, const std::string& where, F&& visit) {
+  std::size_t index = 0;
+  for (auto item : array) {
+    od::value value = take(std::move(item), where);
+    visit(value, index++);
+  }
+}
+
+void requireField(bool seen, const char* key, const std::string& where) {
+  if (!seen) fail(where, std::string("missing field '") + key + "'");
+}
+
+// A small value as a Json tree (arguments, specs).
+Json toJson(od::value& value, const std::string& where);
+
+Json objectToJson(od::object& object, const std::string& where) {
+  Json out = Json::object();
+  forEachMember(object, where, [&](od::field& field) {
+    std::string key(take(field.unescaped_key(), where));
+    od::value member = field.value();
+    Json converted = toJson(member, where);
+    out[key] = std::move(converted);
+  });
+  return out;
+}
+
+Json toJson(od::value& value, const std::string& where) {
+  switch (typeOf(value, where)) {
+    case json_type::object: {
+      od::object object = take(value.get_object(), where);
+      return objectToJson(object, where);
+    }
+    case json_type::array: {
+      Json out = Json::array();
+      od::array array = take(value.get_array(), where);
+      forEachItem(array, where, [&](od::value& item, std::size_t) { out.push_back(toJson(item, where)); });
+      return out;
+    }
+    case json_type::number:
+      switch (take(value.get_number_type(), where)) {
+        case od::number_type::signed_integer:
+          return take(value.get_int64(), where);
+        case od::number_type::unsigned_integer:
+          return take(value.get_uint64(), where);
+        default:
+          return take(value.get_double(), where);
+      }
+    case json_type::string:
+      return std::string(take(value.get_string(), where));
+    case json_type::boolean:
+      return take(value.get_bool(), where);
+    case json_type::null:
+      (void)value.is_null();
+      return nullptr;
+  }
+  fail(where, "unexpected JSON value");
+}
+
+Argument readArgument(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  std::string_view source = sourceOf(object, where);
+  std::string tag;
+  Json payload;
+  std::size_t members = 0;
+  forEachMember(object, where, [&](od::field& field) {
+    ++members;
+    tag = std::string(take(field.unescaped_key(), where));
+    od::value member = field.value();
+    payload = toJson(member, where);
+  });
+  if (members != 1) fail(where, "expected a union with exactly one member");
+  Argument argument(std::move(tag), std::move(payload), source);
+  argument.validate(where);
+  return argument;
+}
+
+// A SymInt that is a concrete {"as_int": n}; nullopt when symbolic.
+std::optional<std::int64_t> readSymInt(od::value& value, const std::string& where) {
+  if (typeOf(value, where) != json_type::object) fail(where, "expected a SymInt union");
+  od::object object = take(value.get_object(), where);
+  std::size_t members = 0;
+  std::optional<std::int64_t> concrete;
+  forEachMember(object, where, [&](od::field& field) {
+    ++members;
+    if (keyOf(field) == "as_int") concrete = expectInt(field.value(), where);
+  });
+  if (members != 1) fail(where, "expected a SymInt union");
+  return concrete;
+}
+
+std::vector<std::optional<std::int64_t>> readSymInts(od::value& value, const std::string& where) {
+  std::vector<std::optional<std::int64_t>> values;
+  od::array array = expectArray(value, where);
+  forEachItem(array, where, [&](od::value& item, std::size_t) { values.push_back(readSymInt(item, where)); });
+  return values;
+}
+
+TensorMeta readTensorMeta(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  TensorMeta meta;
+  meta.source = sourceOf(object, where);
+  bool seen_dtype = false, seen_grad = false, seen_sizes = false, seen_strides = false, seen_offset = false;
+  std::vector<std::optional<std::int64_t>> sizes, strides;
+  std::optional<std::int64_t> offset;
+  forEachMember(object, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    if (key == "dtype") {
+      meta.dtype = static_cast<ScalarType>(expectInt(field.value(), where + ".dtype"));
+      seen_dtype = true;
+    } else if (key == "requires_grad") {
+      meta.requires_grad = expectBool(field.value(), where + ".requires_grad");
+      seen_grad = true;
+    } else if (key == "sizes") {
+      sizes = readSymInts(field.value(), where + ".sizes");
+      seen_sizes = true;
+    } else if (key == "strides") {
+      strides = readSymInts(field.value(), where + ".strides");
+      seen_strides = true;
+    } else if (key == "storage_offset") {
+      offset = readSymInt(field.value(), where + ".storage_offset");
+      seen_offset = true;
+    }
+  });
+  requireField(seen_dtype, "dtype", where);
+  requireField(seen_grad, "requires_grad", where);
+  requireField(seen_sizes, "sizes", where);
+  requireField(seen_strides, "strides", where);
+  requireField(seen_offset, "storage_offset", where);
+  if (sizes.size() != strides.size()) fail(where, "sizes and strides have different lengths");
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    if (!sizes[i] || !strides[i]) {
+      meta.symbolic = true;
+      continue;
+    }
+    if (*sizes[i] < 0) fail(where + ".sizes", "negative size " + std::to_string(*sizes[i]));
+    meta.sizes.push_back(*sizes[i]);
+    meta.strides.push_back(*strides[i]);
+  }
+  std::int64_t elements = 1;
+  for (std::int64_t size : meta.sizes) {
+    if (__builtin_mul_overflow(elements, size, &elements)) fail(where + ".sizes", "element count overflows");
+  }
+  if (!offset) {
+    meta.symbolic = true;
+  } else {
+    if (*offset < 0) fail(where + ".storage_offset", "negative storage offset");
+    meta.storage_offset = *offset;
+  }
+  if (meta.symbolic) {
+    meta.sizes.clear();
+    meta.strides.clear();
+  }
+  return meta;
+}
+
+Metadata readMetadata(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  Metadata metadata;
+  metadata.source = sourceOf(object, where);
+  forEachMember(object, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    metadata.members.push_back({key, rawValue(field.value(), where)});
+  });
+  return metadata;
+}
+
+NamedArgument readNamedArgument(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  NamedArgument named;
+  named.source = sourceOf(object, where);
+  bool seen_name = false, seen_arg = false;
+  forEachMember(object, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    if (key == "name") {
+      named.name = expectString(field.value(), where + ".name");
+      named.members.push_back({key, {}});
+      seen_name = true;
+    } else if (key == "arg") {
+      named.arg = readArgument(field.value(), where + ".arg");
+      named.members.push_back({key, {}});
+      seen_arg = true;
+    } else {
+      named.members.push_back({key, rawValue(field.value(), where)});
+    }
+  });
+  requireField(seen_name, "name", where);
+  requireField(seen_arg, "arg", where);
+  return named;
+}
+
+Node readNode(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  Node node;
+  node.source = sourceOf(object, where);
+  bool seen_target = false, seen_inputs = false, seen_outputs = false;
+  forEachMember(object, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    if (key == "target") {
+      node.target = expectString(field.value(), where + ".target");
+      seen_target = true;
+    } else if (key == "inputs") {
+      od::array inputs = expectArray(field.value(), where + ".inputs");
+      forEachItem(inputs, where, [&](od::value& item, std::size_t k) {
+        node.inputs.push_back(readNamedArgument(item, where + ".inputs[" + std::to_string(k) + "]"));
+      });
+      seen_inputs = true;
+    } else if (key == "outputs") {
+      od::array outputs = expectArray(field.value(), where + ".outputs");
+      forEachItem(outputs, where, [&](od::value& item, std::size_t k) {
+        node.outputs.push_back(readArgument(item, where + ".outputs[" + std::to_string(k) + "]"));
+      });
+      seen_outputs = true;
+    } else if (key == "metadata") {
+      node.metadata = readMetadata(field.value(), where + ".metadata");
+    } else {
+      od::value member = field.value();
+      if (key == "name" && typeOf(member, where) == json_type::string) {
+        node.name = std::string(take(member.get_string(), where));
+        node.members.push_back({key, trimmed(member.raw_json_token())});
+        return;
+      }
+      node.members.push_back({key, rawValue(member, where)});
+      return;
+    }
+    node.members.push_back({key, {}});
+  });
+  requireField(seen_target, "target", where);
+  requireField(seen_inputs, "inputs", where);
+  requireField(seen_outputs, "outputs", where);
+  return node;
+}
+
+// ---- signature ----------------------------------------------------------------
+
+const Json& jsonField(const Json& object, const char* key, const std::string& where) {
+  if (!object.is_object()) fail(where, "expected an object");
+  auto it = object.find(key);
+  if (it == object.end()) fail(where, std::string("missing field '") + key + "'");
+  return *it;
+}
+
+std::string jsonString(const Json& object, const char* key, const std::string& where) {
+  const Json& value = jsonField(object, key, where);
+  if (!value.is_string()) fail(where + "." + key, "expected a string");
+  return value.get<std::string>();
+}
+
+InputSpec readInputSpec(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  InputSpec spec;
+  spec.source = sourceOf(object, where);
+  const Json json = objectToJson(object, where);
+  if (json.size() != 1) fail(where, "expected a union with exactly one member");
+  const std::string kind = json.begin().key();
+  const Json& body = json.begin().value();
+  const std::string inner = where + "." + kind;
+  auto argument_name = [&](const char* key) {
+    const Json& arg = jsonField(body, "arg", inner);
+    if (!arg.is_object()) fail(inner + ".arg", "expected an object");
+    return jsonString(arg, key, inner + ".arg");
+  };
+  if (kind == "user_input") {
+    spec.kind = InputKind::kUserInput;
+    const Json& union_json = jsonField(body, "arg", inner);
+    if (!union_json.is_object() || union_json.size() != 1) fail(inner + ".arg", "expected a union with exactly one member");
+    Argument arg(union_json.begin().key(), union_json.begin().value());
+    arg.validate(inner + ".arg");
+    if (arg.is("as_tensor")) spec.name = *arg.tensorReferences()[0];
+    else if (arg.payload().is_object() && arg.payload().contains("name") && arg.payload()["name"].is_string())
+      spec.name = arg.payload()["name"].get<std::string>();
+    else if (arg.payload().is_object() && arg.payload().contains("as_name") && arg.payload()["as_name"].is_string())
+      spec.name = arg.payload()["as_name"].get<std::string>();
+  } else if (kind == "parameter") {
+    spec.kind = InputKind::kParameter;
+    spec.name = argument_name("name");
+    spec.target = jsonString(body, "parameter_name", inner);
+  } else if (kind == "buffer") {
+    spec.kind = InputKind::kBuffer;
+    spec.name = argument_name("name");
+    spec.target = jsonString(body, "buffer_name", inner);
+  } else if (kind == "tensor_constant") {
+    spec.kind = InputKind::kTensorConstant;
+    spec.name = argument_name("name");
+    spec.target = jsonString(body, "tensor_constant_name", inner);
+  } else if (kind == "custom_obj") {
+    spec.kind = InputKind::kCustomObject;
+    spec.name = argument_name("name");
+    spec.target = jsonString(body, "custom_obj_name", inner);
+  } else if (kind == "token") {
+    spec.kind = InputKind::kToken;
+    spec.name = argument_name("name");
+  } else if (kind == "constant_input") {
+    spec.kind = InputKind::kConstantInput;
+    spec.name = jsonString(body, "name", inner);
+  } else {
+    fail(where, "unknown input spec kind '" + kind + "'");
+  }
+  return spec;
+}
+
+OutputSpec readOutputSpec(od::value& value, const std::string& where) {
+  od::object object = expectObject(value, where);
+  OutputSpec spec;
+  spec.source = sourceOf(object, where);
+  std::size_t members = 0;
+  bool seen_arg = false;
+  forEachMember(object, where, [&](od::field& field) {
+    ++members;
+    spec.kind = std::string(keyOf(field));
+    const std::string inner = where + "." + spec.kind;
+    od::object body = expectObject(field.value(), inner);
+    forEachMember(body, inner, [&](od::field& body_field) {
+      const std::string_view key = keyOf(body_field);
+      if (key == "arg") {
+        spec.arg = readArgument(body_field.value(), inner + ".arg");
+        spec.body.push_back({key, {}});
+        seen_arg = true;
+      } else {
+        spec.body.push_back({key, rawValue(body_field.value(), inner)});
+      }
+    });
+    requireField(seen_arg, "arg", inner);
+  });
+  if (members != 1) fail(where, "expected a union with exactly one member");
+  return spec;
+}
+
+// ---- graph and program ----------------------------------------------------------
+
+std::string_view readGraph(od::value& value, Graph& graph, const std::string& where) {
+  od::object object = expectObject(value, where);
+  const std::string_view source = sourceOf(object, where);
+  bool seen_inputs = false, seen_outputs = false, seen_nodes = false, seen_values = false;
+  forEachMember(object, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    auto arguments = [&](std::vector<Argument>& into, const char* name) {
+      od::array list = expectArray(field.value(), where + "." + name);
+      forEachItem(list, where, [&](od::value& item, std::size_t i) {
+        into.push_back(readArgument(item, where + "." + name + "[" + std::to_string(i) + "]"));
+      });
+    };
+    if (key == "inputs") {
+      arguments(graph.inputs, "inputs");
+      seen_inputs = true;
+    } else if (key == "outputs") {
+      arguments(graph.outputs, "outputs");
+      seen_outputs = true;
+    } else if (key == "nodes") {
+      od::array nodes = expectArray(field.value(), where + ".nodes");
+      forEachItem(nodes, where, [&](od::value& item, std::size_t i) {
+        graph.nodes.push_back(readNode(item, where + ".nodes[" + std::to_string(i) + "]"));
+      });
+      seen_nodes = true;
+    } else if (key == "tensor_values") {
+      od::object values = expectObject(field.value(), where + ".tensor_values");
+      forEachMember(values, where, [&](od::field& entry) {
+        std::string name(take(entry.unescaped_key(), where));
+        TensorMeta meta = readTensorMeta(entry.value(), where + ".tensor_values." + name);
+        graph.tensor_values.emplace_back(std::move(name), std::move(meta));
+      });
+      seen_values = true;
+    } else {
+      graph.members.push_back({key, rawValue(field.value(), where)});
+      return;
+    }
+    graph.members.push_back({key, {}});
+  });
+  requireField(seen_inputs, "inputs", where);
+  requireField(seen_outputs, "outputs", where);
+  requireField(seen_nodes, "nodes", where);
+  requireField(seen_values, "tensor_values", where);
+  return source;
+}
+
+std::string_view readSignature(od::value& value, GraphSignature& signature, const std::string& where) {
+  od::object object = expectObject(value, where);
+  const std::string_view source = sourceOf(object, where);
+  bool seen_inputs = false, seen_outputs = false;
+  forEachMember(object, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    if (key == "input_specs") {
+      od::array specs = expectArray(field.value(), where + ".input_specs");
+      forEachItem(specs, where, [&](od::value& item, std::size_t i) {
+        signature.input_specs.push_back(readInputSpec(item, where + ".input_specs[" + std::to_string(i) + "]"));
+      });
+      seen_inputs = true;
+    } else if (key == "output_specs") {
+      od::array specs = expectArray(field.value(), where + ".output_specs");
+      forEachItem(specs, where, [&](od::value& item, std::size_t i) {
+        signature.output_specs.push_back(readOutputSpec(item, where + ".output_specs[" + std::to_string(i) + "]"));
+      });
+      seen_outputs = true;
+    } else {
+      signature.members.push_back({key, rawValue(field.value(), where)});
+      return;
+    }
+    signature.members.push_back({key, {}});
+  });
+  requireField(seen_inputs, "input_specs", where);
+  requireField(seen_outputs, "output_specs", where);
+  return source;
+}
+
+void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries, const std::string& where) {
+  od::array list = expectArray(value, where);
+  forEachItem(list, where, [&](od::value& item, std::size_t) {
+    const std::string entry_where = where + "[]";
+    od::object object = expectObject(item, entry_where);
+    ModuleCallEntry entry;
+    bool seen_fqn = false;
+    forEachMember(object, entry_where, [&](od::field& field) {
+      const std::string_view key = keyOf(field);
+      if (key == "fqn") {
+        entry.fqn = expectString(field.value(), entry_where + ".fqn");
+        seen_fqn = true;
+      } else if (key == "signature") {
+        entry.signature = rawValue(field.value(), entry_where);
+      }
+    });
+    requireField(seen_fqn, "fqn", entry_where);
+    entries.push_back(std::move(entry));
+  });
+}
+
+od::object documentObject(od::parser& parser, od::document& document, const JsonText& text, const std::string& where) {
+  document = take(parser.iterate(text.data(), text.size(), text.capacity()), where);
+  if (take(document.type(), where) != json_type::object) fail(where, "expected a JSON object at the top level");
+  return take(document.get_object(), where);
+}
+
+}  // namespace
+
+ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
+  ExportedProgram program;
+  program.text = text;
+  od::parser parser;
+  od::document document;
+  od::object top = documentObject(parser, document, *text, where);
+
+  // The version first, wherever it sits: another major version's graph is
+  // not ours to read.
+  {
+    const std::string v_where = where + ".schema_version";
+    od::value version_value;
+    auto error = top.find_field_unordered("schema_version").get(version_value);
+    if (error == simdjson::NO_SUCH_FIELD) fail(where, "missing field 'schema_version'");
+    if (error) fail(where, simdjson::error_message(error));
+    od::object version = expectObject(version_value, where + ": schema_version");
+    std::optional<std::int64_t> major, minor;
+    forEachMember(version, v_where, [&](od::field& field) {
+      const std::string_view key = keyOf(field);
+      if (key == "major") major = expectInt(field.value(), v_where + ".major");
+      if (key == "minor") minor = expectInt(field.value(), v_where + ".minor");
+    });
+    requireField(major.has_value(), "major", v_where);
+    requireField(minor.has_value(), "minor", v_where);
+    program.schema_major = static_cast<int>(*major);
+    program.schema_minor = static_cast<int>(*minor);
+    if (program.schema_major != kSchemaMajorVersion) {
+      fail(where, "unsupported schema major version " + std::to_string(program.schema_major) + " (this qatfold reads " +
+                      std::to_string(kSchemaMajorVersion) + ")");
+    }
+    take(top.reset(), where);
+  }
+
+  const std::string gm_where = where + ": graph_module";
+  bool seen_graph_module = false, seen_graph = false, seen_signature = false;
+  forEachMember(top, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    if (key == "torch_version") {
+      od::value value = field.value();
+      if (typeOf(value, where) == json_type::string) program.torch_version = std::string(take(value.get_string(), where));
+    } else if (key == "opset_version") {
+      od::object opsets = expectObject(field.value(), where + ": opset_version");
+      forEachMember(opsets, where, [&](od::field& opset) {
+        std::string name(take(opset.unescaped_key(), where));
+        const std::int64_t version = expectInt(opset.value(), where + ": opset_version." + name);
+        program.opset_version.emplace_back(std::move(name), version);
+      });
+    } else if (key == "graph_module") {
+      seen_graph_module = true;
+      od::object graph_module = expectObject(field.value(), where + ": graph_module");
+      forEachMember(graph_module, gm_where, [&](od::field& member) {
+        const std::string_view member_key = keyOf(member);
+        if (member_key == "graph") {
+          const std::string_view span = readGraph(member.value(), program.graph, gm_where + ".graph");
+          program.graph_begin = text->offsetOf(span);
+          program.graph_end = program.graph_begin + span.size();
+          seen_graph = true;
+        } else if (member_key == "signature") {
+          const std::string_view span = readSignature(member.value(), program.signature, gm_where + ".signature");
+          program.signature_begin = text->offsetOf(span);
+          program.signature_end = program.signature_begin + span.size();
+          seen_signature = true;
+        } else if (member_key == "module_call_graph") {
+          readModuleCallGraph(member.value(), program.module_call_graph, gm_where + ".module_call_graph");
+        }
+      });
+    }
+  });
+  requireField(seen_graph_module, "graph_module", where);
+  requireField(seen_graph, "graph", gm_where);
+  requireField(seen_signature, "signature", gm_where);
+  const std::string s_where = gm_where + ".signature";
+  if (program.signature.input_specs.size() != program.graph.inputs.size()) {
+    fail(s_where, "has " + std::to_string(program.signature.input_specs.size()) + " input specs for " +
+                      std::to_string(program.graph.inputs.size()) + " graph inputs");
+  }
+  if (program.signature.output_specs.size() != program.graph.outputs.size()) {
+    fail(s_where, "has " + std::to_string(program.signature.output_specs.size()) + " output specs for " +
+                      std::to_string(program.graph.outputs.size()) + " graph outputs");
+  }
+  return program;
+}
+
+PayloadConfig PayloadConfig::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
+  PayloadConfig config;
+  config.text = text;
+  od::parser parser;
+  od::document document;
+  od::object top = documentObject(parser, document, *text, where);
+  bool seen_config = false;
+  forEachMember(top, where, [&](od::field& field) {
+    const std::string_view key = keyOf(field);
+    if (key != "config") {
+      config.members.push_back({key, rawValue(field.value(), where)});
+      return;
+    }
+    seen_config = true;
+    config.members.push_back({key, {}});
+    od::object entries = expectObject(field.value(), where + ": config");
+    forEachMember(entries, where, [&](od::field& entry) {
+      std::string fqn(take(entry.unescaped_key(), where));
+      const std::string e_where = where + ": config." + fqn;
+      od::object object = expectObject(entry.value(), e_where);
+      PayloadMeta meta;
+      meta.source = sourceOf(object, e_where);
+      bool seen_path = false, seen_param = false, seen_pickle = false, seen_tensor = false;
+      forEachMember(object, e_where, [&](od::field& member) {
+        const std::string_view member_key = keyOf(member);
+        od::value value = member.value();
+        if (member_key == "path_name") {
+          meta.path_name = expectString(value, e_where + ".path_name");
+          seen_path = true;
+        } else if (member_key == "is_param") {
+          meta.is_param = expectBool(value, e_where + ".is_param");
+          seen_param = true;
+        } else if (member_key == "use_pickle") {
+          meta.use_pickle = expectBool(value, e_where + ".use_pickle");
+          seen_pickle = true;
+        } else if (member_key == "tensor_meta") {
+          if (typeOf(value, e_where) == json_type::null) {
+            (void)value.is_null();
+          } else {
+            meta.tensor_meta = readTensorMeta(value, e_where + ".tensor_meta");
+          }
+          seen_tensor = true;
+        } else {
+          meta.members.push_back({member_key, rawValue(value, e_where)});
+          return;
+        }
+        meta.members.push_back({member_key, {}});
+      });
+      requireField(seen_path, "path_name", e_where);
+      requireField(seen_param, "is_param", e_where);
+      requireField(seen_pickle, "use_pickle", e_where);
+      requireField(seen_tensor, "tensor_meta", e_where);
+      if (!meta.use_pickle && !meta.tensor_meta) fail(e_where, "raw payload without tensor_meta");
+      if (meta.path_name.empty() || meta.path_name.find('/') != std::string::npos ||
+          meta.path_name.find("..") != std::string::npos) {
+        fail(e_where + ".path_name", "'" + meta.path_name + "' is not a plain record name");
+      }
+      meta.source_path_name = meta.path_name;
+      config.entries.emplace_back(std::move(fqn), std::move(meta));
+    });
+  });
+  requireField(seen_config, "config", where);
+  return config;
+}
+
+}  // namespace qatfold::program

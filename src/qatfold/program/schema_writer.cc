@@ -1,0 +1,284 @@
+// Writes the schema's records back as text. A part that still has its
+// source is copied verbatim; the rest is built in the format of Python's
+// json.dumps (", " and ": " separators, ASCII escapes, repr() floats), so
+// the output of an unchanged program equals its input byte for byte.
+#include "qatfold/error.h"
+#include "qatfold/program/schema.h"
+
+namespace qatfold::program {
+namespace {
+
+void writeKey(std::string& out, std::string_view raw_key) {
+  out.push_back('"');
+  out.append(raw_key);
+  out.append("\": ");
+}
+
+// {members}, with `owned(key, out)` writing the members the struct owns
+// (those whose value is empty) and the others copied as they were.
+template <class Owned>
+void writeMembers(std::string& out, const RawMembers& members, Owned&& owned) {
+  out.push_back('{');
+  bool first = true;
+  for (const RawMember& member : members) {
+    if (!first) out.append(", ");
+    first = false;
+    writeKey(out, member.key);
+    if (member.value.empty()) {
+      owned(member.key, out);
+    } else {
+      out.append(member.value);
+    }
+  }
+  out.push_back('}');
+}
+
+template <class T>
+void writeList(std::string& out, const std::vector<T>& items) {
+  out.push_back('[');
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out.append(", ");
+    items[i].write(out);
+  }
+  out.push_back(']');
+}
+
+void writeSymInts(std::string& out, const std::vector<std::int64_t>& values) {
+  out.push_back('[');
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out.append(", ");
+    out.append("{\"as_int\": ").append(std::to_string(values[i])).push_back('}');
+  }
+  out.push_back(']');
+}
+
+}  // namespace
+
+void Argument::write(std::string& out) const {
+  if (!source_.empty()) {
+    out.append(source_);
+    return;
+  }
+  out.push_back('{');
+  appendJsonString(out, tag_);
+  out.append(": ");
+  appendJson(out, payload_);
+  out.push_back('}');
+}
+
+Json Argument::toJson() const { return Json{{tag_, payload_}}; }
+
+void TensorMeta::write(std::string& out) const {
+  if (!source.empty()) {
+    out.append(source);
+    return;
+  }
+  if (symbolic) throw Error("cannot write a symbolic tensor meta built in memory");
+  out.append("{\"dtype\": ").append(std::to_string(static_cast<int>(dtype)));
+  out.append(", \"sizes\": ");
+  writeSymInts(out, sizes);
+  out.append(", \"requires_grad\": ").append(requires_grad ? "true" : "false");
+  out.append(", \"device\": {\"type\": \"cpu\", \"index\": null}, \"strides\": ");
+  writeSymInts(out, strides);
+  out.append(", \"storage_offset\": {\"as_int\": ").append(std::to_string(storage_offset));
+  out.append("}, \"layout\": 7}");
+}
+
+void Metadata::write(std::string& out) const {
+  if (!source.empty()) {
+    out.append(source);
+    return;
+  }
+  writeMembers(out, members, [](std::string_view, std::string& into) { into.append("null"); });
+}
+
+void NamedArgument::write(std::string& out) const {
+  if (!source.empty()) {
+    out.append(source);
+    return;
+  }
+  if (members.empty()) {
+    out.append("{\"name\": ");
+    appendJsonString(out, name);
+    out.append(", \"arg\": ");
+    arg.write(out);
+    out.append(", \"kind\": 1}");
+    return;
+  }
+  writeMembers(out, members, [this](std::string_view key, std::string& into) {
+    if (key == "name") appendJsonString(into, name);
+    else arg.write(into);
+  });
+}
+
+void Node::write(std::string& out) const {
+  if (!source.empty()) {
+    out.append(source);
+    return;
+  }
+  auto owned = [this](std::string_view key, std::string& into) {
+    if (key == "target") appendJsonString(into, target);
+    else if (key == "inputs") writeList(into, inputs);
+    else if (key == "outputs") writeList(into, outputs);
+    else metadata.write(into);
+  };
+  if (!members.empty()) {
+    writeMembers(out, members, owned);
+    return;
+  }
+  out.append("{\"target\": ");
+  appendJsonString(out, target);
+  out.append(", \"inputs\": ");
+  writeList(out, inputs);
+  out.append(", \"outputs\": ");
+  writeList(out, outputs);
+  out.append(", \"metadata\": ");
+  metadata.write(out);
+  out.append(", \"is_hop_single_tensor_return\": null, \"name\": ");
+  appendJsonString(out, name);
+  out.push_back('}');
+}
+
+InputSpec InputSpec::constant(InputKind kind, const std::string& name, const std::string& target) {
+  if (kind != InputKind::kParameter && kind != InputKind::kBuffer && kind != InputKind::kTensorConstant) {
+    throw Error("only parameters, buffers and tensor constants can be added");
+  }
+  InputSpec spec;
+  spec.kind = kind;
+  spec.name = name;
+  spec.target = target;
+  return spec;
+}
+
+void InputSpec::write(std::string& out) const {
+  if (!source.empty()) {
+    out.append(source);
+    return;
+  }
+  const char* kind_key = kind == InputKind::kParameter ? "parameter" : kind == InputKind::kBuffer ? "buffer" : "tensor_constant";
+  if (kind != InputKind::kParameter && kind != InputKind::kBuffer && kind != InputKind::kTensorConstant) {
+    throw Error("cannot write an input spec of this kind built in memory");
+  }
+  out.append("{\"").append(kind_key).append("\": {\"arg\": {\"name\": ");
+  appendJsonString(out, name);
+  out.append("}, \"").append(kind_key).append("_name\": ");
+  appendJsonString(out, target);
+  if (kind == InputKind::kBuffer) out.append(", \"persistent\": true");
+  out.append("}}");
+}
+
+void OutputSpec::write(std::string& out) const {
+  if (!source.empty()) {
+    out.append(source);
+    return;
+  }
+  out.push_back('{');
+  appendJsonString(out, kind);
+  out.append(": ");
+  if (body.empty()) {
+    out.append("{\"arg\": ");
+    arg.write(out);
+    out.push_back('}');
+  } else {
+    writeMembers(out, body, [this](std::string_view, std::string& into) { arg.write(into); });
+  }
+  out.push_back('}');
+}
+
+void Graph::write(std::string& out) const {
+  writeMembers(out, members, [this](std::string_view key, std::string& into) {
+    if (key == "inputs") {
+      writeList(into, inputs);
+    } else if (key == "outputs") {
+      writeList(into, outputs);
+    } else if (key == "nodes") {
+      writeList(into, nodes);
+    } else {
+      into.push_back('{');
+      for (std::size_t i = 0; i < tensor_values.size(); ++i) {
+        if (i) into.append(", ");
+        appendJsonString(into, tensor_values[i].first);
+        into.append(": ");
+        tensor_values[i].second.write(into);
+      }
+      into.push_back('}');
+    }
+  });
+}
+
+void GraphSignature::write(std::string& out) const {
+  writeMembers(out, members, [this](std::string_view key, std::string& into) {
+    if (key == "input_specs") writeList(into, input_specs);
+    else writeList(into, output_specs);
+  });
+}
+
+std::string ExportedProgram::dump() const {
+  if (!text) throw Error("exported program has no record to write into");
+  const std::string_view record = text->view();
+  std::string out;
+  out.reserve(record.size() + record.size() / 8);
+  // The graph and the signature replace their spans; the rest is the record's.
+  const bool graph_first = graph_begin < signature_begin;
+  std::size_t at = 0;
+  for (int part = 0; part < 2; ++part) {
+    const bool is_graph = (part == 0) == graph_first;
+    const std::size_t begin = is_graph ? graph_begin : signature_begin;
+    const std::size_t end = is_graph ? graph_end : signature_end;
+    out.append(record.substr(at, begin - at));
+    if (is_graph) graph.write(out);
+    else signature.write(out);
+    at = end;
+  }
+  out.append(record.substr(at));
+  return out;
+}
+
+void PayloadMeta::write(std::string& out) const {
+  if (!source.empty() && path_name == source_path_name) {
+    out.append(source);
+    return;
+  }
+  auto owned = [this](std::string_view key, std::string& into) {
+    if (key == "path_name") {
+      appendJsonString(into, path_name);
+    } else if (key == "is_param") {
+      into.append(is_param ? "true" : "false");
+    } else if (key == "use_pickle") {
+      into.append(use_pickle ? "true" : "false");
+    } else if (tensor_meta) {
+      tensor_meta->write(into);
+    } else {
+      into.append("null");
+    }
+  };
+  if (!members.empty()) {
+    writeMembers(out, members, owned);
+    return;
+  }
+  RawMembers canonical = {{"path_name", {}}, {"is_param", {}}, {"use_pickle", {}}, {"tensor_meta", {}}};
+  writeMembers(out, canonical, owned);
+}
+
+std::string PayloadConfig::dump() const {
+  std::string out;
+  auto entries_json = [this](std::string_view, std::string& into) {
+    into.push_back('{');
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (i) into.append(", ");
+      appendJsonString(into, entries[i].first);
+      into.append(": ");
+      entries[i].second.write(into);
+    }
+    into.push_back('}');
+  };
+  if (members.empty()) {
+    RawMembers canonical = {{"config", {}}};
+    writeMembers(out, canonical, entries_json);
+  } else {
+    writeMembers(out, members, entries_json);
+  }
+  return out;
+}
+
+}  // namespace qatfold::program
