@@ -5,6 +5,7 @@
 
 #include "qatfold/error.h"
 #include "qatfold/program/json.h"
+#include "qatfold/program/json_text.h"
 
 namespace qatfold {
 namespace {
@@ -95,6 +96,42 @@ TEST(Json, RefusesPathologicalNesting) {
   std::string fine(100, '[');
   fine += std::string(100, ']');
   EXPECT_NO_THROW(parseJson(fine));
+}
+
+// JsonText validates everything up front, also the parts the schema reader
+// later skips as slices (node metadata, unknown members).
+TEST(JsonText, RejectsMalformedTextAnywhere) {
+  for (const char* bad : {"{\"a\": ", "[1, 2,]", "{oops}", "{\"a\": {\"meta\": tru}}", "{\"a\": [1 2]}",
+                          "{\"a\": \"\\q\"}", "{\"a\": 01}", "{\"a\": 1} {}", "{\"a\": \"\x01\"}",
+                          "{\"a\": \"\xff\"}", "{\"a\": 1,}", "{\"a\" 1}"}) {
+    try {
+      JsonText::parse(bad);
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("malformed JSON: ", 0), 0u) << e.what();
+    }
+  }
+}
+
+TEST(JsonText, DepthLimitIsExact) {
+  auto nested = [](std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_NO_THROW(JsonText::parse(nested(512), 512));
+  try {
+    JsonText::parse(nested(513), 512);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "JSON nests deeper than the limit of 512 levels (raise it with --max-json-depth)");
+  }
+  EXPECT_NO_THROW(JsonText::parse(nested(20), 20));
+  EXPECT_THROW(JsonText::parse(nested(21), 20), Error);
+}
+
+TEST(JsonText, QuotesBareNonFiniteTokensAndKeepsTheRestInPlace) {
+  auto text = JsonText::parse("{\"a\": NaN, \"b\": [-Infinity, \"NaN inside\"], \"c\": 1.5}");
+  EXPECT_EQ(text->view(), "{\"a\": \"NaN\", \"b\": [\"-Infinity\", \"NaN inside\"], \"c\": 1.5}");
+  // Text without bare tokens is kept as it came, byte for byte.
+  const std::string plain = "{\"x\": \"NaN\",   \"y\": [1,2]}";
+  EXPECT_EQ(JsonText::parse(plain)->view(), plain);
 }
 
 }  // namespace

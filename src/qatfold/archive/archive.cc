@@ -73,7 +73,7 @@ const ZipEntry& Archive::entry(std::string_view path) const {
   return *found;
 }
 
-std::string Archive::read(std::string_view path) const { return zip_->read(entry(path)); }
+std::string Archive::read(std::string_view path, std::size_t spare) const { return zip_->read(entry(path), spare); }
 
 void ArchiveEdit::put(std::string path, std::string bytes) {
   removals_.erase(path);

@@ -31,8 +31,8 @@ class Archive {
   const ZipEntry* tryEntry(std::string_view path) const;
   // Throws Error("archive has no record ...") if absent.
   const ZipEntry& entry(std::string_view path) const;
-  // Reads a whole record.
-  std::string read(std::string_view path) const;
+  // Reads a whole record (with room for `spare` more bytes, see ZipReader::read).
+  std::string read(std::string_view path, std::size_t spare = 0) const;
   const ZipReader& zip() const { return *zip_; }
   const ReadLimits& limits() const { return zip_->limits(); }
   // The file name (or label) for messages.

@@ -252,13 +252,16 @@ const ZipEntry& ZipReader::find(std::string_view name) const {
   return *entry;
 }
 
-std::string ZipReader::read(const ZipEntry& entry) const {
-  std::string raw(entry.compressed_size, '\0');
+std::string ZipReader::read(const ZipEntry& entry, std::size_t spare) const {
+  std::string raw;
+  if (entry.method == ZipMethod::kStored) raw.reserve(entry.compressed_size + spare);
+  raw.resize(entry.compressed_size);
   source_->readAt(entry.data_offset, raw.data(), raw.size());
   std::string data;
   if (entry.method == ZipMethod::kStored) {
     data = std::move(raw);
   } else {
+    data.reserve(entry.uncompressed_size + spare);
     data.assign(entry.uncompressed_size, '\0');
     z_stream stream{};
     if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error("zlib inflateInit failed");

@@ -46,8 +46,10 @@ class ZipReader {
   // The entry named `name`; throws Error if absent.
   const ZipEntry& find(std::string_view name) const;
 
-  // Reads and (if needed) inflates a whole record, checking its CRC.
-  std::string read(const ZipEntry& entry) const;
+  // Reads and (if needed) inflates a whole record, checking its CRC. The
+  // string has room for `spare` more bytes, so a reader that needs padding
+  // (simdjson) grows it without a copy.
+  std::string read(const ZipEntry& entry, std::size_t spare = 0) const;
   // Reads `count` bytes at `offset` inside a stored record.
   void readStoredRange(const ZipEntry& entry, std::uint64_t offset, void* out, std::size_t count) const;
   // Streams the record's raw (possibly compressed) bytes in chunks, verifying

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "qatfold/error.h"
 
@@ -99,6 +100,9 @@ bool definedLater(const std::vector<program::Node>& nodes, std::size_t index, co
 }  // namespace
 
 Graph::Graph(const Program& program) : source_(program), weights_(program.weights), constants_(program.constants) {
+  for (const auto* payloads : {&weights_, &constants_}) {
+    for (const auto& payload : *payloads) payload_fqns_.insert(payload->fqn);
+  }
   const auto& exported = program.exported;
   std::unordered_map<std::string, std::size_t> meta_index;
   for (std::size_t i = 0; i < exported.graph.tensor_values.size(); ++i) {
@@ -391,12 +395,9 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
                                 program::TensorMeta meta, std::shared_ptr<const Storage> storage) {
   if (!isConstantKind(kind)) throw Error("only parameters, buffers and tensor constants can be added");
   auto& list = kind == InputKind::kTensorConstant ? constants_ : weights_;
-  std::set<std::string> taken;
-  for (const auto* payloads : {&weights_, &constants_}) {
-    for (const auto& payload : *payloads) taken.insert(payload->fqn);
-  }
   std::string fqn = fqn_hint;
-  for (std::size_t i = 1; taken.count(fqn) != 0; ++i) fqn = fqn_hint + "_" + std::to_string(i);
+  for (std::size_t i = 1; payload_fqns_.count(fqn) != 0; ++i) fqn = fqn_hint + "_" + std::to_string(i);
+  payload_fqns_.insert(fqn);
 
   auto payload = std::make_shared<Payload>();
   payload->section = kind == InputKind::kTensorConstant ? PayloadSection::kConstants : PayloadSection::kWeights;
@@ -472,6 +473,12 @@ std::size_t Graph::eliminateDeadCode() {
 std::size_t Graph::removeUnusedConstants() {
   std::size_t removed = 0;
   std::vector<Value*> kept;
+  // Placeholders holding each payload: one left unheld is dropped.
+  std::unordered_map<const Payload*, std::size_t> holders;
+  for (const Value* placeholder : placeholders_) {
+    if (placeholder->payload_) ++holders[placeholder->payload_.get()];
+  }
+  std::unordered_set<const Payload*> dropped;
   for (Value* placeholder : placeholders_) {
     bool remove = isConstantKind(placeholder->input_kind_) && placeholder->useCount() == 0 &&
                   (placeholder->initially_used_ || placeholder->payload_->meta.path_name.empty());
@@ -482,13 +489,13 @@ std::size_t Graph::removeUnusedConstants() {
     ++removed;
     placeholder->alive_ = false;
     values_by_name_.erase(placeholder->name_);
-    const std::shared_ptr<Payload>& payload = placeholder->payload_;
-    bool shared = std::any_of(placeholders_.begin(), placeholders_.end(), [&](Value* other) {
-      return other != placeholder && other->alive_ && other->payload_ == payload;
-    });
-    if (!shared) {
-      for (auto* list : {&weights_, &constants_}) std::erase(*list, payload);
+    if (--holders[placeholder->payload_.get()] == 0) {
+      dropped.insert(placeholder->payload_.get());
+      payload_fqns_.erase(placeholder->payload_->fqn);
     }
+  }
+  for (auto* list : {&weights_, &constants_}) {
+    std::erase_if(*list, [&](const std::shared_ptr<Payload>& payload) { return dropped.count(payload.get()) != 0; });
   }
   placeholders_ = std::move(kept);
   if (removed > 0) afterMutation();
@@ -499,9 +506,9 @@ std::size_t Graph::removeUnusedConstants() {
 
 void Graph::lint() const {
   auto fail = [](const std::string& what) { throw Error("graph lint: " + what); };
-  std::set<const Value*> defined;
-  std::map<const Value*, std::size_t> counted_uses;
-  std::set<std::string> names;
+  std::unordered_set<const Value*> defined;
+  std::unordered_map<const Value*, std::size_t> counted_uses;
+  std::unordered_set<std::string_view> names;
   for (const Value* placeholder : placeholders_) {
     if (!placeholder->alive_) fail("dead placeholder '" + placeholder->name_ + "' still listed");
     if (placeholder->producer_ != nullptr) fail("placeholder '" + placeholder->name_ + "' has a producer");
@@ -531,7 +538,7 @@ void Graph::lint() const {
       defined.insert(output);
     }
   }
-  std::map<const Value*, std::size_t> counted_outputs;
+  std::unordered_map<const Value*, std::size_t> counted_outputs;
   for (const GraphOutput& output : outputs_) {
     if (output.value == nullptr) continue;
     if (defined.count(output.value) == 0) fail("graph output '" + output.value->name_ + "' is not defined");
@@ -559,11 +566,19 @@ program::ExportedProgram Graph::toExportedProgram() const {
     if (placeholder->meta_) tensors.push_back(placeholder);
   }
   for (const auto& node : nodes_) {
+    for (const Value* output : node->outputs_) {
+      if (output->meta_) tensors.push_back(output);
+    }
     program::Node emitted;
     emitted.target = node->target_;
     emitted.name = node->name_;
+    if (!node->source_.empty()) {
+      // Untouched: its record text says it all (see the header).
+      emitted.source = node->source_;
+      out.graph.nodes.push_back(std::move(emitted));
+      continue;
+    }
     emitted.metadata = node->metadata_;
-    emitted.source = node->source_;
     emitted.members = node->members_;
     for (const Operand& operand : node->operands_) {
       program::NamedArgument named{operand.name, operand.argument, operand.source, operand.members};
@@ -577,9 +592,6 @@ program::ExportedProgram Graph::toExportedProgram() const {
       emitted.inputs.push_back(std::move(named));
     }
     emitted.outputs = node->output_arguments_;
-    for (const Value* output : node->outputs_) {
-      if (output->meta_) tensors.push_back(output);
-    }
     out.graph.nodes.push_back(std::move(emitted));
   }
   for (const GraphOutput& output : outputs_) {

@@ -11,8 +11,10 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -184,7 +186,10 @@ class Graph {
   void lint() const;
 
   // ---- emission ------------------------------------------------------------
-  // The exported program, weights and constants as they now stand.
+  // The exported program, weights and constants as they now stand. A node
+  // no mutation touched is exported as its record text (program::Node::
+  // source) with its target and name, and no other fields: the writer copies
+  // it verbatim, and nothing else needs them (the source program has them).
   program::ExportedProgram toExportedProgram() const;
   const std::vector<std::shared_ptr<Payload>>& weights() const { return weights_; }
   const std::vector<std::shared_ptr<Payload>>& constants() const { return constants_; }
@@ -201,7 +206,12 @@ class Graph {
   const Program& source_;
   std::list<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<Value>> values_;
-  std::map<std::string, Value*, std::less<>> values_by_name_;
+  // Transparent, so a string_view finds a value without a copy.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const { return std::hash<std::string_view>()(name); }
+  };
+  std::unordered_map<std::string, Value*, NameHash, std::equal_to<>> values_by_name_;
   std::vector<Value*> placeholders_;
   struct GraphOutput {
     program::Argument argument;
@@ -211,6 +221,7 @@ class Graph {
   std::vector<GraphOutput> outputs_;
   std::vector<std::shared_ptr<Payload>> weights_;
   std::vector<std::shared_ptr<Payload>> constants_;
+  std::set<std::string, std::less<>> payload_fqns_;  // of weights_ and constants_
   std::uint64_t next_order_ = 0;
   std::uint64_t mutations_ = 0;
 };

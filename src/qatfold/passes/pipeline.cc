@@ -7,6 +7,19 @@
 
 namespace qatfold::passes {
 
+namespace {
+
+// Between passes the graph is linted in Debug and sanitizer builds, which
+// already lint after every mutation; release builds lint once, before the
+// result leaves the pipeline (a lint walks the whole graph).
+void lintBetweenPasses([[maybe_unused]] const graph::Graph& graph) {
+#ifdef QATFOLD_LINT_MUTATIONS
+  graph.lint();
+#endif
+}
+
+}  // namespace
+
 FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   FoldReport report;
   report.risk_threshold = options.risk_threshold;
@@ -16,14 +29,14 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   // Under kFoldedConvs the chain fold prepares the biases of the convs it folds.
   if (bias.applied == BiasPreparation::kAllConvs) {
     QuantizeConvBias().run(graph, report);
-    graph.lint();
+    lintBetweenPasses(graph);
   }
   FoldQatConvBatchNorm({options.risk_threshold, options.eps_tolerance}).run(graph, report);
-  graph.lint();
+  lintBetweenPasses(graph);
   FoldFloatConvBatchNorm().run(graph, report);
-  graph.lint();
+  lintBetweenPasses(graph);
   FoldBatchNormIntoWeights().run(graph, report);
-  graph.lint();
+  lintBetweenPasses(graph);
   // Clean up only after a change: a program nothing folded stays as it came.
   if (graph.mutationCount() > 0) {
     report.removed_nodes = graph.eliminateDeadCode();

@@ -20,7 +20,10 @@ class JsonText {
   // json default) are first rewritten to torch's string encoding. Throws
   // Error("malformed JSON: ...") or, past `max_depth` levels of nesting,
   // Error naming the limit and its option.
+  // `text` is taken over; with kPadding bytes of spare capacity it is not copied.
   static std::shared_ptr<const JsonText> parse(std::string text, std::size_t max_depth = 512);
+  // The bytes simdjson may read past the end (SIMDJSON_PADDING).
+  static constexpr std::size_t kPadding = 64;
 
   std::string_view view() const { return {buffer_.data(), size_}; }
   const char* data() const { return buffer_.data(); }

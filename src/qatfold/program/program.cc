@@ -51,7 +51,7 @@ std::shared_ptr<const JsonText> readJsonRecord(const Archive& archive, const std
                 std::to_string(limits.max_json_bytes) + raiseWith("--max-json-size"));
   }
   try {
-    return JsonText::parse(archive.read(path), limits.max_json_depth);
+    return JsonText::parse(archive.read(path, JsonText::kPadding), limits.max_json_depth);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
@@ -95,15 +95,16 @@ std::unique_ptr<Program> Program::load(const Archive& archive) {
   std::map<std::string, std::shared_ptr<Storage>> storages;
   program->weights = bindPayloads(archive, program->weights_config, PayloadSection::kWeights, storages);
   program->constants = bindPayloads(archive, program->constants_config, PayloadSection::kConstants, storages);
+  // First entry wins, as a linear search would find it.
+  for (const auto& payload : program->weights) program->weights_by_fqn_.emplace(payload->fqn, payload);
+  for (const auto& payload : program->constants) program->constants_by_fqn_.emplace(payload->fqn, payload);
   return program;
 }
 
 std::shared_ptr<Payload> Program::findPayload(PayloadSection section, const std::string& fqn) const {
-  const auto& list = section == PayloadSection::kWeights ? weights : constants;
-  for (const auto& payload : list) {
-    if (payload->fqn == fqn) return payload;
-  }
-  return nullptr;
+  const auto& index = section == PayloadSection::kWeights ? weights_by_fqn_ : constants_by_fqn_;
+  auto it = index.find(fqn);
+  return it == index.end() ? nullptr : it->second;
 }
 
 }  // namespace qatfold

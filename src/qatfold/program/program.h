@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "qatfold/program/payload.h"
@@ -46,6 +47,10 @@ struct Program {
 
   // The payload of `fqn` in `section`, or nullptr.
   std::shared_ptr<Payload> findPayload(PayloadSection section, const std::string& fqn) const;
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<Payload>> weights_by_fqn_;
+  std::unordered_map<std::string, std::shared_ptr<Payload>> constants_by_fqn_;
 };
 
 // Record paths of the parts of a model, per torch's pt2_archive constants.
