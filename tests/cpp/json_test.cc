@@ -6,6 +6,7 @@
 #include "qatfold/error.h"
 #include "qatfold/program/json.h"
 #include "qatfold/program/json_text.h"
+#include "qatfold/program/schema.h"
 
 namespace qatfold {
 namespace {
@@ -98,18 +99,33 @@ TEST(Json, RefusesPathologicalNesting) {
   EXPECT_NO_THROW(parseJson(fine));
 }
 
-// JsonText validates everything up front, also the parts the schema reader
-// later skips as slices (node metadata, unknown members).
-TEST(JsonText, RejectsMalformedTextAnywhere) {
-  for (const char* bad : {"{\"a\": ", "[1, 2,]", "{oops}", "{\"a\": {\"meta\": tru}}", "{\"a\": [1 2]}",
-                          "{\"a\": \"\\q\"}", "{\"a\": 01}", "{\"a\": 1} {}", "{\"a\": \"\x01\"}",
-                          "{\"a\": \"\xff\"}", "{\"a\": 1,}", "{\"a\" 1}"}) {
-    try {
-      JsonText::parse(bad);
-      ADD_FAILURE() << "accepted: " << bad;
-    } catch (const Error& e) {
-      EXPECT_EQ(std::string(e.what()).rfind("malformed JSON: ", 0), 0u) << e.what();
+// The schema reader checks every value it passes, also the parts it keeps
+// only as slices (node metadata, unknown members), in the one walk that
+// reads the record.
+TEST(JsonText, MalformedTextIsRejectedWhereverItSits) {
+  auto model = [](const std::string& metadata, const std::string& extra) {
+    return "{\"graph_module\": {\"graph\": {\"inputs\": [], \"outputs\": [], \"nodes\": [{\"target\": \"t\", "
+           "\"inputs\": [], \"outputs\": [], \"metadata\": {\"k\": " + metadata + "}}], \"tensor_values\": {}}, "
+           "\"signature\": {\"input_specs\": [], \"output_specs\": []}}, \"schema_version\": {\"major\": 8, "
+           "\"minor\": 0}, \"extra\": " + extra + "}";
+  };
+  ASSERT_NO_THROW(program::ExportedProgram::parse(JsonText::parse(model("\"ok\"", "[1, {\"a\": null}]")), "m"));
+  ASSERT_NO_THROW(program::ExportedProgram::parse(
+      JsonText::parse(model("\"\\ud83d\\ude00 \\u00e9 \\n\\t\\\"\\\\\\/\"", "{\"\\u0041\": 1e-5}")), "m"));
+  for (std::string bad : {"tru", "[1 2]", "\"\\q\"", "01", "\"\x01\"", "\"\xff\"", "{\"a\": 1,}", "{\"a\" 1}",
+                          "[1, 2,]", "nul", "-", "1e", "{oops}", "\"\\ud800\"", "\"\\udc00\"", "\"\\u12G4\"",
+                          "{\"\\x\": 1}", "\"\\ud800\\u0041\""}) {
+    for (const std::string& text : {model(bad, "1"), model("1", bad)}) {
+      try {
+        program::ExportedProgram::parse(JsonText::parse(text), "m");
+        ADD_FAILURE() << "accepted: " << text;
+      } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind("m: malformed JSON: ", 0), 0u) << bad << " -> " << e.what();
+      }
     }
+  }
+  for (const std::string& text : {model("1", "1") + " {}", model("1", "1").substr(0, 80), std::string("{\"a\": ")}) {
+    EXPECT_THROW(program::ExportedProgram::parse(JsonText::parse(text), "m"), Error) << text;
   }
 }
 
@@ -129,6 +145,7 @@ TEST(JsonText, DepthLimitIsExact) {
 TEST(JsonText, QuotesBareNonFiniteTokensAndKeepsTheRestInPlace) {
   auto text = JsonText::parse("{\"a\": NaN, \"b\": [-Infinity, \"NaN inside\"], \"c\": 1.5}");
   EXPECT_EQ(text->view(), "{\"a\": \"NaN\", \"b\": [\"-Infinity\", \"NaN inside\"], \"c\": 1.5}");
+  EXPECT_EQ(JsonText::parse("[Infinity]")->view(), "[\"Infinity\"]");
   // Text without bare tokens is kept as it came, byte for byte.
   const std::string plain = "{\"x\": \"NaN\",   \"y\": [1,2]}";
   EXPECT_EQ(JsonText::parse(plain)->view(), plain);

@@ -168,15 +168,14 @@ void appendJson(std::string& out, const Json& v) {
   }
 }
 
-// Throws when arrays and objects in `text` nest deeper than `max_depth`. A
-// linear scan outside string literals, run before parsing, so the parser
-// takes its plain path (its callback hook cost about 5% of a parse in
-// bench/json_readers, and the limit must hold before any allocation).
-// Brackets inside strings do not count; malformed text is the parser's to
-// report, so the scan only ever measures depth.
-void checkJsonDepth(std::string_view text, std::size_t max_depth) {
+// A linear scan outside string literals, run before parsing, so the limit
+// holds before any allocation or recursion. Brackets inside strings do not
+// count; malformed text is the parser's to report, so the scan only ever
+// measures depth (and notes letters that only a bare NaN/Infinity explains).
+bool checkJsonDepth(std::string_view text, std::size_t max_depth) {
   std::size_t depth = 0;
   bool in_string = false;
+  bool bare_letters = false;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
@@ -194,14 +193,17 @@ void checkJsonDepth(std::string_view text, std::size_t max_depth) {
       }
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
+    } else if (c == 'N' || c == 'I') {
+      bare_letters = true;
     }
   }
+  return bare_letters;
 }
 
 Json parseJson(std::string_view text, std::size_t max_depth) {
-  checkJsonDepth(text, max_depth);
+  const bool bare_letters = checkJsonDepth(text, max_depth);
   try {
-    if (mayContainBareNonFinite(text)) {
+    if (bare_letters) {
       std::string fixed = quoteBareNonFinite(text);
       return Json::parse(fixed);
     }

@@ -29,8 +29,9 @@ void appendJson(std::string& out, const Json& value);
 void appendJsonString(std::string& out, std::string_view text);
 
 // Throws Error when arrays and objects in `text` nest deeper than
-// `max_depth` (the message names the limit's option).
-void checkJsonDepth(std::string_view text, std::size_t max_depth);
+// `max_depth` (the message names the limit's option). Returns whether a
+// bare NaN/Infinity token may appear: an 'N' or 'I' outside strings.
+bool checkJsonDepth(std::string_view text, std::size_t max_depth);
 // Whether `text` may hold bare NaN/Infinity tokens (cheap, may say yes
 // wrongly), and `text` with such tokens outside strings quoted.
 bool mayContainBareNonFinite(std::string_view text);

@@ -1,10 +1,10 @@
-// A JSON record's text, validated once and then read in place.
+// A JSON record's text, ready to be read in place.
 //
-// simdjson (Debian's libsimdjson-dev) checks the whole text up front:
-// UTF-8, structure, numbers, literals and nesting depth. Readers then walk it
-// with simdjson's On-Demand API and keep slices of it instead of building a
-// document tree (see bench/json_readers for the measurements behind the
-// choice). The buffer carries the padding simdjson reads past the end.
+// Readers walk it with simdjson's On-Demand API (Debian's libsimdjson-dev)
+// and keep slices of it instead of building a document tree; they check
+// every value as they pass it (see schema_reader.cc, and bench/json_readers
+// for the measurements behind the choice). The buffer carries the padding
+// simdjson reads past the end.
 #pragma once
 
 #include <cstddef>
@@ -16,10 +16,10 @@ namespace qatfold {
 
 class JsonText {
  public:
-  // Validates `text`. Bare NaN / Infinity / -Infinity tokens (Python's
-  // json default) are first rewritten to torch's string encoding. Throws
-  // Error("malformed JSON: ...") or, past `max_depth` levels of nesting,
-  // Error naming the limit and its option.
+  // Takes `text`, refusing more than `max_depth` levels of nesting (an
+  // Error naming the limit and its option). Bare NaN / Infinity / -Infinity
+  // tokens (Python's json default) are rewritten to torch's string encoding.
+  // Syntax is the reader's to check.
   // `text` is taken over; with kPadding bytes of spare capacity it is not copied.
   static std::shared_ptr<const JsonText> parse(std::string text, std::size_t max_depth = 512);
   // The bytes simdjson may read past the end (SIMDJSON_PADDING).
@@ -32,11 +32,14 @@ class JsonText {
   std::size_t capacity() const { return buffer_.size(); }
   // Offset of `slice` (a view into this text) from the start.
   std::size_t offsetOf(std::string_view slice) const { return static_cast<std::size_t>(slice.data() - buffer_.data()); }
+  // The nesting limit the text was checked against.
+  std::size_t maxDepth() const { return max_depth_; }
 
  private:
   JsonText() = default;
   std::string buffer_;
   std::size_t size_ = 0;
+  std::size_t max_depth_ = 0;
 };
 
 }  // namespace qatfold

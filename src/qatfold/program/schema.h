@@ -237,6 +237,9 @@ struct ExportedProgram {
   std::string dump() const;
   // dump(), parsed (for tests and tools that inspect the result).
   Json toJson() const;
+
+ private:
+  static ExportedProgram parseChecked(std::shared_ptr<const JsonText> text, const std::string& where);
 };
 
 // One entry of a payload config (data/weights/*_weights_config.json).
@@ -258,6 +261,9 @@ struct PayloadConfig {
   static PayloadConfig parse(std::shared_ptr<const JsonText> text, const std::string& where);
   std::string dump() const;
   const PayloadMeta* tryFind(const std::string& fqn) const;
+
+ private:
+  static PayloadConfig parseChecked(std::shared_ptr<const JsonText> text, const std::string& where);
 };
 
 }  // namespace qatfold::program

@@ -1,6 +1,10 @@
-// Reads the schema's records from a validated JsonText with simdjson's
-// On-Demand API: the fields the passes interpret become typed values, the
-// rest stays as slices of the text (see schema.h).
+// Reads the schema's records from a JsonText with simdjson's On-Demand API:
+// the fields the passes interpret become typed values, the rest stays as
+// slices of the text (see schema.h).
+//
+// On-Demand checks only what it is asked to read, so the reader walks every
+// value it keeps as a slice too (validate()): each record is fully checked
+// in the one pass that reads it, with no document tree in memory.
 #include <simdjson.h>
 
 #include "qatfold/error.h"
@@ -14,10 +18,17 @@ using od::json_type;
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) { throw Error(where + ": " + what); }
 
+// The text is not JSON; `where` says how far the reader got. Reported by
+// the record's parse() as one "malformed JSON" error.
+struct MalformedJson {
+  std::string message;
+  std::string where;
+};
+
 template <class T>
 T take(simdjson::simdjson_result<T>&& result, const std::string& where) {
   T value;
-  if (auto error = std::move(result).get(value)) fail(where, simdjson::error_message(error));
+  if (auto error = std::move(result).get(value)) throw MalformedJson{simdjson::error_message(error), where};
   return value;
 }
 
@@ -38,19 +49,117 @@ std::string_view keyOf(od::field& field) {
   return {begin, static_cast<std::size_t>(end - begin)};
 }
 
-std::string_view rawValue(od::value& value, const std::string& where) {
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The four hex digits of a \u escape at `p`, or -1.
+int escapedUnit(const char* p) {
+  int unit = 0;
+  for (int i = 0; i < 4; ++i) {
+    const int digit = hexValue(p[i]);
+    if (digit < 0) return -1;
+    unit = unit * 16 + digit;
+  }
+  return unit;
+}
+
+// Checks a string's escapes in place, from just after its opening quote, so
+// validating the text the reader keeps as slices copies nothing. (simdjson's
+// first stage has already checked the UTF-8 and found the closing quote.)
+void validateRawString(const char* p, const std::string& where) {
+  while (true) {
+    const unsigned char c = static_cast<unsigned char>(*p++);
+    if (c == '"') return;
+    if (c < 0x20) throw MalformedJson{"control character in a string", where};
+    if (c != '\\') continue;
+    const char escape = *p++;
+    if (escape == 'u') {
+      const int unit = escapedUnit(p);
+      if (unit < 0) throw MalformedJson{"invalid \\u escape in a string", where};
+      p += 4;
+      if (unit >= 0xDC00 && unit <= 0xDFFF) throw MalformedJson{"unpaired surrogate in a string", where};
+      if (unit >= 0xD800 && unit <= 0xDBFF) {
+        const int low = p[0] == '\\' && p[1] == 'u' ? escapedUnit(p + 2) : -1;
+        if (low < 0xDC00 || low > 0xDFFF) throw MalformedJson{"unpaired surrogate in a string", where};
+        p += 6;
+      }
+    } else if (escape != '"' && escape != '\\' && escape != '/' && escape != 'b' && escape != 'f' && escape != 'n' &&
+               escape != 'r' && escape != 't') {
+      throw MalformedJson{"invalid escape in a string", where};
+    }
+  }
+}
+
+// Reads `value` to its end, checking that it is well-formed JSON.
+void validate(od::value& value, const std::string& where) {
   switch (typeOf(value, where)) {
     case json_type::object: {
       od::object object = take(value.get_object(), where);
-      return trimmed(take(object.raw_json(), where));
+      for (auto member : object) {
+        od::field field = take(std::move(member), where);
+        validateRawString(field.key().raw(), where);
+        validate(field.value(), where);
+      }
+      return;
     }
     case json_type::array: {
       od::array array = take(value.get_array(), where);
-      return trimmed(take(array.raw_json(), where));
+      for (auto item : array) {
+        od::value element = take(std::move(item), where);
+        validate(element, where);
+      }
+      return;
+    }
+    case json_type::number:
+      (void)take(value.get_double(), where);
+      return;
+    case json_type::string:
+      validateRawString(take(value.get_raw_json_string(), where).raw(), where);
+      return;
+    case json_type::boolean:
+      (void)take(value.get_bool(), where);
+      return;
+    case json_type::null:
+      if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where};
+      return;
+  }
+}
+
+// The exact text of `value`, checked.
+std::string_view rawValue(od::value& value, const std::string& where) {
+  std::string_view raw;
+  switch (typeOf(value, where)) {
+    case json_type::object: {
+      od::object object = take(value.get_object(), where);
+      raw = take(object.raw_json(), where);
+      take(object.reset(), where);
+      for (auto member : object) {
+        od::field field = take(std::move(member), where);
+        validateRawString(field.key().raw(), where);
+        validate(field.value(), where);
+      }
+      break;
+    }
+    case json_type::array: {
+      od::array array = take(value.get_array(), where);
+      raw = take(array.raw_json(), where);
+      take(array.reset(), where);
+      for (auto item : array) {
+        od::value element = take(std::move(item), where);
+        validate(element, where);
+      }
+      break;
     }
     default:
-      return trimmed(value.raw_json_token());
+      raw = value.raw_json_token();
+      validate(value, where);
+      break;
   }
+  return trimmed(raw);
 }
 
 od::object expectObject(od::value& value, const std::string& where) {
@@ -151,7 +260,7 @@ Json toJson(od::value& value, const std::string& where) {
     case json_type::boolean:
       return take(value.get_bool(), where);
     case json_type::null:
-      (void)value.is_null();
+      if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where};
       return nullptr;
   }
   fail(where, "unexpected JSON value");
@@ -184,6 +293,7 @@ std::optional<std::int64_t> readSymInt(od::value& value, const std::string& wher
   forEachMember(object, where, [&](od::field& field) {
     ++members;
     if (keyOf(field) == "as_int") concrete = expectInt(field.value(), where);
+    else validate(field.value(), where);
   });
   if (members != 1) fail(where, "expected a SymInt union");
   return concrete;
@@ -220,6 +330,8 @@ TensorMeta readTensorMeta(od::value& value, const std::string& where) {
     } else if (key == "storage_offset") {
       offset = readSymInt(field.value(), where + ".storage_offset");
       seen_offset = true;
+    } else {
+      validate(field.value(), where);
     }
   });
   requireField(seen_dtype, "dtype", where);
@@ -516,6 +628,8 @@ void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries
         seen_fqn = true;
       } else if (key == "signature") {
         entry.signature = rawValue(field.value(), entry_where);
+      } else {
+        validate(field.value(), entry_where);
       }
     });
     requireField(seen_fqn, "fqn", entry_where);
@@ -524,14 +638,37 @@ void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries
 }
 
 od::object documentObject(od::parser& parser, od::document& document, const JsonText& text, const std::string& where) {
+  if (auto error = parser.allocate(text.size(), text.maxDepth() + 1)) throw MalformedJson{simdjson::error_message(error), where};
   document = take(parser.iterate(text.data(), text.size(), text.capacity()), where);
   if (take(document.type(), where) != json_type::object) fail(where, "expected a JSON object at the top level");
   return take(document.get_object(), where);
 }
 
+// Nothing but whitespace may follow the top-level value.
+void expectEnd(od::document& document, const std::string& where) {
+  const char* location = nullptr;
+  if (!document.current_location().get(location)) throw MalformedJson{"content after the top-level value", where};
+}
+
+// Runs `read`, turning a MalformedJson into the record's one-line error.
+template <class F>
+auto reportingMalformed(const std::string& where, F&& read) {
+  try {
+    return read();
+  } catch (const MalformedJson& e) {
+    std::string at = e.where.rfind(where, 0) == 0 ? e.where.substr(where.size()) : e.where;
+    while (!at.empty() && (at.front() == ':' || at.front() == ' ' || at.front() == '.')) at.erase(0, 1);
+    throw Error(where + ": malformed JSON: " + e.message + (at.empty() ? "" : " (in " + at + ")"));
+  }
+}
+
 }  // namespace
 
 ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
+  return reportingMalformed(where, [&] { return parseChecked(std::move(text), where); });
+}
+
+ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> text, const std::string& where) {
   ExportedProgram program;
   program.text = text;
   od::parser parser;
@@ -571,6 +708,7 @@ ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, con
     if (key == "torch_version") {
       od::value value = field.value();
       if (typeOf(value, where) == json_type::string) program.torch_version = std::string(take(value.get_string(), where));
+      else validate(value, where);
     } else if (key == "opset_version") {
       od::object opsets = expectObject(field.value(), where + ": opset_version");
       forEachMember(opsets, where, [&](od::field& opset) {
@@ -595,10 +733,15 @@ ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, con
           seen_signature = true;
         } else if (member_key == "module_call_graph") {
           readModuleCallGraph(member.value(), program.module_call_graph, gm_where + ".module_call_graph");
+        } else {
+          validate(member.value(), gm_where);
         }
       });
+    } else {
+      validate(field.value(), where);
     }
   });
+  expectEnd(document, where);
   requireField(seen_graph_module, "graph_module", where);
   requireField(seen_graph, "graph", gm_where);
   requireField(seen_signature, "signature", gm_where);
@@ -615,6 +758,10 @@ ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, con
 }
 
 PayloadConfig PayloadConfig::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
+  return reportingMalformed(where, [&] { return parseChecked(std::move(text), where); });
+}
+
+PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, const std::string& where) {
   PayloadConfig config;
   config.text = text;
   od::parser parser;
@@ -675,6 +822,7 @@ PayloadConfig PayloadConfig::parse(std::shared_ptr<const JsonText> text, const s
       config.entries.emplace_back(std::move(fqn), std::move(meta));
     });
   });
+  expectEnd(document, where);
   requireField(seen_config, "config", where);
   return config;
 }
