@@ -55,7 +55,7 @@ const Operand* Node::tryGetOperand(std::string_view name) const {
 
 Value* Node::tryGetInput(std::string_view name) const {
   const Operand* operand = tryGetOperand(name);
-  if (operand == nullptr || !operand->argument.is("as_tensor") || operand->values.size() != 1) return nullptr;
+  if (operand == nullptr || !operand->argument().is("as_tensor") || operand->values.size() != 1) return nullptr;
   return operand->values[0];
 }
 
@@ -67,7 +67,7 @@ Value* Node::getInput(std::string_view name) const {
 
 const program::Argument* Node::tryGetArgument(std::string_view name) const {
   const Operand* operand = tryGetOperand(name);
-  return operand == nullptr ? nullptr : &operand->argument;
+  return operand == nullptr ? nullptr : &operand->argument();
 }
 
 std::vector<Value*> Node::inputValues() const {
@@ -112,16 +112,16 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
   // A tensor (as opposed to a symbolic or constant input) must have its meta.
   auto make_value = [&](const std::string& name, bool is_tensor) {
     auto it = meta_index.find(name);
-    std::optional<program::TensorMeta> meta;
+    const program::TensorMeta* meta = nullptr;
     std::uint64_t order = next_order_++;
     if (it != meta_index.end()) {
-      meta = exported.graph.tensor_values[it->second].second;
+      meta = &exported.graph.tensor_values[it->second].second;
       order = it->second;
     } else if (is_tensor) {
       throw Error("tensor '" + name + "' has no entry in the graph's tensor_values");
     }
     if (values_by_name_.count(name) != 0) throw Error("value '" + name + "' is defined twice");
-    return newValue(name, std::move(meta), order);
+    return newValue(name, meta, std::nullopt, order);
   };
 
   for (std::size_t i = 0; i < exported.graph.inputs.size(); ++i) {
@@ -154,11 +154,13 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
     node->target_ = source_node.target;
     node->metadata_ = source_node.metadata;
     node->source_ = source_node.source;
-    node->members_ = source_node.members;
     node->name_ = source_node.name;
     Node* raw_node = node.get();
     for (const program::NamedArgument& input : source_node.inputs) {
-      Operand operand{input.name, input.arg, {}, input.source, input.members};
+      Operand operand;
+      operand.name = input.name;
+      operand.source = input.source;
+      operand.read_argument = &input.arg;
       if (input.arg.refersToTensors()) {
         for (const auto& reference : input.arg.tensorReferences()) {
           Value* value = nullptr;
@@ -178,8 +180,8 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
       }
       node->operands_.push_back(std::move(operand));
     }
+    node->read_outputs_ = &source_node.outputs;
     for (const program::Argument& output : source_node.outputs) {
-      node->output_arguments_.push_back(output);
       if (output.refersToTensors()) {
         for (const auto& reference : output.tensorReferences()) {
           if (!reference) continue;
@@ -220,10 +222,15 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
 
 Graph::~Graph() = default;
 
-Value* Graph::newValue(const std::string& name, std::optional<program::TensorMeta> meta, std::uint64_t order) {
+Value* Graph::newValue(const std::string& name, const program::TensorMeta* read,
+                       std::optional<program::TensorMeta> own, std::uint64_t order) {
   auto value = std::make_unique<Value>();
   value->name_ = name;
-  value->meta_ = std::move(meta);
+  value->meta_ = read;
+  if (own) {
+    value->own_meta_ = std::make_unique<program::TensorMeta>(std::move(*own));
+    value->meta_ = value->own_meta_.get();
+  }
   value->order_ = order;
   Value* raw = value.get();
   values_by_name_[name] = raw;
@@ -296,8 +303,8 @@ void Graph::replaceAllUsesWith(Value* from, Value* to) {
       for (Value*& value : operand.values) {
         if (value == from) {
           value = to;
-          operand.source = {};
-          user->source_ = {};
+          operand.changed = true;
+          user->changed_ = true;
           removeUse(from, user);
           addUse(to, user);
         }
@@ -320,9 +327,9 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
     for (Value* old : operand.values) {
       if (old != nullptr) removeUse(old, node);
     }
-    operand.argument = program::Argument::tensor(value->name_);
-    operand.source = {};
-    node->source_ = {};
+    operand.setArgument(program::Argument::tensor(value->name_));
+    operand.changed = true;
+    node->changed_ = true;
     operand.values = {value};
     addUse(value, node);
     afterMutation();
@@ -330,9 +337,13 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
   }
   for (auto it = node->operands_.begin(); !insert_after.empty() && it != node->operands_.end(); ++it) {
     if (it->name != insert_after) continue;
-    Operand operand{std::string(operand_name), program::Argument::tensor(value->name_), {value}, {}, {}};
+    Operand operand;
+    operand.name = std::string(operand_name);
+    operand.values = {value};
+    operand.changed = true;
+    operand.setArgument(program::Argument::tensor(value->name_));
     node->operands_.insert(std::next(it), std::move(operand));
-    node->source_ = {};
+    node->changed_ = true;
     addUse(value, node);
     afterMutation();
     return;
@@ -349,19 +360,19 @@ Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
     Operand operand;
     operand.name = input.name;
     if (const auto* value = std::get_if<Value*>(&input.value)) {
-      operand.argument = program::Argument::tensor((*value)->name_);
+      operand.setArgument(program::Argument::tensor((*value)->name_));
       operand.values = {*value};
     } else {
-      operand.argument = std::get<program::Argument>(input.value);
+      operand.setArgument(std::get<program::Argument>(input.value));
     }
     node->operands_.push_back(std::move(operand));
   }
   std::string name = freshName(spec.name_hint);
-  Value* output = newValue(name, spec.output_meta, next_order_++);
+  Value* output = newValue(name, nullptr, spec.output_meta, next_order_++);
   output->producer_ = raw;
   node->name_ = name;
   node->outputs_ = {output};
-  node->output_arguments_ = {program::Argument::tensor(name)};
+  node->own_outputs_ = {program::Argument::tensor(name)};
   for (Operand& operand : node->operands_) {
     for (Value* value : operand.values) addUse(value, raw);
   }
@@ -410,7 +421,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
   list.push_back(payload);
 
   const std::string name = freshName(name_hint);
-  Value* value = newValue(name, meta, next_order_++);
+  Value* value = newValue(name, nullptr, meta, next_order_++);
   value->input_kind_ = kind;
   value->target_ = fqn;
   value->payload_ = payload;
@@ -435,7 +446,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
 void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std::shared_ptr<const Storage> storage) {
   if (!placeholder->payload_) throw Error("'" + placeholder->name_ + "' is not a constant tensor");
   auto replacement = std::make_shared<Payload>(*placeholder->payload_);
-  replacement->meta.source = {};
+  replacement->meta.changed = true;
   replacement->meta.tensor_meta = meta;
   replacement->meta.use_pickle = false;
   replacement->storage = std::move(storage);
@@ -450,7 +461,8 @@ void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std:
   const bool floating = meta.dtype == program::ScalarType::kFloat32 || meta.dtype == program::ScalarType::kFloat64 ||
                         meta.dtype == program::ScalarType::kFloat16 || meta.dtype == program::ScalarType::kBFloat16;
   meta.requires_grad = floating && placeholder->meta_ ? placeholder->meta_->requires_grad : false;
-  placeholder->meta_ = meta;
+  placeholder->own_meta_ = std::make_unique<program::TensorMeta>(std::move(meta));
+  placeholder->meta_ = placeholder->own_meta_.get();
   afterMutation();
 }
 
@@ -528,7 +540,7 @@ void Graph::lint() const {
         if (defined.count(value) == 0) fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
         ++counted_uses[value];
       }
-      if (operand.argument.refersToTensors() && operand.argument.tensorReferences().size() != operand.values.size()) {
+      if (operand.argument().refersToTensors() && operand.argument().tensorReferences().size() != operand.values.size()) {
         fail("operand '" + operand.name + "' of '" + node->name_ + "' lost its shape");
       }
     }
@@ -572,26 +584,27 @@ program::ExportedProgram Graph::toExportedProgram() const {
     program::Node emitted;
     emitted.target = node->target_;
     emitted.name = node->name_;
-    if (!node->source_.empty()) {
+    if (!node->source_.empty() && !node->changed_) {
       // Untouched: its record text says it all (see the header).
       emitted.source = node->source_;
       out.graph.nodes.push_back(std::move(emitted));
       continue;
     }
     emitted.metadata = node->metadata_;
-    emitted.members = node->members_;
+    emitted.source = node->source_;
+    emitted.changed = node->changed_;
     for (const Operand& operand : node->operands_) {
-      program::NamedArgument named{operand.name, operand.argument, operand.source, operand.members};
-      if (operand.source.empty() && operand.argument.refersToTensors()) {
+      program::NamedArgument named{operand.name, operand.argument(), operand.source, operand.changed};
+      if ((operand.source.empty() || operand.changed) && operand.argument().refersToTensors()) {
         std::vector<std::optional<std::string>> names;
         for (const Value* value : operand.values) {
           names.push_back(value ? std::optional<std::string>(value->name_) : std::nullopt);
         }
-        named.arg = operand.argument.withTensorReferences(names);
+        named.arg = operand.argument().withTensorReferences(names);
       }
       emitted.inputs.push_back(std::move(named));
     }
-    emitted.outputs = node->output_arguments_;
+    emitted.outputs = node->read_outputs_ ? *node->read_outputs_ : node->own_outputs_;
     out.graph.nodes.push_back(std::move(emitted));
   }
   for (const GraphOutput& output : outputs_) {
@@ -601,14 +614,20 @@ program::ExportedProgram Graph::toExportedProgram() const {
       argument = program::Argument::tensor(output.value->name_);
       if (spec.arg.is("as_tensor")) {
         spec.arg = argument;
-        spec.source = {};
+        spec.changed = true;
       }
     }
     out.graph.outputs.push_back(argument);
     out.signature.output_specs.push_back(std::move(spec));
   }
   std::sort(tensors.begin(), tensors.end(), [](const Value* a, const Value* b) { return a->order_ < b->order_; });
-  for (const Value* value : tensors) out.graph.tensor_values.emplace_back(value->name_, *value->meta_);
+  for (const Value* value : tensors) {
+    // A meta as read is exported as its text, like an untouched node.
+    program::TensorMeta meta;
+    if (value->meta_->source.empty()) meta = *value->meta_;
+    else meta.source = value->meta_->source;
+    out.graph.tensor_values.emplace_back(value->name_, std::move(meta));
+  }
   return out;
 }
 

@@ -31,7 +31,7 @@ class Value {
  public:
   const std::string& name() const { return name_; }
   // Tensor metadata (dtype, shape), or null for non-tensor values.
-  const program::TensorMeta* meta() const { return meta_ ? &*meta_ : nullptr; }
+  const program::TensorMeta* meta() const { return meta_; }
   // The node computing this value; null for placeholders.
   Node* producer() const { return producer_; }
   bool isPlaceholder() const { return producer_ == nullptr; }
@@ -54,7 +54,9 @@ class Value {
  private:
   friend class Graph;
   std::string name_;
-  std::optional<program::TensorMeta> meta_;
+  // The program's meta while the value keeps it, else `own_meta_`.
+  const program::TensorMeta* meta_ = nullptr;
+  std::unique_ptr<program::TensorMeta> own_meta_;
   std::uint64_t order_ = 0;  // position in tensor_values when emitted
   Node* producer_ = nullptr;
   std::vector<Node*> uses_;
@@ -72,10 +74,19 @@ class Value {
 // resolved to values (null for None entries of optional tensor lists).
 struct Operand {
   std::string name;
-  program::Argument argument;  // constants, and the shape of tensor references
   std::vector<Value*> values;
-  std::string_view source;     // the input as read; empty once it changed
-  program::RawMembers members;  // its other members (kind), empty if new
+  std::string_view source;  // the input as read; empty if new
+  bool changed = false;     // its values no longer match `source`
+
+  // Constants, and the shape of tensor references.
+  const program::Argument& argument() const { return own_argument ? *own_argument : *read_argument; }
+  void setArgument(program::Argument argument) {
+    own_argument = std::make_unique<program::Argument>(std::move(argument));
+  }
+  // The program's argument while the operand keeps it (the program outlives
+  // the graph), else the operand's own.
+  const program::Argument* read_argument = nullptr;
+  std::unique_ptr<program::Argument> own_argument;
 };
 
 // An operation: target, named operands, outputs, metadata.
@@ -106,13 +117,15 @@ class Node {
   std::string target_;
   std::string name_;
   std::vector<Operand> operands_;
-  std::vector<program::Argument> output_arguments_;  // shape of the outputs list
+  // Shape of the outputs list: the program's for nodes read, else own.
+  const std::vector<program::Argument>* read_outputs_ = nullptr;
+  std::vector<program::Argument> own_outputs_;
   std::vector<Value*> outputs_;
   // Outputs that are not tensors (sym ints, ...); such nodes are never dead.
   bool has_untracked_outputs_ = false;
   program::Metadata metadata_;
-  std::string_view source_;     // the node as read; empty once it changed
-  program::RawMembers members_;  // empty for new nodes
+  std::string_view source_;  // the node as read; empty for new nodes
+  bool changed_ = false;     // an operand changed since it was read
   std::list<std::unique_ptr<Node>>::iterator position_;
 };
 
@@ -196,7 +209,9 @@ class Graph {
   const Program& source() const { return source_; }
 
  private:
-  Value* newValue(const std::string& name, std::optional<program::TensorMeta> meta, std::uint64_t order);
+  // A value with the program's meta `read` (may be null) or, if given, its own.
+  Value* newValue(const std::string& name, const program::TensorMeta* read, std::optional<program::TensorMeta> own,
+                  std::uint64_t order);
   std::string freshName(const std::string& hint);
   void addUse(Value* value, Node* user);
   void removeUse(Value* value, Node* user);

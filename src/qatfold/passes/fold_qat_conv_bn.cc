@@ -226,7 +226,7 @@ void FoldQatConvBatchNorm::rewrite(graph::Graph& graph, const Match& m) const {
       } else if (operand.values.size() == 1 && operand.values[0] != nullptr) {
         dequantize.inputs.push_back({operand.name, operand.values[0]});
       } else {
-        dequantize.inputs.push_back({operand.name, operand.argument});
+        dequantize.inputs.push_back({operand.name, operand.argument()});
       }
     }
     graph::Node* dq = graph.insertNodeBefore(m.conv, dequantize);

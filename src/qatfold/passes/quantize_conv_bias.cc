@@ -58,7 +58,7 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
   m.conv = &conv;
   const graph::Operand* bias_operand = conv.tryGetOperand("bias");
   graph::Value* bias = conv.tryGetInput("bias");
-  if (bias_operand == nullptr || bias_operand->argument.isNone()) {
+  if (bias_operand == nullptr || bias_operand->argument().isNone()) {
     m.action = Action::kAddZeroBias;
   } else if (bias == nullptr) {
     return "bias operand has an unexpected form";

@@ -333,7 +333,7 @@ namespace qatfold::program {
 // ---- Metadata --------------------------------------------------------------------
 
 std::optional<std::string> Metadata::stringValue(std::string_view key) const {
-  for (const RawMember& member : members) {
+  for (const RawMember& member : source.empty() ? members : membersOf(source)) {
     if (member.key != key) continue;
     if (member.value.empty() || member.value.front() != '"') return std::nullopt;
     Json value = parseJson(member.value);
@@ -345,8 +345,9 @@ std::optional<std::string> Metadata::stringValue(std::string_view key) const {
 
 Metadata Metadata::subset(std::initializer_list<std::string_view> keys) const {
   Metadata kept;
+  const RawMembers all = source.empty() ? members : membersOf(source);
   for (std::string_view key : keys) {
-    for (const RawMember& member : members) {
+    for (const RawMember& member : all) {
       if (member.key == key) kept.members.push_back(member);
     }
   }

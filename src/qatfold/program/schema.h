@@ -1,14 +1,15 @@
 // Typed view of the serialized ExportedProgram (torch/_export/serde/schema.py,
 // major version 8).
 //
-// The reader (schema_reader.cc) validates a record with simdjson, then
-// parses only the fields the passes interpret. Everything else stays as a
-// slice of the record's text: each struct keeps the exact text it was read
-// from (`source`) and, where the writer may have to rebuild it, its members
-// as slices (`members`). The writer (schema_writer.cc) re-emits every part
-// that still has its source verbatim and builds the rest in the exact
-// format of Python's json.dumps. So an untouched node, tensor meta or spec
-// comes out byte for byte as it came in, without being re-serialized.
+// The reader (schema_reader.cc) walks a record once with simdjson, checking
+// all of it and parsing only the fields the passes interpret. Everything
+// else stays as a slice of the record's text: each struct keeps the exact
+// text it was read from (`source`). The writer (schema_writer.cc) re-emits
+// every unchanged part from its source and builds the rest in the exact
+// format of Python's json.dumps; a changed part's members it does not own
+// (a node's name, an input's kind) it reads back from the source then. So
+// an untouched node, tensor meta or spec comes out byte for byte as it came
+// in, without being re-serialized, and nothing is held twice.
 //
 // Slices point into a JsonText that the owning ExportedProgram or
 // PayloadConfig keeps alive (`text`). Parsed structs are never edited in
@@ -63,11 +64,15 @@ struct RawMember {
 };
 using RawMembers = std::vector<RawMember>;
 
+// The members of the JSON object `object_text` (a slice of a JsonText, or
+// text the writer made), in order. Throws Error if it is not an object.
+RawMembers membersOf(std::string_view object_text);
+
 // A node's metadata (stack_trace, nn_module_stack, ...): opaque to every
-// pass, kept as slices and copied between nodes as they are.
+// pass, kept as text and copied between nodes as it is.
 struct Metadata {
-  std::string_view source;  // the whole object; empty once members changed
-  RawMembers members;
+  std::string_view source;  // the whole object as read
+  RawMembers members;       // set instead of `source` for metadata built in memory
 
   // The decoded value of string member `key`, or nullopt.
   std::optional<std::string> stringValue(std::string_view key) const;
@@ -152,8 +157,8 @@ struct TensorMeta {
 struct NamedArgument {
   std::string name;
   Argument arg;
-  std::string_view source;  // empty once the argument changed
-  RawMembers members;       // empty for inputs built in memory
+  std::string_view source;  // as read; empty for inputs built in memory
+  bool changed = false;     // `arg` no longer matches `source`
   void write(std::string& out) const;
 };
 
@@ -163,8 +168,8 @@ struct Node {
   std::vector<NamedArgument> inputs;
   std::vector<Argument> outputs;
   Metadata metadata;
-  std::string_view source;  // empty once anything in the node changed
-  RawMembers members;       // empty for nodes built in memory
+  std::string_view source;  // as read; empty for nodes built in memory
+  bool changed = false;     // an input changed since it was read
   void write(std::string& out) const;
 };
 
@@ -184,8 +189,8 @@ struct InputSpec {
 struct OutputSpec {
   std::string kind;  // "user_output", "buffer_mutation", ...
   Argument arg;
-  std::string_view source;  // empty once the argument changed
-  RawMembers body;          // members of the {kind: body} object
+  std::string_view source;  // as read; empty for specs built in memory
+  bool changed = false;     // `arg` no longer matches `source`
   void write(std::string& out) const;
 };
 
@@ -250,7 +255,7 @@ struct PayloadMeta {
   std::optional<TensorMeta> tensor_meta;  // absent for custom objects
   std::string_view source;       // the entry as read
   std::string source_path_name;  // path_name as read: a renamed entry is rebuilt
-  RawMembers members;
+  bool changed = false;          // tensor_meta or flags changed since it was read
   void write(std::string& out) const;
 };
 

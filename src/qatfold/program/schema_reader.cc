@@ -367,13 +367,9 @@ TensorMeta readTensorMeta(od::value& value, const std::string& where) {
 }
 
 Metadata readMetadata(od::value& value, const std::string& where) {
-  od::object object = expectObject(value, where);
+  if (typeOf(value, where) != json_type::object) fail(where, "expected an object");
   Metadata metadata;
-  metadata.source = sourceOf(object, where);
-  forEachMember(object, where, [&](od::field& field) {
-    const std::string_view key = keyOf(field);
-    metadata.members.push_back({key, rawValue(field.value(), where)});
-  });
+  metadata.source = rawValue(value, where);
   return metadata;
 }
 
@@ -386,14 +382,12 @@ NamedArgument readNamedArgument(od::value& value, const std::string& where) {
     const std::string_view key = keyOf(field);
     if (key == "name") {
       named.name = expectString(field.value(), where + ".name");
-      named.members.push_back({key, {}});
       seen_name = true;
     } else if (key == "arg") {
       named.arg = readArgument(field.value(), where + ".arg");
-      named.members.push_back({key, {}});
       seen_arg = true;
     } else {
-      named.members.push_back({key, rawValue(field.value(), where)});
+      validate(field.value(), where);
     }
   });
   requireField(seen_name, "name", where);
@@ -429,13 +423,10 @@ Node readNode(od::value& value, const std::string& where) {
       od::value member = field.value();
       if (key == "name" && typeOf(member, where) == json_type::string) {
         node.name = std::string(take(member.get_string(), where));
-        node.members.push_back({key, trimmed(member.raw_json_token())});
-        return;
+      } else {
+        validate(member, where);
       }
-      node.members.push_back({key, rawValue(member, where)});
-      return;
     }
-    node.members.push_back({key, {}});
   });
   requireField(seen_target, "target", where);
   requireField(seen_inputs, "inputs", where);
@@ -526,10 +517,9 @@ OutputSpec readOutputSpec(od::value& value, const std::string& where) {
       const std::string_view key = keyOf(body_field);
       if (key == "arg") {
         spec.arg = readArgument(body_field.value(), inner + ".arg");
-        spec.body.push_back({key, {}});
         seen_arg = true;
       } else {
-        spec.body.push_back({key, rawValue(body_field.value(), inner)});
+        validate(body_field.value(), inner);
       }
     });
     requireField(seen_arg, "arg", inner);
@@ -663,6 +653,28 @@ auto reportingMalformed(const std::string& where, F&& read) {
 }
 
 }  // namespace
+
+RawMembers membersOf(std::string_view object_text) {
+  // A padded copy to read; the members returned are slices of the original.
+  const simdjson::padded_string padded(object_text);
+  const std::string where = "object";
+  auto original = [&](std::string_view slice) {
+    return std::string_view(object_text.data() + (slice.data() - padded.data()), slice.size());
+  };
+  RawMembers members;
+  try {
+    od::parser parser;
+    od::document document = take(parser.iterate(padded), where);
+    if (take(document.type(), where) != json_type::object) fail(where, "expected an object");
+    od::object object = take(document.get_object(), where);
+    forEachMember(object, where, [&](od::field& field) {
+      members.push_back({original(keyOf(field)), original(rawValue(field.value(), where))});
+    });
+  } catch (const MalformedJson& e) {
+    throw Error("malformed JSON object: " + e.message);
+  }
+  return members;
+}
 
 ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
   return reportingMalformed(where, [&] { return parseChecked(std::move(text), where); });
@@ -804,10 +816,8 @@ PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, 
           }
           seen_tensor = true;
         } else {
-          meta.members.push_back({member_key, rawValue(value, e_where)});
-          return;
+          validate(value, e_where);
         }
-        meta.members.push_back({member_key, {}});
       });
       requireField(seen_path, "path_name", e_where);
       requireField(seen_param, "is_param", e_where);

@@ -14,8 +14,8 @@ void writeKey(std::string& out, std::string_view raw_key) {
   out.append("\": ");
 }
 
-// {members}, with `owned(key, out)` writing the members the struct owns
-// (those whose value is empty) and the others copied as they were.
+// {members}: `owned(key, out)` writes the value of a member the struct
+// owns and returns true; the other members are copied as they were.
 template <class Owned>
 void writeMembers(std::string& out, const RawMembers& members, Owned&& owned) {
   out.push_back('{');
@@ -24,11 +24,7 @@ void writeMembers(std::string& out, const RawMembers& members, Owned&& owned) {
     if (!first) out.append(", ");
     first = false;
     writeKey(out, member.key);
-    if (member.value.empty()) {
-      owned(member.key, out);
-    } else {
-      out.append(member.value);
-    }
+    if (!owned(member.key, out)) out.append(member.value);
   }
   out.push_back('}');
 }
@@ -89,15 +85,15 @@ void Metadata::write(std::string& out) const {
     out.append(source);
     return;
   }
-  writeMembers(out, members, [](std::string_view, std::string& into) { into.append("null"); });
+  writeMembers(out, members, [](std::string_view, std::string&) { return false; });
 }
 
 void NamedArgument::write(std::string& out) const {
-  if (!source.empty()) {
+  if (!source.empty() && !changed) {
     out.append(source);
     return;
   }
-  if (members.empty()) {
+  if (source.empty()) {
     out.append("{\"name\": ");
     appendJsonString(out, name);
     out.append(", \"arg\": ");
@@ -105,14 +101,16 @@ void NamedArgument::write(std::string& out) const {
     out.append(", \"kind\": 1}");
     return;
   }
-  writeMembers(out, members, [this](std::string_view key, std::string& into) {
+  writeMembers(out, membersOf(source), [this](std::string_view key, std::string& into) {
     if (key == "name") appendJsonString(into, name);
-    else arg.write(into);
+    else if (key == "arg") arg.write(into);
+    else return false;
+    return true;
   });
 }
 
 void Node::write(std::string& out) const {
-  if (!source.empty()) {
+  if (!source.empty() && !changed) {
     out.append(source);
     return;
   }
@@ -120,10 +118,12 @@ void Node::write(std::string& out) const {
     if (key == "target") appendJsonString(into, target);
     else if (key == "inputs") writeList(into, inputs);
     else if (key == "outputs") writeList(into, outputs);
-    else metadata.write(into);
+    else if (key == "metadata") metadata.write(into);
+    else return false;
+    return true;
   };
-  if (!members.empty()) {
-    writeMembers(out, members, owned);
+  if (!source.empty()) {
+    writeMembers(out, membersOf(source), owned);
     return;
   }
   out.append("{\"target\": ");
@@ -168,19 +168,24 @@ void InputSpec::write(std::string& out) const {
 }
 
 void OutputSpec::write(std::string& out) const {
-  if (!source.empty()) {
+  if (!source.empty() && !changed) {
     out.append(source);
     return;
   }
   out.push_back('{');
   appendJsonString(out, kind);
   out.append(": ");
-  if (body.empty()) {
+  const RawMembers outer = source.empty() ? RawMembers{} : membersOf(source);
+  if (outer.size() != 1) {
     out.append("{\"arg\": ");
     arg.write(out);
     out.push_back('}');
   } else {
-    writeMembers(out, body, [this](std::string_view, std::string& into) { arg.write(into); });
+    writeMembers(out, membersOf(outer.front().value), [this](std::string_view key, std::string& into) {
+      if (key != "arg") return false;
+      arg.write(into);
+      return true;
+    });
   }
   out.push_back('}');
 }
@@ -193,7 +198,7 @@ void Graph::write(std::string& out) const {
       writeList(into, outputs);
     } else if (key == "nodes") {
       writeList(into, nodes);
-    } else {
+    } else if (key == "tensor_values") {
       into.push_back('{');
       for (std::size_t i = 0; i < tensor_values.size(); ++i) {
         if (i) into.append(", ");
@@ -202,14 +207,19 @@ void Graph::write(std::string& out) const {
         tensor_values[i].second.write(into);
       }
       into.push_back('}');
+    } else {
+      return false;
     }
+    return true;
   });
 }
 
 void GraphSignature::write(std::string& out) const {
   writeMembers(out, members, [this](std::string_view key, std::string& into) {
     if (key == "input_specs") writeList(into, input_specs);
-    else writeList(into, output_specs);
+    else if (key == "output_specs") writeList(into, output_specs);
+    else return false;
+    return true;
   });
 }
 
@@ -235,7 +245,7 @@ std::string ExportedProgram::dump() const {
 }
 
 void PayloadMeta::write(std::string& out) const {
-  if (!source.empty() && path_name == source_path_name) {
+  if (!source.empty() && !changed && path_name == source_path_name) {
     out.append(source);
     return;
   }
@@ -246,23 +256,26 @@ void PayloadMeta::write(std::string& out) const {
       into.append(is_param ? "true" : "false");
     } else if (key == "use_pickle") {
       into.append(use_pickle ? "true" : "false");
-    } else if (tensor_meta) {
-      tensor_meta->write(into);
+    } else if (key == "tensor_meta") {
+      if (tensor_meta) tensor_meta->write(into);
+      else into.append("null");
     } else {
-      into.append("null");
+      return false;
     }
+    return true;
   };
-  if (!members.empty()) {
-    writeMembers(out, members, owned);
+  if (!source.empty()) {
+    writeMembers(out, membersOf(source), owned);
     return;
   }
-  RawMembers canonical = {{"path_name", {}}, {"is_param", {}}, {"use_pickle", {}}, {"tensor_meta", {}}};
+  const RawMembers canonical = {{"path_name", {}}, {"is_param", {}}, {"use_pickle", {}}, {"tensor_meta", {}}};
   writeMembers(out, canonical, owned);
 }
 
 std::string PayloadConfig::dump() const {
   std::string out;
-  auto entries_json = [this](std::string_view, std::string& into) {
+  auto entries_json = [this](std::string_view key, std::string& into) {
+    if (key != "config") return false;
     into.push_back('{');
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (i) into.append(", ");
@@ -271,13 +284,10 @@ std::string PayloadConfig::dump() const {
       entries[i].second.write(into);
     }
     into.push_back('}');
+    return true;
   };
-  if (members.empty()) {
-    RawMembers canonical = {{"config", {}}};
-    writeMembers(out, canonical, entries_json);
-  } else {
-    writeMembers(out, members, entries_json);
-  }
+  const RawMembers canonical = {{"config", {}}};
+  writeMembers(out, members.empty() ? canonical : members, entries_json);
   return out;
 }
 
