@@ -76,9 +76,15 @@ const ZipEntry& Archive::entry(std::string_view path) const {
 std::string Archive::read(std::string_view path, std::size_t spare) const { return zip_->read(entry(path), spare); }
 
 void ArchiveEdit::put(std::string path, std::string bytes) {
+  putProduced(std::move(path), [bytes = std::make_shared<const std::string>(std::move(bytes))](const RecordEmit& emit) {
+    emit(*bytes);
+  });
+}
+
+void ArchiveEdit::putProduced(std::string path, RecordProducer producer) {
   removals_.erase(path);
   if (puts_.find(path) == puts_.end()) put_order_.push_back(path);
-  puts_[path] = std::move(bytes);
+  puts_[path] = std::move(producer);
 }
 
 void ArchiveEdit::remove(const std::string& path) {
@@ -86,7 +92,7 @@ void ArchiveEdit::remove(const std::string& path) {
   removals_[path] = true;
 }
 
-const std::string* ArchiveEdit::replacement(const std::string& path) const {
+const RecordProducer* ArchiveEdit::replacement(const std::string& path) const {
   auto it = puts_.find(path);
   return it == puts_.end() ? nullptr : &it->second;
 }
@@ -111,14 +117,14 @@ void writeArchive(const Archive& archive, const ArchiveEdit& edit, ByteSink& sin
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const std::string& path = archive.paths()[i];
     if (edit.removed(path)) continue;
-    if (const std::string* bytes = edit.replacement(path)) {
-      writer.addStored(entries[i].name, *bytes);
+    if (const RecordProducer* producer = edit.replacement(path)) {
+      writer.addProduced(entries[i].name, *producer);
     } else {
       writer.copyFrom(archive.zip(), entries[i], entries[i].name);
     }
   }
   for (const std::string& path : edit.additions(archive)) {
-    writer.addStored(prefix + path, *edit.replacement(path));
+    writer.addProduced(prefix + path, *edit.replacement(path));
   }
   writer.finish();
 }

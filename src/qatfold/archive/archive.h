@@ -2,6 +2,7 @@
 // inside that folder ("models/model.json", "data/weights/weight_0").
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,20 +45,30 @@ class Archive {
   std::vector<std::string> paths_;
 };
 
+// Writes a record's bytes through `emit`, in pieces. It must write the same
+// bytes each time it is called.
+using RecordEmit = std::function<void(std::string_view)>;
+using RecordProducer = std::function<void(const RecordEmit& emit)>;
+
 // The changes to make when writing an archive out: records to replace or add
-// (new bytes) and records to drop. Everything else is copied verbatim.
+// (new bytes, or a producer that writes them) and records to drop.
+// Everything else is copied verbatim.
 class ArchiveEdit {
  public:
   void put(std::string path, std::string bytes);
+  // A record too large to hold twice: written by `producer` while the
+  // archive is written (see ZipWriter::addProduced).
+  void putProduced(std::string path, RecordProducer producer);
   void remove(const std::string& path);
   bool empty() const { return puts_.empty() && removals_.empty(); }
-  const std::string* replacement(const std::string& path) const;
+  // The new content of `path`, or null.
+  const RecordProducer* replacement(const std::string& path) const;
   bool removed(const std::string& path) const { return removals_.count(path) != 0; }
   // Paths put that were not in `archive`, in the order they were put.
   std::vector<std::string> additions(const Archive& archive) const;
 
  private:
-  std::map<std::string, std::string> puts_;
+  std::map<std::string, RecordProducer> puts_;
   std::vector<std::string> put_order_;
   std::map<std::string, bool> removals_;
 };

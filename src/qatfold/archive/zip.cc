@@ -360,10 +360,31 @@ void ZipWriter::writeLocalHeader(const Written& record) {
 }
 
 void ZipWriter::addStored(std::string_view name, std::string_view data) {
+  addProduced(name, [data](const std::function<void(std::string_view)>& emit) { emit(data); });
+}
+
+void ZipWriter::addProduced(std::string_view name,
+                            const std::function<void(const std::function<void(std::string_view)>&)>& producer) {
   if (finished_) throw Error("zip writer already finished");
-  Written record{std::string(name), 0, crc32Of(data), data.size(), data.size(), sink_.position()};
+  std::uint64_t size = 0;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  auto measure = [&](std::string_view piece) {
+    size += piece.size();
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(piece.data()), piece.size());
+  };
+  producer(measure);
+  Written record{std::string(name), 0, static_cast<std::uint32_t>(crc), size, size, sink_.position()};
   writeLocalHeader(record);
-  sink_.write(data);
+  const std::uint64_t expected_size = size;
+  const uLong expected_crc = crc;
+  size = 0;
+  crc = crc32(0L, Z_NULL, 0);
+  producer([&](std::string_view piece) {
+    measure(piece);
+    if (size > expected_size) throw Error("record " + record.name + " grew while it was written");
+    sink_.write(piece);
+  });
+  if (size != expected_size || crc != expected_crc) throw Error("record " + record.name + " changed while it was written");
   written_.push_back(std::move(record));
 }
 

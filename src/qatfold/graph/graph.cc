@@ -156,6 +156,7 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
     node->source_ = source_node.source;
     node->name_ = source_node.name;
     Node* raw_node = node.get();
+    node->operands_.reserve(source_node.inputs.size());
     for (const program::NamedArgument& input : source_node.inputs) {
       Operand operand;
       operand.name = input.name;
@@ -181,6 +182,7 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
       node->operands_.push_back(std::move(operand));
     }
     node->read_outputs_ = &source_node.outputs;
+    node->outputs_.reserve(source_node.outputs.size());
     for (const program::Argument& output : source_node.outputs) {
       if (output.refersToTensors()) {
         for (const auto& reference : output.tensorReferences()) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -200,7 +201,9 @@ struct Graph {
   std::vector<Node> nodes;
   std::vector<std::pair<std::string, TensorMeta>> tensor_values;  // file order
   RawMembers members;
-  void write(std::string& out) const;
+  // `flush(out)` runs after each node and tensor value: it may hand `out`
+  // on and clear it, so a large graph is written in pieces.
+  void write(std::string& out, const std::function<void(std::string&)>& flush = nullptr) const;
 };
 
 struct GraphSignature {
@@ -238,7 +241,9 @@ struct ExportedProgram {
   // A copy without the graph's inputs, outputs, nodes and tensor values and
   // the signature's specs: what an emitter fills in again.
   ExportedProgram shell() const;
-  // The record as it now stands.
+  // The record as it now stands, handed to `emit` in pieces of about 64 KiB.
+  void write(const std::function<void(std::string_view)>& emit) const;
+  // The same, as one string.
   std::string dump() const;
   // dump(), parsed (for tests and tools that inspect the result).
   Json toJson() const;

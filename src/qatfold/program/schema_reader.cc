@@ -410,12 +410,14 @@ Node readNode(od::value& value, const std::string& where) {
       forEachItem(inputs, where, [&](od::value& item, std::size_t k) {
         node.inputs.push_back(readNamedArgument(item, where + ".inputs[" + std::to_string(k) + "]"));
       });
+      node.inputs.shrink_to_fit();  // thousands of nodes: no room to spare
       seen_inputs = true;
     } else if (key == "outputs") {
       od::array outputs = expectArray(field.value(), where + ".outputs");
       forEachItem(outputs, where, [&](od::value& item, std::size_t k) {
         node.outputs.push_back(readArgument(item, where + ".outputs[" + std::to_string(k) + "]"));
       });
+      node.outputs.shrink_to_fit();
       seen_outputs = true;
     } else if (key == "metadata") {
       node.metadata = readMetadata(field.value(), where + ".metadata");
@@ -550,12 +552,15 @@ std::string_view readGraph(od::value& value, Graph& graph, const std::string& wh
       seen_outputs = true;
     } else if (key == "nodes") {
       od::array nodes = expectArray(field.value(), where + ".nodes");
+      // Counted first (a skim of the structure), so the nodes never move.
+      graph.nodes.reserve(take(nodes.count_elements(), where + ".nodes"));
       forEachItem(nodes, where, [&](od::value& item, std::size_t i) {
         graph.nodes.push_back(readNode(item, where + ".nodes[" + std::to_string(i) + "]"));
       });
       seen_nodes = true;
     } else if (key == "tensor_values") {
       od::object values = expectObject(field.value(), where + ".tensor_values");
+      graph.tensor_values.reserve(take(values.count_fields(), where + ".tensor_values"));
       forEachMember(values, where, [&](od::field& entry) {
         std::string name(take(entry.unescaped_key(), where));
         TensorMeta meta = readTensorMeta(entry.value(), where + ".tensor_values." + name);

@@ -190,14 +190,20 @@ void OutputSpec::write(std::string& out) const {
   out.push_back('}');
 }
 
-void Graph::write(std::string& out) const {
-  writeMembers(out, members, [this](std::string_view key, std::string& into) {
+void Graph::write(std::string& out, const std::function<void(std::string&)>& flush) const {
+  writeMembers(out, members, [&](std::string_view key, std::string& into) {
     if (key == "inputs") {
       writeList(into, inputs);
     } else if (key == "outputs") {
       writeList(into, outputs);
     } else if (key == "nodes") {
-      writeList(into, nodes);
+      into.push_back('[');
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (i) into.append(", ");
+        nodes[i].write(into);
+        if (flush) flush(into);
+      }
+      into.push_back(']');
     } else if (key == "tensor_values") {
       into.push_back('{');
       for (std::size_t i = 0; i < tensor_values.size(); ++i) {
@@ -205,6 +211,7 @@ void Graph::write(std::string& out) const {
         appendJsonString(into, tensor_values[i].first);
         into.append(": ");
         tensor_values[i].second.write(into);
+        if (flush) flush(into);
       }
       into.push_back('}');
     } else {
@@ -223,11 +230,17 @@ void GraphSignature::write(std::string& out) const {
   });
 }
 
-std::string ExportedProgram::dump() const {
+void ExportedProgram::write(const std::function<void(std::string_view)>& emit) const {
   if (!text) throw Error("exported program has no record to write into");
+  constexpr std::size_t kPiece = 64 * 1024;
   const std::string_view record = text->view();
-  std::string out;
-  out.reserve(record.size() + record.size() / 8);
+  std::string piece;
+  piece.reserve(2 * kPiece);
+  auto flush = [&](std::string& out) {
+    if (out.size() < kPiece) return;
+    emit(out);
+    out.clear();
+  };
   // The graph and the signature replace their spans; the rest is the record's.
   const bool graph_first = graph_begin < signature_begin;
   std::size_t at = 0;
@@ -235,12 +248,21 @@ std::string ExportedProgram::dump() const {
     const bool is_graph = (part == 0) == graph_first;
     const std::size_t begin = is_graph ? graph_begin : signature_begin;
     const std::size_t end = is_graph ? graph_end : signature_end;
-    out.append(record.substr(at, begin - at));
-    if (is_graph) graph.write(out);
-    else signature.write(out);
+    if (!piece.empty()) emit(piece);
+    piece.clear();
+    emit(record.substr(at, begin - at));
+    if (is_graph) graph.write(piece, flush);
+    else signature.write(piece);
     at = end;
   }
-  out.append(record.substr(at));
+  if (!piece.empty()) emit(piece);
+  emit(record.substr(at));
+}
+
+std::string ExportedProgram::dump() const {
+  std::string out;
+  if (text) out.reserve(text->size() + text->size() / 8);
+  write([&out](std::string_view piece) { out.append(piece); });
   return out;
 }
 
