@@ -8,7 +8,11 @@ and times, each as the median of several runs:
   (c) the reference file to file: torch.export.load + pass + torch.export.save
   (d) the `qatfold fold` command, file to file
   (e) `cp` of the archive, and (f) `qatfold passes`, the process floor
-and prints the ratios. Usage: .venv/bin/python bench/fold_speed.py [--chains N]
+and prints the ratios. Then it folds the wide programs (Wide, 50 and 400
+parallel chains, built once under build/bench-programs/) and prints how the
+time per MiB of model JSON and the peak RSS (GNU time) grow with the model:
+the core should cost in proportion to the JSON, and hold a small multiple
+of it. Usage: .venv/bin/python bench/fold_speed.py [--chains N] [--wide 50 400]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 import time
 import typing
 import warnings
+import zipfile
 
 import torch
 import typing_extensions
@@ -31,6 +36,7 @@ if not hasattr(typing, "override"):
     typing.override = typing_extensions.override
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 
 class Deep(torch.nn.Module):
@@ -77,6 +83,42 @@ def median_seconds(run, repeat: int) -> float:
     return statistics.median(times)
 
 
+def model_json_bytes(archive: str) -> int:
+    with zipfile.ZipFile(archive) as z:
+        return next(i.file_size for i in z.infolist() if i.filename.endswith("models/model.json"))
+
+
+def fold_peak_rss_mib(cli: str, archive: str, output: str) -> float:
+    """Peak RSS of one `qatfold fold`, from GNU time (the median of three)."""
+    peaks = []
+    for _ in range(3):
+        run = subprocess.run(["/usr/bin/time", "-f", "%M", cli, "fold", archive, "-o", output],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+        peaks.append(int(run.stderr.strip().splitlines()[-1]) / 1024)
+    return statistics.median(peaks)
+
+
+def wide_programs(cli: str, chains_list: list[int], repeat: int, folder: str) -> None:
+    from json_readers import program_archive
+
+    print("\nwide programs: time and memory against the model JSON")
+    rows = []
+    for chains in chains_list:
+        archive = program_archive(chains)
+        output = os.path.join(folder, f"wide{chains}-folded.pt2")
+        seconds = median_seconds(lambda: lambda: subprocess.run([cli, "fold", archive, "-o", output], check=True,
+                                                               stdout=subprocess.DEVNULL), repeat)
+        mib = model_json_bytes(archive) / 2**20
+        peak = fold_peak_rss_mib(cli, archive, output)
+        rows.append((chains, mib, seconds, peak))
+        print(f"  {chains:4d} chains: model.json {mib:6.2f} MiB, fold {seconds * 1000:7.1f} ms "
+              f"({seconds * 1000 / mib:5.2f} ms/MiB), peak RSS {peak:6.1f} MiB = {peak / mib:4.2f}x the JSON")
+    if len(rows) >= 2:
+        (c0, mib0, s0, _), (c1, mib1, s1, _) = rows[0], rows[-1]
+        print(f"  time per MiB at {c1} chains / at {c0} chains: {(s1 / mib1) / (s0 / mib0):.2f}x "
+              f"(JSON grows {mib1 / mib0:.1f}x)")
+
+
 def main() -> None:
     import torch.ao.quantization.fx._decomposed  # noqa: F401
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
@@ -87,6 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chains", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--wide", type=int, nargs="*", default=[50, 400])
     args = parser.parse_args()
     cli = os.environ.get("QATFOLD_CLI", os.path.join(REPO, "build", "qatfold"))
 
@@ -136,6 +179,7 @@ def main() -> None:
     ours = torch.export.load(os.path.join(folder, "qatfold.pt2"))
     x = torch.randn(1, 3, 16, 16)
     print(f"outputs identical: {torch.equal(reference.module()(x), ours.module()(x))}")
+    wide_programs(cli, args.wide, max(args.repeat, 7), folder)
 
 
 if __name__ == "__main__":
