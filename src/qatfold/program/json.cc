@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "qatfold/archive/limits.h"
 #include "qatfold/error.h"
@@ -174,18 +175,24 @@ void appendJson(std::string& out, const Json& v) {
 // measures depth (and notes letters that only a bare NaN/Infinity explains).
 bool checkJsonDepth(std::string_view text, std::size_t max_depth) {
   std::size_t depth = 0;
-  bool in_string = false;
   bool bare_letters = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  for (const char* p = begin; p < end; ++p) {
+    const char c = *p;
+    if (c == '"') {
+      // Skip the string with memchr: most of a model JSON's bytes are in
+      // strings (stack traces). A quote after an odd run of backslashes is
+      // escaped; an unterminated string is the parser's to report.
+      const char* quote = p;
+      while (true) {
+        quote = static_cast<const char*>(std::memchr(quote + 1, '"', static_cast<std::size_t>(end - quote - 1)));
+        if (quote == nullptr) return bare_letters;
+        const char* run = quote;
+        while (run > p + 1 && run[-1] == '\\') --run;
+        if ((quote - run) % 2 == 0) break;
       }
-    } else if (c == '"') {
-      in_string = true;
+      p = quote;
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) {
         throw Error("JSON nests deeper than the limit of " + std::to_string(max_depth) + " levels" +

@@ -249,7 +249,7 @@ struct ExportedProgram {
   Json toJson() const;
 
  private:
-  static ExportedProgram parseChecked(std::shared_ptr<const JsonText> text, const std::string& where);
+  static ExportedProgram parseChecked(std::shared_ptr<const JsonText> text, const std::string& record);
 };
 
 // One entry of a payload config (data/weights/*_weights_config.json).
@@ -273,7 +273,7 @@ struct PayloadConfig {
   const PayloadMeta* tryFind(const std::string& fqn) const;
 
  private:
-  static PayloadConfig parseChecked(std::shared_ptr<const JsonText> text, const std::string& where);
+  static PayloadConfig parseChecked(std::shared_ptr<const JsonText> text, const std::string& record);
 };
 
 }  // namespace qatfold::program

@@ -16,7 +16,32 @@ namespace {
 namespace od = simdjson::ondemand;
 using od::json_type;
 
-[[noreturn]] void fail(const std::string& where, const std::string& what) { throw Error(where + ": " + what); }
+// Where the reader is in a record ("models/model.json: graph_module.graph.
+// nodes[3].inputs[1]"), as a chain of pieces on the stack: the text is only
+// made for a message, so reading a record allocates no paths.
+class Where {
+ public:
+  explicit Where(std::string_view root) : text_(root) {}
+  // `parent` followed by `text` and, if given, "[index]". `parent` and
+  // `text` must outlive this (pass it down, do not store it).
+  Where(const Where& parent, std::string_view text, std::size_t index = kNoIndex)
+      : parent_(&parent), text_(text), index_(index) {}
+
+  std::string str() const {
+    std::string out = parent_ != nullptr ? parent_->str() : std::string();
+    out.append(text_);
+    if (index_ != kNoIndex) out.append("[").append(std::to_string(index_)).append("]");
+    return out;
+  }
+
+ private:
+  static constexpr std::size_t kNoIndex = static_cast<std::size_t>(-1);
+  const Where* parent_ = nullptr;
+  std::string_view text_;
+  std::size_t index_ = kNoIndex;
+};
+
+[[noreturn]] void fail(const Where& where, const std::string& what) { throw Error(where.str() + ": " + what); }
 
 // The text is not JSON; `where` says how far the reader got. Reported by
 // the record's parse() as one "malformed JSON" error.
@@ -26,9 +51,9 @@ struct MalformedJson {
 };
 
 template <class T>
-T take(simdjson::simdjson_result<T>&& result, const std::string& where) {
+T take(simdjson::simdjson_result<T>&& result, const Where& where) {
   T value;
-  if (auto error = std::move(result).get(value)) throw MalformedJson{simdjson::error_message(error), where};
+  if (auto error = std::move(result).get(value)) throw MalformedJson{simdjson::error_message(error), where.str()};
   return value;
 }
 
@@ -39,7 +64,7 @@ std::string_view trimmed(std::string_view text) {
   return text;
 }
 
-json_type typeOf(od::value& value, const std::string& where) { return take(value.type(), where); }
+json_type typeOf(od::value& value, const Where& where) { return take(value.type(), where); }
 
 // The key of `field` as the text spells it, between the quotes.
 std::string_view keyOf(od::field& field) {
@@ -70,32 +95,32 @@ int escapedUnit(const char* p) {
 // Checks a string's escapes in place, from just after its opening quote, so
 // validating the text the reader keeps as slices copies nothing. (simdjson's
 // first stage has already checked the UTF-8 and found the closing quote.)
-void validateRawString(const char* p, const std::string& where) {
+void validateRawString(const char* p, const Where& where) {
   while (true) {
     const unsigned char c = static_cast<unsigned char>(*p++);
     if (c == '"') return;
-    if (c < 0x20) throw MalformedJson{"control character in a string", where};
+    if (c < 0x20) throw MalformedJson{"control character in a string", where.str()};
     if (c != '\\') continue;
     const char escape = *p++;
     if (escape == 'u') {
       const int unit = escapedUnit(p);
-      if (unit < 0) throw MalformedJson{"invalid \\u escape in a string", where};
+      if (unit < 0) throw MalformedJson{"invalid \\u escape in a string", where.str()};
       p += 4;
-      if (unit >= 0xDC00 && unit <= 0xDFFF) throw MalformedJson{"unpaired surrogate in a string", where};
+      if (unit >= 0xDC00 && unit <= 0xDFFF) throw MalformedJson{"unpaired surrogate in a string", where.str()};
       if (unit >= 0xD800 && unit <= 0xDBFF) {
         const int low = p[0] == '\\' && p[1] == 'u' ? escapedUnit(p + 2) : -1;
-        if (low < 0xDC00 || low > 0xDFFF) throw MalformedJson{"unpaired surrogate in a string", where};
+        if (low < 0xDC00 || low > 0xDFFF) throw MalformedJson{"unpaired surrogate in a string", where.str()};
         p += 6;
       }
     } else if (escape != '"' && escape != '\\' && escape != '/' && escape != 'b' && escape != 'f' && escape != 'n' &&
                escape != 'r' && escape != 't') {
-      throw MalformedJson{"invalid escape in a string", where};
+      throw MalformedJson{"invalid escape in a string", where.str()};
     }
   }
 }
 
 // Reads `value` to its end, checking that it is well-formed JSON.
-void validate(od::value& value, const std::string& where) {
+void validate(od::value& value, const Where& where) {
   switch (typeOf(value, where)) {
     case json_type::object: {
       od::object object = take(value.get_object(), where);
@@ -124,13 +149,13 @@ void validate(od::value& value, const std::string& where) {
       (void)take(value.get_bool(), where);
       return;
     case json_type::null:
-      if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where};
+      if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where.str()};
       return;
   }
 }
 
 // The exact text of `value`, checked.
-std::string_view rawValue(od::value& value, const std::string& where) {
+std::string_view rawValue(od::value& value, const Where& where) {
   std::string_view raw;
   switch (typeOf(value, where)) {
     case json_type::object: {
@@ -162,34 +187,34 @@ std::string_view rawValue(od::value& value, const std::string& where) {
   return trimmed(raw);
 }
 
-od::object expectObject(od::value& value, const std::string& where) {
+od::object expectObject(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::object) fail(where, "expected an object");
   return take(value.get_object(), where);
 }
 
-od::array expectArray(od::value& value, const std::string& where) {
+od::array expectArray(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::array) fail(where, "expected a list");
   return take(value.get_array(), where);
 }
 
 // An object's own text; the object is rewound so it can be walked after.
-std::string_view sourceOf(od::object& object, const std::string& where) {
+std::string_view sourceOf(od::object& object, const Where& where) {
   std::string_view source = trimmed(take(object.raw_json(), where));
   take(object.reset(), where);
   return source;
 }
 
-std::string expectString(od::value& value, const std::string& where) {
+std::string expectString(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::string) fail(where, "expected a string");
   return std::string(take(value.get_string(), where));
 }
 
-bool expectBool(od::value& value, const std::string& where) {
+bool expectBool(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::boolean) fail(where, "expected a boolean");
   return take(value.get_bool(), where);
 }
 
-std::int64_t expectInt(od::value& value, const std::string& where) {
+std::int64_t expectInt(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::number ||
       take(value.get_number_type(), where) == od::number_type::floating_point_number) {
     fail(where, "expected an integer");
@@ -200,7 +225,7 @@ std::int64_t expectInt(od::value& value, const std::string& where) {
 }
 
 template <class F>
-void forEachMember(od::object& object, const std::string& where, F&& visit) {
+void forEachMember(od::object& object, const Where& where, F&& visit) {
   for (auto member : object) {
     od::field field = take(std::move(member), where);
     visit(field);
@@ -208,7 +233,7 @@ void forEachMember(od::object& object, const std::string& where, F&& visit) {
 }
 
 template <class F>
-void forEachItem(od::array& array, const std::string& where, F&& visit) {
+void forEachItem(od::array& array, const Where& where, F&& visit) {
   std::size_t index = 0;
   for (auto item : array) {
     od::value value = take(std::move(item), where);
@@ -216,14 +241,14 @@ void forEachItem(od::array& array, const std::string& where, F&& visit) {
   }
 }
 
-void requireField(bool seen, const char* key, const std::string& where) {
+void requireField(bool seen, const char* key, const Where& where) {
   if (!seen) fail(where, std::string("missing field '") + key + "'");
 }
 
 // A small value as a Json tree (arguments, specs).
-Json toJson(od::value& value, const std::string& where);
+Json toJson(od::value& value, const Where& where);
 
-Json objectToJson(od::object& object, const std::string& where) {
+Json objectToJson(od::object& object, const Where& where) {
   Json out = Json::object();
   forEachMember(object, where, [&](od::field& field) {
     std::string key(take(field.unescaped_key(), where));
@@ -234,7 +259,7 @@ Json objectToJson(od::object& object, const std::string& where) {
   return out;
 }
 
-Json toJson(od::value& value, const std::string& where) {
+Json toJson(od::value& value, const Where& where) {
   switch (typeOf(value, where)) {
     case json_type::object: {
       od::object object = take(value.get_object(), where);
@@ -260,13 +285,24 @@ Json toJson(od::value& value, const std::string& where) {
     case json_type::boolean:
       return take(value.get_bool(), where);
     case json_type::null:
-      if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where};
+      if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where.str()};
       return nullptr;
   }
   fail(where, "unexpected JSON value");
 }
 
-Argument readArgument(od::value& value, const std::string& where) {
+// Argument::validate's message, placed: it reads "<where><.tag>: what".
+void validateArgument(const Argument& argument, const Where& where) {
+  try {
+    argument.validate("");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    const bool placed = !what.empty() && (what.front() == '.' || what.front() == ':');
+    throw Error(where.str() + (placed ? what : ": " + what));
+  }
+}
+
+Argument readArgument(od::value& value, const Where& where) {
   od::object object = expectObject(value, where);
   std::string_view source = sourceOf(object, where);
   std::string tag;
@@ -280,12 +316,12 @@ Argument readArgument(od::value& value, const std::string& where) {
   });
   if (members != 1) fail(where, "expected a union with exactly one member");
   Argument argument(std::move(tag), std::move(payload), source);
-  argument.validate(where);
+  validateArgument(argument, where);
   return argument;
 }
 
 // A SymInt that is a concrete {"as_int": n}; nullopt when symbolic.
-std::optional<std::int64_t> readSymInt(od::value& value, const std::string& where) {
+std::optional<std::int64_t> readSymInt(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::object) fail(where, "expected a SymInt union");
   od::object object = take(value.get_object(), where);
   std::size_t members = 0;
@@ -299,14 +335,14 @@ std::optional<std::int64_t> readSymInt(od::value& value, const std::string& wher
   return concrete;
 }
 
-std::vector<std::optional<std::int64_t>> readSymInts(od::value& value, const std::string& where) {
+std::vector<std::optional<std::int64_t>> readSymInts(od::value& value, const Where& where) {
   std::vector<std::optional<std::int64_t>> values;
   od::array array = expectArray(value, where);
   forEachItem(array, where, [&](od::value& item, std::size_t) { values.push_back(readSymInt(item, where)); });
   return values;
 }
 
-TensorMeta readTensorMeta(od::value& value, const std::string& where) {
+TensorMeta readTensorMeta(od::value& value, const Where& where) {
   od::object object = expectObject(value, where);
   TensorMeta meta;
   meta.source = sourceOf(object, where);
@@ -316,19 +352,19 @@ TensorMeta readTensorMeta(od::value& value, const std::string& where) {
   forEachMember(object, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
     if (key == "dtype") {
-      meta.dtype = static_cast<ScalarType>(expectInt(field.value(), where + ".dtype"));
+      meta.dtype = static_cast<ScalarType>(expectInt(field.value(), Where(where, ".dtype")));
       seen_dtype = true;
     } else if (key == "requires_grad") {
-      meta.requires_grad = expectBool(field.value(), where + ".requires_grad");
+      meta.requires_grad = expectBool(field.value(), Where(where, ".requires_grad"));
       seen_grad = true;
     } else if (key == "sizes") {
-      sizes = readSymInts(field.value(), where + ".sizes");
+      sizes = readSymInts(field.value(), Where(where, ".sizes"));
       seen_sizes = true;
     } else if (key == "strides") {
-      strides = readSymInts(field.value(), where + ".strides");
+      strides = readSymInts(field.value(), Where(where, ".strides"));
       seen_strides = true;
     } else if (key == "storage_offset") {
-      offset = readSymInt(field.value(), where + ".storage_offset");
+      offset = readSymInt(field.value(), Where(where, ".storage_offset"));
       seen_offset = true;
     } else {
       validate(field.value(), where);
@@ -345,18 +381,18 @@ TensorMeta readTensorMeta(od::value& value, const std::string& where) {
       meta.symbolic = true;
       continue;
     }
-    if (*sizes[i] < 0) fail(where + ".sizes", "negative size " + std::to_string(*sizes[i]));
+    if (*sizes[i] < 0) fail(Where(where, ".sizes"), "negative size " + std::to_string(*sizes[i]));
     meta.sizes.push_back(*sizes[i]);
     meta.strides.push_back(*strides[i]);
   }
   std::int64_t elements = 1;
   for (std::int64_t size : meta.sizes) {
-    if (__builtin_mul_overflow(elements, size, &elements)) fail(where + ".sizes", "element count overflows");
+    if (__builtin_mul_overflow(elements, size, &elements)) fail(Where(where, ".sizes"), "element count overflows");
   }
   if (!offset) {
     meta.symbolic = true;
   } else {
-    if (*offset < 0) fail(where + ".storage_offset", "negative storage offset");
+    if (*offset < 0) fail(Where(where, ".storage_offset"), "negative storage offset");
     meta.storage_offset = *offset;
   }
   if (meta.symbolic) {
@@ -366,14 +402,14 @@ TensorMeta readTensorMeta(od::value& value, const std::string& where) {
   return meta;
 }
 
-Metadata readMetadata(od::value& value, const std::string& where) {
+Metadata readMetadata(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::object) fail(where, "expected an object");
   Metadata metadata;
   metadata.source = rawValue(value, where);
   return metadata;
 }
 
-NamedArgument readNamedArgument(od::value& value, const std::string& where) {
+NamedArgument readNamedArgument(od::value& value, const Where& where) {
   od::object object = expectObject(value, where);
   NamedArgument named;
   named.source = sourceOf(object, where);
@@ -381,10 +417,10 @@ NamedArgument readNamedArgument(od::value& value, const std::string& where) {
   forEachMember(object, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
     if (key == "name") {
-      named.name = expectString(field.value(), where + ".name");
+      named.name = expectString(field.value(), Where(where, ".name"));
       seen_name = true;
     } else if (key == "arg") {
-      named.arg = readArgument(field.value(), where + ".arg");
+      named.arg = readArgument(field.value(), Where(where, ".arg"));
       seen_arg = true;
     } else {
       validate(field.value(), where);
@@ -395,7 +431,7 @@ NamedArgument readNamedArgument(od::value& value, const std::string& where) {
   return named;
 }
 
-Node readNode(od::value& value, const std::string& where) {
+Node readNode(od::value& value, const Where& where) {
   od::object object = expectObject(value, where);
   Node node;
   node.source = sourceOf(object, where);
@@ -403,24 +439,24 @@ Node readNode(od::value& value, const std::string& where) {
   forEachMember(object, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
     if (key == "target") {
-      node.target = expectString(field.value(), where + ".target");
+      node.target = expectString(field.value(), Where(where, ".target"));
       seen_target = true;
     } else if (key == "inputs") {
-      od::array inputs = expectArray(field.value(), where + ".inputs");
+      od::array inputs = expectArray(field.value(), Where(where, ".inputs"));
       forEachItem(inputs, where, [&](od::value& item, std::size_t k) {
-        node.inputs.push_back(readNamedArgument(item, where + ".inputs[" + std::to_string(k) + "]"));
+        node.inputs.push_back(readNamedArgument(item, Where(where, ".inputs", k)));
       });
       node.inputs.shrink_to_fit();  // thousands of nodes: no room to spare
       seen_inputs = true;
     } else if (key == "outputs") {
-      od::array outputs = expectArray(field.value(), where + ".outputs");
+      od::array outputs = expectArray(field.value(), Where(where, ".outputs"));
       forEachItem(outputs, where, [&](od::value& item, std::size_t k) {
-        node.outputs.push_back(readArgument(item, where + ".outputs[" + std::to_string(k) + "]"));
+        node.outputs.push_back(readArgument(item, Where(where, ".outputs", k)));
       });
       node.outputs.shrink_to_fit();
       seen_outputs = true;
     } else if (key == "metadata") {
-      node.metadata = readMetadata(field.value(), where + ".metadata");
+      node.metadata = readMetadata(field.value(), Where(where, ".metadata"));
     } else {
       od::value member = field.value();
       if (key == "name" && typeOf(member, where) == json_type::string) {
@@ -438,20 +474,20 @@ Node readNode(od::value& value, const std::string& where) {
 
 // ---- signature ----------------------------------------------------------------
 
-const Json& jsonField(const Json& object, const char* key, const std::string& where) {
+const Json& jsonField(const Json& object, const char* key, const Where& where) {
   if (!object.is_object()) fail(where, "expected an object");
   auto it = object.find(key);
   if (it == object.end()) fail(where, std::string("missing field '") + key + "'");
   return *it;
 }
 
-std::string jsonString(const Json& object, const char* key, const std::string& where) {
+std::string jsonString(const Json& object, const char* key, const Where& where) {
   const Json& value = jsonField(object, key, where);
-  if (!value.is_string()) fail(where + "." + key, "expected a string");
+  if (!value.is_string()) fail(Where(Where(where, "."), key), "expected a string");
   return value.get<std::string>();
 }
 
-InputSpec readInputSpec(od::value& value, const std::string& where) {
+InputSpec readInputSpec(od::value& value, const Where& where) {
   od::object object = expectObject(value, where);
   InputSpec spec;
   spec.source = sourceOf(object, where);
@@ -459,18 +495,19 @@ InputSpec readInputSpec(od::value& value, const std::string& where) {
   if (json.size() != 1) fail(where, "expected a union with exactly one member");
   const std::string kind = json.begin().key();
   const Json& body = json.begin().value();
-  const std::string inner = where + "." + kind;
+  const Where kind_where(where, ".");
+  const Where inner(kind_where, kind);
   auto argument_name = [&](const char* key) {
     const Json& arg = jsonField(body, "arg", inner);
-    if (!arg.is_object()) fail(inner + ".arg", "expected an object");
-    return jsonString(arg, key, inner + ".arg");
+    if (!arg.is_object()) fail(Where(inner, ".arg"), "expected an object");
+    return jsonString(arg, key, Where(inner, ".arg"));
   };
   if (kind == "user_input") {
     spec.kind = InputKind::kUserInput;
     const Json& union_json = jsonField(body, "arg", inner);
-    if (!union_json.is_object() || union_json.size() != 1) fail(inner + ".arg", "expected a union with exactly one member");
+    if (!union_json.is_object() || union_json.size() != 1) fail(Where(inner, ".arg"), "expected a union with exactly one member");
     Argument arg(union_json.begin().key(), union_json.begin().value());
-    arg.validate(inner + ".arg");
+    validateArgument(arg, Where(inner, ".arg"));
     if (arg.is("as_tensor")) spec.name = *arg.tensorReferences()[0];
     else if (arg.payload().is_object() && arg.payload().contains("name") && arg.payload()["name"].is_string())
       spec.name = arg.payload()["name"].get<std::string>();
@@ -504,7 +541,7 @@ InputSpec readInputSpec(od::value& value, const std::string& where) {
   return spec;
 }
 
-OutputSpec readOutputSpec(od::value& value, const std::string& where) {
+OutputSpec readOutputSpec(od::value& value, const Where& where) {
   od::object object = expectObject(value, where);
   OutputSpec spec;
   spec.source = sourceOf(object, where);
@@ -513,12 +550,13 @@ OutputSpec readOutputSpec(od::value& value, const std::string& where) {
   forEachMember(object, where, [&](od::field& field) {
     ++members;
     spec.kind = std::string(keyOf(field));
-    const std::string inner = where + "." + spec.kind;
+    const Where kind_where(where, ".");
+    const Where inner(kind_where, spec.kind);
     od::object body = expectObject(field.value(), inner);
     forEachMember(body, inner, [&](od::field& body_field) {
       const std::string_view key = keyOf(body_field);
       if (key == "arg") {
-        spec.arg = readArgument(body_field.value(), inner + ".arg");
+        spec.arg = readArgument(body_field.value(), Where(inner, ".arg"));
         seen_arg = true;
       } else {
         validate(body_field.value(), inner);
@@ -532,38 +570,39 @@ OutputSpec readOutputSpec(od::value& value, const std::string& where) {
 
 // ---- graph and program ----------------------------------------------------------
 
-std::string_view readGraph(od::value& value, Graph& graph, const std::string& where) {
+std::string_view readGraph(od::value& value, Graph& graph, const Where& where) {
   od::object object = expectObject(value, where);
   const std::string_view source = sourceOf(object, where);
   bool seen_inputs = false, seen_outputs = false, seen_nodes = false, seen_values = false;
   forEachMember(object, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
     auto arguments = [&](std::vector<Argument>& into, const char* name) {
-      od::array list = expectArray(field.value(), where + "." + name);
+      od::array list = expectArray(field.value(), Where(where, name));
       forEachItem(list, where, [&](od::value& item, std::size_t i) {
-        into.push_back(readArgument(item, where + "." + name + "[" + std::to_string(i) + "]"));
+        into.push_back(readArgument(item, Where(where, name, i)));
       });
     };
     if (key == "inputs") {
-      arguments(graph.inputs, "inputs");
+      arguments(graph.inputs, ".inputs");
       seen_inputs = true;
     } else if (key == "outputs") {
-      arguments(graph.outputs, "outputs");
+      arguments(graph.outputs, ".outputs");
       seen_outputs = true;
     } else if (key == "nodes") {
-      od::array nodes = expectArray(field.value(), where + ".nodes");
+      od::array nodes = expectArray(field.value(), Where(where, ".nodes"));
       // Counted first (a skim of the structure), so the nodes never move.
-      graph.nodes.reserve(take(nodes.count_elements(), where + ".nodes"));
+      graph.nodes.reserve(take(nodes.count_elements(), Where(where, ".nodes")));
       forEachItem(nodes, where, [&](od::value& item, std::size_t i) {
-        graph.nodes.push_back(readNode(item, where + ".nodes[" + std::to_string(i) + "]"));
+        graph.nodes.push_back(readNode(item, Where(where, ".nodes", i)));
       });
       seen_nodes = true;
     } else if (key == "tensor_values") {
-      od::object values = expectObject(field.value(), where + ".tensor_values");
-      graph.tensor_values.reserve(take(values.count_fields(), where + ".tensor_values"));
+      od::object values = expectObject(field.value(), Where(where, ".tensor_values"));
+      graph.tensor_values.reserve(take(values.count_fields(), Where(where, ".tensor_values")));
       forEachMember(values, where, [&](od::field& entry) {
         std::string name(take(entry.unescaped_key(), where));
-        TensorMeta meta = readTensorMeta(entry.value(), where + ".tensor_values." + name);
+        const Where values_where(where, ".tensor_values.");
+        TensorMeta meta = readTensorMeta(entry.value(), Where(values_where, name));
         graph.tensor_values.emplace_back(std::move(name), std::move(meta));
       });
       seen_values = true;
@@ -580,22 +619,22 @@ std::string_view readGraph(od::value& value, Graph& graph, const std::string& wh
   return source;
 }
 
-std::string_view readSignature(od::value& value, GraphSignature& signature, const std::string& where) {
+std::string_view readSignature(od::value& value, GraphSignature& signature, const Where& where) {
   od::object object = expectObject(value, where);
   const std::string_view source = sourceOf(object, where);
   bool seen_inputs = false, seen_outputs = false;
   forEachMember(object, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
     if (key == "input_specs") {
-      od::array specs = expectArray(field.value(), where + ".input_specs");
+      od::array specs = expectArray(field.value(), Where(where, ".input_specs"));
       forEachItem(specs, where, [&](od::value& item, std::size_t i) {
-        signature.input_specs.push_back(readInputSpec(item, where + ".input_specs[" + std::to_string(i) + "]"));
+        signature.input_specs.push_back(readInputSpec(item, Where(where, ".input_specs", i)));
       });
       seen_inputs = true;
     } else if (key == "output_specs") {
-      od::array specs = expectArray(field.value(), where + ".output_specs");
+      od::array specs = expectArray(field.value(), Where(where, ".output_specs"));
       forEachItem(specs, where, [&](od::value& item, std::size_t i) {
-        signature.output_specs.push_back(readOutputSpec(item, where + ".output_specs[" + std::to_string(i) + "]"));
+        signature.output_specs.push_back(readOutputSpec(item, Where(where, ".output_specs", i)));
       });
       seen_outputs = true;
     } else {
@@ -609,17 +648,17 @@ std::string_view readSignature(od::value& value, GraphSignature& signature, cons
   return source;
 }
 
-void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries, const std::string& where) {
+void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries, const Where& where) {
   od::array list = expectArray(value, where);
   forEachItem(list, where, [&](od::value& item, std::size_t) {
-    const std::string entry_where = where + "[]";
+    const Where entry_where(where, "[]");
     od::object object = expectObject(item, entry_where);
     ModuleCallEntry entry;
     bool seen_fqn = false;
     forEachMember(object, entry_where, [&](od::field& field) {
       const std::string_view key = keyOf(field);
       if (key == "fqn") {
-        entry.fqn = expectString(field.value(), entry_where + ".fqn");
+        entry.fqn = expectString(field.value(), Where(entry_where, ".fqn"));
         seen_fqn = true;
       } else if (key == "signature") {
         entry.signature = rawValue(field.value(), entry_where);
@@ -632,17 +671,17 @@ void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries
   });
 }
 
-od::object documentObject(od::parser& parser, od::document& document, const JsonText& text, const std::string& where) {
-  if (auto error = parser.allocate(text.size(), text.maxDepth() + 1)) throw MalformedJson{simdjson::error_message(error), where};
+od::object documentObject(od::parser& parser, od::document& document, const JsonText& text, const Where& where) {
+  if (auto error = parser.allocate(text.size(), text.maxDepth() + 1)) throw MalformedJson{simdjson::error_message(error), where.str()};
   document = take(parser.iterate(text.data(), text.size(), text.capacity()), where);
   if (take(document.type(), where) != json_type::object) fail(where, "expected a JSON object at the top level");
   return take(document.get_object(), where);
 }
 
 // Nothing but whitespace may follow the top-level value.
-void expectEnd(od::document& document, const std::string& where) {
+void expectEnd(od::document& document, const Where& where) {
   const char* location = nullptr;
-  if (!document.current_location().get(location)) throw MalformedJson{"content after the top-level value", where};
+  if (!document.current_location().get(location)) throw MalformedJson{"content after the top-level value", where.str()};
 }
 
 // Runs `read`, turning a MalformedJson into the record's one-line error.
@@ -662,7 +701,7 @@ auto reportingMalformed(const std::string& where, F&& read) {
 RawMembers membersOf(std::string_view object_text) {
   // A padded copy to read; the members returned are slices of the original.
   const simdjson::padded_string padded(object_text);
-  const std::string where = "object";
+  const Where where("object");
   auto original = [&](std::string_view slice) {
     return std::string_view(object_text.data() + (slice.data() - padded.data()), slice.size());
   };
@@ -681,11 +720,12 @@ RawMembers membersOf(std::string_view object_text) {
   return members;
 }
 
-ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
-  return reportingMalformed(where, [&] { return parseChecked(std::move(text), where); });
+ExportedProgram ExportedProgram::parse(std::shared_ptr<const JsonText> text, const std::string& record) {
+  return reportingMalformed(record, [&] { return parseChecked(std::move(text), record); });
 }
 
-ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> text, const std::string& where) {
+ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> text, const std::string& record) {
+  const Where where(record);
   ExportedProgram program;
   program.text = text;
   od::parser parser;
@@ -695,17 +735,17 @@ ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> te
   // The version first, wherever it sits: another major version's graph is
   // not ours to read.
   {
-    const std::string v_where = where + ".schema_version";
+    const Where v_where(where, ".schema_version");
     od::value version_value;
     auto error = top.find_field_unordered("schema_version").get(version_value);
     if (error == simdjson::NO_SUCH_FIELD) fail(where, "missing field 'schema_version'");
     if (error) fail(where, simdjson::error_message(error));
-    od::object version = expectObject(version_value, where + ": schema_version");
+    od::object version = expectObject(version_value, Where(where, ": schema_version"));
     std::optional<std::int64_t> major, minor;
     forEachMember(version, v_where, [&](od::field& field) {
       const std::string_view key = keyOf(field);
-      if (key == "major") major = expectInt(field.value(), v_where + ".major");
-      if (key == "minor") minor = expectInt(field.value(), v_where + ".minor");
+      if (key == "major") major = expectInt(field.value(), Where(v_where, ".major"));
+      if (key == "minor") minor = expectInt(field.value(), Where(v_where, ".minor"));
     });
     requireField(major.has_value(), "major", v_where);
     requireField(minor.has_value(), "minor", v_where);
@@ -718,7 +758,7 @@ ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> te
     take(top.reset(), where);
   }
 
-  const std::string gm_where = where + ": graph_module";
+  const Where gm_where(where, ": graph_module");
   bool seen_graph_module = false, seen_graph = false, seen_signature = false;
   forEachMember(top, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
@@ -727,29 +767,30 @@ ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> te
       if (typeOf(value, where) == json_type::string) program.torch_version = std::string(take(value.get_string(), where));
       else validate(value, where);
     } else if (key == "opset_version") {
-      od::object opsets = expectObject(field.value(), where + ": opset_version");
+      od::object opsets = expectObject(field.value(), Where(where, ": opset_version"));
       forEachMember(opsets, where, [&](od::field& opset) {
         std::string name(take(opset.unescaped_key(), where));
-        const std::int64_t version = expectInt(opset.value(), where + ": opset_version." + name);
+        const Where opsets_where(where, ": opset_version.");
+        const std::int64_t version = expectInt(opset.value(), Where(opsets_where, name));
         program.opset_version.emplace_back(std::move(name), version);
       });
     } else if (key == "graph_module") {
       seen_graph_module = true;
-      od::object graph_module = expectObject(field.value(), where + ": graph_module");
+      od::object graph_module = expectObject(field.value(), Where(where, ": graph_module"));
       forEachMember(graph_module, gm_where, [&](od::field& member) {
         const std::string_view member_key = keyOf(member);
         if (member_key == "graph") {
-          const std::string_view span = readGraph(member.value(), program.graph, gm_where + ".graph");
+          const std::string_view span = readGraph(member.value(), program.graph, Where(gm_where, ".graph"));
           program.graph_begin = text->offsetOf(span);
           program.graph_end = program.graph_begin + span.size();
           seen_graph = true;
         } else if (member_key == "signature") {
-          const std::string_view span = readSignature(member.value(), program.signature, gm_where + ".signature");
+          const std::string_view span = readSignature(member.value(), program.signature, Where(gm_where, ".signature"));
           program.signature_begin = text->offsetOf(span);
           program.signature_end = program.signature_begin + span.size();
           seen_signature = true;
         } else if (member_key == "module_call_graph") {
-          readModuleCallGraph(member.value(), program.module_call_graph, gm_where + ".module_call_graph");
+          readModuleCallGraph(member.value(), program.module_call_graph, Where(gm_where, ".module_call_graph"));
         } else {
           validate(member.value(), gm_where);
         }
@@ -762,7 +803,7 @@ ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> te
   requireField(seen_graph_module, "graph_module", where);
   requireField(seen_graph, "graph", gm_where);
   requireField(seen_signature, "signature", gm_where);
-  const std::string s_where = gm_where + ".signature";
+  const Where s_where(gm_where, ".signature");
   if (program.signature.input_specs.size() != program.graph.inputs.size()) {
     fail(s_where, "has " + std::to_string(program.signature.input_specs.size()) + " input specs for " +
                       std::to_string(program.graph.inputs.size()) + " graph inputs");
@@ -774,11 +815,12 @@ ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> te
   return program;
 }
 
-PayloadConfig PayloadConfig::parse(std::shared_ptr<const JsonText> text, const std::string& where) {
-  return reportingMalformed(where, [&] { return parseChecked(std::move(text), where); });
+PayloadConfig PayloadConfig::parse(std::shared_ptr<const JsonText> text, const std::string& record) {
+  return reportingMalformed(record, [&] { return parseChecked(std::move(text), record); });
 }
 
-PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, const std::string& where) {
+PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, const std::string& record) {
+  const Where where(record);
   PayloadConfig config;
   config.text = text;
   od::parser parser;
@@ -793,10 +835,11 @@ PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, 
     }
     seen_config = true;
     config.members.push_back({key, {}});
-    od::object entries = expectObject(field.value(), where + ": config");
+    od::object entries = expectObject(field.value(), Where(where, ": config"));
     forEachMember(entries, where, [&](od::field& entry) {
       std::string fqn(take(entry.unescaped_key(), where));
-      const std::string e_where = where + ": config." + fqn;
+      const Where entries_where(where, ": config.");
+      const Where e_where(entries_where, fqn);
       od::object object = expectObject(entry.value(), e_where);
       PayloadMeta meta;
       meta.source = sourceOf(object, e_where);
@@ -805,19 +848,19 @@ PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, 
         const std::string_view member_key = keyOf(member);
         od::value value = member.value();
         if (member_key == "path_name") {
-          meta.path_name = expectString(value, e_where + ".path_name");
+          meta.path_name = expectString(value, Where(e_where, ".path_name"));
           seen_path = true;
         } else if (member_key == "is_param") {
-          meta.is_param = expectBool(value, e_where + ".is_param");
+          meta.is_param = expectBool(value, Where(e_where, ".is_param"));
           seen_param = true;
         } else if (member_key == "use_pickle") {
-          meta.use_pickle = expectBool(value, e_where + ".use_pickle");
+          meta.use_pickle = expectBool(value, Where(e_where, ".use_pickle"));
           seen_pickle = true;
         } else if (member_key == "tensor_meta") {
           if (typeOf(value, e_where) == json_type::null) {
             (void)value.is_null();
           } else {
-            meta.tensor_meta = readTensorMeta(value, e_where + ".tensor_meta");
+            meta.tensor_meta = readTensorMeta(value, Where(e_where, ".tensor_meta"));
           }
           seen_tensor = true;
         } else {
@@ -831,7 +874,7 @@ PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, 
       if (!meta.use_pickle && !meta.tensor_meta) fail(e_where, "raw payload without tensor_meta");
       if (meta.path_name.empty() || meta.path_name.find('/') != std::string::npos ||
           meta.path_name.find("..") != std::string::npos) {
-        fail(e_where + ".path_name", "'" + meta.path_name + "' is not a plain record name");
+        fail(Where(e_where, ".path_name"), "'" + meta.path_name + "' is not a plain record name");
       }
       meta.source_path_name = meta.path_name;
       config.entries.emplace_back(std::move(fqn), std::move(meta));
