@@ -177,6 +177,11 @@ struct Node {
 // What a graph input is bound to.
 enum class InputKind { kUserInput, kParameter, kBuffer, kTensorConstant, kCustomObject, kToken, kConstantInput };
 
+// Parameters, buffers and lifted tensor constants: inputs with a payload.
+inline bool isConstantKind(InputKind kind) {
+  return kind == InputKind::kParameter || kind == InputKind::kBuffer || kind == InputKind::kTensorConstant;
+}
+
 struct InputSpec {
   InputKind kind = InputKind::kUserInput;
   std::string name;    // the graph value (placeholder) it binds

@@ -140,9 +140,7 @@ void Node::write(std::string& out) const {
 }
 
 InputSpec InputSpec::constant(InputKind kind, const std::string& name, const std::string& target) {
-  if (kind != InputKind::kParameter && kind != InputKind::kBuffer && kind != InputKind::kTensorConstant) {
-    throw Error("only parameters, buffers and tensor constants can be added");
-  }
+  if (!isConstantKind(kind)) throw Error("only parameters, buffers and tensor constants can be added");
   InputSpec spec;
   spec.kind = kind;
   spec.name = name;
@@ -155,10 +153,8 @@ void InputSpec::write(std::string& out) const {
     out.append(source);
     return;
   }
+  if (!isConstantKind(kind)) throw Error("cannot write an input spec of this kind built in memory");
   const char* kind_key = kind == InputKind::kParameter ? "parameter" : kind == InputKind::kBuffer ? "buffer" : "tensor_constant";
-  if (kind != InputKind::kParameter && kind != InputKind::kBuffer && kind != InputKind::kTensorConstant) {
-    throw Error("cannot write an input spec of this kind built in memory");
-  }
   out.append("{\"").append(kind_key).append("\": {\"arg\": {\"name\": ");
   appendJsonString(out, name);
   out.append("}, \"").append(kind_key).append("_name\": ");
