@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs each fuzz target for SECONDS (default 60) on its corpus in BUILD_DIR
+# Runs each fuzz target for SECONDS (default 60), or until FUZZ_RUNS
+# executions if that is set and comes first, on its corpus in BUILD_DIR
 # (default build-fuzz), then prints executions and coverage per target.
 #   fuzz/run.sh [SECONDS] [TARGET...]
 # A crash leaves crash-* in BUILD_DIR/findings/ and fails the run.
@@ -15,7 +16,7 @@ for target in "${targets[@]}"; do
   log="$build/logs/$target-${seconds}s.log"
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
        "$build/${target}_fuzz" "$build/corpus/$target" -dict="$build/pt2.dict" \
-       -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 -timeout=20 \
+       -max_total_time="$seconds" -runs="${FUZZ_RUNS:--1}" -rss_limit_mb=2048 -max_len=262144 -timeout=20 \
        -artifact_prefix="$build/findings/$target-" -print_final_stats=1 >"$log" 2>&1; then
     echo "fuzz: $target FAILED, see $log"; grep -a -m3 -E "ERROR|SUMMARY|Test unit written" "$log" || true
     status=1
