@@ -3,6 +3,7 @@
 #include "qatfold/archive/archive.h"
 #include "qatfold/archive/zip.h"
 #include "qatfold/error.h"
+#include "qatfold/program/program.h"
 #include "test_support.h"
 
 namespace qatfold {
@@ -176,6 +177,41 @@ TEST(Archive, RefusesRecordsOutsideOneRoot) {
   escape_writer.addStored("a/../../etc/passwd", "x");
   escape_writer.finish();
   EXPECT_THROW(Archive::fromBytes(escape.bytes()), Error);
+}
+
+}  // namespace
+}  // namespace qatfold
+
+namespace qatfold {
+namespace {
+
+// The library says which limit an input hit and leaves naming the knob to
+// its front end (the CLI's options, see the malformed-input corpus).
+TEST(ReadLimits, ErrorsSayWhichLimitWithoutNamingAnOption) {
+  struct Case {
+    ReadLimits limits;
+    ExceededLimit expected;
+    const char* fixture;
+  };
+  ReadLimits few_records, small_inflate, small_json, shallow;
+  few_records.max_records = 5;
+  small_inflate.max_inflated_bytes = 1000;
+  small_json.max_json_bytes = 4096;
+  shallow.max_json_depth = 3;
+  for (const Case& c : {Case{few_records, ExceededLimit::kRecords, "float_cnn.pt2"},
+                        Case{small_inflate, ExceededLimit::kInflatedBytes, "tied_weights_deflated.pt2"},
+                        Case{small_json, ExceededLimit::kJsonBytes, "float_cnn.pt2"},
+                        Case{shallow, ExceededLimit::kJsonDepth, "float_cnn.pt2"}}) {
+    try {
+      auto archive = Archive::open(testing::fixturePath(c.fixture), c.limits);
+      (void)Program::load(*archive);
+      ADD_FAILURE() << "no limit hit for " << static_cast<int>(c.expected);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.limit(), c.expected) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("the limit of"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

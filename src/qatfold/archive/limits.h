@@ -1,6 +1,6 @@
 // Limits applied while reading untrusted archives, so that no input can make
-// qatfold allocate, inflate or recurse without bound. Each has a command-line
-// option; a message hitting a limit names that option.
+// qatfold allocate, inflate or recurse without bound. An Error that hits one
+// says which (Error::limit()); the CLI names the option that raises it.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +28,5 @@ struct ReadLimits {
   // parses (JSON, every payload a pass reads) are always checked.
   bool verify_copied_crc = false;
 };
-
-// "... (raise it with --max-json-size)": how a message says which option lifts a limit.
-inline std::string raiseWith(const char* option) { return std::string(" (raise it with ") + option + ")"; }
 
 }  // namespace qatfold

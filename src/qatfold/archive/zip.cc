@@ -128,7 +128,7 @@ void ZipReader::parseDirectory() {
   }
   if (entry_count > limits_.max_records) {
     throw Error("zip declares " + std::to_string(entry_count) + " records, more than the limit of " +
-                std::to_string(limits_.max_records) + raiseWith("--max-records"));
+                std::to_string(limits_.max_records), ExceededLimit::kRecords);
   }
   if (entry_count > directory_size / kCentralHeaderSize) {
     throw Error("corrupt zip: " + std::to_string(entry_count) + " records cannot fit a central directory of " +
@@ -221,8 +221,8 @@ void ZipReader::parseDirectory() {
     if (entry.method == ZipMethod::kDeflated) {
       if (entry.uncompressed_size > limits_.max_inflated_bytes) {
         throw Error("record '" + entry.name + "' inflates to " + std::to_string(entry.uncompressed_size) +
-                    " bytes, more than the limit of " + std::to_string(limits_.max_inflated_bytes) +
-                    raiseWith("--max-inflated-size"));
+                    " bytes, more than the limit of " + std::to_string(limits_.max_inflated_bytes),
+                    ExceededLimit::kInflatedBytes);
       }
       if (entry.uncompressed_size > 1024 &&
           entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1) >
@@ -230,8 +230,8 @@ void ZipReader::parseDirectory() {
         throw Error("record '" + entry.name + "' inflates " +
                     std::to_string(entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1)) +
                     " times its compressed size, more than the limit of " +
-                    std::to_string(limits_.max_compression_ratio) + " (a zip bomb?)" +
-                    raiseWith("--max-compression-ratio"));
+                    std::to_string(limits_.max_compression_ratio) + " (a zip bomb?)",
+                    ExceededLimit::kCompressionRatio);
       }
     }
     if (!index_.emplace(entry.name, entries_.size()).second) {

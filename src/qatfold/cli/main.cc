@@ -42,19 +42,41 @@ using Loaded = qatfold::LoadedProgram;
 // Limits on what an input may make us read, shared by every command.
 qatfold::ReadLimits g_limits;
 
+// Each read limit's option: what the library's errors point to.
+struct LimitOption {
+  qatfold::ExceededLimit limit;
+  const char* flag;
+  std::uint64_t qatfold::ReadLimits::*field;
+  const char* help;
+};
+constexpr LimitOption kLimitOptions[] = {
+    {qatfold::ExceededLimit::kRecords, "--max-records", &qatfold::ReadLimits::max_records,
+     "Most zip records in one archive"},
+    {qatfold::ExceededLimit::kInflatedBytes, "--max-inflated-size", &qatfold::ReadLimits::max_inflated_bytes,
+     "Most bytes one compressed record may inflate to"},
+    {qatfold::ExceededLimit::kCompressionRatio, "--max-compression-ratio", &qatfold::ReadLimits::max_compression_ratio,
+     "Largest inflated/compressed size ratio of one record"},
+    {qatfold::ExceededLimit::kJsonBytes, "--max-json-size", &qatfold::ReadLimits::max_json_bytes,
+     "Most bytes of one JSON record"},
+    {qatfold::ExceededLimit::kJsonDepth, "--max-json-depth", &qatfold::ReadLimits::max_json_depth,
+     "Deepest nesting of one JSON record"},
+};
+
 void addLimitOptions(CLI::App* command) {
   const char* group = "Input limits (raise them for models that need more)";
-  command->add_option("--max-records", g_limits.max_records, "Most zip records in one archive")
-      ->group(group)->capture_default_str();
-  command->add_option("--max-inflated-size", g_limits.max_inflated_bytes, "Most bytes one compressed record may inflate to")
-      ->group(group)->capture_default_str();
-  command->add_option("--max-compression-ratio", g_limits.max_compression_ratio,
-                      "Largest inflated/compressed size ratio of one record")
-      ->group(group)->capture_default_str();
-  command->add_option("--max-json-size", g_limits.max_json_bytes, "Most bytes of one JSON record")
-      ->group(group)->capture_default_str();
-  command->add_option("--max-json-depth", g_limits.max_json_depth, "Deepest nesting of one JSON record")
-      ->group(group)->capture_default_str()->check(CLI::Range(1, 100000));
+  for (const LimitOption& option : kLimitOptions) {
+    CLI::Option* added = command->add_option(option.flag, g_limits.*option.field, option.help);
+    added->group(group)->capture_default_str();
+    if (option.limit == qatfold::ExceededLimit::kJsonDepth) added->check(CLI::Range(1, 100000));
+  }
+}
+
+// The library's message, and for a limit the option that raises it.
+std::string describe(const qatfold::Error& e) {
+  for (const LimitOption& option : kLimitOptions) {
+    if (option.limit == e.limit()) return std::string(e.what()) + " (raise it with " + option.flag + ")";
+  }
+  return e.what();
 }
 
 // --verify-crc, for the commands that copy records they do not parse.
@@ -68,7 +90,7 @@ Loaded load(const std::string& path) {
   try {
     return Loaded::open(path, g_limits);
   } catch (const qatfold::Error& e) {
-    throw FileError{path, e.what()};
+    throw FileError{path, describe(e)};
   }
 }
 
@@ -79,9 +101,9 @@ void write(const Loaded& loaded, const std::string& input, const std::string& ou
   try {
     qatfold::writeFoldResultFile(*loaded.archive, *loaded.graph, changed, output);
   } catch (const qatfold::OutputError& e) {
-    throw FileError{output, e.what()};
+    throw FileError{output, describe(e)};
   } catch (const qatfold::Error& e) {
-    throw FileError{input, e.what()};
+    throw FileError{input, describe(e)};
   }
 }
 
@@ -92,7 +114,7 @@ void writeText(const std::string& path, const std::string& text) {
     sink.write(text.data(), text.size());
     sink.commit();
   } catch (const qatfold::Error& e) {
-    throw FileError{path, e.what()};
+    throw FileError{path, describe(e)};
   }
 }
 
@@ -125,7 +147,7 @@ int runRoundtrip(const std::string& input, const std::string& output) {
   try {
     loaded.graph->lint();
   } catch (const qatfold::Error& e) {
-    throw FileError{input, e.what()};
+    throw FileError{input, describe(e)};
   }
   write(loaded, input, output);
   std::cout << "wrote " << output << "\n";
@@ -159,7 +181,7 @@ int runFold(const FoldCommand& command) {
     report = qatfold::passes::runFoldPipeline(*loaded.graph,
                                               {command.risk_threshold, command.eps_tolerance, command.bias_preparation});
   } catch (const qatfold::Error& e) {
-    throw FileError{command.input, e.what()};
+    throw FileError{command.input, describe(e)};
   }
   if (!command.dry_run) write(loaded, command.input, command.output, report.changed);
   if (!command.dot_before.empty()) writeText(command.dot_before, before);
@@ -308,7 +330,7 @@ int main(int argc, char** argv) {
     std::cerr << "qatfold: error: " << e.file << ": " << e.message << "\n";
     return kExitInputError;
   } catch (const qatfold::Error& e) {
-    std::cerr << "qatfold: error: " << e.what() << "\n";
+    std::cerr << "qatfold: error: " << describe(e) << "\n";
     return kExitInputError;
   } catch (const std::bad_alloc&) {
     std::cerr << "qatfold: error: " << (input.empty() ? fold_command.input : input) << ": out of memory\n";

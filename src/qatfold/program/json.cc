@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "qatfold/archive/limits.h"
 #include "qatfold/error.h"
 
 namespace qatfold {
@@ -195,8 +194,8 @@ bool checkJsonDepth(std::string_view text, std::size_t max_depth) {
       p = quote;
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) {
-        throw Error("JSON nests deeper than the limit of " + std::to_string(max_depth) + " levels" +
-                    raiseWith("--max-json-depth"));
+        throw Error("JSON nests deeper than the limit of " + std::to_string(max_depth) + " levels",
+                    ExceededLimit::kJsonDepth);
       }
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;

@@ -33,7 +33,7 @@ std::vector<std::shared_ptr<Payload>> bindPayloads(const Archive& archive, const
       try {
         (void)payload->view();  // checks that the tensor fits its record
       } catch (const Error& e) {
-        throw Error("payload '" + fqn + "' (" + record + "): " + e.what());
+        throw e.within("payload '" + fqn + "' (" + record + "): ");
       }
     }
     payloads.push_back(std::move(payload));
@@ -48,12 +48,12 @@ std::shared_ptr<const JsonText> readJsonRecord(const Archive& archive, const std
   const std::uint64_t size = archive.entry(path).uncompressed_size;
   if (size > limits.max_json_bytes) {
     throw Error(path + ": JSON record of " + std::to_string(size) + " bytes, more than the limit of " +
-                std::to_string(limits.max_json_bytes) + raiseWith("--max-json-size"));
+                std::to_string(limits.max_json_bytes), ExceededLimit::kJsonBytes);
   }
   try {
     return JsonText::parse(archive.read(path, JsonText::kPadding), limits.max_json_depth);
   } catch (const Error& e) {
-    throw Error(path + ": " + e.what());
+    throw e.within(path + ": ");
   }
 }
 
