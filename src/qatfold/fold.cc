@@ -1,6 +1,6 @@
 #include "qatfold/fold.h"
 
-#include "qatfold/cli/inspect.h"
+#include "qatfold/report/inspect.h"
 #include "qatfold/loaded_program.h"
 #include "qatfold/writer/pt2_writer.h"
 
@@ -20,7 +20,7 @@ FoldedArchive foldArchiveBytes(std::string bytes, const passes::FoldOptions& opt
 
 Json inspectArchiveBytes(std::string bytes) {
   LoadedProgram loaded = LoadedProgram::fromArchive(Archive::fromBytes(std::move(bytes)));
-  return cli::inspectReport(*loaded.archive, *loaded.graph);
+  return report::inspectReport(*loaded.archive, *loaded.graph);
 }
 
 }  // namespace qatfold

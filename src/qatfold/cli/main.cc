@@ -15,8 +15,8 @@
 #include <string>
 
 #include "qatfold/archive/archive.h"
-#include "qatfold/cli/dot.h"
-#include "qatfold/cli/inspect.h"
+#include "qatfold/report/dot.h"
+#include "qatfold/report/inspect.h"
 #include "qatfold/error.h"
 #include "qatfold/loaded_program.h"
 #include "qatfold/passes/patterns.h"
@@ -130,14 +130,14 @@ std::vector<const qatfold::graph::Node*> batchNorms(const qatfold::graph::Graph&
 int runInspect(const std::string& input, bool json, bool dot) {
   Loaded loaded = load(input);
   if (dot) {
-    std::cout << qatfold::cli::graphToDot(*loaded.graph, input);
+    std::cout << qatfold::report::graphToDot(*loaded.graph, input);
     return 0;
   }
-  qatfold::Json report = qatfold::cli::inspectReport(*loaded.archive, *loaded.graph);
+  qatfold::Json report = qatfold::report::inspectReport(*loaded.archive, *loaded.graph);
   if (json) {
     std::cout << qatfold::dumpJson(report) << "\n";
   } else {
-    std::cout << qatfold::cli::formatInspectReport(report);
+    std::cout << qatfold::report::formatInspectReport(report);
   }
   return 0;
 }
@@ -174,7 +174,7 @@ int runFold(const FoldCommand& command) {
   // Each chain from the conv's quantized inputs to the batch_norm's users.
   std::string before;
   if (!command.dot_before.empty()) {
-    before = qatfold::cli::neighbourhoodToDot(*loaded.graph, batchNorms(*loaded.graph), 8, 1,
+    before = qatfold::report::neighbourhoodToDot(*loaded.graph, batchNorms(*loaded.graph), 8, 1,
                                               command.input + ": before qatfold fold");
   }
   try {
@@ -193,7 +193,7 @@ int runFold(const FoldCommand& command) {
         if (node->name() == chain.conv) centers.push_back(node);
       }
     }
-    writeText(command.dot_after, qatfold::cli::neighbourhoodToDot(*loaded.graph, centers, 3, 2,
+    writeText(command.dot_after, qatfold::report::neighbourhoodToDot(*loaded.graph, centers, 3, 2,
                                                                   command.input + ": after qatfold fold"));
   }
   if (command.json) {

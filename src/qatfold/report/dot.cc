@@ -1,10 +1,10 @@
-#include "qatfold/cli/dot.h"
+#include "qatfold/report/dot.h"
 
 #include <map>
 #include <set>
 #include <sstream>
 
-namespace qatfold::cli {
+namespace qatfold::report {
 namespace {
 
 // "torch.ops.aten.conv2d.default" -> "conv2d"; "...quantize_per_tensor.default" -> "quantize_per_tensor".
@@ -162,4 +162,4 @@ std::string neighbourhoodToDot(const graph::Graph& graph, const std::vector<cons
   return DotWriter(graph, title).draw(&chosen);
 }
 
-}  // namespace qatfold::cli
+}  // namespace qatfold::report

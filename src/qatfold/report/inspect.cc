@@ -1,4 +1,4 @@
-#include "qatfold/cli/inspect.h"
+#include "qatfold/report/inspect.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-namespace qatfold::cli {
+namespace qatfold::report {
 namespace {
 
 using program::InputKind;
@@ -140,4 +140,4 @@ std::string formatInspectReport(const Json& report) {
   return out.str();
 }
 
-}  // namespace qatfold::cli
+}  // namespace qatfold::report

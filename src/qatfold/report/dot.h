@@ -8,7 +8,7 @@
 
 #include "qatfold/graph/graph.h"
 
-namespace qatfold::cli {
+namespace qatfold::report {
 
 // The whole graph: inputs (parameters, buffers, user inputs), ops, outputs.
 std::string graphToDot(const graph::Graph& graph, const std::string& title);
@@ -18,4 +18,4 @@ std::string graphToDot(const graph::Graph& graph, const std::string& title);
 std::string neighbourhoodToDot(const graph::Graph& graph, const std::vector<const graph::Node*>& centers,
                                int up, int down, const std::string& title);
 
-}  // namespace qatfold::cli
+}  // namespace qatfold::report
