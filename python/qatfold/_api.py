@@ -121,18 +121,40 @@ def _from_archive(data: bytes):
     return torch.export.load(io.BytesIO(data))
 
 
-def fold(program, *, explain: bool = False, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD,
-         eps_tolerance: float = _core.DEFAULT_EPS_TOLERANCE, bias_preparation: str = "auto") -> FoldResult:
+# The fold pipeline's options, from the C++ table (passes/fold_options.h)
+# that also makes the command line's flags: python_name -> row.
+FOLD_OPTIONS: dict[str, dict[str, str]] = {row["python_name"]: row for row in _core.fold_options()}
+
+
+def _option_values(options: dict[str, Any], caller: str) -> dict[str, str]:
+    """The keyword options as the core reads them; TypeError for unknown names."""
+    unknown = sorted(set(options) - set(FOLD_OPTIONS))
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                        f"the fold options are {', '.join(FOLD_OPTIONS)}")
+    return {name: value if isinstance(value, str) else repr(float(value)) for name, value in options.items()}
+
+
+def _options_doc() -> str:
+    lines = ["", "", "    Fold options (keywords; the command line's flags in brackets):"]
+    for row in FOLD_OPTIONS.values():
+        lines.append(f"      {row['python_name']} = {row['default']} [{row['cli_flag']}]: {row['help']}")
+    return "\n".join(lines)
+
+
+def fold(program, *, explain: bool = False, **options: Any) -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
     bias; returns a new ExportedProgram and the report. ``explain`` lists
-    every batch_norm left in the report, not only QAT chains.
-    ``eps_tolerance`` and ``bias_preparation`` ("auto", "all", "folded") are
-    the command line's --eps-tolerance and --bias-prep. Raises QatfoldError
-    for programs qatfold cannot read."""
-    data, report_json, text = _core.fold_archive(_to_archive(program), risk_threshold, False, explain, eps_tolerance,
-                                                 bias_preparation)
+    every batch_norm left in the report, not only QAT chains. Raises
+    QatfoldError for programs qatfold cannot read or option values it does
+    not take, TypeError for unknown options."""
+    values = _option_values(options, "fold")
+    data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain)
     report = FoldReport.from_json(json.loads(report_json), text, explain)
     return FoldResult(_from_archive(data), report)
+
+
+fold.__doc__ = (fold.__doc__ or "") + _options_doc()
 
 
 def inspect(program) -> dict[str, Any]:
@@ -162,23 +184,21 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
     """Drop-in replacement for ExecuTorch's ``FuseQATConvBN``: a PassBase
     that, called on ``exported_program.graph_module``, folds the program in
     place (graph, signature, state_dict, constants) with qatfold's C++ core.
-    The last run's report is kept in ``self.report``."""
+    The last run's report is kept in ``self.report``. Takes the same
+    keyword options as ``qatfold.fold``."""
 
-    def __init__(self, exported_program, *, risk_threshold: float = _core.DEFAULT_RISK_THRESHOLD,
-                 eps_tolerance: float = _core.DEFAULT_EPS_TOLERANCE, bias_preparation: str = "auto") -> None:
+    def __init__(self, exported_program, **options: Any) -> None:
         super().__init__()
+        _option_values(options, "FuseQATConvBN")  # unknown names fail here, not at the first call
         self.exported_program = exported_program
-        self.risk_threshold = risk_threshold
-        self.eps_tolerance = eps_tolerance
-        self.bias_preparation = bias_preparation
+        self.options = dict(options)
         self.report: FoldReport | None = None
 
     def call(self, graph_module):
         program = self.exported_program
         if graph_module is not program.graph_module:
             raise ValueError("FuseQATConvBN must be called on its exported program's graph_module")
-        result = fold(program, risk_threshold=self.risk_threshold, eps_tolerance=self.eps_tolerance,
-                      bias_preparation=self.bias_preparation)
+        result = fold(program, **self.options)
         self.report = result.report
         if result.report.changed:
             _replace_in_place(program, result.program)

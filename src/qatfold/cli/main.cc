@@ -160,9 +160,7 @@ struct FoldCommand {
   bool explain = false;
   bool json = false;
   bool dry_run = false;
-  double risk_threshold = qatfold::passes::kDefaultRiskThreshold;
-  double eps_tolerance = qatfold::passes::kDefaultEpsTolerance;
-  qatfold::passes::BiasPreparation bias_preparation = qatfold::passes::BiasPreparation::kAuto;
+  qatfold::passes::FoldOptions options;
   std::optional<double> max_risk;
   std::string dot_before;
   std::string dot_after;
@@ -178,8 +176,7 @@ int runFold(const FoldCommand& command) {
                                               command.input + ": before qatfold fold");
   }
   try {
-    report = qatfold::passes::runFoldPipeline(*loaded.graph,
-                                              {command.risk_threshold, command.eps_tolerance, command.bias_preparation});
+    report = qatfold::passes::runFoldPipeline(*loaded.graph, command.options);
   } catch (const qatfold::Error& e) {
     throw FileError{command.input, describe(e)};
   }
@@ -226,14 +223,22 @@ int runFold(const FoldCommand& command) {
   return 0;
 }
 
-std::string passTable() {
-  std::string text = "Fold pipeline:\n";
-  for (const auto& pass : qatfold::passes::kFoldPipeline) {
-    text += "  " + std::string(pass.name) + ": " + std::string(pass.summary);
-    if (!pass.options.empty()) text += " [" + std::string(pass.options) + "]";
-    text += "\n";
+// The pipeline's options (passes/fold_options.h) as flags of `command`,
+// parsed into `options` by the library, as every front end parses them.
+void addFoldOptions(CLI::App* command, qatfold::passes::FoldOptions& options) {
+  const qatfold::passes::FoldOptions defaults;
+  for (const qatfold::passes::FoldOptionInfo& info : qatfold::passes::kFoldOptions) {
+    const std::string flag(info.cli_flag);
+    command
+        ->add_option_function<std::string>(
+            flag,
+            [&options, &info, flag](const std::string& text) {
+              if (auto why = qatfold::passes::setFoldOption(options, info, text)) throw CLI::ValidationError(flag, *why);
+            },
+            std::string(info.help))
+        ->default_str(qatfold::passes::foldOptionValue(defaults, info))
+        ->type_name(info.real != nullptr ? "FLOAT" : "POLICY");
   }
-  return text;
 }
 
 }  // namespace
@@ -270,25 +275,7 @@ int main(int argc, char** argv) {
   fold_output->excludes(dry_run);
   fold->add_flag("--explain", fold_command.explain, "Say why every batch_norm left in the graph was not folded");
   fold->add_flag("--json", fold_command.json, "Print the report as JSON");
-  fold->add_option("--risk-threshold", fold_command.risk_threshold,
-                   "Flag convs whose largest BN shift exceeds this fraction of their output range")
-      ->default_val(qatfold::passes::kDefaultRiskThreshold)
-      ->check(CLI::Range(0.0, 1e9));
-  fold->add_option("--eps-tolerance", fold_command.eps_tolerance,
-                   "Where the scale chain's eps differs from batch_norm's and weights are per tensor, fold only if the "
-                   "output factor r is within this of 1 (per-channel weights absorb r exactly)")
-      ->default_val(qatfold::passes::kDefaultEpsTolerance)
-      ->check(CLI::Range(0.0, 1.0));
-  std::map<std::string, qatfold::passes::BiasPreparation> bias_policies;
-  for (auto policy : qatfold::passes::kBiasPreparations) {
-    bias_policies.emplace(qatfold::passes::biasPreparationName(policy), policy);
-  }
-  fold->add_option("--bias-prep", fold_command.bias_preparation,
-                   "Which convs get an int32 bias: 'all' with quantized input and weight (ExecuTorch's pass, what "
-                   "Cadence expects), 'folded' only those whose chain folds (float-bias backends such as XNNPACK), "
-                   "'auto' all when the program already encodes conv biases as int32, else folded")
-      ->transform(CLI::CheckedTransformer(bias_policies, CLI::ignore_case))
-      ->default_str("auto");
+  addFoldOptions(fold, fold_command.options);
   fold->add_option("--max-risk", fold_command.max_risk,
                    "Exit with code 3 (after writing) if any folded conv's shift exceeds this fraction of its output range")
       ->check(CLI::Range(0.0, 1e9));
@@ -298,7 +285,7 @@ int main(int argc, char** argv) {
                    "Write a Graphviz picture of the folded convs (and any batch_norm left) to this file");
   addLimitOptions(fold);
   addVerifyOption(fold);
-  fold->footer(passTable());
+  fold->footer(qatfold::passes::describeFoldPipeline());
   fold->callback([&] {
     if (!fold_command.dry_run && fold_command.output.empty()) throw CLI::RequiredError("-o,--output (or --dry-run)");
   });
@@ -323,7 +310,7 @@ int main(int argc, char** argv) {
     if (roundtrip->parsed()) return runRoundtrip(input, output);
     if (fold->parsed()) return runFold(fold_command);
     if (passes->parsed()) {
-      std::cout << passTable();
+      std::cout << qatfold::passes::describeFoldPipeline();
       return 0;
     }
   } catch (const FileError& e) {

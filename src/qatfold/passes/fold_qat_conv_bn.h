@@ -42,19 +42,11 @@
 #include "qatfold/graph/graph.h"
 #include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
+#include "qatfold/passes/fold_options.h"
 #include "qatfold/passes/patterns.h"
 #include "qatfold/passes/quantize_conv_bias.h"
 
 namespace qatfold::passes {
-
-// Default for Options::risk_threshold: the observer after a conv saw its
-// output without the BN shift, whose extremes sit at the range's ends, so a
-// shift of a tenth of the range already clips a visible share of them.
-inline constexpr double kDefaultRiskThreshold = 0.1;
-
-// Default for Options::eps_tolerance: a tenth of a percent, well under one
-// step of an 8-bit output (0.4% of its range).
-inline constexpr double kDefaultEpsTolerance = 1e-3;
 
 class FoldQatConvBatchNorm {
  public:

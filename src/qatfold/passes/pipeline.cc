@@ -1,24 +1,8 @@
 #include "qatfold/passes/pipeline.h"
 
-#include "qatfold/passes/fold_batch_norm_into_weights.h"
-#include "qatfold/passes/fold_float_conv_bn.h"
-#include "qatfold/passes/fold_qat_conv_bn.h"
-#include "qatfold/passes/quantize_conv_bias.h"
+#include "qatfold/passes/registry.h"
 
 namespace qatfold::passes {
-
-namespace {
-
-// Between passes the graph is linted in Debug and sanitizer builds, which
-// already lint after every mutation; release builds lint once, before the
-// result leaves the pipeline (a lint walks the whole graph).
-void lintBetweenPasses([[maybe_unused]] const graph::Graph& graph) {
-#ifdef QATFOLD_LINT_MUTATIONS
-  graph.lint();
-#endif
-}
-
-}  // namespace
 
 FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   FoldReport report;
@@ -26,23 +10,15 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   const BiasPreparationDecision bias = decideBiasPreparation(graph, options.bias_preparation);
   report.bias_preparation = {std::string(biasPreparationName(bias.applied)),
                              std::string(biasPreparationName(bias.requested)), bias.reason};
-  // Under kFoldedConvs the chain fold prepares the biases of the convs it folds.
-  if (bias.applied == BiasPreparation::kAllConvs) {
-    QuantizeConvBias().run(graph, report);
-    lintBetweenPasses(graph);
+  const PassContext context{options, bias.applied};
+  for (const PassInfo& pass : foldPipeline()) {
+    pass.run(graph, context, report);
+#ifdef QATFOLD_LINT_MUTATIONS
+    graph.lint();  // Debug and sanitizer builds; they also lint after every mutation
+#endif
   }
-  FoldQatConvBatchNorm({options.risk_threshold, options.eps_tolerance}).run(graph, report);
-  lintBetweenPasses(graph);
-  FoldFloatConvBatchNorm().run(graph, report);
-  lintBetweenPasses(graph);
-  FoldBatchNormIntoWeights().run(graph, report);
-  lintBetweenPasses(graph);
-  // Clean up only after a change: a program nothing folded stays as it came.
-  if (graph.mutationCount() > 0) {
-    report.removed_nodes = graph.eliminateDeadCode();
-    report.removed_constants = graph.removeUnusedConstants();
-    graph.lint();
-  }
+  // Release builds lint once, before the result leaves the pipeline.
+  if (graph.mutationCount() > 0) graph.lint();
   report.changed = graph.mutationCount() > 0;
   return report;
 }

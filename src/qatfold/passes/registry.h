@@ -1,35 +1,37 @@
-// The passes qatfold runs, declared in one table: name, summary, options.
+// The passes qatfold runs, in order, declared in one table: name, summary,
+// the options (fold_options.h) that steer each, and how to run it. The
+// pipeline runs this table, and `qatfold passes` and the README print it.
 #pragma once
 
+#include <span>
 #include <string_view>
 
+#include "qatfold/graph/graph.h"
+#include "qatfold/passes/bias_preparation.h"
+#include "qatfold/passes/fold_options.h"
+#include "qatfold/passes/fold_report.h"
+
 namespace qatfold::passes {
+
+// What a pass sees of the run: the options, and the bias policy the
+// pipeline decided before any pass ran (decideBiasPreparation).
+struct PassContext {
+  const FoldOptions& options;
+  BiasPreparation bias_policy;
+};
 
 struct PassInfo {
   std::string_view name;
   std::string_view summary;
-  std::string_view options;  // the CLI options that steer it
+  // Python names of the options (kFoldOptions) that steer it.
+  std::span<const std::string_view> options;
+  void (*run)(graph::Graph& graph, const PassContext& context, FoldReport& report);
 };
 
-inline constexpr PassInfo kFoldPipeline[] = {
-    {"QuantizeConvBias",
-     "Give every conv with dequantized input and weight an int32 bias (zero if missing, float biases quantized "
-     "with s_in * s_w), when the program already encodes conv biases as int32 (else only folded convs get one)",
-     "--bias-prep"},
-    {"FoldQatConvBatchNorm",
-     "Fold the QAT conv -> q/dq -> div -> [add] -> batch_norm chain into the conv's int32 bias (giving a conv "
-     "without one the bias QuantizeConvBias would)",
-     "--risk-threshold, --eps-tolerance"},
-    {"FoldFloatConvBatchNorm",
-     "Fold the QAT conv -> div -> [add] -> batch_norm chain of an unquantized conv (no q/dq) into a float conv bias",
-     ""},
-    {"FoldBatchNormIntoWeights",
-     "In quantized programs, fold a plain eval batch_norm right after an unquantized conv or linear into its float "
-     "weight and bias",
-     ""},
-    {"EliminateDeadCode", "Remove side-effect-free nodes whose results nothing reads", ""},
-    {"RemoveUnusedConstants",
-     "Drop parameters, buffers and constants the fold left unused, with their signature entries and payloads", ""},
-};
+// The fold pipeline, in the order it runs.
+std::span<const PassInfo> foldPipeline();
+
+// The table as `qatfold passes` prints it (and the README shows it).
+std::string describeFoldPipeline();
 
 }  // namespace qatfold::passes

@@ -1,0 +1,68 @@
+// The options of the fold pipeline, declared once. The CLI's flags, the
+// Python keywords of qatfold.fold and FuseQATConvBN, and `qatfold passes`
+// all come from kFoldOptions: adding an option means adding a FoldOptions
+// field and its row here.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "qatfold/passes/bias_preparation.h"
+
+namespace qatfold::passes {
+
+// Default for risk_threshold: the observer after a conv saw its output
+// without the BN shift, whose extremes sit at the range's ends, so a shift of
+// a tenth of the range already clips a visible share of them.
+inline constexpr double kDefaultRiskThreshold = 0.1;
+
+// Default for eps_tolerance: a tenth of a percent, well under one step of an
+// 8-bit output (0.4% of its range).
+inline constexpr double kDefaultEpsTolerance = 1e-3;
+
+struct FoldOptions {
+  double risk_threshold = kDefaultRiskThreshold;
+  double eps_tolerance = kDefaultEpsTolerance;
+  BiasPreparation bias_preparation = BiasPreparation::kAuto;
+};
+
+// One option as every front end spells it. A real-valued option points at
+// its field with `real` and has the bounds [min, max]; the bias policy
+// points with `policy` and takes the names of kBiasPreparations.
+struct FoldOptionInfo {
+  std::string_view python_name;  // "risk_threshold"
+  std::string_view cli_flag;     // "--risk-threshold"
+  std::string_view help;
+  double FoldOptions::*real = nullptr;
+  double min = 0;
+  double max = 0;
+  BiasPreparation FoldOptions::*policy = nullptr;
+};
+
+inline constexpr FoldOptionInfo kFoldOptions[] = {
+    {"risk_threshold", "--risk-threshold",
+     "Flag convs whose largest BN shift exceeds this fraction of their output range", &FoldOptions::risk_threshold, 0.0,
+     1e9, nullptr},
+    {"eps_tolerance", "--eps-tolerance",
+     "Where the scale chain's eps differs from batch_norm's and weights are per tensor, fold only if the output "
+     "factor r is within this of 1 (per-channel weights absorb r exactly)",
+     &FoldOptions::eps_tolerance, 0.0, 1.0, nullptr},
+    {"bias_preparation", "--bias-prep",
+     "Which convs get an int32 bias: 'all' with quantized input and weight (ExecuTorch's pass, what Cadence "
+     "expects), 'folded' only those whose chain folds (float-bias backends such as XNNPACK), 'auto' all when the "
+     "program already encodes conv biases as int32, else folded",
+     nullptr, 0, 0, &FoldOptions::bias_preparation},
+};
+
+// The row of `python_name`, or null.
+const FoldOptionInfo* findFoldOption(std::string_view python_name);
+
+// Sets option `info` of `options` from text ("0.2", "folded"); returns why
+// not if the text is not a valid value. Front ends parse through this, so
+// every one accepts the same values.
+std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionInfo& info, std::string_view text);
+// The value of option `info` in `options`, as setFoldOption reads it.
+std::string foldOptionValue(const FoldOptions& options, const FoldOptionInfo& info);
+
+}  // namespace qatfold::passes

@@ -1,0 +1,85 @@
+"""One table of fold options and passes (passes/fold_options.h, registry.h)
+drives the command line, the Python keywords, `qatfold passes` and the
+README: these tests hold every consumer to it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import qatfold
+from qatfold import _core
+from conftest import FIXTURES, REPO, run_cli
+
+
+def table() -> list[dict[str, str]]:
+    return _core.fold_options()
+
+
+def cli_fold_flags() -> set[str]:
+    """The options with a default that `qatfold fold --help` lists (--max-risk, the
+    command's own exit-code check, has none)."""
+    help_text = run_cli("fold", "--help").stdout
+    flags = set(re.findall(r"^\s+(--[a-z-]+) (?:FLOAT|POLICY)=", help_text, flags=re.MULTILINE))
+    return flags
+
+
+def test_cli_flags_are_the_table():
+    assert cli_fold_flags() == {row["cli_flag"] for row in table()}
+
+
+def test_cli_defaults_and_help_come_from_the_table():
+    help_text = run_cli("fold", "--help").stdout
+    for row in table():
+        assert f"{row['cli_flag']} " in help_text
+        assert f"={row['default']}" in help_text
+        assert row["help"][:40] in " ".join(help_text.split())
+
+
+def test_python_keywords_are_the_table():
+    assert set(qatfold._api.FOLD_OPTIONS) == {row["python_name"] for row in table()}
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    defaults = {row["python_name"]: row["default"] for row in table()}
+    # Every option is accepted by both entry points, as text or as a number.
+    assert qatfold.fold(program, **defaults).report.folded_count == 2
+    qatfold.FuseQATConvBN(program, **defaults)
+    with pytest.raises(TypeError, match="unexpected keyword argument.*risk_treshold"):
+        qatfold.fold(program, risk_treshold=0.2)
+    with pytest.raises(TypeError, match="risk_treshold"):
+        qatfold.FuseQATConvBN(program, risk_treshold=0.2)
+    for row in table():
+        assert row["python_name"] in qatfold.fold.__doc__ and row["cli_flag"] in qatfold.fold.__doc__
+
+
+def test_both_front_ends_refuse_the_same_values():
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    for name, flag, bad in [("eps_tolerance", "--eps-tolerance", "2"), ("bias_preparation", "--bias-prep", "some"),
+                            ("risk_threshold", "--risk-threshold", "-1")]:
+        with pytest.raises(qatfold.QatfoldError, match=name):
+            qatfold.fold(program, **{name: bad})
+        result = run_cli("fold", str(FIXTURES / "qat_cadence_cnn.pt2"), "--dry-run", flag, bad, check=False)
+        assert result.returncode == 2 and name in result.stderr, result.stderr
+
+
+def test_option_values_reach_the_fold_from_either_front_end():
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    assert qatfold.fold(program, risk_threshold=0.0).report.flagged_count == 2
+    assert qatfold.fold(program, risk_threshold="0").report.flagged_count == 2
+    import json
+
+    report = json.loads(run_cli("fold", str(FIXTURES / "qat_cadence_cnn.pt2"), "--dry-run", "--json",
+                                "--risk-threshold", "0").stdout)
+    assert report["flagged_count"] == 2
+
+
+def test_passes_listing_and_readme_show_the_table():
+    listing = run_cli("passes").stdout
+    assert listing == _core.describe_passes()
+    for row in table():
+        assert f"{row['cli_flag']} / {row['python_name']}" in listing
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- qatfold passes -->\n```\n(.*?)```\n", readme, flags=re.DOTALL)
+    assert block, "README lacks the `qatfold passes` block"
+    assert block.group(1) == listing, "README's pass list differs from `qatfold passes`; paste its output"
