@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _core
+from ._verify import Verification, verify_fold
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class FoldResult:
 
     program: Any  # torch.export.ExportedProgram
     report: FoldReport
+    # Set when fold() was asked to verify: measured on real inputs.
+    verification: Verification | None = None
 
 
 def _to_archive(program) -> bytes:
@@ -142,16 +145,40 @@ def _options_doc() -> str:
     return "\n".join(lines)
 
 
-def fold(program, *, explain: bool = False, **options: Any) -> FoldResult:
+def fold(program, *, explain: bool = False, verify: Any = None, **options: Any) -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
     bias; returns a new ExportedProgram and the report. ``explain`` lists
-    every batch_norm left in the report, not only QAT chains. Raises
-    QatfoldError for programs qatfold cannot read or option values it does
-    not take, TypeError for unknown options."""
+    every batch_norm left in the report, not only QAT chains.
+
+    ``verify``: inputs to measure the fold on (a tuple of tensors, a list of
+    such tuples, or True for the program's example inputs). Both programs
+    run on them; ``result.verification`` gives, per folded conv, the share
+    of its output quantization that saturates before and after and its
+    deviation in steps, and the flags then come from that measurement
+    (saturation up by more than 0.5 percentage points), not from the
+    estimate. Representative data gives a representative answer.
+
+    Raises QatfoldError for programs qatfold cannot read or option values it
+    does not take, TypeError for unknown options."""
     values = _option_values(options, "fold")
     data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain)
     report = FoldReport.from_json(json.loads(report_json), text, explain)
-    return FoldResult(_from_archive(data), report)
+    folded = _from_archive(data)
+    if verify is None or verify is False:
+        return FoldResult(folded, report)
+    verification = verify_fold(program, folded, [(c.conv, c.batch_norm) for c in report.folded
+                                                 if c.bias_dtype == "int32"], verify)
+    return FoldResult(folded, _with_measured_flags(report, verification), verification)
+
+
+def _with_measured_flags(report: FoldReport, verification: Verification) -> FoldReport:
+    """The report with each measured conv's flag from the measurement."""
+    import dataclasses
+
+    measured = {c.conv: c.flagged for c in verification.convs}
+    folded = [dataclasses.replace(c, flagged=measured.get(c.conv, c.flagged)) for c in report.folded]
+    text = report.text + verification.text()
+    return dataclasses.replace(report, folded=folded, flagged_count=sum(c.flagged for c in folded), text=text)
 
 
 fold.__doc__ = (fold.__doc__ or "") + _options_doc()
@@ -187,19 +214,22 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
     The last run's report is kept in ``self.report``. Takes the same
     keyword options as ``qatfold.fold``."""
 
-    def __init__(self, exported_program, **options: Any) -> None:
+    def __init__(self, exported_program, *, verify: Any = None, **options: Any) -> None:
         super().__init__()
         _option_values(options, "FuseQATConvBN")  # unknown names fail here, not at the first call
         self.exported_program = exported_program
         self.options = dict(options)
+        self.verify = verify
         self.report: FoldReport | None = None
+        self.verification: Verification | None = None
 
     def call(self, graph_module):
         program = self.exported_program
         if graph_module is not program.graph_module:
             raise ValueError("FuseQATConvBN must be called on its exported program's graph_module")
-        result = fold(program, **self.options)
+        result = fold(program, verify=self.verify, **self.options)
         self.report = result.report
+        self.verification = result.verification
         if result.report.changed:
             _replace_in_place(program, result.program)
         return PassResult(program.graph_module, result.report.changed)
