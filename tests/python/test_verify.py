@@ -25,7 +25,8 @@ def node_values(program, names: list[str], batch: tuple) -> dict[str, torch.Tens
     output.args = (tuple(nodes[name] for name in names),)
     module.graph._codegen = torch.fx.graph.CodeGen()  # plain outputs, no pytree spec
     module.recompile()
-    return dict(zip(names, module(*batch)))
+    with torch.no_grad():
+        return dict(zip(names, module(*batch)))
 
 
 def conv_quantize(program, conv: str):
