@@ -177,7 +177,9 @@ def _with_measured_flags(report: FoldReport, verification: Verification) -> Fold
 
     measured = {c.conv: c.flagged for c in verification.convs}
     folded = [dataclasses.replace(c, flagged=measured.get(c.conv, c.flagged)) for c in report.folded]
-    text = report.text + verification.text()
+    text = (report.text + verification.text() +
+            f"flagged by measurement (saturation up by more than 0.5 percentage points): "
+            f"{sum(c.flagged for c in folded)}; the 'may clip' marks above are the estimate\n")
     return dataclasses.replace(report, folded=folded, flagged_count=sum(c.flagged for c in folded), text=text)
 
 

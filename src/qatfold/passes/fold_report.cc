@@ -143,14 +143,15 @@ std::string FoldReport::toText(bool explain) const {
       std::snprintf(line, sizeof line, "  %-*s  %-*s  %-*s  %5s  %8lld  %7zu  %s%s\n", static_cast<int>(conv_width),
                     convs[i].c_str(), static_cast<int>(kind_width), c->kind().c_str(), static_cast<int>(bn_width),
                     c->batch_norm.c_str(), c->float_bias ? "float" : "int32", static_cast<long long>(c->channels),
-                    c->clamped, risk, c->flagged ? "  <- output may clip" : "");
+                    c->clamped, risk, c->flagged ? "  <- estimate: output may clip" : "");
       out << line;
     }
     if (flaggedCount() > 0) {
       char note[256];
       std::snprintf(note, sizeof note,
                     "%zu conv(s) shift their output by more than %.0f%% of the range their output quantization was "
-                    "calibrated for; values may clip on device.\n",
+                    "calibrated for; values may clip on device. An estimate: measure it on real inputs with "
+                    "`python -m qatfold verify` or qatfold.fold(verify=...).\n",
                     flaggedCount(), 100.0 * risk_threshold);
       out << note;
     }
