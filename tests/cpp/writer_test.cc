@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "qatfold/archive/archive.h"
+#include "qatfold/fold.h"
 #include "qatfold/graph/graph.h"
 #include "qatfold/program/program.h"
 #include "qatfold/writer/pt2_writer.h"
@@ -78,6 +79,45 @@ TEST(Writer, AtomicFileWriteLeavesNoTemporaryFiles) {
   EXPECT_EQ(files, 1u);
   EXPECT_EQ(testing::readFile(out), roundtripBytes("float_cnn.pt2"));
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace qatfold
+
+namespace qatfold {
+namespace {
+
+// A node, tensor meta or spec no pass touched is written back from its own
+// bytes, whatever their formatting: here the fixture's first node, one
+// tensor meta and one input spec are spelt compactly (nlohmann's dump, not
+// json.dumps), and survive a fold that changes other nodes byte for byte.
+TEST(Writer, UntouchedPartsAreCopiedFromTheirOwnBytes) {
+  auto archive = Archive::open(fixturePath("qat_cadence_cnn.pt2"));
+  const std::string model_path = "models/model.json";
+  Json model = parseJson(archive->read(model_path));
+  Json& graph = model["graph_module"]["graph"];
+  const std::string node = graph["nodes"][0].dump();
+  const std::string meta = graph["tensor_values"].begin().value().dump();
+  const std::string spec = model["graph_module"]["signature"]["input_specs"].back().dump();
+  ASSERT_NE(node, dumpJson(graph["nodes"][0]));  // compact: not json.dumps's spelling
+  ASSERT_NE(meta, dumpJson(graph["tensor_values"].begin().value()));
+  graph["nodes"][0] = "@@node@@";
+  graph["tensor_values"].begin().value() = "@@meta@@";
+  model["graph_module"]["signature"]["input_specs"].back() = "@@spec@@";
+  std::string text = dumpJson(model);
+  for (const auto& [marker, replacement] : {std::pair{"\"@@node@@\"", node}, {"\"@@meta@@\"", meta}, {"\"@@spec@@\"", spec}}) {
+    text.replace(text.find(marker), std::string(marker).size(), replacement);
+  }
+  ArchiveEdit edit;
+  edit.put(model_path, text);
+  FoldedArchive folded = foldArchiveBytes(testing::rewrite(*archive, edit), {});
+  ASSERT_EQ(folded.report.folded.size(), 2u);
+  const std::string written = Archive::fromBytes(folded.archive)->read(model_path);
+  EXPECT_NE(written.find(node), std::string::npos);
+  EXPECT_NE(written.find(meta), std::string::npos);
+  EXPECT_NE(written.find(spec), std::string::npos);
+  EXPECT_NE(written, text);  // the fold did change the program
+  EXPECT_NO_THROW(parseJson(written));
 }
 
 }  // namespace
