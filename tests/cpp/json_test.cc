@@ -124,6 +124,15 @@ TEST(JsonText, MalformedTextIsRejectedWhereverItSits) {
       }
     }
   }
+  // A bad key in an object the reader parses (a node's own keys), not only in skipped ones.
+  std::string bad_key = model("1", "1");
+  bad_key.replace(bad_key.find("\"target\""), 8, "\"tar\\get\"");
+  try {
+    program::ExportedProgram::parse(JsonText::parse(bad_key), "m");
+    ADD_FAILURE() << "accepted: " << bad_key;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("m: malformed JSON: invalid escape", 0), 0u) << e.what();
+  }
   for (const std::string& text : {model("1", "1") + " {}", model("1", "1").substr(0, 80), std::string("{\"a\": ")}) {
     EXPECT_THROW(program::ExportedProgram::parse(JsonText::parse(text), "m"), Error) << text;
   }

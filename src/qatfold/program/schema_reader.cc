@@ -228,6 +228,7 @@ template <class F>
 void forEachMember(od::object& object, const Where& where, F&& visit) {
   for (auto member : object) {
     od::field field = take(std::move(member), where);
+    validateRawString(field.key().raw(), where);  // keys of the objects we read are checked too
     visit(field);
   }
 }
