@@ -120,5 +120,26 @@ TEST(Writer, UntouchedPartsAreCopiedFromTheirOwnBytes) {
   EXPECT_NO_THROW(parseJson(written));
 }
 
+// The writer replaces the graph's and the signature's spans in whichever
+// order the record has them.
+TEST(Writer, SignatureBeforeGraphIsWrittenInPlace) {
+  auto bytes = testing::withModelJson("qat_cadence_cnn.pt2", [](Json& model) {
+    Json& module = model["graph_module"];
+    Json reordered = Json::object();
+    reordered["signature"] = module["signature"];
+    for (auto it = module.begin(); it != module.end(); ++it) {
+      if (it.key() != "signature") reordered[it.key()] = it.value();
+    }
+    module = std::move(reordered);
+  });
+  FoldedArchive folded = foldArchiveBytes(bytes, {});
+  ASSERT_EQ(folded.report.folded.size(), 2u);
+  const Json written = parseJson(Archive::fromBytes(folded.archive)->read("models/model.json"));
+  EXPECT_EQ(written["graph_module"].begin().key(), "signature");
+  // Folding again finds nothing left: the rewritten graph and signature are whole.
+  EXPECT_EQ(foldArchiveBytes(folded.archive, {}).report.folded.size(), 0u);
+  EXPECT_EQ(written["graph_module"]["signature"]["input_specs"].size(), written["graph_module"]["graph"]["inputs"].size());
+}
+
 }  // namespace
 }  // namespace qatfold
