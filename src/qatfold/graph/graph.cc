@@ -398,7 +398,7 @@ void Graph::lint() const {
         if (defined.count(value) == 0) fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
         ++counted_uses[value];
       }
-      if (operand.argument().refersToTensors() && operand.argument().tensorReferences().size() != operand.values.size()) {
+      if (operand.argument().refersToTensors() && operand.argument().tensorReferenceCount() != operand.values.size()) {
         fail("operand '" + operand.name + "' of '" + node->name_ + "' lost its shape");
       }
     }

@@ -154,7 +154,6 @@ void Argument::validate(const std::string& where) const {
       for (const Json& item : *payload) check(item);
     }
   }
-  if (refersToTensors()) (void)tensorReferences();
 }
 
 std::optional<std::int64_t> Argument::asInt() const {
@@ -192,6 +191,12 @@ std::optional<ScalarType> Argument::asScalarType() const {
 bool Argument::refersToTensors() const {
   return tag_ == "as_tensor" || tag_ == "as_tensors" || tag_ == "as_optional_tensors" ||
          tag_ == "as_optional_tensor";
+}
+
+std::size_t Argument::tensorReferenceCount() const {
+  if (tag_ == "as_tensor" || tag_ == "as_optional_tensor") return 1;
+  if ((tag_ == "as_tensors" || tag_ == "as_optional_tensors") && payload_.is_array()) return payload_.size();
+  return 0;
 }
 
 std::vector<std::optional<std::string>> Argument::tensorReferences() const {

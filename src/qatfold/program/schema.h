@@ -118,6 +118,8 @@ class Argument {
   // as_tensor, several for as_tensors, and for optional tensor lists one per
   // entry (nullopt for None entries).
   std::vector<std::optional<std::string>> tensorReferences() const;
+  // tensorReferences().size(), without building the names.
+  std::size_t tensorReferenceCount() const;
   // Whether this kind of argument may name tensors (so tensorReferences
   // describes its structure).
   bool refersToTensors() const;
