@@ -48,11 +48,6 @@ std::string quoteBareNonFinite(std::string_view text) {
   return out;
 }
 
-bool mayContainBareNonFinite(std::string_view text) {
-  return text.find("NaN") != std::string_view::npos ||
-         text.find("Infinity") != std::string_view::npos;
-}
-
 void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
   std::size_t i = 0;

@@ -32,9 +32,8 @@ void appendJsonString(std::string& out, std::string_view text);
 // `max_depth` (the message names the limit's option). Returns whether a
 // bare NaN/Infinity token may appear: an 'N' or 'I' outside strings.
 bool checkJsonDepth(std::string_view text, std::size_t max_depth);
-// Whether `text` may hold bare NaN/Infinity tokens (cheap, may say yes
-// wrongly), and `text` with such tokens outside strings quoted.
-bool mayContainBareNonFinite(std::string_view text);
+// `text` with bare NaN/Infinity tokens outside strings quoted (torch's
+// string encoding).
 std::string quoteBareNonFinite(std::string_view text);
 
 // Reads a float field: a number, or one of torch's non-finite strings.

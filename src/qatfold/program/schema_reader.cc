@@ -119,24 +119,55 @@ void validateRawString(const char* p, const Where& where) {
   }
 }
 
+// Every member of `object`, in order; its key is checked on the way.
+template <class F>
+void forEachMember(od::object& object, const Where& where, F&& visit) {
+  for (auto member : object) {
+    od::field field = take(std::move(member), where);
+    validateRawString(field.key().raw(), where);
+    visit(field);
+  }
+}
+
+template <class F>
+void forEachItem(od::array& array, const Where& where, F&& visit) {
+  std::size_t index = 0;
+  for (auto item : array) {
+    od::value value = take(std::move(item), where);
+    visit(value, index++);
+  }
+}
+
+// An object's or array's own text; it is rewound so it can be walked after.
+template <class Container>
+std::string_view sourceOf(Container& container, const Where& where) {
+  std::string_view source = trimmed(take(container.raw_json(), where));
+  take(container.reset(), where);
+  return source;
+}
+
+void validate(od::value& value, const Where& where);
+
+// Reads the members or items to the end, checking that they are well-formed JSON.
+void validateMembers(od::object& object, const Where& where) {
+  forEachMember(object, where, [&](od::field& field) { validate(field.value(), where); });
+}
+
+void validateItems(od::array& array, const Where& where) {
+  forEachItem(array, where, [&](od::value& item, std::size_t) { validate(item, where); });
+}
+
 // Reads `value` to its end, checking that it is well-formed JSON.
 void validate(od::value& value, const Where& where) {
   switch (typeOf(value, where)) {
     case json_type::object: {
       od::object object = take(value.get_object(), where);
-      for (auto member : object) {
-        od::field field = take(std::move(member), where);
-        validateRawString(field.key().raw(), where);
-        validate(field.value(), where);
-      }
+      validateMembers(object, where);
       return;
     }
     case json_type::array: {
       od::array array = take(value.get_array(), where);
-      for (auto item : array) {
-        od::value element = take(std::move(item), where);
-        validate(element, where);
-      }
+      validateItems(array, where);
       return;
     }
     case json_type::number:
@@ -156,35 +187,25 @@ void validate(od::value& value, const Where& where) {
 
 // The exact text of `value`, checked.
 std::string_view rawValue(od::value& value, const Where& where) {
-  std::string_view raw;
   switch (typeOf(value, where)) {
     case json_type::object: {
       od::object object = take(value.get_object(), where);
-      raw = take(object.raw_json(), where);
-      take(object.reset(), where);
-      for (auto member : object) {
-        od::field field = take(std::move(member), where);
-        validateRawString(field.key().raw(), where);
-        validate(field.value(), where);
-      }
-      break;
+      const std::string_view raw = sourceOf(object, where);
+      validateMembers(object, where);
+      return raw;
     }
     case json_type::array: {
       od::array array = take(value.get_array(), where);
-      raw = take(array.raw_json(), where);
-      take(array.reset(), where);
-      for (auto item : array) {
-        od::value element = take(std::move(item), where);
-        validate(element, where);
-      }
-      break;
+      const std::string_view raw = sourceOf(array, where);
+      validateItems(array, where);
+      return raw;
     }
-    default:
-      raw = value.raw_json_token();
+    default: {
+      const std::string_view raw = trimmed(value.raw_json_token());
       validate(value, where);
-      break;
+      return raw;
+    }
   }
-  return trimmed(raw);
 }
 
 od::object expectObject(od::value& value, const Where& where) {
@@ -195,13 +216,6 @@ od::object expectObject(od::value& value, const Where& where) {
 od::array expectArray(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::array) fail(where, "expected a list");
   return take(value.get_array(), where);
-}
-
-// An object's own text; the object is rewound so it can be walked after.
-std::string_view sourceOf(od::object& object, const Where& where) {
-  std::string_view source = trimmed(take(object.raw_json(), where));
-  take(object.reset(), where);
-  return source;
 }
 
 std::string expectString(od::value& value, const Where& where) {
@@ -222,24 +236,6 @@ std::int64_t expectInt(od::value& value, const Where& where) {
   std::int64_t result = 0;
   if (value.get_int64().get(result)) fail(where, "expected an integer");
   return result;
-}
-
-template <class F>
-void forEachMember(od::object& object, const Where& where, F&& visit) {
-  for (auto member : object) {
-    od::field field = take(std::move(member), where);
-    validateRawString(field.key().raw(), where);  // keys of the objects we read are checked too
-    visit(field);
-  }
-}
-
-template <class F>
-void forEachItem(od::array& array, const Where& where, F&& visit) {
-  std::size_t index = 0;
-  for (auto item : array) {
-    od::value value = take(std::move(item), where);
-    visit(value, index++);
-  }
 }
 
 void requireField(bool seen, const char* key, const Where& where) {
@@ -859,7 +855,7 @@ PayloadConfig PayloadConfig::parseChecked(std::shared_ptr<const JsonText> text, 
           seen_pickle = true;
         } else if (member_key == "tensor_meta") {
           if (typeOf(value, e_where) == json_type::null) {
-            (void)value.is_null();
+            validate(value, e_where);  // checks the literal
           } else {
             meta.tensor_meta = readTensorMeta(value, Where(e_where, ".tensor_meta"));
           }

@@ -29,14 +29,32 @@ void writeMembers(std::string& out, const RawMembers& members, Owned&& owned) {
   out.push_back('}');
 }
 
+// Hands `out` on between the items of a long list (see Graph::write).
+using Flush = std::function<void(std::string&)>;
+
 template <class T>
-void writeList(std::string& out, const std::vector<T>& items) {
+void writeList(std::string& out, const std::vector<T>& items, const Flush& flush = nullptr) {
   out.push_back('[');
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i) out.append(", ");
     items[i].write(out);
+    if (flush) flush(out);
   }
   out.push_back(']');
+}
+
+// {"name": value, ...} of (name, value) pairs, in order.
+template <class T>
+void writeEntries(std::string& out, const std::vector<std::pair<std::string, T>>& entries, const Flush& flush = nullptr) {
+  out.push_back('{');
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (i) out.append(", ");
+    appendJsonString(out, entries[i].first);
+    out.append(": ");
+    entries[i].second.write(out);
+    if (flush) flush(out);
+  }
+  out.push_back('}');
 }
 
 void writeSymInts(std::string& out, const std::vector<std::int64_t>& values) {
@@ -193,23 +211,9 @@ void Graph::write(std::string& out, const std::function<void(std::string&)>& flu
     } else if (key == "outputs") {
       writeList(into, outputs);
     } else if (key == "nodes") {
-      into.push_back('[');
-      for (std::size_t i = 0; i < nodes.size(); ++i) {
-        if (i) into.append(", ");
-        nodes[i].write(into);
-        if (flush) flush(into);
-      }
-      into.push_back(']');
+      writeList(into, nodes, flush);
     } else if (key == "tensor_values") {
-      into.push_back('{');
-      for (std::size_t i = 0; i < tensor_values.size(); ++i) {
-        if (i) into.append(", ");
-        appendJsonString(into, tensor_values[i].first);
-        into.append(": ");
-        tensor_values[i].second.write(into);
-        if (flush) flush(into);
-      }
-      into.push_back('}');
+      writeEntries(into, tensor_values, flush);
     } else {
       return false;
     }
@@ -294,14 +298,7 @@ std::string PayloadConfig::dump() const {
   std::string out;
   auto entries_json = [this](std::string_view key, std::string& into) {
     if (key != "config") return false;
-    into.push_back('{');
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      if (i) into.append(", ");
-      appendJsonString(into, entries[i].first);
-      into.append(": ");
-      entries[i].second.write(into);
-    }
-    into.push_back('}');
+    writeEntries(into, entries);
     return true;
   };
   const RawMembers canonical = {{"config", {}}};
