@@ -8,6 +8,7 @@
 #include "qatfold/error.h"
 #include "qatfold/fold.h"
 #include "qatfold/passes/fold_options.h"
+#include "qatfold/passes/refusal.h"
 #include "qatfold/passes/registry.h"
 #include "qatfold/version.h"
 
@@ -34,6 +35,18 @@ NB_MODULE(_core, m) {
         return rows;
       },
       "The fold pipeline's options (passes/fold_options.h): python_name, cli_flag, help, default.");
+  m.def(
+      "refusal_codes",
+      [] {
+        std::vector<std::map<std::string, std::string>> rows;
+        for (const auto& info : qatfold::passes::refusalTable()) {
+          rows.push_back({{"code", std::string(info.id)},
+                          {"message", std::string(info.message)},
+                          {"option", std::string(info.option)}});
+        }
+        return rows;
+      },
+      "Every reason a batch_norm can be kept (passes/refusal.h): code, message template, option.");
   m.def("describe_passes", [] { return qatfold::passes::describeFoldPipeline(); },
         "The fold pipeline as `qatfold passes` prints it.");
 

@@ -55,7 +55,12 @@ class SkippedBatchNorm:
     batch_norm: str
     module_path: str
     qat_chain: bool
+    # The refusal's stable id ("eps-mismatch-per-tensor"; qatfold.REFUSAL_CODES
+    # lists them) and its message.
+    code: str
     reason: str
+    # The keyword of fold() that raises the limit this refusal hit, if any.
+    option: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,10 @@ def _from_archive(data: bytes):
 # The fold pipeline's options, from the C++ table (passes/fold_options.h)
 # that also makes the command line's flags: python_name -> row.
 FOLD_OPTIONS: dict[str, dict[str, str]] = {row["python_name"]: row for row in _core.fold_options()}
+# Every reason a batch_norm can be kept, from the C++ table (passes/refusal.h):
+# code -> {"message": template with {0}, {1}, ... for details, "option": the
+# keyword that raises the limit, or ""}.
+REFUSAL_CODES: dict[str, dict[str, str]] = {row["code"]: row for row in _core.refusal_codes()}
 
 
 def _option_values(options: dict[str, Any], caller: str) -> dict[str, str]:

@@ -7,6 +7,7 @@
 
 #include "qatfold/archive/archive.h"
 #include "qatfold/graph/graph.h"
+#include "qatfold/graph/text.h"
 #include "qatfold/program/program.h"
 
 namespace qatfold {
@@ -26,6 +27,10 @@ struct LoadedProgram {
   }
   static LoadedProgram open(const std::string& path, const ReadLimits& limits = {}) {
     return fromArchive(Archive::open(path, limits));
+  }
+  // The program a text graph describes (graph/text.h).
+  static LoadedProgram fromText(std::string_view text) {
+    return fromArchive(Archive::fromBytes(graph::archiveFromText(text), "<text graph>"));
   }
 };
 

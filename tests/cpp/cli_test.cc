@@ -7,6 +7,7 @@
 #include "qatfold/archive/archive.h"
 #include "qatfold/program/json.h"
 #include "test_support.h"
+#include "text_graphs.h"
 
 namespace qatfold {
 namespace {
@@ -163,6 +164,55 @@ TEST_F(Cli, FoldExplainsEveryBatchNormLeft) {
   CommandResult explained = run("fold --dry-run --explain " + fixturePath("float_cnn.pt2"));
   EXPECT_NE(explained.out.find("not folded: batch_norm (bn1): input comes from 'conv2d'"), std::string::npos)
       << explained.out;
+}
+
+TEST_F(Cli, ExplainGivesTheFloatChainItsOwnEpsReason) {
+  // A text graph, assembled into an archive and folded as a user would.
+  const std::string text = path("chain.txt");
+  writeFile(text, testing::edited(testing::kFloatChain, {{"add.Tensor(self=%var, other=1e-05)",
+                                                          "add.Tensor(self=%var, other=0.01)"}}));
+  CommandResult assembled = run("assemble " + text + " -o " + path("chain.pt2"));
+  ASSERT_EQ(assembled.exit_code, 0) << assembled.err;
+  CommandResult explained = run("fold --dry-run --explain " + path("chain.pt2"));
+  ASSERT_EQ(explained.exit_code, 0) << explained.err;
+  EXPECT_NE(explained.out.find("not folded: bn: the scale chain's eps 0.01 differs from batch_norm's eps 1e-05 "
+                               "(folded only for quantized convs)"),
+            std::string::npos)
+      << explained.out;
+  EXPECT_EQ(explained.out.find("int32"), explained.out.find("int32 bias elements clamped")) << explained.out;
+  CommandResult json = run("fold --dry-run --json " + path("chain.pt2"));
+  EXPECT_EQ(parseJson(json.out)["skipped"][0]["code"], "eps-mismatch-float") << json.out;
+}
+
+TEST_F(Cli, RefusalsWithALimitSayWhichFlagRaisesIt) {
+  const std::string text = path("chain.txt");
+  writeFile(text, testing::edited(testing::kQatChain, {{"add.Tensor(self=%var, other=1e-05)",
+                                                        "add.Tensor(self=%var, other=0.01)"}}));
+  ASSERT_EQ(run("assemble " + text + " -o " + path("chain.pt2")).exit_code, 0);
+  CommandResult refused = run("fold --dry-run " + path("chain.pt2"));
+  EXPECT_NE(refused.out.find("more than the eps tolerance 0.001 (raise it with --eps-tolerance)"), std::string::npos)
+      << refused.out;
+  CommandResult raised = run("fold --dry-run --eps-tolerance 0.05 " + path("chain.pt2"));
+  EXPECT_NE(raised.out.find("folded 1"), std::string::npos) << raised.out;
+  EXPECT_NE(raised.out.find("ignored (within --eps-tolerance)"), std::string::npos) << raised.out;
+}
+
+TEST_F(Cli, InspectTextReadsBackThroughAssemble) {
+  CommandResult printed = run("inspect --text " + fixturePath("qat_cadence_cnn.pt2"));
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  EXPECT_NE(printed.out.find("%batch_norm = aten.batch_norm.default(input=%div_1,"), std::string::npos) << printed.out;
+  writeFile(path("cnn.txt"), printed.out);
+  ASSERT_EQ(run("assemble " + path("cnn.txt") + " -o " + path("cnn.pt2")).exit_code, 0);
+  CommandResult reprinted = run("inspect --text " + path("cnn.pt2"));
+  // Constants past kPrintedElements are not printed, so they read back as zeros.
+  EXPECT_NE(reprinted.out.find("%batch_norm = aten.batch_norm.default(input=%div_1,"), std::string::npos);
+  CommandResult bad = run("assemble " + path("missing.txt") + " -o " + path("out.pt2"));
+  EXPECT_EQ(bad.exit_code, 1);
+  writeFile(path("bad.txt"), "input %x: float32[2]\n%y = aten.relu.default(self=%z): float32[2]\nreturn %y\n");
+  bad = run("assemble " + path("bad.txt") + " -o " + path("out.pt2"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.err, "qatfold: error: " + path("bad.txt") + ": line 2: '%z' is not defined\n");
+  EXPECT_FALSE(std::filesystem::exists(path("out.pt2")));
 }
 
 TEST_F(Cli, FoldRejectsBadInputLikeEveryCommand) {

@@ -198,4 +198,7 @@ def test_float_chain_with_eps_mismatch_is_kept_with_its_own_reason():
     assert skipped.qat_chain
     assert "eps" in skipped.reason and "differs from batch_norm's eps" in skipped.reason, skipped.reason
     assert "int32" not in skipped.reason
+    assert skipped.code == "eps-mismatch-float" and skipped.option is None
     assert skipped.reason in result.report.text
+    template = qatfold.REFUSAL_CODES[skipped.code]["message"]
+    assert skipped.reason.startswith(template.split("{0}")[0])

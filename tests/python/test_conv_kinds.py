@@ -3,7 +3,7 @@
 ExecuTorch's Cadence quantizer does not quantize transposed convs, but
 torchao's QAT fusion still builds the conv -> div -> [add] -> batch_norm
 simulation chain around them, with no quantize/dequantize after the conv.
-qatfold folds that chain into a float bias (FoldFloatConvBatchNorm); the
+qatfold folds that chain into a float bias (FoldConvBatchNormChain); the
 reference pass leaves it. Each test saves the real converted program with
 torch.export.save, folds the archive, and checks the folded program
 computes what the un-folded one does.

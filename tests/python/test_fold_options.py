@@ -83,3 +83,16 @@ def test_passes_listing_and_readme_show_the_table():
     block = re.search(r"<!-- qatfold passes -->\n```\n(.*?)```\n", readme, flags=re.DOTALL)
     assert block, "README lacks the `qatfold passes` block"
     assert block.group(1) == listing, "README's pass list differs from `qatfold passes`; paste its output"
+
+
+def test_refusal_codes_come_from_the_core_table():
+    """qatfold.REFUSAL_CODES is the C++ table: unique ids, and every option a
+    refusal names is a keyword of fold()."""
+    assert len(qatfold.REFUSAL_CODES) >= 40
+    assert "eps-mismatch-per-tensor" in qatfold.REFUSAL_CODES
+    for code, row in qatfold.REFUSAL_CODES.items():
+        assert row["code"] == code and row["message"]
+        assert "--" not in row["message"], "the core names no CLI flag"
+        if row["option"]:
+            assert row["option"] in qatfold._api.FOLD_OPTIONS
+

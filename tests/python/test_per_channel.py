@@ -135,7 +135,8 @@ def test_eps_mismatch_on_per_tensor_weights_is_refused_beyond_tolerance(tmp_path
     assert report["folded_count"] == 0
     (skipped,) = [s for s in report["skipped"] if s["qat_chain"]]
     assert "with per-tensor weights the output would be off by up to" in skipped["reason"]
-    assert "more than --eps-tolerance 0.001" in skipped["reason"]
+    assert "more than the eps tolerance 0.001" in skipped["reason"]
+    assert skipped["code"] == "eps-mismatch-per-tensor" and skipped["option"] == "eps_tolerance"
     relaxed = json.loads(run_cli("fold", str(path), "--dry-run", "--json", "--eps-tolerance", "0.5").stdout)
     assert relaxed["folded_count"] == 1
-    assert relaxed["folded"][0]["eps_mismatch"]["handling"] == "ignored: within --eps-tolerance"
+    assert relaxed["folded"][0]["eps_mismatch"]["handling"] == "ignored: within the eps tolerance"

@@ -8,6 +8,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -137,8 +140,12 @@ std::vector<const qatfold::graph::Node*> batchNorms(const qatfold::graph::Graph&
   return found;
 }
 
-int runInspect(const std::string& input, bool json, bool dot) {
+int runInspect(const std::string& input, bool json, bool dot, bool text) {
   Loaded loaded = load(input);
+  if (text) {
+    std::cout << qatfold::graph::printGraph(*loaded.graph);
+    return 0;
+  }
   if (dot) {
     std::cout << qatfold::report::graphToDot(*loaded.graph, input);
     return 0;
@@ -160,6 +167,24 @@ int runRoundtrip(const std::string& input, const std::string& output) {
     throw FileError{input, describe(e)};
   }
   write(loaded, input, output);
+  std::cout << "wrote " << output << "\n";
+  return 0;
+}
+
+int runAssemble(const std::string& input, const std::string& output) {
+  std::ifstream in(input, std::ios::binary);
+  if (!in) throw FileError{input, "cannot read the file"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string bytes;
+  try {
+    bytes = qatfold::graph::archiveFromText(text.str(), std::filesystem::path(output).stem().string());
+    // What we write must read back: the reader checks every record.
+    (void)qatfold::LoadedProgram::fromArchive(qatfold::Archive::fromBytes(bytes, output));
+  } catch (const qatfold::Error& e) {
+    throw FileError{input, describe(e)};
+  }
+  writeText(output, bytes);
   std::cout << "wrote " << output << "\n";
   return 0;
 }
@@ -209,7 +234,7 @@ int runFold(const FoldCommand& command) {
     json["output"] = command.dry_run ? qatfold::Json(nullptr) : qatfold::Json(command.output);
     std::cout << qatfold::dumpJson(json) << "\n";
   } else {
-    std::cout << report.toText(command.explain);
+    std::cout << report.toText(command.explain, qatfold::passes::OptionStyle::kCli);
     std::cout << (command.dry_run ? "dry run: nothing written\n" : "wrote " + command.output + "\n");
   }
   if (command.max_risk) {
@@ -268,7 +293,17 @@ int main(int argc, char** argv) {
   inspect->add_option("MODEL", input, "PT2 archive (.pt2)")->required();
   CLI::Option* inspect_json = inspect->add_flag("--json", json, "Print the summary as JSON");
   bool dot = false;
-  inspect->add_flag("--dot", dot, "Print the graph in Graphviz dot (render: dot -Tsvg)")->excludes(inspect_json);
+  CLI::Option* inspect_dot =
+      inspect->add_flag("--dot", dot, "Print the graph in Graphviz dot (render: dot -Tsvg)")->excludes(inspect_json);
+  bool text = false;
+  inspect->add_flag("--text", text, "Print the graph as text (the form `qatfold assemble` reads)")
+      ->excludes(inspect_json)
+      ->excludes(inspect_dot);
+
+  std::string text_input;
+  CLI::App* assemble = app.add_subcommand("assemble", "Build a PT2 archive from a graph written as text (tests, repros)");
+  assemble->add_option("TEXT", text_input, "Text graph (see `qatfold inspect --text`)")->required();
+  assemble->add_option("-o,--output", output, "Where to write the archive")->required();
   addLimitOptions(inspect);
 
   CLI::App* roundtrip = app.add_subcommand("roundtrip", "Read an archive into the graph IR and write it back unchanged");
@@ -316,7 +351,8 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (inspect->parsed()) return runInspect(input, json, dot);
+    if (inspect->parsed()) return runInspect(input, json, dot, text);
+    if (assemble->parsed()) return runAssemble(text_input, output);
     if (roundtrip->parsed()) return runRoundtrip(input, output);
     if (fold->parsed()) return runFold(fold_command);
     if (passes->parsed()) {

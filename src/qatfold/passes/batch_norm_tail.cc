@@ -14,16 +14,16 @@ namespace {
 using program::ScalarType;
 
 // The float32 elements of a constant with `channels` elements, or why not.
-std::variant<std::vector<float>, std::string> constantChannels(const graph::Value* value, std::int64_t channels,
-                                                               const char* what) {
-  if (!isConstantTensor(value)) return std::string(what) + " is not a constant parameter, buffer or tensor constant";
+std::variant<std::vector<float>, Refusal> constantChannels(const graph::Value* value, std::int64_t channels,
+                                                           const char* what) {
+  if (!isConstantTensor(value)) return chainFailure(RefusalCode::kParameterNotConstant, {what});
   const TensorView view = value->payload()->view();
   if (view.meta().dtype != ScalarType::kFloat32) {
-    return std::string(what) + " has dtype " + program::scalarTypeName(view.meta().dtype) + ", not float32";
+    return chainFailure(RefusalCode::kParameterDtype, {what, program::scalarTypeName(view.meta().dtype)});
   }
   if (view.meta().numel() != channels) {
-    return std::string(what) + " has " + std::to_string(view.meta().numel()) + " elements for " +
-           std::to_string(channels) + " channels";
+    return chainFailure(RefusalCode::kParameterLength,
+                        {what, std::to_string(view.meta().numel()), std::to_string(channels)});
   }
   return view.values<float>();
 }
@@ -60,48 +60,45 @@ std::optional<std::string> BatchNormTail::outsideUse() const {
   std::vector<Exclusive> exclusive = {{div->output(), {add_orig_bias ? add_orig_bias : batch_norm}}};
   if (add_orig_bias != nullptr) exclusive.push_back({add_orig_bias->output(), {batch_norm}});
   for (const Exclusive& entry : exclusive) {
-    if (auto use = passes::outsideUse(*entry.value, entry.readers)) return *use + " outside the chain";
+    if (auto use = passes::outsideUse(*entry.value, entry.readers)) return *use;
   }
   return std::nullopt;
 }
 
-std::variant<EvalBatchNorm, std::string> matchEvalBatchNorm(graph::Node& bn) {
-  if (!isBatchNorm(bn)) return std::string("not a batch_norm");
+std::variant<EvalBatchNorm, Refusal> matchEvalBatchNorm(graph::Node& bn) {
+  if (bn.outputs().empty()) return plainRefusal(RefusalCode::kNoOutput);
   if (bn.target() == op::kBatchNorm) {
     const program::Argument* training = bn.tryGetArgument("training");
-    if (training == nullptr || training->asBool() != false) return std::string("batch_norm runs in training mode");
+    if (training == nullptr || training->asBool() != false) return plainRefusal(RefusalCode::kTrainingMode);
   } else {
-    if (bn.outputs().size() != 3) return std::string("batch_norm has an unexpected number of outputs");
+    if (bn.outputs().size() != 3) return plainRefusal(RefusalCode::kUnexpectedOutputs);
     for (std::size_t i = 1; i < 3; ++i) {
-      if (bn.output(i)->useCount() != 0) {
-        return "batch_norm's saved statistics '" + bn.output(i)->name() + "' are used";
-      }
+      if (bn.output(i)->useCount() != 0) return plainRefusal(RefusalCode::kStatisticsUsed, {bn.output(i)->name()});
     }
   }
-  if (bn.outputs().empty()) return std::string("batch_norm has no output");
   EvalBatchNorm e;
   e.node = &bn;
   const program::Argument* eps_argument = bn.tryGetArgument("eps");
   auto eps = eps_argument ? eps_argument->asFloat() : std::nullopt;
-  if (!eps) return std::string("batch_norm eps is not a constant");
+  if (!eps) return plainRefusal(RefusalCode::kEpsNotConstant);
   e.eps = *eps;
   e.input = bn.tryGetInput("input");
   e.weight = bn.tryGetInput("weight");
   e.bias = bn.tryGetInput("bias");
   e.mean = bn.tryGetInput("running_mean");
   e.var = bn.tryGetInput("running_var");
-  if (e.input == nullptr || e.input->producer() == nullptr) return std::string("input is not computed by an op");
+  if (e.input == nullptr || e.input->producer() == nullptr) return plainRefusal(RefusalCode::kInputNotComputed);
   return e;
 }
 
-std::variant<BatchNormValues, std::string> readBatchNormValues(const EvalBatchNorm& bn, std::int64_t channels,
+std::variant<BatchNormValues, Refusal> readBatchNormValues(const EvalBatchNorm& bn, std::int64_t channels,
                                                                double other_eps) {
   auto weight = constantChannels(bn.weight, channels, "batch_norm weight");
   auto bias = constantChannels(bn.bias, channels, "batch_norm bias");
   auto mean = constantChannels(bn.mean, channels, "running_mean");
   auto var = constantChannels(bn.var, channels, "running_var");
   for (const auto* tensor : {&weight, &bias, &mean, &var}) {
-    if (const auto* why = std::get_if<std::string>(tensor)) return *why;
+    if (const auto* why = std::get_if<Refusal>(tensor)) return *why;
   }
   BatchNormValues values{std::get<std::vector<float>>(std::move(weight)), std::get<std::vector<float>>(std::move(bias)),
                          std::get<std::vector<float>>(std::move(mean)), std::get<std::vector<float>>(std::move(var)),
@@ -112,16 +109,15 @@ std::variant<BatchNormValues, std::string> readBatchNormValues(const EvalBatchNo
     // a positive finite one gives numbers a fold can reproduce.
     const float var_eps = values.var[c] + smallest_eps;
     if (!(var_eps > 0.0f) || !std::isfinite(var_eps)) {
-      return "running_var + eps is " + formatFloatLikePython(var_eps) + " for channel " + std::to_string(c) +
-             ", not a positive finite number";
+      return chainFailure(RefusalCode::kVarianceNotPositive, {formatFloatLikePython(var_eps), std::to_string(c)});
     }
   }
   return values;
 }
 
-std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& bn) {
+std::variant<BatchNormTail, Refusal> matchBatchNormTail(graph::Node& bn) {
   auto eval_or_why = matchEvalBatchNorm(bn);
-  if (const auto* why = std::get_if<std::string>(&eval_or_why)) return TailMismatch{*why, false};
+  if (const auto* why = std::get_if<Refusal>(&eval_or_why)) return *why;
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
   BatchNormTail t;
   t.batch_norm = &bn;
@@ -143,65 +139,63 @@ std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& bn) {
       t.div = producerWith(rhs, op::kDiv);
       t.reshape_orig_bias = lhs ? lhs->producer() : nullptr;
     }
-    if (t.div == nullptr) return TailMismatch{"input is an add without a div operand: not a QAT chain", false};
+    if (t.div == nullptr) return plainRefusal(RefusalCode::kAddWithoutDiv);
     const program::Argument* alpha = t.add_orig_bias->tryGetArgument("alpha");
-    if (alpha != nullptr && alpha->asFloat() != 1.0) return chainFailure("the orig_bias add has alpha != 1");
+    if (alpha != nullptr && alpha->asFloat() != 1.0) return chainFailure(RefusalCode::kOrigBiasAlpha);
     if (t.reshape_orig_bias == nullptr || !isReshape(*t.reshape_orig_bias)) {
-      return chainFailure("the orig_bias operand of the add is not a reshape/view of a constant");
+      return chainFailure(RefusalCode::kOrigBiasNotReshape);
     }
   } else {
     t.div = producerWith(bn_input, op::kDiv);
     if (t.div == nullptr) {
-      return TailMismatch{"input comes from '" + bn_input->producer()->name() + "' (" +
-                              bn_input->producer()->target() + "), not from a QAT conv chain",
-                          false};
+      return plainRefusal(RefusalCode::kNotAChain, {bn_input->producer()->name(), bn_input->producer()->target()});
     }
   }
   t.divided = t.div->tryGetInput("self");
   t.reshape_scale = t.div->tryGetInput("other") ? t.div->tryGetInput("other")->producer() : nullptr;
-  if (t.divided == nullptr) return chainFailure("the div has no tensor to divide");
+  if (t.divided == nullptr) return chainFailure(RefusalCode::kNothingDivided);
 
   // The scale chain must be this BN's own: div(bn_w, sqrt(add(bn_var, eps))).
-  if (t.reshape_scale == nullptr || !isReshape(*t.reshape_scale)) return chainFailure("the divisor is not a reshape/view");
+  if (t.reshape_scale == nullptr || !isReshape(*t.reshape_scale)) return chainFailure(RefusalCode::kDivisorNotReshape);
   t.scale = producerWith(t.reshape_scale->tryGetInput("self"), op::kDiv);
   t.sqrt = t.scale ? producerWith(t.scale->tryGetInput("other"), op::kSqrt) : nullptr;
   t.add_eps = t.sqrt ? producerWith(t.sqrt->tryGetInput("self"), op::kAdd) : nullptr;
-  if (t.add_eps == nullptr) return chainFailure("the divisor is not bn_weight / sqrt(running_var + eps)");
+  if (t.add_eps == nullptr) return chainFailure(RefusalCode::kDivisorNotScale);
   if (t.scale->tryGetInput("self") != t.bn_weight || t.add_eps->tryGetInput("self") != t.bn_var ||
       t.bn_weight == nullptr || t.bn_var == nullptr) {
-    return chainFailure("the divisor is not built from this batch_norm's own weight and running_var");
+    return chainFailure(RefusalCode::kDivisorNotOwn);
   }
   const program::Argument* chain_eps_argument = t.add_eps->tryGetArgument("other");
   auto chain_eps = chain_eps_argument ? chain_eps_argument->asFloat() : std::nullopt;
-  if (!chain_eps) return chainFailure("the eps added to running_var is not a constant");
+  if (!chain_eps) return chainFailure(RefusalCode::kChainEpsNotConstant);
   t.chain_eps = *chain_eps;
-  if (auto use = t.outsideUse()) return chainFailure(*use);
+  if (auto use = t.outsideUse()) return chainFailure(RefusalCode::kUsedOutsideChain, {*use});
   return t;
 }
 
-std::variant<TailNumbers, std::string> batchNormNumbers(const BatchNormTail& t, std::int64_t channels,
+std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& t, std::int64_t channels,
                                                        std::size_t rank) {
   if (!isChannelBroadcast(*t.reshape_scale, rank, channels)) {
-    return std::string("the divisor is not broadcast along the conv's channel dimension");
+    return chainFailure(RefusalCode::kDivisorNotPerChannel);
   }
   if (t.reshape_orig_bias != nullptr && !isChannelBroadcast(*t.reshape_orig_bias, rank, channels)) {
-    return std::string("orig_bias is not broadcast along the conv's channel dimension");
+    return chainFailure(RefusalCode::kOrigBiasNotPerChannel);
   }
   EvalBatchNorm eval{t.batch_norm, nullptr, t.bn_weight, t.bn_bias, t.bn_mean, t.bn_var, t.eps};
   auto values_or_why = readBatchNormValues(eval, channels, t.chain_eps);
-  if (const auto* why = std::get_if<std::string>(&values_or_why)) return *why;
+  if (const auto* why = std::get_if<Refusal>(&values_or_why)) return *why;
   const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
   std::optional<std::vector<float>> orig_bias;
   if (t.reshape_orig_bias != nullptr) {
     auto values = constantChannels(t.reshape_orig_bias->tryGetInput("self"), channels, "orig_bias");
-    if (const auto* why = std::get_if<std::string>(&values)) return *why;
+    if (const auto* why = std::get_if<Refusal>(&values)) return *why;
     orig_bias = std::get<std::vector<float>>(std::move(values));
   }
   const numerics::BatchNormParameters parameters = values.parameters();
   std::vector<float> shift = numerics::batchNormShift(
       parameters, orig_bias ? std::optional<std::span<const float>>(*orig_bias) : std::nullopt);
   for (float value : shift) {
-    if (!std::isfinite(value)) return std::string("the batch_norm parameters give a non-finite shift");
+    if (!std::isfinite(value)) return chainFailure(RefusalCode::kNonFiniteShift);
   }
   TailNumbers numbers;
   numbers.shift = std::move(shift);
@@ -210,7 +204,7 @@ std::variant<TailNumbers, std::string> batchNormNumbers(const BatchNormTail& t, 
                                                      parameters.eps);
     for (float r : *numbers.eps_factor) {
       if (!std::isfinite(r) || !(r > 0.0f)) {
-        return std::string("the scale chain's eps gives a non-finite or non-positive factor");
+        return chainFailure(RefusalCode::kNonFiniteEpsFactor);
       }
     }
   }

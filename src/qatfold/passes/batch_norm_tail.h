@@ -20,6 +20,7 @@
 
 #include "qatfold/graph/graph.h"
 #include "qatfold/numerics/bias_fold.h"
+#include "qatfold/passes/refusal.h"
 
 namespace qatfold::passes {
 
@@ -34,7 +35,9 @@ struct EvalBatchNorm {
   graph::Value* var = nullptr;
   double eps = 0;
 };
-std::variant<EvalBatchNorm, std::string> matchEvalBatchNorm(graph::Node& batch_norm);
+// Refusals are plain (not a QAT chain); a pass that is about plain
+// batch_norms sets their stage.
+std::variant<EvalBatchNorm, Refusal> matchEvalBatchNorm(graph::Node& batch_norm);
 
 // Its parameters, float32, one per channel.
 struct BatchNormValues {
@@ -45,7 +48,7 @@ struct BatchNormValues {
 // Reads them, or says why not: not constant, not float32, not `channels`
 // long, or running_var + eps (with the smaller of eps and `other_eps`) not
 // a positive finite number.
-std::variant<BatchNormValues, std::string> readBatchNormValues(const EvalBatchNorm& batch_norm, std::int64_t channels,
+std::variant<BatchNormValues, Refusal> readBatchNormValues(const EvalBatchNorm& batch_norm, std::int64_t channels,
                                                                double other_eps);
 
 struct BatchNormTail {
@@ -74,32 +77,8 @@ struct BatchNormTail {
   std::optional<std::string> outsideUse() const;
 };
 
-// How far a pass's pattern matched before the pass refused. A batch_norm no
-// pass folds keeps the reason of the pass that got furthest (FoldReport::refuse),
-// so --explain names the refusal that matters, not the first one.
-enum class MatchStage {
-  kNotThisPattern = 0,  // not what any chain pass is about (no chain, not eval mode, ...)
-  kOtherKind = 1,       // a chain of the kind another pass folds (quantized vs float conv)
-  kRefused = 2,         // this pass's own pattern, refused for a reason of its own
-};
-
-// Why a batch_norm is not folded by a pass; `qat_chain` tells whether it
-// looked like a QAT chain (so the report lists it without --explain).
-struct TailMismatch {
-  std::string reason;
-  bool qat_chain = false;
-  MatchStage stage = MatchStage::kNotThisPattern;
-};
-
-// A refusal of something that is a QAT chain of the pass's own kind.
-inline TailMismatch chainFailure(std::string reason) { return TailMismatch{std::move(reason), true, MatchStage::kRefused}; }
-// A QAT chain that is another pass's to fold.
-inline TailMismatch otherKindOfChain(std::string reason) {
-  return TailMismatch{std::move(reason), true, MatchStage::kOtherKind};
-}
-
 // Matches the tail ending in `batch_norm`, from structure alone.
-std::variant<BatchNormTail, TailMismatch> matchBatchNormTail(graph::Node& batch_norm);
+std::variant<BatchNormTail, Refusal> matchBatchNormTail(graph::Node& batch_norm);
 
 // What the tail computes from y, per channel: out = y * r + C.
 struct TailNumbers {
@@ -112,7 +91,7 @@ struct TailNumbers {
 // non-finite parameters, a broadcast not along the channel dimension, ...).
 // When the scale chain's eps differs from batch_norm's, the div and the BN
 // scale no longer cancel: r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn).
-std::variant<TailNumbers, std::string> batchNormNumbers(const BatchNormTail& tail, std::int64_t channels,
+std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& tail, std::int64_t channels,
                                                        std::size_t rank);
 
 }  // namespace qatfold::passes

@@ -13,10 +13,10 @@ namespace {
 using program::ScalarType;
 
 // Reads a float32 constant, or says why not.
-std::variant<std::vector<float>, std::string> floatConstant(const graph::Value* value, const char* what) {
-  if (!isConstantTensor(value)) return std::string(what) + " is not a constant";
+std::variant<std::vector<float>, Refusal> floatConstant(const graph::Value* value, const char* what) {
+  if (!isConstantTensor(value)) return plainRefusal(RefusalCode::kConvParameterNotConstant, {what});
   const TensorView view = value->payload()->view();
-  if (view.meta().dtype != ScalarType::kFloat32) return std::string(what) + " is not float32";
+  if (view.meta().dtype != ScalarType::kFloat32) return plainRefusal(RefusalCode::kConvParameterDtype, {what});
   return view.values<float>();
 }
 
@@ -25,18 +25,20 @@ std::variant<std::vector<float>, std::string> floatConstant(const graph::Value* 
 FoldBatchNormIntoWeights::MatchResult FoldBatchNormIntoWeights::match(graph::Node& bn) const {
   auto result = matchOrWhy(bn);
   if (auto* m = std::get_if<Match>(&result)) return std::move(*m);
+  Refusal refusal = std::move(std::get<Refusal>(result));
   // A batch_norm whose input is not a conv, linear or dequantize (a QAT
   // chain, ...) is not this pass's; after one, its reason is the one that matters.
   graph::Value* input = bn.tryGetInput("input");
   const bool after_conv = input != nullptr && input->producer() != nullptr &&
                           (isChannelProducer(*input->producer()) || readAffineQuantization(input->producer()));
-  return TailMismatch{std::move(std::get<std::string>(result)), false,
-                      after_conv ? MatchStage::kRefused : MatchStage::kNotThisPattern};
+  refusal.qat_chain = false;
+  refusal.stage = after_conv ? MatchStage::kRefused : MatchStage::kNotThisPattern;
+  return refusal;
 }
 
-std::variant<FoldBatchNormIntoWeights::Match, std::string> FoldBatchNormIntoWeights::matchOrWhy(graph::Node& bn) const {
+std::variant<FoldBatchNormIntoWeights::Match, Refusal> FoldBatchNormIntoWeights::matchOrWhy(graph::Node& bn) const {
   auto eval_or_why = matchEvalBatchNorm(bn);
-  if (const auto* why = std::get_if<std::string>(&eval_or_why)) return *why;
+  if (const auto* why = std::get_if<Refusal>(&eval_or_why)) return *why;
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
   graph::Node* conv = eval.input->producer();
   // dq(q(conv(...))) -> batch_norm: a quantized conv torchao built no QAT chain for.
@@ -44,47 +46,44 @@ std::variant<FoldBatchNormIntoWeights::Match, std::string> FoldBatchNormIntoWeig
     auto output_q = readAffineQuantization(output_dq->input ? output_dq->input->producer() : nullptr);
     graph::Node* quantized = output_q && output_q->input ? output_q->input->producer() : nullptr;
     if (quantized != nullptr && isChannelProducer(*quantized)) {
-      return "'" + quantized->name() + "' is quantized and has no QAT chain (torchao builds none for " +
-             opKind(quantized->target()) +
-             "): its batch_norm follows the output quantization, where a per-channel scale cannot be folded "
-             "without re-quantizing; fold the BatchNorm before quantizing";
+      return plainRefusal(RefusalCode::kQuantizedWithoutChain, {quantized->name(), opKind(quantized->target())});
     }
   }
   if (!isChannelProducer(*conv)) {
-    return "input comes from '" + conv->name() + "' (" + conv->target() + "), not from a conv or linear";
+    return plainRefusal(RefusalCode::kNotAfterConv, {conv->name(), conv->target()});
   }
   const program::Argument* transposed = conv->tryGetArgument("transposed");
   if (conv->target().find("transpose") != std::string::npos || (transposed && transposed->asBool() == true)) {
-    return std::string("a batch_norm right after a transposed conv is not folded into its weights");
+    return plainRefusal(RefusalCode::kTransposedConv);
   }
-  if (auto use = outsideUse(*eval.input, {&bn})) return "the conv output is read " + *use + " besides the batch_norm";
+  if (auto use = outsideUse(*eval.input, {&bn})) return plainRefusal(RefusalCode::kConvOutputShared, {*use});
   graph::Value* weight = conv->tryGetInput("weight");
   if (weight != nullptr && weight->producer() != nullptr && readAffineQuantization(weight->producer())) {
-    return "conv '" + conv->name() + "' has quantized weights: folding its batch_norm would re-quantize them";
+    return plainRefusal(RefusalCode::kQuantizedWeights, {conv->name()});
   }
-  auto weights = floatConstant(weight, "the conv weight");
-  if (const auto* why = std::get_if<std::string>(&weights)) return *why;
+  auto weights = floatConstant(weight, "weight");
+  if (const auto* why = std::get_if<Refusal>(&weights)) return *why;
   graph::Value* bias = conv->tryGetInput("bias");
   std::optional<std::vector<float>> old_bias;
   if (bias != nullptr) {
-    auto values = floatConstant(bias, "the conv bias");
-    if (const auto* why = std::get_if<std::string>(&values)) return *why;
+    auto values = floatConstant(bias, "bias");
+    if (const auto* why = std::get_if<Refusal>(&values)) return *why;
     old_bias = std::get<std::vector<float>>(std::move(values));
   }
   const program::TensorMeta& weight_meta = *weight->payload()->meta.tensor_meta;
-  if (weight_meta.sizes.empty()) return std::string("the conv weight is a scalar");
+  if (weight_meta.sizes.empty()) return plainRefusal(RefusalCode::kScalarWeight);
   const std::int64_t channels = weight_meta.sizes[0];
   if (old_bias && static_cast<std::int64_t>(old_bias->size()) != channels) {
-    return std::string("the conv bias does not have one value per output channel");
+    return plainRefusal(RefusalCode::kConvBiasLength);
   }
   auto values_or_why = readBatchNormValues(eval, channels, eval.eps);
-  if (const auto* why = std::get_if<std::string>(&values_or_why)) return *why;
+  if (const auto* why = std::get_if<Refusal>(&values_or_why)) return *why;
   const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
   numerics::FoldedWeights folded = numerics::foldBatchNormIntoWeights(
       std::get<std::vector<float>>(weights), channels,
       old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt, values.parameters());
   for (float v : folded.bias) {
-    if (!std::isfinite(v)) return std::string("the batch_norm parameters give a non-finite bias");
+    if (!std::isfinite(v)) return plainRefusal(RefusalCode::kNonFiniteBias);
   }
 
   Match m;
@@ -117,30 +116,11 @@ void FoldBatchNormIntoWeights::rewrite(graph::Graph& graph, const Match& m) cons
   graph.eraseNode(m.batch_norm);
 }
 
-bool FoldBatchNormIntoWeights::run(graph::Graph& graph, FoldReport& report) const {
-  // Only in quantized programs, where a float conv+BN is what the quantizer
-  // left behind; a float program passes through qatfold unchanged.
+bool FoldBatchNormIntoWeights::appliesTo(const graph::Graph& graph) {
   const auto nodes = graph.nodes();
-  if (std::none_of(nodes.begin(), nodes.end(), [](const graph::Node* n) {
-        return n->target().rfind("torch.ops.quantized_decomposed.", 0) == 0;
-      })) {
-    return false;
-  }
-  bool changed = false;
-  for (graph::Node* node : graph.nodes()) {
-    if (!isBatchNorm(*node)) continue;
-    MatchResult result = match(*node);
-    auto* m = std::get_if<Match>(&result);
-    if (m == nullptr) {
-      const TailMismatch& no = std::get<TailMismatch>(result);
-      report.refuse(node->name(), modulePath(*node), no.reason, no.qat_chain, static_cast<int>(no.stage));
-      continue;
-    }
-    rewrite(graph, *m);
-    report.recordFolded(m->report);
-    changed = true;
-  }
-  return changed;
+  return std::any_of(nodes.begin(), nodes.end(), [](const graph::Node* n) {
+    return n->target().rfind("torch.ops.quantized_decomposed.", 0) == 0;
+  });
 }
 
 }  // namespace qatfold::passes

@@ -22,6 +22,7 @@
 #include "qatfold/graph/graph.h"
 #include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
+#include "qatfold/passes/refusal.h"
 
 namespace qatfold::passes {
 
@@ -38,17 +39,16 @@ class FoldBatchNormIntoWeights {
   };
   // A match, or why not and how far the pattern got (MatchStage): refusals
   // after a conv or a dequantize are this pass's own, others are not its pattern.
-  using MatchResult = std::variant<Match, TailMismatch>;
+  using MatchResult = std::variant<Match, Refusal>;
 
+  // Whether the pass runs on `graph`: only quantized programs, where a float
+  // conv+BN is what the quantizer left behind.
+  static bool appliesTo(const graph::Graph& graph);
   MatchResult match(graph::Node& batch_norm) const;
   void rewrite(graph::Graph& graph, const Match& match) const;
-  // Folds every match; a folded batch_norm leaves the skipped list of the
-  // passes before it. Returns whether the graph changed.
-  bool run(graph::Graph& graph, FoldReport& report) const;
 
  private:
-  // The match, or why not.
-  std::variant<Match, std::string> matchOrWhy(graph::Node& batch_norm) const;
+  std::variant<Match, Refusal> matchOrWhy(graph::Node& batch_norm) const;
 };
 
 }  // namespace qatfold::passes

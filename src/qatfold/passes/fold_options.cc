@@ -44,4 +44,10 @@ std::string foldOptionValue(const FoldOptions& options, const FoldOptionInfo& in
   return formatFloatLikePython(options.*info.real);
 }
 
+std::string optionName(std::string_view python_name, OptionStyle style) {
+  const FoldOptionInfo* info = findFoldOption(python_name);
+  if (info == nullptr) return std::string(python_name);
+  return style == OptionStyle::kCli ? std::string(info->cli_flag) : std::string(info->python_name) + "=";
+}
+
 }  // namespace qatfold::passes

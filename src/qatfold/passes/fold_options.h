@@ -62,6 +62,11 @@ const FoldOptionInfo* findFoldOption(std::string_view python_name);
 // not if the text is not a valid value. Front ends parse through this, so
 // every one accepts the same values.
 std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionInfo& info, std::string_view text);
+// How a front end names an option in a message: the CLI by its flag
+// ("--eps-tolerance"), Python by its keyword ("eps_tolerance=").
+enum class OptionStyle { kPython, kCli };
+std::string optionName(std::string_view python_name, OptionStyle style);
+
 // The value of option `info` in `options`, as setFoldOption reads it.
 std::string foldOptionValue(const FoldOptions& options, const FoldOptionInfo& info);
 

@@ -18,7 +18,7 @@ Json epsMismatchJson(const FoldedChain& c) {
               {"factor_min", floatToJson(e.factor_min)},
               {"factor_max", floatToJson(e.factor_max)},
               {"handling", e.in_weight_scales ? "folded into the per-channel weight and bias scales"
-                                              : "ignored: within --eps-tolerance"}};
+                                              : "ignored: within the eps tolerance"}};
 }
 
 }  // namespace
@@ -27,17 +27,19 @@ std::string FoldedChain::kind() const { return opKind(conv_target); }
 
 void FoldReport::recordFolded(FoldedChain chain) {
   std::erase_if(skipped, [&](const SkippedBatchNorm& s) { return s.batch_norm == chain.batch_norm; });
+  if (!chain.prepared_bias.empty()) prepared.push_back({chain.conv, chain.prepared_bias});
   folded.push_back(std::move(chain));
 }
 
-void FoldReport::refuse(const std::string& batch_norm, const std::string& module_path, const std::string& reason,
-                        bool qat_chain, int stage) {
+void FoldReport::refuse(const std::string& batch_norm, const std::string& module_path, Refusal refusal) {
   for (SkippedBatchNorm& s : skipped) {
     if (s.batch_norm != batch_norm) continue;
-    if (stage > s.stage) s = SkippedBatchNorm{batch_norm, module_path, reason, qat_chain || s.qat_chain, stage};
+    const bool qat_chain = refusal.qat_chain || s.refusal.qat_chain;
+    if (refusal.stage > s.refusal.stage) s.refusal = std::move(refusal);
+    s.refusal.qat_chain = qat_chain;
     return;
   }
-  skipped.push_back({batch_norm, module_path, reason, qat_chain, stage});
+  skipped.push_back({batch_norm, module_path, std::move(refusal)});
 }
 
 std::size_t FoldReport::clampedTotal() const {
@@ -53,7 +55,7 @@ std::size_t FoldReport::flaggedCount() const {
 Json FoldReport::toJson() const {
   Json json = Json::object();
   std::size_t chains = folded.size() + static_cast<std::size_t>(std::count_if(
-                                           skipped.begin(), skipped.end(), [](const auto& s) { return s.qat_chain; }));
+                                           skipped.begin(), skipped.end(), [](const auto& s) { return s.qatChain(); }));
   json["chains_found"] = chains;
   json["folded_count"] = folded.size();
   json["skipped_count"] = skipped.size();
@@ -93,16 +95,19 @@ Json FoldReport::toJson() const {
   json["folded"] = std::move(folded_json);
   Json skipped_json = Json::array();
   for (const SkippedBatchNorm& s : skipped) {
+    const std::string_view option = s.refusal.info().option;
     skipped_json.push_back(Json{{"batch_norm", s.batch_norm},
                                 {"module_path", s.module_path},
-                                {"qat_chain", s.qat_chain},
-                                {"reason", s.reason}});
+                                {"qat_chain", s.qatChain()},
+                                {"code", s.code()},
+                                {"reason", s.reason()},
+                                {"option", option.empty() ? Json(nullptr) : Json(option)}});
   }
   json["skipped"] = std::move(skipped_json);
   return json;
 }
 
-std::string FoldReport::toText(bool explain) const {
+std::string FoldReport::toText(bool explain, OptionStyle style) const {
   std::ostringstream out;
   const Json summary = toJson();
   out << "chains found " << summary["chains_found"].get<std::size_t>() << ", folded " << folded.size()
@@ -164,13 +169,16 @@ std::string FoldReport::toText(bool explain) const {
                   c.conv.c_str(), formatFloatLikePython(e.chain_eps).c_str(),
                   formatFloatLikePython(e.batch_norm_eps).c_str(), e.factor_min, e.factor_max,
                   e.in_weight_scales ? "folded into the per-channel weight and bias scales"
-                                     : "ignored (within --eps-tolerance)");
+                                     : ("ignored (within " + optionName("eps_tolerance", style) + ")").c_str());
     out << note;
   }
   for (const SkippedBatchNorm& s : skipped) {
-    if (!s.qat_chain && !explain) continue;
+    if (!s.qatChain() && !explain) continue;
     std::string name = s.module_path.empty() ? s.batch_norm : s.batch_norm + " (" + s.module_path + ")";
-    out << "  not folded: " << name << ": " << s.reason << "\n";
+    out << "  not folded: " << name << ": " << s.reason();
+    const std::string_view option = s.refusal.info().option;
+    if (!option.empty()) out << " (raise it with " << optionName(option, style) << ")";
+    out << "\n";
   }
   return out.str();
 }

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "qatfold/numerics/bias_fold.h"
+#include "qatfold/passes/fold_options.h"
+#include "qatfold/passes/refusal.h"
 #include "qatfold/program/json.h"
 
 namespace qatfold::passes {
@@ -34,6 +36,9 @@ struct FoldedChain {
   // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
   std::string kind() const;
   bool flagged = false;      // risk above the threshold
+  // What bias preparation did to the conv on the way ("added a zero int32
+  // bias"), or empty.
+  std::string prepared_bias;
   // Set when the scale chain's eps differed from batch_norm's (factor r).
   struct EpsMismatch {
     double chain_eps = 0;
@@ -49,9 +54,10 @@ struct FoldedChain {
 struct SkippedBatchNorm {
   std::string batch_norm;
   std::string module_path;
-  std::string reason;
-  bool qat_chain = false;  // it looked like a QAT chain (div/add input)
-  int stage = 0;           // how far the refusing pass matched (MatchStage)
+  Refusal refusal;
+  std::string reason() const { return refusal.message(); }
+  std::string_view code() const { return refusal.info().id; }
+  bool qatChain() const { return refusal.qat_chain; }
 };
 
 // Which convs got an int32 bias, by which rule (see passes/bias_preparation.h).
@@ -72,19 +78,18 @@ struct FoldReport {
   // Whether any pass changed the program; if not, the output is the input.
   bool changed = false;
 
-  // Adds a folded chain; a later pass folding what an earlier one skipped
-  // takes the chain off the skipped list.
+  // The outcome of one batch_norm under one pattern (the pass driver's
+  // calls). A fold is final: it takes the batch_norm off the skipped list.
   void recordFolded(FoldedChain chain);
-  // Records that a pass did not fold `batch_norm`. Each batch_norm keeps one
-  // reason: the one whose pass matched furthest (`stage`, a MatchStage), the
-  // earlier pass's on a tie.
-  void refuse(const std::string& batch_norm, const std::string& module_path, const std::string& reason,
-              bool qat_chain, int stage);
+  // A refusal: each batch_norm keeps one, that of the pattern that matched
+  // furthest (Refusal::stage), the earlier pattern's on a tie.
+  void refuse(const std::string& batch_norm, const std::string& module_path, Refusal refusal);
   std::size_t clampedTotal() const;
   std::size_t flaggedCount() const;
   Json toJson() const;
   // A short summary; `explain` adds every batch_norm left, chain or not.
-  std::string toText(bool explain) const;
+  // Options are named as the front end spells them.
+  std::string toText(bool explain, OptionStyle style = OptionStyle::kPython) const;
 };
 
 }  // namespace qatfold::passes

@@ -1,8 +1,8 @@
 #include "qatfold/passes/registry.h"
 
+#include "qatfold/passes/batch_norm_driver.h"
 #include "qatfold/passes/fold_batch_norm_into_weights.h"
-#include "qatfold/passes/fold_float_conv_bn.h"
-#include "qatfold/passes/fold_qat_conv_bn.h"
+#include "qatfold/passes/fold_conv_batch_norm_chain.h"
 #include "qatfold/passes/quantize_conv_bias.h"
 
 namespace qatfold::passes {
@@ -20,22 +20,22 @@ constexpr PassInfo kPipeline[] = {
        // Under kFoldedConvs the chain fold prepares the biases of the convs it folds.
        if (context.bias_policy == BiasPreparation::kAllConvs) QuantizeConvBias().run(graph, report);
      }},
-    {"FoldQatConvBatchNorm",
-     "Fold the QAT conv -> q/dq -> div -> [add] -> batch_norm chain into the conv's int32 bias (giving a conv "
-     "without one the bias QuantizeConvBias would)",
+    {"FoldConvBatchNormChain",
+     "Fold the QAT conv -> [q/dq] -> div -> [add] -> batch_norm chain into the conv's bias: int32 in place, in a "
+     "copy when shared, in the int32 bias QuantizeConvBias would give a conv without one, or, for an unquantized "
+     "conv, a float bias",
      kChainOptions,
      [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
-       FoldQatConvBatchNorm({context.options.risk_threshold, context.options.eps_tolerance}).run(graph, report);
+       const FoldConvBatchNormChain chain({context.options.risk_threshold, context.options.eps_tolerance});
+       foldBatchNorms(graph, chain, report);
      }},
-    {"FoldFloatConvBatchNorm",
-     "Fold the QAT conv -> div -> [add] -> batch_norm chain of an unquantized conv (no q/dq) into a float conv bias",
-     {},
-     [](graph::Graph& graph, const PassContext&, FoldReport& report) { FoldFloatConvBatchNorm().run(graph, report); }},
     {"FoldBatchNormIntoWeights",
      "In quantized programs, fold a plain eval batch_norm right after an unquantized conv or linear into its float "
      "weight and bias",
      {},
-     [](graph::Graph& graph, const PassContext&, FoldReport& report) { FoldBatchNormIntoWeights().run(graph, report); }},
+     [](graph::Graph& graph, const PassContext&, FoldReport& report) {
+       if (FoldBatchNormIntoWeights::appliesTo(graph)) foldBatchNorms(graph, FoldBatchNormIntoWeights(), report);
+     }},
     // Clean-up only after a change: a program nothing folded stays as it came.
     {"EliminateDeadCode", "Remove side-effect-free nodes whose results nothing reads", {},
      [](graph::Graph& graph, const PassContext&, FoldReport& report) {

@@ -1,0 +1,44 @@
+// The graph as text, for tests and for people: a printer, and a parser that
+// turns the text into a real PT2 archive (so a test runs the same reader,
+// import and passes a user's archive goes through).
+//
+//     # comments run to the end of a line
+//     input %x: float32[1, 3, 8, 8]
+//     parameter %w = "conv.weight": int8[4, 3, 3, 3] = fill(1)
+//     buffer %mean = "bn.running_mean": float32[4] = [0.5, -1, 2, 0]
+//     constant %b = "_frozen_param0": int32[4]                  # zeros
+//     %dq = quantized_decomposed.dequantize_per_tensor.default(input=%x,
+//           scale=0.02, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 3, 8, 8]
+//     %y, %m, %v = aten._native_batch_norm_legit_no_training.default(...): float32[...], float32[0], float32[0] @bn
+//     return %y
+//
+// A node is one statement; it may span lines until its parentheses close.
+// Targets drop the "torch.ops." prefix. The node's name is its first
+// output's unless `@name` follows. Arguments are named, and their kind
+// follows from how they are written: %v (a tensor), [%a, %b] (tensors),
+// ?[%a, None] (optional tensors), 3 (int), 3.0 / 1e-05 (float), True,
+// None, "text", [1, 2] (ints), [1.0, 2.0] (floats), [True] (bools), int8
+// (a dtype); anything else as the schema's JSON: json{"as_device": ...}.
+// A constant's data is a list, fill(v), or nothing (zeros); the printer
+// writes the data of constants with at most kPrintedElements elements.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "qatfold/graph/graph.h"
+
+namespace qatfold::graph {
+
+inline constexpr std::size_t kPrintedElements = 32;
+
+// `graph` as text, in program order, with the data of constants of at most
+// `max_elements` elements (pass SIZE_MAX for a text that reads back whole).
+std::string printGraph(const Graph& graph, std::size_t max_elements = kPrintedElements);
+
+// The bytes of a PT2 archive (root folder `name`, model "model") holding the
+// program `text` describes. Throws Error("line N: ...") on malformed text.
+std::string archiveFromText(std::string_view text, const std::string& name = "text_graph");
+
+}  // namespace qatfold::graph

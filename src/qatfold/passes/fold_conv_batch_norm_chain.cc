@@ -1,0 +1,310 @@
+#include "qatfold/passes/fold_conv_batch_norm_chain.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "qatfold/numerics/bias_fold.h"
+#include "qatfold/program/payload.h"
+
+namespace qatfold::passes {
+namespace {
+
+using program::ScalarType;
+
+std::string percent(double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.3g", value);
+  return text;
+}
+
+}  // namespace
+
+FoldConvBatchNormChain::MatchResult FoldConvBatchNormChain::match(graph::Node& bn) const {
+  // ---- structure: the tail, then the conv (through q/dq, or directly) --------------
+  auto tail_or_why = matchBatchNormTail(bn);
+  if (auto* why = std::get_if<Refusal>(&tail_or_why)) return std::move(*why);
+  const BatchNormTail& tail = std::get<BatchNormTail>(tail_or_why);
+
+  // The chain's result becomes the conv output's dequantize, or the conv
+  // output itself when no quantize/dequantize sits between conv and chain
+  // (an unquantized conv, or a quantizer that annotated conv + BN as one unit).
+  graph::Value* conv_output = tail.divided;
+  std::optional<AffineQuantization> output_q;
+  std::vector<std::pair<graph::Value*, graph::Node*>> exclusive = {{tail.divided, tail.div}};
+  if (tail.divided->producer() == nullptr || !isChannelProducer(*tail.divided->producer())) {
+    auto output_dq = readAffineQuantization(tail.divided->producer());
+    if (!output_dq || output_dq->node->target() != op::kDequantizePerTensor) {
+      return chainFailure(RefusalCode::kNoOutputDequantize);
+    }
+    output_q = readAffineQuantization(output_dq->input->producer());
+    if (!output_q || output_q->node->target() != op::kQuantizePerTensor) {
+      return chainFailure(RefusalCode::kNoOutputQuantize);
+    }
+    if (output_q->scale != output_dq->scale || output_q->zero_point != output_dq->zero_point ||
+        output_q->quant_min != output_dq->quant_min || output_q->quant_max != output_dq->quant_max) {
+      return chainFailure(RefusalCode::kOutputQuantizationMismatch);
+    }
+    conv_output = output_q->input;
+    exclusive.insert(exclusive.end(), {{conv_output, output_q->node}, {output_q->node->output(), output_dq->node}});
+  }
+  graph::Node* conv = conv_output->producer();
+  if (conv == nullptr || !isChannelProducer(*conv)) return chainFailure(RefusalCode::kNotConvOutput);
+  for (const auto& [value, reader] : exclusive) {
+    if (auto use = outsideUse(*value, {reader})) return chainFailure(RefusalCode::kUsedOutsideChain, {*use});
+  }
+
+  Match m;
+  m.conv = conv;
+  m.result = tail.result();
+  m.replacement = tail.divided;
+  m.chain = tail.nodes();
+
+  // ---- the bias: int32 (existing or prepared), or float ----------------------------
+  graph::Value* bias = conv->tryGetInput("bias");
+  auto bias_dq = readAffineQuantization(bias ? bias->producer() : nullptr);
+  const bool int32_bias = bias_dq && bias_dq->node->target() != op::kQuantizePerTensor &&
+                          bias_dq->dtype == ScalarType::kInt32;
+  std::optional<Refusal> why;
+  if (int32_bias || output_q || QuantizeConvBias::hasQuantizedInputs(*conv)) {
+    why = matchInt32Bias(m, tail, *conv, output_q);
+  } else if (bias_dq) {
+    why = chainFailure(RefusalCode::kQuantizedBiasUnquantizedOutput, {conv->name()});
+  } else {
+    why = matchFloatBias(m, tail, *conv);
+  }
+  if (why) return std::move(*why);
+  m.report.prepared_bias = m.prepared ? QuantizeConvBias::describe(*m.prepared) : "";
+  return m;
+}
+
+std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const BatchNormTail& tail, graph::Node& conv,
+                                                              const std::optional<AffineQuantization>& output_q) const {
+  // The conv's int32 bias, or, when it has none, the one bias preparation
+  // would give it (written prepared and shifted at once).
+  graph::Value* conv_bias = conv.tryGetInput("bias");
+  auto bias = readAffineQuantization(conv_bias ? conv_bias->producer() : nullptr);
+  if (!bias || bias->node->target() == op::kQuantizePerTensor || bias->dtype != ScalarType::kInt32) {
+    auto prepared_or_why = QuantizeConvBias().match(conv);
+    if (const auto* why = std::get_if<std::string>(&prepared_or_why)) {
+      return chainFailure(RefusalCode::kBiasNotPreparable, {conv.name(), *why});
+    }
+    m.prepared = std::move(std::get<QuantizeConvBias::Match>(prepared_or_why));
+    m.bias_update = BiasUpdate::kInt32Prepared;
+  } else if (!isConstantTensor(bias->input) || bias->input->payload()->meta.tensor_meta->dtype != ScalarType::kInt32) {
+    return chainFailure(RefusalCode::kBiasNotInt32Constant, {conv.name()});
+  } else {
+    m.int32_bias = bias->input;
+    m.bias_dequantize = bias->node;
+    const bool shared = bias->input->useCount() > 1 || conv_bias->useCount() > 1;
+    m.bias_update = shared ? BiasUpdate::kInt32Copy : BiasUpdate::kInt32InPlace;
+  }
+
+  // ---- data: constant parameters, channels, numerics ---------------------------
+  const std::int64_t channels = m.prepared ? m.prepared->channels : bias->input->payload()->meta.tensor_meta->numel();
+  const program::TensorMeta* out_meta = conv.output()->meta();
+  if (out_meta == nullptr || out_meta->symbolic) return chainFailure(RefusalCode::kOutputShapeUnknown);
+  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
+  if (auto* why = std::get_if<Refusal>(&numbers_or_why)) return std::move(*why);
+  const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
+
+  const bool per_channel_bias = m.prepared ? m.prepared->per_channel : bias->per_channel;
+  std::vector<float> scales;
+  std::vector<std::int64_t> zero_points;
+  const std::int64_t quant_min = m.prepared ? QuantizeConvBias::kQuantMin : bias->quant_min;
+  const std::int64_t quant_max = m.prepared ? QuantizeConvBias::kQuantMax : bias->quant_max;
+  if (m.prepared) {
+    scales = m.prepared->per_channel ? m.prepared->scales : std::vector<float>{static_cast<float>(m.prepared->scale)};
+    zero_points.assign(scales.size(), 0);
+  } else if (!bias->per_channel) {
+    scales = {static_cast<float>(bias->scale)};
+    zero_points = {bias->zero_point};
+  } else {
+    if (!isConstantTensor(bias->scales) || !isConstantTensor(bias->zero_points) || bias->axis != 0) {
+      return chainFailure(RefusalCode::kBiasScalesNotConstant);
+    }
+    const TensorView scale_view = bias->scales->payload()->view();
+    if (scale_view.meta().dtype != ScalarType::kFloat32 || scale_view.meta().numel() != channels) {
+      return chainFailure(RefusalCode::kBiasScalesShape);
+    }
+    scales = scale_view.values<float>();
+    const TensorView zp_view = bias->zero_points->payload()->view();
+    if (zp_view.meta().numel() != channels) return chainFailure(RefusalCode::kBiasZeroPointsShape);
+    for (double zp : zp_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(zp));
+  }
+  for (float s : scales) {
+    if (!(s > 0.0f) || !std::isfinite(s)) return chainFailure(RefusalCode::kBiasScaleNotPositive);
+  }
+
+  // ---- eps mismatch: out = y * r + C ------------------------------------------
+  if (numbers.eps_factor) {
+    const std::vector<float>& r = *numbers.eps_factor;
+    FoldedChain::EpsMismatch mismatch{tail.chain_eps, tail.eps, *std::min_element(r.begin(), r.end()),
+                                      *std::max_element(r.begin(), r.end()), false};
+    graph::Value* weight = conv.tryGetInput("weight");
+    auto weight_dq = readAffineQuantization(weight ? weight->producer() : nullptr);
+    const bool transposed = conv.target().find("transpose") != std::string::npos;
+    if (weight_dq && weight_dq->per_channel && per_channel_bias && weight_dq->axis == 0 && !transposed &&
+        weight->useCount() == 1 && isConstantTensor(weight_dq->scales) &&
+        weight_dq->scales->payload()->view().meta().dtype == ScalarType::kFloat32 &&
+        weight_dq->scales->payload()->view().meta().numel() == channels) {
+      // Exact: the weight's channel c and its bias both scale by r_c.
+      m.weight_scales = ConstantUpdate{weight_dq->node, "scales", weight_dq->scales,
+                                       numerics::scaleByFactor(weight_dq->scales->payload()->view().values<float>(), r)};
+      scales = numerics::scaleByFactor(scales, r);
+      if (m.prepared) m.prepared->scales = scales;  // a prepared bias is made with its final scales
+      else m.bias_scales = ConstantUpdate{bias->node, "scales", bias->scales, scales};
+      mismatch.in_weight_scales = true;
+    } else {
+      const double deviation = std::max(std::fabs(mismatch.factor_max - 1.0), std::fabs(1.0 - mismatch.factor_min));
+      if (deviation > options_.eps_tolerance) {
+        return chainFailure(RefusalCode::kEpsMismatchPerTensor,
+                            {formatFloatLikePython(tail.chain_eps), formatFloatLikePython(tail.eps),
+                             percent(100.0 * deviation), percent(options_.eps_tolerance)});
+      }
+    }
+    m.report.eps_mismatch = mismatch;
+  }
+  const std::vector<std::int32_t> old_bias =
+      m.prepared ? m.prepared->values : bias->input->payload()->view().values<std::int32_t>();
+  numerics::QuantizedBias folded = numerics::addShiftToQuantizedBias(
+      old_bias, numbers.shift, numerics::BiasQuantization{scales, zero_points, quant_min, quant_max});
+  if (m.prepared) m.prepared->values = std::move(folded.values);
+  else m.new_int32_bias = std::move(folded.values);
+
+  describeFold(m.report, conv, *tail.batch_norm, channels);
+  m.report.per_channel_bias = per_channel_bias;
+  m.report.copied_bias = m.bias_update == BiasUpdate::kInt32Copy;
+  m.report.clamped = folded.clamped;
+  if (output_q) {
+    m.report.risk = numerics::outputRangeRisk(numbers.shift, output_q->scale, output_q->zero_point,
+                                              output_q->quant_min, output_q->quant_max);
+    m.report.flagged = m.report.risk.relative_shift > options_.risk_threshold;
+  } else {
+    // No output quantization right after the conv: no range to clip against.
+    m.report.output_quantized = false;
+    for (float value : numbers.shift) {
+      m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Refusal> FoldConvBatchNormChain::matchFloatBias(Match& m, const BatchNormTail& tail,
+                                                              graph::Node& conv) const {
+  graph::Value* bias = conv.tryGetInput("bias");
+  graph::Node* bias_producer = bias ? bias->producer() : nullptr;
+  const bool zero_bias = bias == nullptr || (bias_producer != nullptr && bias_producer->target() == op::kZerosLike);
+  if (!zero_bias && !isConstantTensor(bias)) return chainFailure(RefusalCode::kFloatBiasNotConstant, {conv.name()});
+
+  const program::TensorMeta* out_meta = conv.output()->meta();
+  if (out_meta == nullptr || out_meta->symbolic || out_meta->sizes.size() < 2) {
+    return chainFailure(RefusalCode::kOutputShapeUnknown);
+  }
+  const std::int64_t channels = out_meta->sizes[1];
+  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
+  if (auto* why = std::get_if<Refusal>(&numbers_or_why)) return std::move(*why);
+  const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
+  if (numbers.eps_factor) {
+    return chainFailure(RefusalCode::kEpsMismatchFloat,
+                        {formatFloatLikePython(tail.chain_eps), formatFloatLikePython(tail.eps)});
+  }
+  std::optional<std::vector<float>> old_bias;
+  if (!zero_bias) {
+    const TensorView view = bias->payload()->view();
+    if (view.meta().dtype != ScalarType::kFloat32 || view.meta().numel() != channels) {
+      return chainFailure(RefusalCode::kFloatBiasShape, {conv.name()});
+    }
+    old_bias = view.values<float>();
+    m.float_bias_kind = bias->inputKind();
+  }
+  m.bias_update = BiasUpdate::kFloat;
+  m.new_float_bias = numerics::addShiftToFloatBias(
+      old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt, numbers.shift);
+  describeFold(m.report, conv, *tail.batch_norm, channels);
+  m.report.float_bias = true;
+  m.report.output_quantized = false;
+  for (float value : numbers.shift) m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
+  return std::nullopt;
+}
+
+namespace {
+
+// Points `update.reader`'s operand at the new values: the old constant
+// changes in place when the reader alone reads it, else the reader gets a
+// new one.
+void setFloatConstant(graph::Graph& graph, graph::Node* reader, const std::string& operand, graph::Value* constant,
+                      const std::vector<float>& values) {
+  auto meta = program::TensorMeta::contiguous(ScalarType::kFloat32, {static_cast<std::int64_t>(values.size())});
+  auto storage = std::make_shared<Storage>(encodeValues(values));
+  if (constant->useCount() == 1) {
+    graph.replaceTensorData(constant, meta, storage);
+  } else {
+    const std::string hint = reader->name() + "_" + operand;
+    graph.setInput(reader, operand, graph.addConstantTensor(constant->inputKind(), hint, "b_" + hint, meta, storage));
+  }
+}
+
+}  // namespace
+
+void FoldConvBatchNormChain::rewrite(graph::Graph& graph, const Match& m) const {
+  const auto int32_meta =
+      program::TensorMeta::contiguous(ScalarType::kInt32, {static_cast<std::int64_t>(m.new_int32_bias.size())});
+  // The dequantize whose scales change with an eps mismatch.
+  graph::Node* bias_dequantize = m.bias_dequantize;
+  switch (m.bias_update) {
+    case BiasUpdate::kInt32Prepared:
+      QuantizeConvBias().rewrite(graph, *m.prepared);
+      break;
+    case BiasUpdate::kInt32InPlace:
+      graph.replaceTensorData(m.int32_bias, int32_meta, std::make_shared<Storage>(encodeValues(m.new_int32_bias)));
+      break;
+    case BiasUpdate::kInt32Copy: {
+      // Others read the old bias: this conv gets its own tensor and dequantize.
+      graph::Value* own = graph.addConstantTensor(m.int32_bias->inputKind(), m.conv->name() + "_folded_bias",
+                                                  "b_" + m.conv->name() + "_folded_bias", int32_meta,
+                                                  std::make_shared<Storage>(encodeValues(m.new_int32_bias)));
+      graph::NodeSpec dequantize;
+      dequantize.target = m.bias_dequantize->target();
+      dequantize.name_hint = m.conv->name() + "_bias_dequantize";
+      dequantize.output_meta = *m.bias_dequantize->output()->meta();
+      dequantize.metadata = m.bias_dequantize->metadata();
+      for (const graph::Operand& operand : m.bias_dequantize->operands()) {
+        if (operand.name == "input") {
+          dequantize.inputs.push_back({operand.name, own});
+        } else if (operand.values.size() == 1 && operand.values[0] != nullptr) {
+          dequantize.inputs.push_back({operand.name, operand.values[0]});
+        } else {
+          dequantize.inputs.push_back({operand.name, operand.argument()});
+        }
+      }
+      bias_dequantize = graph.insertNodeBefore(m.conv, dequantize);
+      graph.setInput(m.conv, "bias", bias_dequantize->output());
+      break;
+    }
+    case BiasUpdate::kFloat: {
+      // Named after the conv's module when known: "layer1.conv.folded_bias".
+      const std::string path = modulePath(*m.conv);
+      const std::string fqn = (path.empty() ? m.conv->name() : path) + ".folded_bias";
+      graph::Value* bias = graph.addConstantTensor(
+          m.float_bias_kind, fqn, "p_" + m.conv->name() + "_folded_bias",
+          program::TensorMeta::contiguous(ScalarType::kFloat32, {static_cast<std::int64_t>(m.new_float_bias.size())}),
+          std::make_shared<Storage>(encodeValues(m.new_float_bias)));
+      graph.setInput(m.conv, "bias", bias, "weight");
+      break;
+    }
+  }
+  if (m.weight_scales) {
+    const ConstantUpdate& w = *m.weight_scales;
+    setFloatConstant(graph, w.reader, w.operand, w.constant, w.values);
+  }
+  if (m.bias_scales) {
+    // A copied dequantize reads the same scales as the original, so it gets its own.
+    const ConstantUpdate& b = *m.bias_scales;
+    setFloatConstant(graph, bias_dequantize, b.operand, b.constant, b.values);
+  }
+  graph.replaceAllUsesWith(m.result, m.replacement);
+  for (graph::Node* node : m.chain) graph.eraseNode(node);
+}
+
+}  // namespace qatfold::passes

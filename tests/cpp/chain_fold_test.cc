@@ -1,0 +1,203 @@
+// The chain fold and the weights fold on text graphs: what each kind of bias
+// update writes, checked against the arithmetic done here in double
+// precision, and the graph that comes out, as text.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "qatfold/passes/refusal.h"
+#include "text_graphs.h"
+
+namespace qatfold::passes {
+namespace {
+
+using testing::edited;
+using testing::foldText;
+using testing::kFloatChain;
+using testing::kPlainBatchNorm;
+using testing::kQatChain;
+using testing::TextFold;
+
+// The bases' BatchNorm: C_c = (orig_bias_c - mean_c) * bn_w_c / sqrt(var_c + eps) + bn_b_c.
+double shift(int c, double eps = 1e-5, bool orig_bias = true) {
+  const double bn_w[] = {1.5, 0.5}, bn_b[] = {0.25, -0.25}, orig[] = {0.1, -0.2}, mean[] = {0.5, -0.5},
+               var[] = {4, 0.25};
+  return ((orig_bias ? orig[c] : 0.0) - mean[c]) * bn_w[c] / std::sqrt(var[c] + eps) + bn_b[c];
+}
+
+const graph::Value* value(const TextFold& f, const std::string& name) { return f.loaded.graph->getValue(name); }
+
+std::vector<std::int32_t> int32Data(const graph::Value* v) { return v->payload()->view().values<std::int32_t>(); }
+std::vector<float> floatData(const graph::Value* v) { return v->payload()->view().values<float>(); }
+
+TEST(FoldConvBatchNormChain, Int32BiasInPlaceLeavesAPlainQuantizedConv) {
+  TextFold f = foldText(kQatChain);
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  // b_new = b + round(C / s_b): 10 + round(-99.99...) and -20 + round(99.98...).
+  const std::vector<std::int32_t> expected = {10 + static_cast<std::int32_t>(std::nearbyint(shift(0) / 0.0005)),
+                                              -20 + static_cast<std::int32_t>(std::nearbyint(shift(1) / 0.0005))};
+  EXPECT_EQ(expected, (std::vector<std::int32_t>{-90, 80}));
+  EXPECT_EQ(int32Data(value(f, "b_q")), expected);
+  EXPECT_EQ(f.after(), edited(R"(input %x: float32[1, 2, 4, 4]
+buffer %w_q = "_frozen_param0": int8[2, 2, 1, 1] = [1, 2, 3, 4]
+buffer %b_q = "_frozen_param1": int32[2] = [-90, 80]
+%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]
+%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]
+%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]
+%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0, quant_min=-2147483648, quant_max=2147483647, dtype=int32): float32[2]
+%conv = aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b_dq): float32[1, 2, 4, 4]
+%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]
+%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]
+return %y_dq
+)", {}));
+  const FoldedChain& chain = f.report.folded[0];
+  EXPECT_FALSE(chain.copied_bias);
+  EXPECT_FALSE(chain.float_bias);
+  EXPECT_TRUE(chain.output_quantized);
+  EXPECT_EQ(f.report.removed_constants, 5u);  // bn weight, bias, mean, var and orig_bias
+}
+
+TEST(FoldConvBatchNormChain, SharedInt32BiasIsCopied) {
+  // The bias is also a graph output: writing it in place would change that output.
+  TextFold f = foldText(edited(kQatChain, {{"return %bn", "return %bn, %b_q"}}));
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  EXPECT_TRUE(f.report.folded[0].copied_bias);
+  EXPECT_EQ(int32Data(value(f, "b_q")), (std::vector<std::int32_t>{10, -20}));
+  const graph::Value* own = value(f, "conv")->producer()->getInput("bias")->producer()->getInput("input");
+  EXPECT_NE(own, value(f, "b_q"));
+  EXPECT_EQ(int32Data(own), (std::vector<std::int32_t>{-90, 80}));
+}
+
+TEST(FoldConvBatchNormChain, ConvWithoutBiasGetsThePreparedOneShifted) {
+  TextFold f = foldText(edited(kQatChain, {{"bias=%b_dq)", "bias=None)"},
+                                           {"%biased = aten.add.Tensor(self=%unscaled, other=%orig_r): float32[1, 2, 4, 4]\n", ""},
+                                           {"batch_norm.default(input=%biased", "batch_norm.default(input=%unscaled"}}));
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  ASSERT_EQ(f.report.prepared.size(), 1u);
+  EXPECT_EQ(f.report.prepared[0].conv, "conv");
+  // s_b = s_in * s_w; a zero bias plus C, no orig_bias.
+  const double s_b = 0.05 * 0.01;
+  const graph::Node* bias_dq = value(f, "conv")->producer()->getInput("bias")->producer();
+  EXPECT_EQ(int32Data(bias_dq->getInput("input")),
+            (std::vector<std::int32_t>{static_cast<std::int32_t>(std::nearbyint(shift(0, 1e-5, false) / s_b)),
+                                       static_cast<std::int32_t>(std::nearbyint(shift(1, 1e-5, false) / s_b))}));
+}
+
+TEST(FoldConvBatchNormChain, QuantizedConvWithoutOutputQuantizationFoldsIntoInt32) {
+  // A quantizer that annotates conv + BN as one unit puts no q/dq between them.
+  TextFold f = foldText(edited(
+      kQatChain,
+      {{"div.Tensor(self=%y_dq", "div.Tensor(self=%conv"},
+       {"%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n", ""},
+       {"%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n", ""}}));
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  EXPECT_FALSE(f.report.folded[0].output_quantized);
+  EXPECT_FALSE(f.report.folded[0].float_bias);
+  EXPECT_TRUE(f.report.toJson()["folded"][0]["relative_shift"].is_null());
+  EXPECT_EQ(f.loaded.graph->outputs()[0]->name(), "conv");
+}
+
+TEST(FoldConvBatchNormChain, ClampsAndCountsBiasElementsBeyondInt32) {
+  TextFold f = foldText(edited(kQatChain, {{"input=%b_q, scale=0.0005", "input=%b_q, scale=1e-12"}}));
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  EXPECT_EQ(f.report.folded[0].clamped, 2u);
+  EXPECT_EQ(int32Data(value(f, "b_q")), (std::vector<std::int32_t>{INT32_MIN, INT32_MAX}));
+  EXPECT_NE(f.report.toText(false).find("clamped 2"), std::string::npos);
+}
+
+TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
+  // r_c = sqrt(var_c + 0.01) / sqrt(var_c + 1e-5): at most 1.0198 (var 0.25).
+  const std::string program = edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
+  TextFold refused = foldText(program);
+  ASSERT_EQ(refused.report.skipped.size(), 1u);
+  EXPECT_EQ(refused.report.skipped[0].code(), "eps-mismatch-per-tensor");
+  EXPECT_NE(refused.report.toText(false, OptionStyle::kCli).find("(raise it with --eps-tolerance)"), std::string::npos);
+  EXPECT_NE(refused.report.toText(false).find("(raise it with eps_tolerance=)"), std::string::npos);
+
+  TextFold f = foldText(program, {kDefaultRiskThreshold, 0.05});
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  const auto& mismatch = f.report.folded[0].eps_mismatch;
+  ASSERT_TRUE(mismatch.has_value());
+  EXPECT_FALSE(mismatch->in_weight_scales);
+  EXPECT_NEAR(mismatch->factor_max, std::sqrt(0.26) / std::sqrt(0.25001), 1e-6);
+  EXPECT_NEAR(mismatch->factor_min, std::sqrt(4.01) / std::sqrt(4.00001), 1e-6);
+  EXPECT_NE(f.report.toText(false).find("ignored (within eps_tolerance=)"), std::string::npos);
+}
+
+TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
+  const std::string per_channel = edited(kQatChain, {
+      {"buffer %mean", "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
+                       "buffer %zp = \"zp\": int64[2]\nbuffer %mean"},
+      {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
+       "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, axis=0,"},
+      {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
+       "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, axis=0,"},
+      {"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
+  TextFold f = foldText(per_channel);
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_TRUE(f.report.folded[0].eps_mismatch.has_value());
+  EXPECT_TRUE(f.report.folded[0].eps_mismatch->in_weight_scales);
+  const double r[] = {std::sqrt(4.01) / std::sqrt(4.00001), std::sqrt(0.26) / std::sqrt(0.25001)};
+  const std::vector<float> weight_scales = floatData(value(f, "w_s"));
+  const std::vector<float> bias_scales = floatData(value(f, "b_dq")->producer()->getInput("scales"));
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_NEAR(weight_scales[c], (c == 0 ? 0.01 : 0.02) * r[c], 1e-8);
+    EXPECT_NEAR(bias_scales[c], (c == 0 ? 0.0005 : 0.001) * r[c], 1e-9);
+  }
+  // The zero points are shared by both dequantizes and stay as they are.
+  EXPECT_NE(value(f, "zp"), nullptr);
+}
+
+TEST(FoldConvBatchNormChain, UnquantizedConvTakesAFloatBias) {
+  TextFold f = foldText(kFloatChain);
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  EXPECT_TRUE(f.report.folded[0].float_bias);
+  EXPECT_TRUE(f.report.prepared.empty());
+  const graph::Value* bias = value(f, "conv")->producer()->getInput("bias");
+  EXPECT_EQ(bias->target(), "conv.folded_bias");  // named after the conv: a text graph has no module path
+  const std::vector<float> got = floatData(bias);
+  EXPECT_NEAR(got[0], 0.5 + shift(0), 1e-6);
+  EXPECT_NEAR(got[1], 0.25 + shift(1), 1e-6);
+  EXPECT_EQ(f.loaded.graph->outputs()[0]->name(), "conv");
+}
+
+TEST(FoldConvBatchNormChain, FloatChainWithEpsMismatchKeepsItsOwnReason) {
+  // The issue's case: an unquantized conv whose scale chain's eps differs.
+  // The report names that, not some other pattern's "no int32 bias".
+  TextFold f = foldText(edited(kFloatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}}));
+  ASSERT_EQ(f.report.skipped.size(), 1u);
+  EXPECT_EQ(f.report.skipped[0].code(), "eps-mismatch-float");
+  EXPECT_EQ(f.report.skipped[0].reason(),
+            "the scale chain's eps 0.01 differs from batch_norm's eps 1e-05 (folded only for quantized convs)");
+  EXPECT_TRUE(f.report.skipped[0].qatChain());
+  EXPECT_NE(f.report.toText(false).find("not folded: bn: the scale chain's eps 0.01"), std::string::npos);
+}
+
+TEST(FoldBatchNormIntoWeights, PlainBatchNormScalesTheFloatWeights) {
+  TextFold f = foldText(kPlainBatchNorm);
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  EXPECT_TRUE(f.report.folded[0].scaled_weights);
+  const graph::Node* conv = value(f, "conv")->producer();
+  const std::vector<float> weight = floatData(conv->getInput("weight"));
+  const std::vector<float> bias = floatData(conv->getInput("bias"));
+  const double scale[] = {1.5 / std::sqrt(4.00001), 0.5 / std::sqrt(0.25001)};
+  EXPECT_NEAR(weight[0], 1 * scale[0], 1e-6);
+  EXPECT_NEAR(weight[3], 1 * scale[1], 1e-6);
+  EXPECT_NEAR(bias[0], (0.5 - 0.5) * scale[0] + 0.25, 1e-6);
+  EXPECT_NEAR(bias[1], (0.25 + 0.5) * scale[1] - 0.25, 1e-6);
+}
+
+TEST(FoldBatchNormIntoWeights, LeavesFloatProgramsAlone) {
+  // The same conv + batch_norm without any quantize/dequantize: not a quantized program.
+  TextFold f = foldText(edited(kPlainBatchNorm, {
+      {"%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n", ""},
+      {"%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n", ""},
+      {"input=%x_dq", "input=%x"}}));
+  EXPECT_TRUE(f.report.folded.empty());
+  EXPECT_EQ(f.after(), f.before);
+  ASSERT_EQ(f.report.skipped.size(), 1u);
+  EXPECT_EQ(f.report.skipped[0].code(), "not-a-chain");
+}
+
+}  // namespace
+}  // namespace qatfold::passes
