@@ -38,6 +38,18 @@ const std::string kBatchNormLine =
 const std::string kNoTrainingArgs =
     "(input=%biased, weight=%bn_w, bias=%bn_b, running_mean=%mean, running_var=%var, momentum=0.1, eps=1e-05)";
 
+// kQatChain with its int32 bias dequantized per channel by buffers of the
+// given types; `before` goes before the dequantize, which reads `scales`.
+std::string perChannelBias(const std::string& scales_type, const std::string& zero_points_type,
+                           const std::string& before = "", const std::string& scales = "%b_s") {
+  return edited(kQatChain,
+                {{"buffer %mean", "buffer %b_s = \"b_s\": " + scales_type + "\nbuffer %b_zp = \"b_zp\": " +
+                                      zero_points_type + "\nbuffer %mean"},
+                 {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
+                  before + "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=" + scales +
+                      ", zero_points=%b_zp, axis=0,"}});
+}
+
 std::vector<RefusalCase> refusalCases() {
   using C = RefusalCode;
   return {
@@ -109,18 +121,11 @@ std::vector<RefusalCase> refusalCases() {
        edited(kQatChain, {{"%b_dq =", "%b_c = aten.clone.default(self=%b_q): int32[2]\n%b_dq ="},
                           {"dequantize_per_tensor.default(input=%b_q,", "dequantize_per_tensor.default(input=%b_c,"}})},
       {"PerChannelBiasScalesComputed", C::kBiasScalesNotConstant,
-       edited(kQatChain, {{"buffer %mean", "buffer %b_s = \"b_s\": float32[2] = [0.0005, 0.0005]\nbuffer %b_zp = \"b_zp\": int64[2]\nbuffer %mean"},
-                          {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
-                           "%b_s2 = aten.mul.Tensor(self=%b_s, other=1.0): float32[2]\n"
-                           "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s2, zero_points=%b_zp, axis=0,"}})},
-      {"PerChannelBiasScalesFloat64", C::kBiasScalesShape,
-       edited(kQatChain, {{"buffer %mean", "buffer %b_s = \"b_s\": float64[2] = [0.0005, 0.0005]\nbuffer %b_zp = \"b_zp\": int64[2]\nbuffer %mean"},
-                          {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
-                           "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%b_zp, axis=0,"}})},
+       perChannelBias("float32[2] = [0.0005, 0.0005]", "int64[2]",
+                      "%b_s2 = aten.mul.Tensor(self=%b_s, other=1.0): float32[2]\n", "%b_s2")},
+      {"PerChannelBiasScalesFloat64", C::kBiasScalesShape, perChannelBias("float64[2] = [0.0005, 0.0005]", "int64[2]")},
       {"PerChannelBiasZeroPointsTooMany", C::kBiasZeroPointsShape,
-       edited(kQatChain, {{"buffer %mean", "buffer %b_s = \"b_s\": float32[2] = [0.0005, 0.0005]\nbuffer %b_zp = \"b_zp\": int64[3]\nbuffer %mean"},
-                          {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
-                           "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%b_zp, axis=0,"}})},
+       perChannelBias("float32[2] = [0.0005, 0.0005]", "int64[3]")},
       {"ZeroBiasScale", C::kBiasScaleNotPositive,
        edited(kQatChain, {{"input=%b_q, scale=0.0005", "input=%b_q, scale=0.0"}})},
       {"ChainEpsDiffersWithPerTensorWeights", C::kEpsMismatchPerTensor,

@@ -26,6 +26,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Loading quantized programs needs the quantized_decomposed ops registered.
 import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401
 
+# torchao's QAT patterns are exported once per process, not once per
+# conversion (pattern_cache.py says why that changes no program).
+import pattern_cache  # noqa: E402
+
+pattern_cache.install()
+
 
 def cli_path() -> str:
     return os.environ.get("QATFOLD_CLI", str(REPO / "build" / "qatfold"))

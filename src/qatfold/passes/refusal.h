@@ -117,9 +117,8 @@ const RefusalInfo& refusalInfo(RefusalCode code);
 // folds keeps the refusal of the pass that got furthest, so the report names
 // the refusal that matters, not the first one.
 enum class MatchStage {
-  kNotThisPattern = 0,  // not what the pass is about (no chain, not after a conv, ...)
-  kOtherKind = 1,       // a chain of a kind another pattern folds
-  kRefused = 2,         // the pass's own pattern, refused for a reason of its own
+  kNotThisPattern = 0,  // not what the pattern is about (no chain, not after a conv, ...)
+  kRefused = 1,         // the pattern's own case, refused for a reason of its own
 };
 
 struct Refusal {
@@ -137,10 +136,6 @@ struct Refusal {
 // A refusal of something that is a QAT chain of the pass's own kind.
 inline Refusal chainFailure(RefusalCode code, std::vector<std::string> details = {}) {
   return Refusal{code, std::move(details), MatchStage::kRefused, true};
-}
-// A QAT chain of a kind another pattern folds.
-inline Refusal otherKindOfChain(RefusalCode code, std::vector<std::string> details = {}) {
-  return Refusal{code, std::move(details), MatchStage::kOtherKind, true};
 }
 // Not a QAT chain at all (kNotThisPattern), or a plain batch_norm this pass
 // was about but refused (kRefused).
