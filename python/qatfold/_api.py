@@ -33,6 +33,7 @@ class FoldedConv:
     kind: str
     module_path: str
     batch_norm: str
+    folded_by: str  # the pass whose pattern folded it ("FoldConvBatchNormChain")
     channels: int
     bias_dtype: str
     scaled_weights: bool  # a plain batch_norm folded into float weights and bias

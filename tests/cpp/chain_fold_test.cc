@@ -51,6 +51,8 @@ buffer %b_q = "_frozen_param1": int32[2] = [-90, 80]
 return %y_dq
 )", {}));
   const FoldedChain& chain = f.report.folded[0];
+  EXPECT_EQ(chain.folded_by, "FoldConvBatchNormChain");
+  EXPECT_EQ(f.report.toJson()["folded"][0]["folded_by"], "FoldConvBatchNormChain");
   EXPECT_FALSE(chain.copied_bias);
   EXPECT_FALSE(chain.float_bias);
   EXPECT_TRUE(chain.output_quantized);
@@ -177,6 +179,7 @@ TEST(FoldBatchNormIntoWeights, PlainBatchNormScalesTheFloatWeights) {
   TextFold f = foldText(kPlainBatchNorm);
   ASSERT_EQ(f.report.folded.size(), 1u);
   EXPECT_TRUE(f.report.folded[0].scaled_weights);
+  EXPECT_EQ(f.report.folded[0].folded_by, "FoldBatchNormIntoWeights");
   const graph::Node* conv = value(f, "conv")->producer();
   const std::vector<float> weight = floatData(conv->getInput("weight"));
   const std::vector<float> bias = floatData(conv->getInput("bias"));

@@ -9,6 +9,7 @@
 // refuse, recordFolded); no pattern touches the report itself.
 #pragma once
 
+#include <string_view>
 #include <variant>
 
 #include "qatfold/graph/graph.h"
@@ -18,8 +19,9 @@
 
 namespace qatfold::passes {
 
+// `pass` names the pattern in the report (FoldedChain::folded_by).
 template <class Pattern>
-bool foldBatchNorms(graph::Graph& graph, const Pattern& pattern, FoldReport& report) {
+bool foldBatchNorms(graph::Graph& graph, std::string_view pass, const Pattern& pattern, FoldReport& report) {
   bool changed = false;
   for (graph::Node* node : graph.nodes()) {
     if (!isBatchNorm(*node)) continue;
@@ -30,7 +32,9 @@ bool foldBatchNorms(graph::Graph& graph, const Pattern& pattern, FoldReport& rep
     }
     const auto& match = std::get<typename Pattern::Match>(result);
     pattern.rewrite(graph, match);
-    report.recordFolded(match.report);
+    FoldedChain folded = match.report;
+    folded.folded_by = pass;
+    report.recordFolded(std::move(folded));
     changed = true;
   }
   return changed;

@@ -80,6 +80,7 @@ Json FoldReport::toJson() const {
                                {"kind", c.kind()},
                                {"module_path", c.module_path},
                                {"batch_norm", c.batch_norm},
+                               {"folded_by", c.folded_by},
                                {"channels", c.channels},
                                {"bias_dtype", c.float_bias ? "float32" : "int32"},
                                {"scaled_weights", c.scaled_weights},

@@ -39,6 +39,8 @@ struct FoldedChain {
   // What bias preparation did to the conv on the way ("added a zero int32
   // bias"), or empty.
   std::string prepared_bias;
+  // The pass whose pattern folded it ("FoldConvBatchNormChain").
+  std::string folded_by;
   // Set when the scale chain's eps differed from batch_norm's (factor r).
   struct EpsMismatch {
     double chain_eps = 0;

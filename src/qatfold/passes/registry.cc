@@ -27,14 +27,14 @@ constexpr PassInfo kPipeline[] = {
      kChainOptions,
      [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
        const FoldConvBatchNormChain chain({context.options.risk_threshold, context.options.eps_tolerance});
-       foldBatchNorms(graph, chain, report);
+       foldBatchNorms(graph, "FoldConvBatchNormChain", chain, report);
      }},
     {"FoldBatchNormIntoWeights",
      "In quantized programs, fold a plain eval batch_norm right after an unquantized conv or linear into its float "
      "weight and bias",
      {},
      [](graph::Graph& graph, const PassContext&, FoldReport& report) {
-       if (FoldBatchNormIntoWeights::appliesTo(graph)) foldBatchNorms(graph, FoldBatchNormIntoWeights(), report);
+       if (FoldBatchNormIntoWeights::appliesTo(graph)) foldBatchNorms(graph, "FoldBatchNormIntoWeights", FoldBatchNormIntoWeights(), report);
      }},
     // Clean-up only after a change: a program nothing folded stays as it came.
     {"EliminateDeadCode", "Remove side-effect-free nodes whose results nothing reads", {},
