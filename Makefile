@@ -82,7 +82,9 @@ demo: build python-install
 	@echo "== python examples/cadence_qat.py   (QAT -> convert -> qatfold.fold -> Cadence lowering)"
 	@$(VPY) examples/cadence_qat.py
 
-test: test-cpp test-asan test-tsan test-fuzz test-python
+# Each stage in turn, with the time it took (scripts/run_stages.sh).
+test:
+	@MAKE="$(MAKE)" bash scripts/run_stages.sh test-cpp test-asan test-tsan test-fuzz test-python
 
 test-cpp: build
 	ctest --test-dir $(BUILD) --output-on-failure -j2
