@@ -301,8 +301,20 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 std::string withBiasScale(const Json& scale) {
-  // Node 21 dequantizes conv2's int32 bias (see scripts/fixture_models.py).
-  return withModel([&](Json& m) { graphOf(m)["nodes"][21]["inputs"][1]["arg"]["as_float"] = scale; });
+  // The fixture's one int32 dequantize is conv2's bias: found by what it
+  // is, not by where the exporter put it.
+  return withModel([&](Json& m) {
+    for (Json& node : graphOf(m)["nodes"]) {
+      bool int32 = false;
+      for (const Json& input : node["inputs"]) int32 = int32 || input["arg"] == Json{{"as_scalar_type", 4}};
+      if (!int32 || node["target"] != "torch.ops.quantized_decomposed.dequantize_per_tensor.default") continue;
+      for (Json& input : node["inputs"]) {
+        if (input["name"] == "scale") input["arg"]["as_float"] = scale;
+      }
+      return;
+    }
+    throw std::logic_error("the fixture has no int32 dequantize");
+  });
 }
 
 std::vector<InvalidNumbers> invalidNumbers() {
