@@ -1,4 +1,5 @@
-"""ExportedProgram in, ExportedProgram out, through in-memory PT2 archives."""
+"""ExportedProgram in, ExportedProgram out: through the FX front door
+(_fx.py), or through an in-memory PT2 archive for programs it cannot describe."""
 
 from __future__ import annotations
 
@@ -171,14 +172,26 @@ def fold(program, *, explain: bool = False, verify: Any = None, **options: Any) 
     Raises QatfoldError for programs qatfold cannot read or option values it
     does not take, TypeError for unknown options."""
     values = _option_values(options, "fold")
-    data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain)
-    report = FoldReport.from_json(json.loads(report_json), text, explain)
-    folded = _from_archive(data)
+    folded, report = _fold_copy(program, values, explain)
     if verify is None or verify is False:
         return FoldResult(folded, report)
     verification = verify_fold(program, folded, [(c.conv, c.batch_norm) for c in report.folded
                                                  if c.bias_dtype == "int32"], verify)
     return FoldResult(folded, _with_measured_flags(report, verification), verification)
+
+
+def _fold_copy(program, values: dict[str, str], explain: bool):
+    """(folded copy of ``program``, report), through the FX front door, or
+    through an in-memory archive for a program it cannot describe."""
+    from . import _fx
+
+    try:
+        folded = _fx.copy_program(program)
+        report_json, text = _fx.fold_in_place(folded, values, explain)
+    except _fx.Unsupported:
+        data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain)
+        folded = _from_archive(data)
+    return folded, FoldReport.from_json(json.loads(report_json), text, explain)
 
 
 def _with_measured_flags(report: FoldReport, verification: Verification) -> FoldReport:
@@ -239,9 +252,21 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
         program = self.exported_program
         if graph_module is not program.graph_module:
             raise ValueError("FuseQATConvBN must be called on its exported program's graph_module")
-        result = fold(program, verify=self.verify, **self.options)
-        self.report = result.report
-        self.verification = result.verification
-        if result.report.changed:
-            _replace_in_place(program, result.program)
-        return PassResult(program.graph_module, result.report.changed)
+        from . import _fx
+
+        values = _option_values(self.options, "FuseQATConvBN")
+        # Verification compares with the program as it was: keep a copy.
+        original = _fx.copy_program(program) if self.verify not in (None, False) else None
+        try:
+            report_json, text = _fx.fold_in_place(program, values, False)
+            report = FoldReport.from_json(json.loads(report_json), text, False)
+        except _fx.Unsupported:
+            folded, report = _fold_copy(program, values, False)
+            if report.changed:
+                _replace_in_place(program, folded)
+        self.report, self.verification = report, None
+        if original is not None:
+            self.verification = verify_fold(original, program, [(c.conv, c.batch_norm) for c in report.folded
+                                                                if c.bias_dtype == "int32"], self.verify)
+            self.report = _with_measured_flags(report, self.verification)
+        return PassResult(program.graph_module, report.changed)

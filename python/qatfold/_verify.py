@@ -109,7 +109,9 @@ def _record(graph_module, names: set[str], inputs: tuple) -> tuple[dict[str, Any
         def run_node(self, n):
             out = super().run_node(n)
             if n.name in names:
-                values[n.name] = out.detach().clone()
+                # A batch_norm in its core ATen form returns (out, mean, invstd).
+                value = out[0] if isinstance(out, (tuple, list)) else out
+                values[n.name] = value.detach().clone()
             return out
 
     with torch.no_grad():

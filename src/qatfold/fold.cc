@@ -2,6 +2,7 @@
 
 #include "qatfold/report/inspect.h"
 #include "qatfold/loaded_program.h"
+#include "qatfold/program/json_text.h"
 #include "qatfold/writer/pt2_writer.h"
 
 namespace qatfold {
@@ -15,6 +16,34 @@ FoldedArchive foldArchiveBytes(std::string bytes, const passes::FoldOptions& opt
     writeFoldResult(*loaded.archive, *loaded.graph, result.report.changed, sink);
     result.archive = std::move(sink.bytes());
   }
+  return result;
+}
+
+FoldedGraph foldGraph(std::string model_json, const std::vector<BorrowedPayload>& payloads,
+                      const passes::FoldOptions& options) {
+  std::vector<std::shared_ptr<Payload>> weights, constants;
+  for (const BorrowedPayload& borrowed : payloads) {
+    auto payload = std::make_shared<Payload>();
+    payload->section = borrowed.constant ? PayloadSection::kConstants : PayloadSection::kWeights;
+    payload->fqn = borrowed.fqn;
+    payload->meta.is_param = borrowed.is_param;
+    payload->meta.tensor_meta = borrowed.meta;
+    payload->storage = Storage::borrowed(borrowed.data, borrowed.size);
+    try {
+      (void)payload->view();  // the view must fit its storage
+    } catch (const Error& e) {
+      throw e.within("tensor '" + borrowed.fqn + "': ");
+    }
+    (borrowed.constant ? constants : weights).push_back(std::move(payload));
+  }
+  auto program = Program::fromMemory(JsonText::parse(std::move(model_json)), std::move(weights), std::move(constants));
+  graph::Graph graph(*program);
+  graph::EditLog log;
+  graph.setListener(&log);
+  FoldedGraph result;
+  result.report = passes::runFoldPipeline(graph, options);
+  graph.setListener(nullptr);
+  result.edits = log.edits();
   return result;
 }
 

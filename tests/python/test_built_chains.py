@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import qatfold
+from verification_check import assert_verified
 
 
 class BuiltChain(nn.Module):
@@ -86,6 +87,7 @@ def test_built_chain_folds_and_matches_torch(name, conv_bias, orig_bias):
     assert any("batch_norm" in op for op in ops(program))
 
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
 
     assert not any("batch_norm" in op for op in ops(result.program)), ops(result.program)
     (chain,) = result.report.folded
@@ -103,6 +105,7 @@ def test_core_aten_form_folds(name):
     program, example = build(name, conv_bias=True, orig_bias=True, decompose=True)
     assert "aten.convolution.default" in ops(program)
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
     assert not any("batch_norm" in op for op in ops(result.program)), ops(result.program)
     assert result.report.folded[0].kind == "convolution"
     torch.testing.assert_close(result.program.module()(*example), program.module()(*example), rtol=1e-5, atol=1e-5)
@@ -152,6 +155,7 @@ def test_quantized_built_chain_folds_into_int32_bias_within_one_step(name):
     program = torch.export.export(model, (torch.randn(*input_shape),))
 
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
 
     assert not any("batch_norm" in op for op in ops(result.program)), ops(result.program)
     (chain,) = result.report.folded
@@ -171,6 +175,7 @@ def test_quantized_chain_without_output_qdq_folds_into_int32_bias(name):
     program = torch.export.export(model, (torch.randn(*input_shape),))
 
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
 
     assert not any("batch_norm" in op for op in ops(result.program)), ops(result.program)
     (chain,) = result.report.folded
@@ -192,6 +197,7 @@ def test_float_chain_with_eps_mismatch_is_kept_with_its_own_reason():
     program = torch.export.export(model, (torch.randn(*input_shape),))
 
     result = qatfold.fold(program, explain=True)
+    assert_verified(program, result.program, result.report.folded)
 
     assert result.report.folded == []
     (skipped,) = result.report.skipped

@@ -19,6 +19,8 @@ from torch import nn
 
 import qatfold
 from qat_zoo import randomize_bn
+from front_door_check import folded_both_ways
+from verification_check import assert_verified
 
 try:  # ExecuTorch 1.4.0's Cadence modules use typing.override (Python 3.12)
     typing.override  # noqa: B018
@@ -71,6 +73,8 @@ def test_transposed_conv_chain_folds_into_float_bias(name, tmp_path):
     assert not any("quantize" in op for op in ops(program)), "Cadence now quantizes transposed convs"
 
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
+    folded_both_ways(tmp_path / f"{name}.pt2", tmp_path / "cli.pt2")
 
     after = ops(result.program)
     assert not any("batch_norm" in op for op in after), after
@@ -135,6 +139,8 @@ def test_cadence_float_conv_batch_norm_folds_into_weights(name, tmp_path):
     assert any("quantize_per_tensor" in op for op in ops(program))
 
     result = qatfold.fold(program, explain=True)
+    assert_verified(program, result.program, result.report.folded)
+    folded_both_ways(path, tmp_path / "cli.pt2")
 
     assert not any("batch_norm" in op for op in ops(result.program)), result.report.text
     (chain,) = result.report.folded
@@ -160,6 +166,7 @@ def test_xnnpack_quantized_conv3d_batch_norm_is_left_with_the_reason(tmp_path):
     program = torch.export.export(qat_convert(randomize_bn(factory(), 3), example, quantizer), example)
 
     result = qatfold.fold(program, explain=True)
+    assert_verified(program, result.program, result.report.folded)
 
     (skipped,) = result.report.skipped
     assert "'conv3d' is quantized and has no QAT chain (torchao builds none for conv3d)" in skipped.reason

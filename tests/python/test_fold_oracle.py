@@ -101,3 +101,20 @@ def test_each_folded_chain_is_within_one_step_of_the_unfolded_chain(folded, qat_
         values = node_values(unfolded, random_inputs(unfolded, seed))
         for chain in report["folded"]:
             check_chain_within_one_step(unfolded, ours, chain, values)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_verification_agrees_with_an_independent_computation(folded, qat_archive, case):
+    """qatfold's verification of each fold, on the program's example inputs
+    and two random batches, recomputed without it (verification_check.py)."""
+    import json
+
+    from conftest import run_cli
+    from verification_check import assert_verified, example_batches
+
+    unfolded, _, ours = folded(case)
+    report = json.loads(run_cli("fold", str(qat_archive(case)), "--dry-run", "--json").stdout)
+    batches = example_batches(unfolded) + [tuple(random_inputs(unfolded, seed)) for seed in range(2)]
+    verification = assert_verified(unfolded, ours, report["folded"], batches)
+    assert len(verification.convs) == report["folded_count"]
+

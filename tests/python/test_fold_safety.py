@@ -17,6 +17,7 @@ from conftest import FIXTURES, run_cli
 from graph_compare import random_inputs
 from oracle import conv_int32_biases, oracle_fold, qatfold_fold
 from semantic import check_chain_within_one_step, node_values
+from verification_check import assert_verified
 
 aten = torch.ops.aten
 DQ = torch.ops.quantized_decomposed.dequantize_per_tensor.default
@@ -78,6 +79,7 @@ def test_conv_output_read_outside_the_chain_is_not_folded(tmp_path):
 
     unfolded = torch.export.load(path)
     ours = qatfold_fold(path, tmp_path / "ours.pt2")
+    assert_verified(unfolded, ours, report_of(path)["folded"])
     reference = oracle_fold(path)
     report = report_of(path)
     assert report["folded_count"] == 0
@@ -99,6 +101,7 @@ def test_bias_shared_by_two_convs_gets_one_copy_per_conv(tmp_path):
 
     unfolded = torch.export.load(path)
     ours = qatfold_fold(path, tmp_path / "ours.pt2")
+    assert_verified(unfolded, ours, report_of(path)["folded"])
     report = report_of(path)
     assert report["folded_count"] == 2
     assert all(chain["copied_bias"] for chain in report["folded"])
@@ -133,6 +136,7 @@ def test_divisor_from_another_batch_norm_is_not_folded(tmp_path):
 
     unfolded = torch.export.load(path)
     ours = qatfold_fold(path, tmp_path / "ours.pt2")
+    assert_verified(unfolded, ours, report_of(path)["folded"])
     report = report_of(path)
     assert report["folded_count"] == 1
     reasons = [s["reason"] for s in report["skipped"] if s["qat_chain"]]
@@ -159,6 +163,7 @@ def test_ptq_program_passes_through_unchanged(tmp_path):
 
     unfolded = torch.export.load(path)
     ours = qatfold_fold(path, tmp_path / "ours.pt2")
+    assert_verified(unfolded, ours, report_of(path)["folded"])
     assert report_of(path)["folded_count"] == 0
     for seed in range(3):
         x = random_inputs(unfolded, seed)
@@ -169,6 +174,7 @@ def test_float_program_passes_through_unchanged(tmp_path):
     path = FIXTURES / "float_cnn.pt2"
     unfolded = torch.export.load(path)
     ours = qatfold_fold(path, tmp_path / "ours.pt2")
+    assert_verified(unfolded, ours, report_of(path)["folded"])
     report = report_of(path)
     assert report["folded_count"] == 0 and report["prepared_biases"] == []
     assert [s["qat_chain"] for s in report["skipped"]] == [False]

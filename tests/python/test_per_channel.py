@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from conftest import run_cli
+from front_door_check import folded_both_ways
 from graph_compare import random_inputs
 from semantic import check_chain_within_one_step, node_values
+from verification_check import assert_verified
 
 CASES = ["conv2d_bias", "conv2d_nobias", "conv1d_bias", "chain3", "depthwise", "grouped", "residual"]
 
@@ -53,12 +55,13 @@ def test_per_channel_chains_fold_within_one_step(per_channel_archive, name, tmp_
     assert any("batch_norm" in op for op in ops(unfolded))
 
     out = tmp_path / "folded.pt2"
-    report = json.loads(run_cli("fold", str(path), "-o", str(out), "--json").stdout)
-    folded = torch.export.load(out)
+    report = json.loads(run_cli("fold", str(path), "--dry-run", "--json").stdout)
+    folded = folded_both_ways(path, out)
 
     assert not any("batch_norm" in op for op in ops(folded)), ops(folded)
     assert report["folded_count"] == len(report["folded"]) > 0
     assert all(chain["per_channel_bias"] for chain in report["folded"])
+    assert_verified(unfolded, folded, report["folded"])
     for seed in range(2):
         values = node_values(unfolded, random_inputs(unfolded, seed))
         for chain in report["folded"]:
@@ -93,8 +96,8 @@ def test_eps_mismatch_goes_into_per_channel_scales(per_channel_archive, name, tm
     unfolded = torch.export.load(edited)
 
     out = tmp_path / "folded.pt2"
-    report = json.loads(run_cli("fold", str(edited), "-o", str(out), "--json").stdout)
-    folded = torch.export.load(out)
+    report = json.loads(run_cli("fold", str(edited), "--dry-run", "--json").stdout)
+    folded = folded_both_ways(edited, out)
     (chain,) = report["folded"]
     mismatch = chain["eps_mismatch"]
     assert mismatch["chain_eps"] == 0.05 and mismatch["batch_norm_eps"] == 1e-5

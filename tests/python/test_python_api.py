@@ -10,11 +10,13 @@ from cadence import lower_to_cadence
 from conftest import FIXTURES
 from graph_compare import assert_same_graph, assert_same_tensors, random_inputs
 from oracle import conv_int32_biases, op_multiset, oracle_fold
+from verification_check import assert_verified
 
 
 def test_fold_returns_the_folded_program_and_a_report():
     program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
     assert isinstance(result.program, torch.export.ExportedProgram)
     assert not any("batch_norm" in str(n.target) for n in result.program.graph.nodes)
     report = result.report
@@ -35,6 +37,7 @@ def test_fold_returns_the_folded_program_and_a_report():
 def test_fold_with_nothing_to_fold_returns_an_equal_program():
     program = torch.export.load(FIXTURES / "float_cnn.pt2")
     result = qatfold.fold(program, explain=True)
+    assert_verified(program, result.program, result.report.folded)
     assert not result.report.changed
     assert [s.qat_chain for s in result.report.skipped] == [False]
     assert_same_graph(program, result.program)

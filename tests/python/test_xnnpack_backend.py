@@ -23,6 +23,8 @@ from program_cache import cached_archive
 from xnnpack import lower_to_xnnpack
 
 import xnnpack_zoo
+from front_door_check import assert_equivalent
+from verification_check import assert_verified
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +61,7 @@ def test_fold_leaves_the_archive_byte_identical(case, tmp_path):
     out = tmp_path / "folded.pt2"
     report = json.loads(run_cli("fold", str(path), "-o", str(out), "--json").stdout)
     assert out.read_bytes() == path.read_bytes()
+    assert_equivalent(qatfold.fold(torch.export.load(path)).program, torch.export.load(out))
     assert report["changed"] is False
     assert report["prepared_biases"] == [] and report["folded_count"] == 0
     assert report["bias_preparation"]["policy"] == "folded"
@@ -69,6 +72,7 @@ def test_fold_leaves_the_archive_byte_identical(case, tmp_path):
 def test_lowering_delegates_and_computes_the_same(case, lowered_plain):
     program = torch.export.load(archive(case))
     result = qatfold.fold(program)
+    assert_verified(program, result.program, result.report.folded)
     assert not result.report.changed
     plain = lowered_plain(case)
     ours = lower_to_xnnpack(result.program)

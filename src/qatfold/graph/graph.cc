@@ -176,6 +176,7 @@ void Graph::replaceAllUsesWith(Value* from, Value* to) {
       ++to->output_uses_;
     }
   }
+  if (listener_ != nullptr) listener_->replacedAllUses(*from, *to);
   afterMutation();
 }
 
@@ -190,6 +191,7 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
     node->changed_ = true;
     operand.values = {value};
     addUse(value, node);
+    if (listener_ != nullptr) listener_->setInput(*node, operand.name, *value);
     afterMutation();
     return;
   }
@@ -203,6 +205,7 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
     node->operands_.insert(std::next(it), std::move(operand));
     node->changed_ = true;
     addUse(value, node);
+    if (listener_ != nullptr) listener_->setInput(*node, std::string(operand_name), *value);
     afterMutation();
     return;
   }
@@ -214,6 +217,7 @@ Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
   Node* raw = node.get();
   node->target_ = spec.target;
   node->metadata_ = spec.metadata;
+  node->metadata_source_ = spec.metadata_source;
   for (const NodeSpec::Input& input : spec.inputs) {
     Operand operand;
     operand.name = input.name;
@@ -236,6 +240,7 @@ Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
   }
   auto position = anchor == nullptr ? nodes_.end() : anchor->position_;
   raw->position_ = nodes_.insert(position, std::move(node));
+  if (listener_ != nullptr) listener_->insertedNode(*raw, anchor);
   afterMutation();
   return raw;
 }
@@ -246,6 +251,7 @@ void Graph::eraseNode(Node* node) {
       throw Error("cannot erase node '" + node->name_ + "': its output '" + output->name_ + "' is still used");
     }
   }
+  if (listener_ != nullptr) listener_->erasingNode(*node);
   for (Operand& operand : node->operands_) {
     for (Value* value : operand.values) {
       if (value != nullptr) removeUse(value, node);
@@ -285,6 +291,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
   value->payload_ = payload;
   value->input_argument_ = program::Argument::tensor(name);
   value->spec_ = program::InputSpec::constant(kind, name, fqn);
+  value->initially_used_ = true;  // removable once no pass uses it any more
 
   // After the last placeholder of the same kind, else after the last constant, else first.
   auto insert_at = placeholders_.begin();
@@ -297,6 +304,7 @@ Value* Graph::addConstantTensor(InputKind kind, const std::string& fqn_hint, con
     }
   }
   placeholders_.insert(insert_at, value);
+  if (listener_ != nullptr) listener_->addedConstant(*value);
   afterMutation();
   return value;
 }
@@ -321,6 +329,7 @@ void Graph::replaceTensorData(Value* placeholder, program::TensorMeta meta, std:
   meta.requires_grad = floating && placeholder->meta_ ? placeholder->meta_->requires_grad : false;
   placeholder->own_meta_ = std::make_unique<program::TensorMeta>(std::move(meta));
   placeholder->meta_ = placeholder->own_meta_.get();
+  if (listener_ != nullptr) listener_->replacedTensorData(*placeholder);
   afterMutation();
 }
 
@@ -351,12 +360,13 @@ std::size_t Graph::removeUnusedConstants() {
   std::unordered_set<const Payload*> dropped;
   for (Value* placeholder : placeholders_) {
     bool remove = isConstantKind(placeholder->input_kind_) && placeholder->useCount() == 0 &&
-                  (placeholder->initially_used_ || placeholder->payload_->meta.path_name.empty());
+                  placeholder->initially_used_;
     if (!remove) {
       kept.push_back(placeholder);
       continue;
     }
     ++removed;
+    if (listener_ != nullptr) listener_->removingConstant(*placeholder);
     placeholder->alive_ = false;
     values_by_name_.erase(placeholder->name_);
     if (--holders[placeholder->payload_.get()] == 0) {

@@ -67,7 +67,9 @@ class Value {
   program::InputSpec spec_;
   program::Argument input_argument_;
   bool alive_ = true;
-  bool initially_used_ = false;  // constants only removed if a pass unused them
+  // Used when the graph was built, or added by a pass: a constant is only
+  // removed if a pass unused it (the exporter's unused inputs stay).
+  bool initially_used_ = false;
 };
 
 // A node input: the schema name and argument, with tensor references
@@ -111,6 +113,8 @@ class Node {
   // All values this node reads, in operand order (with repetition).
   std::vector<Value*> inputValues() const;
   const program::Metadata& metadata() const { return metadata_; }
+  // For inserted nodes, the node their metadata came from (NodeSpec), or null.
+  const Node* metadataSource() const { return metadata_source_; }
 
  private:
   friend class Graph;
@@ -124,9 +128,28 @@ class Node {
   // Outputs that are not tensors (sym ints, ...); such nodes are never dead.
   bool has_untracked_outputs_ = false;
   program::Metadata metadata_;
+  const Node* metadata_source_ = nullptr;
   std::string_view source_;  // the node as read; empty for new nodes
   bool changed_ = false;     // an operand changed since it was read
   std::list<std::unique_ptr<Node>>::iterator position_;
+};
+
+// Told of every mutation, after it is made (before, for erasures): how a
+// front end that holds its own copy of the program (the FX front door)
+// mirrors what the passes did, like MLIR's rewriter listener. One listener
+// per graph; no pass knows of it.
+class GraphListener {
+ public:
+  virtual ~GraphListener() = default;
+  virtual void replacedAllUses(const Value& from, const Value& to) = 0;
+  virtual void setInput(const Node& node, const std::string& operand, const Value& value) = 0;
+  // `node` was inserted before `anchor` (null: at the end).
+  virtual void insertedNode(const Node& node, const Node* anchor) = 0;
+  virtual void erasingNode(const Node& node) = 0;
+  // A parameter, buffer or tensor constant placeholder was added.
+  virtual void addedConstant(const Value& placeholder) = 0;
+  virtual void replacedTensorData(const Value& placeholder) = 0;
+  virtual void removingConstant(const Value& placeholder) = 0;
 };
 
 // Description of a node to insert: the operands name values or constants.
@@ -141,6 +164,9 @@ struct NodeSpec {
   std::string name_hint;
   program::TensorMeta output_meta;  // one tensor output
   program::Metadata metadata;
+  // The node `metadata` was copied from, if any: a front end copies its own
+  // node metadata from there too.
+  const Node* metadata_source = nullptr;
 };
 
 class Graph {
@@ -189,6 +215,9 @@ class Graph {
   // their signature entries and payloads; returns how many. Inputs the
   // exporter left unused stay, so the state_dict keeps its keys.
   std::size_t removeUnusedConstants();
+
+  // Tells `listener` (not owned; null for none) of every mutation from now on.
+  void setListener(GraphListener* listener) { listener_ = listener; }
 
   // How many mutations the graph has seen since it was built; 0 means it
   // still describes its source program exactly.
@@ -239,6 +268,7 @@ class Graph {
   std::set<std::string, std::less<>> payload_fqns_;  // of weights_ and constants_
   std::uint64_t next_order_ = 0;
   std::uint64_t mutations_ = 0;
+  GraphListener* listener_ = nullptr;
 };
 
 // The node's output tensor metadata as a readable "float32[1, 8, 16, 16]".

@@ -269,6 +269,7 @@ void FoldConvBatchNormChain::rewrite(graph::Graph& graph, const Match& m) const 
       dequantize.name_hint = m.conv->name() + "_bias_dequantize";
       dequantize.output_meta = *m.bias_dequantize->output()->meta();
       dequantize.metadata = m.bias_dequantize->metadata();
+      dequantize.metadata_source = m.bias_dequantize;
       for (const graph::Operand& operand : m.bias_dequantize->operands()) {
         if (operand.name == "input") {
           dequantize.inputs.push_back({operand.name, own});

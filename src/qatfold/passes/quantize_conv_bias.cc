@@ -133,6 +133,7 @@ void QuantizeConvBias::rewrite(graph::Graph& graph, const Match& m) const {
   dequantize.name_hint = conv.name() + "_bias_dequantize";
   dequantize.output_meta = TensorMeta::contiguous(ScalarType::kFloat32, {m.channels});
   dequantize.metadata = copiedMetadata(conv);
+  dequantize.metadata_source = &conv;
   if (!m.per_channel) {
     dequantize.target = std::string(op::kDequantizePerTensor);
     dequantize.inputs = {{"input", int_bias},

@@ -11,7 +11,15 @@ Storage::Storage(std::string bytes) : size_(bytes.size()), bytes_(std::move(byte
   std::call_once(loaded_, [] {});
 }
 
-const std::string& Storage::bytes() const {
+std::shared_ptr<const Storage> Storage::borrowed(const char* data, std::uint64_t size) {
+  std::shared_ptr<Storage> storage(new Storage());
+  storage->borrowed_ = data;
+  storage->size_ = size;
+  return storage;
+}
+
+std::string_view Storage::data() const {
+  if (borrowed_ != nullptr) return {borrowed_, size_};
   std::call_once(loaded_, [this] {
     bytes_ = archive_->read(record_path_);
     if (bytes_.size() != size_) throw Error("record '" + record_path_ + "' changed size while reading");

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qatfold/error.h"
@@ -27,18 +28,24 @@ class Storage {
   Storage(const Archive& archive, std::string record_path, std::uint64_t size);
   // A new storage holding `bytes`, not yet in any archive.
   explicit Storage(std::string bytes);
+  // A view of `size` bytes at `data` that someone else owns (a torch
+  // tensor's storage, read in place): they must outlive every reader.
+  static std::shared_ptr<const Storage> borrowed(const char* data, std::uint64_t size);
 
   std::uint64_t size() const { return size_; }
   // The record this storage was read from; empty for new storages.
   const std::string& recordPath() const { return record_path_; }
+  // Not in any archive (made by a pass, or borrowed).
   bool isNew() const { return archive_ == nullptr; }
   // The bytes, read from the archive on first call.
-  const std::string& bytes() const;
+  std::string_view data() const;
 
  private:
+  Storage() = default;
   const Archive* archive_ = nullptr;
   std::string record_path_;
   std::uint64_t size_ = 0;
+  const char* borrowed_ = nullptr;
   mutable std::once_flag loaded_;
   mutable std::string bytes_;
 };
@@ -71,7 +78,7 @@ class TensorView {
                   program::scalarTypeName(scalarTypeOf<T>()));
     }
     std::vector<T> out(static_cast<std::size_t>(meta_.numel()));
-    const char* base = storage_->bytes().data();
+    const char* base = storage_->data().data();
     forEachOffset([&](std::size_t i, std::uint64_t element) {
       std::memcpy(&out[i], base + element * sizeof(T), sizeof(T));
     });

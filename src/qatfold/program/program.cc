@@ -95,10 +95,26 @@ std::unique_ptr<Program> Program::load(const Archive& archive) {
   std::map<std::string, std::shared_ptr<Storage>> storages;
   program->weights = bindPayloads(archive, program->weights_config, PayloadSection::kWeights, storages);
   program->constants = bindPayloads(archive, program->constants_config, PayloadSection::kConstants, storages);
-  // First entry wins, as a linear search would find it.
-  for (const auto& payload : program->weights) program->weights_by_fqn_.emplace(payload->fqn, payload);
-  for (const auto& payload : program->constants) program->constants_by_fqn_.emplace(payload->fqn, payload);
+  program->indexPayloads();
   return program;
+}
+
+std::unique_ptr<Program> Program::fromMemory(std::shared_ptr<const JsonText> model,
+                                             std::vector<std::shared_ptr<Payload>> weights,
+                                             std::vector<std::shared_ptr<Payload>> constants) {
+  auto program = std::make_unique<Program>();
+  program->model_name = "model";
+  program->exported = program::ExportedProgram::parse(std::move(model), "model");
+  program->weights = std::move(weights);
+  program->constants = std::move(constants);
+  program->indexPayloads();
+  return program;
+}
+
+void Program::indexPayloads() {
+  // First entry wins, as a linear search would find it.
+  for (const auto& payload : weights) weights_by_fqn_.emplace(payload->fqn, payload);
+  for (const auto& payload : constants) constants_by_fqn_.emplace(payload->fqn, payload);
 }
 
 std::shared_ptr<Payload> Program::findPayload(PayloadSection section, const std::string& fqn) const {

@@ -44,11 +44,17 @@ struct Program {
   // Loads the only program of `archive`: parses its JSON records and checks
   // every raw payload against its record size. Throws Error on malformed input.
   static std::unique_ptr<Program> load(const Archive& archive);
+  // A program held in memory: its model record (`model`, named "model" in
+  // messages) and its payloads, with storages bound to memory already.
+  static std::unique_ptr<Program> fromMemory(std::shared_ptr<const JsonText> model,
+                                             std::vector<std::shared_ptr<Payload>> weights,
+                                             std::vector<std::shared_ptr<Payload>> constants);
 
   // The payload of `fqn` in `section`, or nullptr.
   std::shared_ptr<Payload> findPayload(PayloadSection section, const std::string& fqn) const;
 
  private:
+  void indexPayloads();
   std::unordered_map<std::string, std::shared_ptr<Payload>> weights_by_fqn_;
   std::unordered_map<std::string, std::shared_ptr<Payload>> constants_by_fqn_;
 };

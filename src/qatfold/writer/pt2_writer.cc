@@ -43,7 +43,7 @@ void planSection(const Archive& archive, const program::PayloadConfig& original,
       auto [it, inserted] = new_records.emplace(payload->storage.get(), "");
       if (inserted) {
         it->second = prefix + std::to_string(next_index++);
-        edit.put(directory + it->second, payload->storage->bytes());
+        edit.put(directory + it->second, std::string(payload->storage->data()));
       }
       meta.path_name = it->second;
     } else if (payload->storage) {

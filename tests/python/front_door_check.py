@@ -1,0 +1,82 @@
+"""The in-memory path (qatfold.fold through the FX front door) must give
+what the archive path (the CLI) gives. Every test that folds an archive with
+the CLI checks it through ``folded_both_ways``: the same op multiset, the
+same state_dict and constants keys with bit-identical tensors, identical
+outputs, a program torch can save and load again, and an input program the
+in-memory fold did not touch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+import qatfold
+from conftest import run_cli
+from graph_compare import random_inputs
+
+
+def _options(extra: tuple[str, ...]) -> dict[str, str]:
+    """CLI fold flags as the Python keywords the same table makes."""
+    by_flag = {row["cli_flag"]: name for name, row in qatfold._api.FOLD_OPTIONS.items()}
+    options, i = {}, 0
+    while i < len(extra):
+        if extra[i] in by_flag:
+            options[by_flag[extra[i]]] = extra[i + 1]
+            i += 2
+        else:
+            i += 1
+    return options
+
+
+def ops(program) -> Counter:
+    return Counter(str(n.target) for n in program.graph.nodes if n.op == "call_function")
+
+
+def tensors(program) -> dict[str, torch.Tensor]:
+    return {**program.state_dict, **{k: v for k, v in program.constants.items() if isinstance(v, torch.Tensor)}}
+
+
+def assert_equivalent(in_memory, archived, seeds: int = 2) -> None:
+    assert ops(in_memory) == ops(archived)
+    ours, theirs = tensors(in_memory), tensors(archived)
+    assert ours.keys() == theirs.keys()
+    for fqn, tensor in theirs.items():
+        assert ours[fqn].dtype == tensor.dtype and torch.equal(ours[fqn], tensor), fqn
+    for seed in range(seeds):
+        x = random_inputs(archived, seed)
+        a, b = in_memory.module()(*x), archived.module()(*x)
+        for left, right in zip(torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)):
+            assert torch.equal(left, right)
+
+
+def snapshot(program):
+    """What the in-memory fold must leave as it was."""
+    return ([(n.name, str(n.target), n.args) for n in program.graph.nodes],
+            {k: (v, v.detach().clone()) for k, v in tensors(program).items()})
+
+
+def assert_untouched(program, before) -> None:
+    nodes, values = before
+    assert [(n.name, str(n.target), n.args) for n in program.graph.nodes] == nodes
+    now = tensors(program)
+    assert now.keys() == values.keys()
+    for fqn, (tensor, copy) in values.items():
+        assert now[fqn] is tensor and torch.equal(tensor, copy), fqn
+
+
+def folded_both_ways(path: Path, out: Path, *extra: str) -> torch.export.ExportedProgram:
+    """The CLI's fold of the archive at `path`, written to `out` and loaded,
+    after checking that qatfold.fold in memory gives the same program."""
+    run_cli("fold", str(path), "-o", str(out), *extra)
+    archived = torch.export.load(out)
+    program = torch.export.load(path)
+    before = snapshot(program)
+    in_memory = qatfold.fold(program, **_options(extra)).program
+    assert_untouched(program, before)
+    assert_equivalent(in_memory, archived)
+    saved = out.with_name(out.stem + "-in-memory.pt2")
+    torch.export.save(in_memory, saved)
+    assert_equivalent(torch.export.load(saved), archived, seeds=1)
+    return archived

@@ -1,0 +1,116 @@
+"""Verification on every program the tests fold, checked independently.
+
+qatfold's verification (python/qatfold/_verify.py) runs both programs under
+an fx.Interpreter and records the nodes it needs. The check here computes the
+same figures another way, in plain torch: each program is rerun as a module
+whose outputs are the quantize, dequantize and batch_norm nodes of interest,
+and its own outputs are compared as `module()(x)` gives them. Every figure is
+checked: per folded int32 conv the saturated share of its output quantization
+before and after and its deviation in output steps, and per program output
+the mean and max deviation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pytest
+import torch
+from torch.utils._pytree import tree_flatten
+
+QUANTIZE = ("quantize_per_tensor", "quantize_per_channel")
+
+
+def _is_quantize(node) -> bool:
+    return node.op == "call_function" and any(t in str(node.target) and "dequantize" not in str(node.target)
+                                              for t in QUANTIZE)
+
+
+def _value_of(value):
+    """A node's tensor (the first output of a multi-output batch_norm)."""
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def node_values(program, names: list[str], batch: tuple) -> dict[str, torch.Tensor]:
+    """Runs `program` with the nodes `names` as its outputs (no Interpreter)."""
+    module = program.module()
+    nodes = {n.name: n for n in module.graph.nodes}
+    output = next(n for n in module.graph.nodes if n.op == "output")
+    output.args = (tuple(nodes[name] for name in names),)
+    module.graph._codegen = torch.fx.graph.CodeGen()  # plain outputs, no pytree spec
+    module.recompile()
+    with torch.no_grad():
+        return {name: _value_of(value) for name, value in zip(names, module(*batch))}
+
+
+def conv_quantize(program, conv: str):
+    node = next(n for n in program.graph.nodes if n.name == conv)
+    return next((u for u in node.users if _is_quantize(u)), None)
+
+
+def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple]) -> dict[str, float]:
+    q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv)
+    dq_after = next(iter(q_after.users))
+    saturated_before = saturated_after = count = 0
+    steps = []
+    for batch in batches:
+        before = node_values(original, [q_before.name, batch_norm], batch)
+        after = node_values(folded, [q_after.name, dq_after.name], batch)
+        low, high = q_before.args[3], q_before.args[4]
+        saturated_before += int(((before[q_before.name] == low) | (before[q_before.name] == high)).sum())
+        saturated_after += int(((after[q_after.name] == low) | (after[q_after.name] == high)).sum())
+        count += before[q_before.name].numel()
+        steps.append(((after[dq_after.name].float() - before[batch_norm].float()).abs() / q_after.args[1]).flatten())
+    steps = torch.cat(steps)
+    return {"before": saturated_before / count, "after": saturated_after / count,
+            "mean": float(steps.mean()), "max": float(steps.max())}
+
+
+def example_batches(program) -> list[tuple]:
+    args, kwargs = program.example_inputs
+    return [tuple(tree_flatten((args, kwargs))[0])]
+
+
+def _field(chain: Any, name: str):
+    return chain[name] if isinstance(chain, dict) else getattr(chain, name)
+
+
+def assert_verified(original, folded, folded_chains: Iterable[Any], batches: list[tuple] | None = None):
+    """Runs qatfold's verification of `original` folded into `folded` (the
+    report's folded chains, as JSON dicts or FoldedConv) and checks each
+    figure against the independent computation. Returns the verification."""
+    from qatfold._verify import verify_fold
+
+    chains = [(_field(c, "conv"), _field(c, "batch_norm")) for c in folded_chains
+              if _field(c, "bias_dtype") == "int32"]
+    batches = batches if batches is not None else example_batches(original)
+    verification = verify_fold(original, folded, chains, batches)
+    assert verification.batches == len(batches)
+
+    # Every int32 fold with an output quantization both before and after is measured.
+    expected = [conv for conv, _ in chains
+                if conv_quantize(original, conv) is not None and conv_quantize(folded, conv) is not None]
+    assert [c.conv for c in verification.convs] == expected
+    for measured in verification.convs:
+        figures = independent(original, folded, measured.conv, measured.batch_norm, batches)
+        assert measured.saturation_before == pytest.approx(figures["before"])
+        assert measured.saturation_after == pytest.approx(figures["after"])
+        assert measured.mean_steps == pytest.approx(figures["mean"], rel=1e-5, abs=1e-9)
+        assert measured.max_steps == pytest.approx(figures["max"], rel=1e-5, abs=1e-9)
+        assert measured.flagged == (figures["after"] - figures["before"] > 0.005)
+
+    # End to end, per output: in steps of its dequantize, else in floats.
+    by_name = {n.name: n for n in folded.graph.nodes}
+    names = folded.graph_signature.user_outputs
+    with torch.no_grad():
+        before = [tree_flatten(original.module()(*b))[0] for b in batches]
+        after = [tree_flatten(folded.module()(*b))[0] for b in batches]
+    for i, output in enumerate(verification.outputs):
+        node = by_name.get(names[i]) if i < len(names) else None
+        dequantized = node is not None and "dequantize_per_tensor" in str(node.target)
+        assert output.unit == ("steps" if dequantized else "float")
+        scale = float(node.args[1]) if dequantized else 1.0
+        diff = torch.cat([((a[i].float() - b[i].float()).abs() / scale).flatten() for a, b in zip(before, after)])
+        assert output.mean == pytest.approx(float(diff.mean()), rel=1e-5, abs=1e-9)
+        assert output.max == pytest.approx(float(diff.max()), rel=1e-5, abs=1e-9)
+    return verification
