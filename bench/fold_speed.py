@@ -4,7 +4,7 @@ Builds a QAT program with 50 conv+BN chains through the real Cadence flow
 (prepare_qat_pt2e, a training step, convert_pt2e, torch.export), saves it,
 and times, each as the median of several runs:
   (a) the reference pass on an in-memory ExportedProgram
-  (b) qatfold.FuseQATConvBN on the same (in-memory archive bytes, C++ core)
+  (b) qatfold.FuseQATConvBN on the same (the FX front door, C++ core)
   (c) the reference file to file: torch.export.load + pass + torch.export.save
   (d) the `qatfold fold` command, file to file
   (e) `cp` of the archive, and (f) `qatfold passes`, the process floor
@@ -12,7 +12,8 @@ and prints the ratios. Then it folds the wide programs (Wide, 50 and 400
 parallel chains, built once under build/bench-programs/) and prints how the
 time per MiB of model JSON and the peak RSS (GNU time) grow with the model:
 the core should cost in proportion to the JSON, and hold a small multiple
-of it. Usage: .venv/bin/python bench/fold_speed.py [--chains N] [--wide 50 400]
+of it. Last, the in-memory path on the wide programs against ExecuTorch's
+pass, part by part. Usage: .venv/bin/python bench/fold_speed.py [--chains N] [--wide 50 400]
 """
 
 from __future__ import annotations
@@ -119,6 +120,55 @@ def wide_programs(cli: str, chains_list: list[int], repeat: int, folder: str) ->
               f"(JSON grows {mib1 / mib0:.1f}x)")
 
 
+def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
+    """ExecuTorch's pass against qatfold's in memory on the wide programs: the
+    ratios #13 asks for, with each part of ours timed (recompile() is what
+    every FX pass pays once)."""
+    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
+    from json_readers import program_archive
+
+    import qatfold
+    from qatfold import _core, _fx
+
+    print("\nin memory (an ExportedProgram, no files), wide programs:")
+    own = {}
+    for chains in chains_list:
+        archive = program_archive(chains)
+
+        def timed(run_on) -> float:
+            def prepare():
+                program = torch.export.load(archive)
+                return lambda: run_on(program)
+            return median_seconds(prepare, repeat)
+
+        reference = timed(lambda p: ReferencePass(p)(p.graph_module))
+        fuse = timed(lambda p: qatfold.FuseQATConvBN(p)(p.graph_module))
+        fold = timed(lambda p: qatfold.fold(p))
+        recompile = timed(lambda p: p.graph_module.recompile())
+        parts = {"describe": [], "core": [], "replay": []}
+        for _ in range(repeat):
+            program = torch.export.load(archive)
+            t0 = time.perf_counter()
+            model, payloads = _fx.describe(program)
+            t1 = time.perf_counter()
+            edits, _, _ = _core.fold_graph(model, payloads, {}, False)
+            t2 = time.perf_counter()
+            replayer = _fx._Replayer(program)
+            program.graph_module.recompile = lambda: None  # timed on its own above
+            replayer.replay(edits)
+            t3 = time.perf_counter()
+            for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+                parts[name].append(seconds)
+        split = ", ".join(f"{name} {statistics.median(v) * 1000:.1f}" for name, v in parts.items())
+        own[chains] = fuse - recompile
+        print(f"  {chains:4d} chains: ExecuTorch's pass {reference * 1000:8.1f} ms; qatfold.FuseQATConvBN "
+              f"{fuse * 1000:7.1f} ms = {reference / fuse:5.1f}x faster ({split}, recompile {recompile * 1000:.1f} ms); "
+              f"qatfold.fold (a copy) {fold * 1000:7.1f} ms")
+    if len(own) >= 2:
+        (c0, s0), (c1, s1) = sorted(own.items())[0], sorted(own.items())[-1]
+        print(f"  our part (all but recompile) per chain at {c1} chains / at {c0}: {(s1 / c1) / (s0 / c0):.2f}x")
+
+
 def main() -> None:
     import torch.ao.quantization.fx._decomposed  # noqa: F401
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
@@ -180,6 +230,7 @@ def main() -> None:
     x = torch.randn(1, 3, 16, 16)
     print(f"outputs identical: {torch.equal(reference.module()(x), ours.module()(x))}")
     wide_programs(cli, args.wide, max(args.repeat, 7), folder)
+    in_memory_front_door(args.wide, 3)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ the caller takes the archive path.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import operator
@@ -51,16 +52,27 @@ def _sym(value) -> dict:
     return {"as_expr": {"expr_str": str(value), "hint": None}}
 
 
+_META_CACHE: dict[tuple, dict] = {}
+
+
 def _tensor_meta(value) -> dict:
+    """The schema's TensorMeta of a (fake) tensor. Most tensors of a model
+    share a few metas, so each is built once and the dict reused."""
     if not isinstance(value, torch.Tensor):
         raise Unsupported(f"a tensor value without a tensor meta ({type(value).__name__})")
-    return {
-        "dtype": _TORCH_TO_SERIALIZE_DTYPE[value.dtype].value,
-        "sizes": [_sym(s) for s in value.shape],
-        "requires_grad": bool(value.requires_grad),
-        "strides": [_sym(s) for s in value.stride()],
-        "storage_offset": _sym(value.storage_offset()),
-    }
+    key = (value.dtype, tuple(value.shape), value.stride(), value.storage_offset(), value.requires_grad)
+    meta = _META_CACHE.get(key)
+    if meta is None:
+        if len(_META_CACHE) > 4096:
+            _META_CACHE.clear()
+        meta = _META_CACHE[key] = {
+            "dtype": _TORCH_TO_SERIALIZE_DTYPE[value.dtype].value,
+            "sizes": [_sym(s) for s in key[1]],
+            "requires_grad": bool(key[4]),
+            "strides": [_sym(s) for s in key[2]],
+            "storage_offset": _sym(key[3]),
+        }
+    return meta
 
 
 def _float(value: float):
@@ -223,7 +235,7 @@ class _Describer:
             "schema_version": {"major": SCHEMA_MAJOR, "minor": 0},
             "opset_version": {"aten": 10},
         }
-        return json.dumps(document, allow_nan=False)
+        return json.dumps(document, allow_nan=False, check_circular=False, separators=(",", ":"))
 
 
 def _module_stack(node: torch.fx.Node) -> dict:
@@ -246,7 +258,15 @@ def _storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
 
 def describe(program) -> tuple[str, list[tuple]]:
     """The model JSON and the payloads of ``program`` for ``_core.fold_graph``."""
-    model = _Describer(program).model()
+    # Thousands of small dicts: with the collector on, its full passes over
+    # torch's heap cost more than the description itself.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        model = _Describer(program).model()
+    finally:
+        if collecting:
+            gc.enable()
     payloads = []
     for spec in program.graph_signature.input_specs:
         if spec.kind not in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
@@ -298,6 +318,11 @@ class _Replayer:
         self.graph = program.graph_module.graph
         self.nodes = {n.name: n for n in self.graph.nodes}
         self.fake_mode = _fake_mode(self.graph)
+        self.removed: list[torch.fx.Node] = []
+        # In signature order, kept up to date as constants are added, with the
+        # position of the last input of each kind.
+        self.placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        self.last_of_kind = {spec.kind: i for i, spec in enumerate(program.graph_signature.input_specs)}
 
     def python_value(self, argument: dict):
         (kind, value), = argument.items()
@@ -318,6 +343,14 @@ class _Replayer:
         if kind == "as_floats":
             return [float(v) for v in value]
         raise ValueError(f"the core inserted an argument of kind {kind}")
+
+    def fake_like(self, tensor: torch.Tensor):
+        """A fake tensor of `tensor`'s dtype, shape and strides in the graph's
+        fake mode (made from the metadata alone, not from the data)."""
+        if self.fake_mode is None:
+            return None
+        with self.fake_mode:
+            return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype)
 
     def fake(self, value):
         if isinstance(value, torch.fx.Node):
@@ -388,19 +421,21 @@ class _Replayer:
             self.program.constants[fqn] = tensor
         # Where the core put it: after the last placeholder of its kind, else
         # after the last parameter, buffer or constant, else first.
-        specs = self.program.graph_signature.input_specs
-        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
-        same = [i for i, spec in enumerate(specs) if spec.kind == kind]
-        constant = [i for i, spec in enumerate(specs) if spec.kind != InputKind.USER_INPUT]
-        index = same[-1] + 1 if same else constant[-1] + 1 if constant else 0
+        specs, placeholders, last = self.program.graph_signature.input_specs, self.placeholders, self.last_of_kind
+        constant = [i for k, i in last.items() if k != InputKind.USER_INPUT]
+        index = last[kind] + 1 if kind in last else max(constant) + 1 if constant else 0
+        for k, i in last.items():
+            if i >= index:
+                last[k] = i + 1
+        last[kind] = index
         point = self.graph.inserting_before(placeholders[index]) if index < len(placeholders) else \
             self.graph.inserting_after(placeholders[-1])
         with point:
             node = self.graph.placeholder(edit["value"])
-        if self.fake_mode is not None:
-            node.meta["val"] = self.fake_mode.from_tensor(tensor, static_shapes=True)
+        node.meta["val"] = self.fake_like(tensor)
         specs.insert(index, InputSpec(kind, TensorArgument(name=node.name), fqn,
                                       True if kind == InputKind.BUFFER else None))
+        placeholders.insert(index, node)
         self.nodes[edit["value"]] = node
 
     def replace_tensor_data(self, edit: dict) -> None:
@@ -414,19 +449,31 @@ class _Replayer:
         else:
             self.program.constants[fqn] = tensor
         node = self.nodes[edit["value"]]
-        if self.fake_mode is not None:
-            node.meta["val"] = self.fake_mode.from_tensor(tensor, static_shapes=True)
+        old = node.meta.get("val")
+        same = isinstance(old, torch.Tensor) and old.dtype == tensor.dtype and old.shape == tensor.shape and \
+            old.stride() == tensor.stride()
+        if not same:
+            node.meta["val"] = self.fake_like(tensor)
 
     def remove_constant(self, edit: dict) -> None:
-        node = self.nodes.pop(edit["value"])
-        specs = self.program.graph_signature.input_specs
-        spec = next(spec for spec in specs if spec.arg.name == node.name)
-        specs.remove(spec)
-        self.graph.erase_node(node)
-        # Its tensor goes unless another input still binds the same FQN.
-        if not any(other.target == spec.target for other in specs):
-            self.program.state_dict.pop(spec.target, None)
-            self.program.constants.pop(spec.target, None)
+        # Collected, and removed together at the end (one pass over the signature).
+        self.removed.append(self.nodes.pop(edit["value"]))
+
+    def remove_collected_constants(self) -> None:
+        if not self.removed:
+            return
+        names = {node.name for node in self.removed}
+        signature = self.program.graph_signature
+        dropped = [spec for spec in signature.input_specs if spec.arg.name in names]
+        signature.input_specs[:] = [spec for spec in signature.input_specs if spec.arg.name not in names]
+        for node in self.removed:
+            self.graph.erase_node(node)
+        # A tensor goes unless another input still binds the same FQN.
+        still_bound = {spec.target for spec in signature.input_specs}
+        for spec in dropped:
+            if spec.target not in still_bound:
+                self.program.state_dict.pop(spec.target, None)
+                self.program.constants.pop(spec.target, None)
 
     def replay(self, edits: list[dict]) -> None:
         for edit in edits:
@@ -447,6 +494,7 @@ class _Replayer:
                 self.remove_constant(edit)
             else:
                 raise ValueError(f"unknown edit '{kind}'")
+        self.remove_collected_constants()
         self.graph.lint()
         self.program.graph_module.recompile()
 
