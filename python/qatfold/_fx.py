@@ -13,8 +13,10 @@ torch has no public setters for an ExportedProgram's signature or tensors
 (``create_constant_placeholder``/``delete_constant_placeholder`` in
 executorch/backends/transforms/utils.py), the replay edits the signature's
 ``input_specs``/``output_specs`` lists and the ``state_dict``/``constants``
-dictionaries in place; the only private names used are torch's dtype tables
-of its serializer, here. A program this module cannot describe (custom
+dictionaries in place. The only private names used are here: torch's dtype
+tables of its serializer, and the ExportedProgram attributes a copy sets
+directly (``_graph_module``, ``_graph_signature``, ``_state_dict``,
+``_constants``, ``_range_constraints``, ``_module_call_graph``). A program this module cannot describe (custom
 objects, tokens, tensors that are not on the CPU) raises ``Unsupported``, and
 the caller takes the archive path.
 """
@@ -510,8 +512,6 @@ def copy_program(program):
     tensors, it never writes into them)."""
     import copy
 
-    from torch.export import ExportedProgram
-
     graph = torch.fx.Graph()
     graph._codegen = copy.deepcopy(program.graph_module.graph._codegen)
     copied: dict[torch.fx.Node, torch.fx.Node] = {}
@@ -526,17 +526,17 @@ def copy_program(program):
     for spec in [*signature.input_specs, *signature.output_specs]:
         if isinstance(spec.arg, TensorArgument) and spec.arg.name in renamed:
             spec.arg = TensorArgument(name=renamed[spec.arg.name])
-    return ExportedProgram(
-        root=module,
-        graph=module.graph,
-        graph_signature=signature,
-        state_dict=dict(program.state_dict),
-        range_constraints=copy.copy(program.range_constraints),
-        module_call_graph=copy.deepcopy(program.module_call_graph),
-        example_inputs=program.example_inputs,
-        constants=dict(program.constants),
-        verifiers=program.verifiers,
-    )
+    # The input was a valid program and this is the same program: set the
+    # parts directly instead of through the constructor, which would
+    # recompile and verify it again.
+    copied_program = copy.copy(program)
+    copied_program._graph_module = module
+    copied_program._graph_signature = signature
+    copied_program._state_dict = dict(program.state_dict)
+    copied_program._constants = dict(program.constants)
+    copied_program._range_constraints = copy.copy(program.range_constraints)
+    copied_program._module_call_graph = copy.deepcopy(program.module_call_graph)
+    return copied_program
 
 
 def fold_in_place(program, options: dict[str, str], explain: bool) -> tuple[str, str]:
