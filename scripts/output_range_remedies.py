@@ -162,7 +162,7 @@ def compare(name: str, edit) -> list[str]:
     reference = copy.deepcopy(prepared)  # the QAT fake-quant model, eval mode
     unfolded = torch.export.export(convert_pt2e(prepared), example)
     folded = qatfold.fold(unfolded)
-    step = steps_of_output(unfolded)
+    step = steps_of_output(folded.program)  # the un-folded program ends in its batch_norm
     generator = torch.Generator().manual_seed(1)
     batches = [(torch.randn(4, 8, 64, generator=generator),) for _ in range(8)]
 
