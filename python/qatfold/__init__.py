@@ -10,6 +10,11 @@ moves ``torch.export.ExportedProgram`` objects in and out of it in memory.
 or, in an ExecuTorch pipeline, in place of ExecuTorch's FuseQATConvBN:
 
     PassManager([qatfold.FuseQATConvBN(ep), QuantFusionPass(patterns)])(ep.graph_module)
+
+or around ExecuTorch's own Cadence compile, in one line:
+
+    with qatfold.in_cadence_compile():
+        fused = compiler.apply_pre_edge_transform_passes(converted, quantizer)
 """
 
 from ._core import QatfoldError, __version__
@@ -22,6 +27,7 @@ from ._api import (
     REFUSAL_CODES,
     SkippedBatchNorm,
     fold,
+    in_cadence_compile,
     inspect,
 )
 
@@ -36,5 +42,6 @@ __all__ = [
     "SkippedBatchNorm",
     "__version__",
     "fold",
+    "in_cadence_compile",
     "inspect",
 ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from dataclasses import dataclass, field, fields
@@ -270,3 +271,38 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
                                                                 if c.bias_dtype == "int32"], self.verify)
             self.report = _with_measured_flags(report, self.verification)
         return PassResult(program.graph_module, report.changed)
+
+
+@contextlib.contextmanager
+def in_cadence_compile(*, verify: Any = None, **options: Any):
+    """Within the block, ExecuTorch's Cadence compile folds with qatfold:
+    ``quantize_pt2``, ``apply_pre_edge_transform_passes`` and
+    ``export_to_cadence`` look up ``FuseQATConvBN`` in
+    ``executorch.backends.cadence.aot.compiler`` when they run, and find
+    qatfold's there (with ``options``) until the block ends. Yields a list
+    that receives the report of each fold::
+
+        with qatfold.in_cadence_compile() as reports:
+            fused = compiler.apply_pre_edge_transform_passes(converted, quantizer)
+    """
+    from executorch.backends.cadence.aot import compiler
+
+    _option_values(options, "in_cadence_compile")
+    reports: list[FoldReport] = []
+    original = compiler.FuseQATConvBN
+
+    class _Reporting(FuseQATConvBN):
+        def __init__(self, exported_program) -> None:
+            super().__init__(exported_program, verify=verify, **options)
+
+        def call(self, graph_module):
+            result = super().call(graph_module)
+            reports.append(self.report)
+            return result
+
+    compiler.FuseQATConvBN = _Reporting
+    try:
+        yield reports
+    finally:
+        compiler.FuseQATConvBN = original
+

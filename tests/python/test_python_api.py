@@ -110,3 +110,40 @@ def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
     for seed in range(3):
         x = random_inputs(torch.export.load(path), seed)
         assert torch.equal(ours.module()(*x), theirs.module()(*x))
+
+
+@pytest.mark.slow
+def test_in_cadence_compile_swaps_executorch_pass_for_the_block():
+    """ExecuTorch's own apply_pre_edge_transform_passes, unchanged, folds with
+    qatfold inside the block (and with its own pass outside): the same fused
+    program either way, and the pass is restored on exit."""
+    import typing
+
+    import typing_extensions
+
+    if not hasattr(typing, "override"):
+        typing.override = typing_extensions.override
+    from executorch.backends.cadence.aot import compiler
+    from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
+
+    from program_cache import cadence_zoo_archive
+
+    path = cadence_zoo_archive("chain3")
+    quantizer = CadenceDefaultQuantizer(is_qat=True)
+    original = compiler.FuseQATConvBN
+    with qatfold.in_cadence_compile(risk_threshold=0.0) as reports:
+        assert compiler.FuseQATConvBN is not original
+        ours = compiler.apply_pre_edge_transform_passes(torch.export.load(path), quantizer)
+    assert compiler.FuseQATConvBN is original
+    theirs = compiler.apply_pre_edge_transform_passes(torch.export.load(path), quantizer)
+    (report,) = reports
+    assert report.folded_count == 3 and report.flagged_count == 3  # the option reached the pass
+    assert not any("batch_norm" in str(t) for t in op_multiset(ours))
+    assert op_multiset(ours) == op_multiset(theirs)
+    for seed in range(2):
+        x = random_inputs(torch.export.load(path), seed)
+        assert torch.equal(ours.module()(*x), theirs.module()(*x))
+    with pytest.raises(TypeError):
+        with qatfold.in_cadence_compile(no_such_option=1):
+            pass
+
