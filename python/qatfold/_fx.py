@@ -89,11 +89,6 @@ class _Describer:
     def __init__(self, program) -> None:
         self.program = program
         self.tensor_values: dict[str, dict] = {}
-        # A multi-output node's getitem users stand for its outputs.
-        self.output_names: dict[torch.fx.Node, list[str]] = {}
-
-    def value_name(self, node: torch.fx.Node) -> str:
-        return node.name
 
     def argument(self, value) -> dict:
         if isinstance(value, torch.fx.Node):
@@ -314,6 +309,10 @@ def _fake_mode(graph: torch.fx.Graph):
     return None
 
 
+_EDIT_KINDS = frozenset({"replace_all_uses", "set_input", "insert_node", "erase_node", "add_constant",
+                         "replace_tensor_data", "remove_constant"})
+
+
 class _Replayer:
     def __init__(self, program) -> None:
         self.program = program
@@ -479,23 +478,10 @@ class _Replayer:
 
     def replay(self, edits: list[dict]) -> None:
         for edit in edits:
-            kind = edit["kind"]
-            if kind == "replace_all_uses":
-                self.replace_all_uses(edit)
-            elif kind == "set_input":
-                self.set_input(edit)
-            elif kind == "insert_node":
-                self.insert_node(edit)
-            elif kind == "erase_node":
-                self.erase_node(edit)
-            elif kind == "add_constant":
-                self.add_constant(edit)
-            elif kind == "replace_tensor_data":
-                self.replace_tensor_data(edit)
-            elif kind == "remove_constant":
-                self.remove_constant(edit)
-            else:
-                raise ValueError(f"unknown edit '{kind}'")
+            # Each kind of edit (graph/edit_log.h) has the method of its name.
+            if edit["kind"] not in _EDIT_KINDS:
+                raise ValueError(f"unknown edit '{edit['kind']}'")
+            getattr(self, edit["kind"])(edit)
         self.remove_collected_constants()
         self.graph.lint()
         self.program.graph_module.recompile()

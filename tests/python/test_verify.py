@@ -1,6 +1,7 @@
 """Verification measures a fold on real inputs; these tests recompute every
-figure independently (the programs rerun with the nodes of interest as
-graph outputs, no Interpreter) and check the flags follow the measurement."""
+figure independently (verification_check.py: the programs rerun with the
+nodes of interest as graph outputs, no Interpreter) and check the flags
+follow the measurement."""
 
 from __future__ import annotations
 
@@ -13,43 +14,9 @@ import torch
 
 import qatfold
 from conftest import FIXTURES, REPO, run_cli
+from verification_check import independent
 
 QAT = FIXTURES / "qat_cadence_cnn.pt2"
-
-
-def node_values(program, names: list[str], batch: tuple) -> dict[str, torch.Tensor]:
-    """Runs `program` with `names` as its outputs."""
-    module = program.module()
-    nodes = {n.name: n for n in module.graph.nodes}
-    output = next(n for n in module.graph.nodes if n.op == "output")
-    output.args = (tuple(nodes[name] for name in names),)
-    module.graph._codegen = torch.fx.graph.CodeGen()  # plain outputs, no pytree spec
-    module.recompile()
-    with torch.no_grad():
-        return dict(zip(names, module(*batch)))
-
-
-def conv_quantize(program, conv: str):
-    node = next(n for n in program.graph.nodes if n.name == conv)
-    return next(u for u in node.users if "quantize_per_tensor" in str(u.target))
-
-
-def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple]) -> dict[str, float]:
-    q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv)
-    dq_after = next(iter(q_after.users))
-    saturated_before = saturated_after = count = 0
-    steps = []
-    for batch in batches:
-        before = node_values(original, [q_before.name, batch_norm], batch)
-        after = node_values(folded, [q_after.name, dq_after.name], batch)
-        low, high = q_before.args[3], q_before.args[4]
-        saturated_before += int(((before[q_before.name] == low) | (before[q_before.name] == high)).sum())
-        saturated_after += int(((after[q_after.name] == low) | (after[q_after.name] == high)).sum())
-        count += before[q_before.name].numel()
-        steps.append(((after[dq_after.name] - before[batch_norm]).abs() / q_after.args[1]).flatten())
-    steps = torch.cat(steps)
-    return {"before": saturated_before / count, "after": saturated_after / count,
-            "mean": float(steps.mean()), "max": float(steps.max())}
 
 
 def clipping_program():

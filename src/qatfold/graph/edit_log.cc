@@ -46,30 +46,27 @@ void EditLog::erasingNode(const Node& node) {
   edit.node = node.name();
 }
 
-void EditLog::addedConstant(const Value& placeholder) {
-  Edit& edit = add(Edit::Kind::kAddConstant);
+Edit& EditLog::addConstantEdit(Edit::Kind kind, const Value& placeholder) {
+  Edit& edit = add(kind);
   edit.value = placeholder.name();
-  edit.input_kind = placeholder.inputKind();
   edit.fqn = placeholder.target();
+  edit.input_kind = placeholder.inputKind();
+  return edit;
+}
+
+void EditLog::addedConstant(const Value& placeholder) {
+  Edit& edit = addConstantEdit(Edit::Kind::kAddConstant, placeholder);
   edit.meta = *placeholder.meta();
   edit.storage = placeholder.payload()->storage;
 }
 
 void EditLog::replacedTensorData(const Value& placeholder) {
-  Edit& edit = add(Edit::Kind::kReplaceTensorData);
-  edit.value = placeholder.name();
-  edit.fqn = placeholder.target();
-  edit.input_kind = placeholder.inputKind();
+  Edit& edit = addConstantEdit(Edit::Kind::kReplaceTensorData, placeholder);
   edit.meta = *placeholder.meta();
   edit.storage = placeholder.payload()->storage;
 }
 
-void EditLog::removingConstant(const Value& placeholder) {
-  Edit& edit = add(Edit::Kind::kRemoveConstant);
-  edit.value = placeholder.name();
-  edit.fqn = placeholder.target();
-  edit.input_kind = placeholder.inputKind();
-}
+void EditLog::removingConstant(const Value& placeholder) { addConstantEdit(Edit::Kind::kRemoveConstant, placeholder); }
 
 const char* editKindName(Edit::Kind kind) {
   switch (kind) {

@@ -60,6 +60,8 @@ class EditLog : public GraphListener {
 
  private:
   Edit& add(Edit::Kind kind);
+  // An edit of a constant placeholder: its name, FQN and kind filled in.
+  Edit& addConstantEdit(Edit::Kind kind, const Value& placeholder);
   std::vector<Edit> edits_;
 };
 
