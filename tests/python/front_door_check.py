@@ -38,6 +38,28 @@ def tensors(program) -> dict[str, torch.Tensor]:
     return {**program.state_dict, **{k: v for k, v in program.constants.items() if isinstance(v, torch.Tensor)}}
 
 
+def assert_values_propagate(program) -> None:
+    """Every node's meta["val"] (the replay makes those of new nodes from the
+    core's dtypes and shapes) is what running the graph on fake inputs gives."""
+    from torch._subclasses.fake_tensor import FakeTensor
+    from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
+    mode = next(n.meta["val"].fake_mode for n in placeholders if isinstance(n.meta.get("val"), FakeTensor))
+    recorded = {n: n.meta.get("val") for n in program.graph.nodes if n.op != "output"}
+    FakeTensorProp(program.graph_module, mode).propagate_dont_convert_inputs(*[n.meta["val"] for n in placeholders])
+    try:
+        for node, val in recorded.items():
+            for mine, theirs in zip(torch.utils._pytree.tree_leaves(val), torch.utils._pytree.tree_leaves(node.meta.get("val"))):
+                if isinstance(theirs, torch.Tensor):
+                    assert isinstance(mine, FakeTensor) and mine.fake_mode is mode, node.name
+                    assert (mine.dtype, mine.shape, mine.stride(), mine.device) == \
+                        (theirs.dtype, theirs.shape, theirs.stride(), theirs.device), node.name
+    finally:
+        for node, val in recorded.items():
+            node.meta["val"] = val
+
+
 def assert_equivalent(in_memory, archived, seeds: int = 2) -> None:
     assert ops(in_memory) == ops(archived)
     ours, theirs = tensors(in_memory), tensors(archived)
@@ -75,6 +97,7 @@ def folded_both_ways(path: Path, out: Path, *extra: str) -> torch.export.Exporte
     before = snapshot(program)
     in_memory = qatfold.fold(program, **_options(extra)).program
     assert_untouched(program, before)
+    assert_values_propagate(in_memory)
     assert_equivalent(in_memory, archived)
     saved = out.with_name(out.stem + "-in-memory.pt2")
     torch.export.save(in_memory, saved)
