@@ -19,6 +19,7 @@ pass, part by part. Usage: .venv/bin/python bench/fold_speed.py [--chains N] [--
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import subprocess
@@ -128,7 +129,7 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
     from json_readers import program_archive
 
     import qatfold
-    from qatfold import _core, _fx
+    from qatfold import _fx
 
     print("\nin memory (an ExportedProgram, no files), wide programs:")
     own = {}
@@ -148,15 +149,20 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
         parts = {"describe": [], "core": [], "replay": []}
         for _ in range(repeat):
             program = torch.export.load(archive)
+            collecting = gc.isenabled()
+            gc.disable()  # as fold_in_place runs
             t0 = time.perf_counter()
-            model, payloads = _fx.describe(program)
+            described = _fx.describe(program)
             t1 = time.perf_counter()
-            edits, _, _ = _core.fold_graph(model, payloads, {}, False)
+            edits, _, _ = described.fold({}, False)
+            del described
             t2 = time.perf_counter()
             replayer = _fx._Replayer(program)
             program.graph_module.recompile = lambda: None  # timed on its own above
             replayer.replay(edits)
             t3 = time.perf_counter()
+            if collecting:
+                gc.enable()
             for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
                 parts[name].append(seconds)
         split = ", ".join(f"{name} {statistics.median(v) * 1000:.1f}" for name, v in parts.items())
@@ -167,6 +173,47 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
     if len(own) >= 2:
         (c0, s0), (c1, s1) = sorted(own.items())[0], sorted(own.items())[-1]
         print(f"  our part (all but recompile) per chain at {c1} chains / at {c0}: {(s1 / c1) / (s0 / c0):.2f}x")
+
+
+_GROWTH = """
+import gc, resource, sys, typing, warnings
+import typing_extensions
+warnings.filterwarnings("ignore")
+typing.override = getattr(typing, "override", typing_extensions.override)
+import torch, torchao.quantization.pt2e.quantize_pt2e
+import qatfold
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+program = torch.export.load(sys.argv[1])
+step = (lambda: qatfold.fold(program)) if sys.argv[2] == "fold" else program.graph_module.recompile
+step()
+gc.collect()
+before = rss_mib()
+for _ in range(int(sys.argv[3])):
+    step()
+gc.collect()
+print(rss_mib() - before)
+"""
+
+
+def memory_growth(chains: int, times: int) -> None:
+    """#13's memory check: RSS growth over `times` folds in one process
+    against as many bare recompile() calls (torch caches the source of
+    every recompiled module), each in a fresh process."""
+    from json_readers import program_archive
+
+    archive = program_archive(chains)
+    growth = {}
+    for step in ("recompile", "fold"):
+        done = subprocess.run([sys.executable, "-c", _GROWTH, archive, step, str(times)], check=True,
+                              capture_output=True, text=True)
+        growth[step] = float(done.stdout.strip().splitlines()[-1])
+    print(f"\nmemory, {chains} chains: RSS grows {growth['fold']:.1f} MiB over {times} qatfold.fold calls, "
+          f"{growth['recompile']:.1f} MiB over {times} bare recompile() calls: "
+          f"{growth['fold'] - growth['recompile']:+.1f} MiB (at most +10)")
 
 
 def main() -> None:
@@ -231,6 +278,7 @@ def main() -> None:
     print(f"outputs identical: {torch.equal(reference.module()(x), ours.module()(x))}")
     wide_programs(cli, args.wide, max(args.repeat, 7), folder)
     in_memory_front_door(args.wide, 3)
+    memory_growth(min(args.wide), 100)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 // qatfold._core: the C++ fold for the Python layer, on archive bytes or on
 // a program held in memory (the FX front door: python/qatfold/_fx.py).
 #include <nanobind/nanobind.h>
-#include <nanobind/ndarray.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "fx_describe.h"
 #include "qatfold/error.h"
 #include "qatfold/fold.h"
+#include "qatfold/graph/text.h"
 #include "qatfold/passes/fold_options.h"
 #include "qatfold/passes/refusal.h"
 #include "qatfold/passes/registry.h"
@@ -97,10 +98,15 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
   return out;
 }
 
-// A tensor's storage as the front door hands it over: uint8, CPU, read in place.
-using StorageArray = nb::ndarray<const std::uint8_t, nb::ndim<1>, nb::device::cpu, nb::c_contig>;
-using PayloadTuple = std::tuple<std::string, bool, bool, int, std::vector<std::int64_t>, std::vector<std::int64_t>,
-                                std::int64_t, StorageArray>;
+
+// The core's program over tensors a Python list keeps alive.
+struct HeldProgram {
+  HeldProgram(qatfold::program::ExportedProgram exported, nb::list storages,
+                const std::vector<qatfold::BorrowedPayload>& borrowed)
+      : storages(std::move(storages)), program(std::move(exported), borrowed) {}
+  nb::list storages;  // what `program` reads
+  qatfold::MemoryProgram program;
+};
 
 }  // namespace
 
@@ -158,40 +164,42 @@ NB_MODULE(_core, m) {
       "Folds the PT2 archive `data` with `options` (python_name -> value as text, see fold_options()); returns "
       "(folded archive bytes, report JSON, report text).");
 
-  m.def(
-      "fold_graph",
-      [](std::string model_json, const std::vector<PayloadTuple>& payloads,
-         const std::map<std::string, std::string>& option_values, bool explain) {
-        const qatfold::passes::FoldOptions options = parseOptions(option_values);
-        std::vector<qatfold::BorrowedPayload> borrowed;
-        borrowed.reserve(payloads.size());
-        for (const auto& [fqn, constant, is_param, dtype, sizes, strides, offset, storage] : payloads) {
-          qatfold::BorrowedPayload payload;
-          payload.fqn = fqn;
-          payload.constant = constant;
-          payload.is_param = is_param;
-          payload.meta.dtype = static_cast<qatfold::program::ScalarType>(dtype);
-          payload.meta.sizes = sizes;
-          payload.meta.strides = strides;
-          payload.meta.storage_offset = offset;
-          payload.data = reinterpret_cast<const char*>(storage.data());
-          payload.size = storage.shape(0);
-          borrowed.push_back(std::move(payload));
-        }
-        qatfold::FoldedGraph result;
-        {
-          nb::gil_scoped_release release;  // the arrays stay alive: the caller holds them for the call
-          result = qatfold::foldGraph(std::move(model_json), borrowed, options);
-        }
-        nb::list edits;
-        for (const auto& edit : result.edits) edits.append(editDict(edit));
-        return std::make_tuple(edits, qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
-      },
-      nb::arg("model_json"), nb::arg("payloads"), nb::arg("options") = std::map<std::string, std::string>{},
-      nb::arg("explain") = false,
-      "Folds a program held in memory: `model_json` its graph and signature (python/qatfold/_fx.py), `payloads` "
-      "(fqn, constant, is_param, dtype, sizes, strides, storage_offset, uint8 storage) its tensors, read in "
-      "place. Returns (edits that make the folded program, report JSON, report text).");
+  // The FX front door (python/qatfold/_fx.py): a program described where it
+  // lives, its tensors read in place.
+  nb::class_<HeldProgram>(m, "MemoryProgram",
+                            "An ExportedProgram as the core's graph, built from its FX graph and signature (no "
+                            "serialization) over its tensors, read in place.")
+      .def(
+          "__init__",
+          [](HeldProgram* self, nb::handle program, nb::handle context) {
+            qatfold::python::FxProgram described = qatfold::python::describeFxProgram(program, context);
+            new (self) HeldProgram(std::move(described.exported), described.storages, described.payloads);
+          },
+          nb::arg("program"), nb::arg("context"),
+          "Describes `program` (python/fx_describe.h; `context` from _fx._context()), its tensors read in place.")
+      .def(
+          "text",
+          [](const HeldProgram& self, std::size_t max_elements) {
+            return qatfold::graph::printGraph(self.program.graph(), max_elements);
+          },
+          nb::arg("max_elements") = qatfold::graph::kPrintedElements,
+          "The graph as `qatfold inspect --text` prints it (graph/text.h).")
+      .def(
+          "fold",
+          [](HeldProgram& self, const std::map<std::string, std::string>& option_values, bool explain) {
+            const qatfold::passes::FoldOptions options = parseOptions(option_values);
+            qatfold::FoldedGraph result;
+            {
+              nb::gil_scoped_release release;  // the storages stay alive: self holds them
+              result = self.program.fold(options);
+            }
+            nb::list edits;
+            for (const auto& edit : result.edits) edits.append(editDict(edit));
+            return std::make_tuple(edits, qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
+          },
+          nb::arg("options") = std::map<std::string, std::string>{}, nb::arg("explain") = false,
+          "Folds the program with `options` (python_name -> value as text, see fold_options()); returns (the "
+          "edits that make the folded program, report JSON, report text).");
 
   m.def(
       "inspect_archive",

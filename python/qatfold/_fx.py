@@ -1,10 +1,11 @@
 """The FX front door: fold an ExportedProgram where it lives.
 
 ``describe`` hands the C++ core what its passes read, and nothing else: the
-graph's nodes (names, targets, arguments, tensor dtypes, shapes and strides)
-and signature as the schema's model JSON, without metadata, and every
-parameter, buffer and constant as its storage, read in place through
-DLPack. ``replay`` then applies the edits the core made (graph/edit_log.h) to
+C++ describer (python/fx_describe.h) reads the graph's nodes (names,
+targets, arguments, tensor dtypes, shapes and strides, module paths) and
+signature where they live, and every parameter, buffer and constant crosses
+as the bytes of its storage, read in place (the storage is kept alive for
+the fold, never copied). ``replay`` then applies the edits the core made (graph/edit_log.h) to
 the program: the FX graph, the signature, the state_dict and the constants.
 No ``torch.export.save``/``load``, no pickling.
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import operator
 from typing import Any
 
@@ -46,240 +46,40 @@ class Unsupported(Exception):
     """A program the front door cannot describe; fold it through an archive."""
 
 
-# ---- describe: program -> (model JSON, payloads) ---------------------------------
+# ---- describe: program -> the core's program ---------------------------------
 
 
-def _sym(value) -> dict:
-    if isinstance(value, int):
-        return {"as_int": value}
-    return {"as_expr": {"expr_str": str(value), "hint": None}}
+_CONTEXT: dict[str, Any] = {}
 
 
-_META_CACHE: dict[tuple, dict] = {}
+def _context() -> dict[str, Any]:
+    """The torch objects the C++ describer (python/fx_describe.h) compares
+    with, and the codes the schema gives them."""
+    if not _CONTEXT:
+        _CONTEXT.update({
+            "Node": torch.fx.Node,
+            "Tensor": torch.Tensor,
+            "OpOverload": torch._ops.OpOverload,
+            "device": torch.device,
+            "getitem": operator.getitem,
+            "dtypes": {k: v.value for k, v in _TORCH_TO_SERIALIZE_DTYPE.items()},
+            "layouts": {k: v.value for k, v in _TORCH_TO_SERIALIZE_LAYOUT.items()},
+            "memory_formats": {k: v.value for k, v in _TORCH_TO_SERIALIZE_MEMORY_FORMAT.items()},
+            "input_kinds": {InputKind.USER_INPUT: "user_input", InputKind.PARAMETER: "parameter",
+                            InputKind.BUFFER: "buffer", InputKind.CONSTANT_TENSOR: "tensor_constant"},
+            "output_kinds": {OutputKind.USER_OUTPUT: "user_output", OutputKind.BUFFER_MUTATION: "buffer_mutation"},
+            "strided": torch.strided,
+            "Unsupported": Unsupported,
+        })
+    return _CONTEXT
 
 
-def _tensor_meta(value) -> dict:
-    """The schema's TensorMeta of a (fake) tensor. Most tensors of a model
-    share a few metas, so each is built once and the dict reused."""
-    if not isinstance(value, torch.Tensor):
-        raise Unsupported(f"a tensor value without a tensor meta ({type(value).__name__})")
-    key = (value.dtype, tuple(value.shape), value.stride(), value.storage_offset(), value.requires_grad)
-    meta = _META_CACHE.get(key)
-    if meta is None:
-        if len(_META_CACHE) > 4096:
-            _META_CACHE.clear()
-        meta = _META_CACHE[key] = {
-            "dtype": _TORCH_TO_SERIALIZE_DTYPE[value.dtype].value,
-            "sizes": [_sym(s) for s in key[1]],
-            "requires_grad": bool(key[4]),
-            "strides": [_sym(s) for s in key[2]],
-            "storage_offset": _sym(key[3]),
-        }
-    return meta
+def describe(program):
+    """``program`` as the core's graph (``_core.MemoryProgram``), its tensors
+    read in place; raises Unsupported for what the core cannot describe."""
+    from . import _core
 
-
-def _float(value: float):
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-class _Describer:
-    def __init__(self, program) -> None:
-        self.program = program
-        self.tensor_values: dict[str, dict] = {}
-
-    def argument(self, value) -> dict:
-        if isinstance(value, torch.fx.Node):
-            if isinstance(value.meta.get("val"), torch.Tensor) or value.op == "placeholder":
-                return {"as_tensor": {"name": value.name}}
-            return {"as_sym_int": {"as_name": value.name}}
-        if value is None:
-            return {"as_none": True}
-        if isinstance(value, bool):
-            return {"as_bool": value}
-        if isinstance(value, int):
-            return {"as_int": value}
-        if isinstance(value, float):
-            return {"as_float": _float(value)}
-        if isinstance(value, str):
-            return {"as_string": value}
-        if isinstance(value, torch.dtype):
-            return {"as_scalar_type": _TORCH_TO_SERIALIZE_DTYPE[value].value}
-        if isinstance(value, torch.layout):
-            return {"as_layout": _TORCH_TO_SERIALIZE_LAYOUT[value].value}
-        if isinstance(value, torch.memory_format):
-            return {"as_memory_format": _TORCH_TO_SERIALIZE_MEMORY_FORMAT[value].value}
-        if isinstance(value, torch.device):
-            return {"as_device": {"type": value.type, "index": value.index}}
-        if isinstance(value, (list, tuple)):
-            items = list(value)
-            if items and all(isinstance(v, torch.fx.Node) for v in items):
-                return {"as_tensors": [{"name": v.name} for v in items]}
-            if any(isinstance(v, torch.fx.Node) for v in items):
-                if all(v is None or isinstance(v, torch.fx.Node) for v in items):
-                    return {"as_optional_tensors": [{"as_none": True} if v is None else {"as_tensor": {"name": v.name}}
-                                                    for v in items]}
-                return {"as_sym_ints": [self.argument(v)["as_sym_int"] if isinstance(v, torch.fx.Node)
-                                        else {"as_int": v} for v in items]}
-            if all(isinstance(v, bool) for v in items) and items:
-                return {"as_bools": items}
-            if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-                return {"as_ints": items}
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
-                return {"as_floats": [_float(float(v)) for v in items]}
-        raise Unsupported(f"an argument of type {type(value).__name__}")
-
-    def inputs(self, node: torch.fx.Node) -> list[dict]:
-        target = node.target
-        if isinstance(target, torch._ops.OpOverload):
-            named = []
-            for index, schema_arg in enumerate(target._schema.arguments):
-                if not schema_arg.kwarg_only and index < len(node.args):
-                    value = node.args[index]
-                elif schema_arg.name in node.kwargs:
-                    value = node.kwargs[schema_arg.name]
-                else:
-                    continue
-                named.append({"name": schema_arg.name, "arg": self.argument(value), "kind": 1})
-            return named
-        # Any other callable: its arguments in order, so that every value it
-        # reads is a use the passes see.
-        flat = list(node.args) + list(node.kwargs.values())
-        return [{"name": f"arg{i}", "arg": self.argument(v), "kind": 1} for i, v in enumerate(flat)]
-
-    def outputs(self, node: torch.fx.Node) -> list[dict]:
-        val = node.meta.get("val")
-        if isinstance(val, torch.Tensor):
-            self.tensor_values[node.name] = _tensor_meta(val)
-            return [{"as_tensor": {"name": node.name}}]
-        if isinstance(val, (tuple, list)):
-            getitems = {u.args[1]: u for u in node.users if u.target is operator.getitem}
-            outputs = []
-            for index, item in enumerate(val):
-                if not isinstance(item, torch.Tensor):
-                    raise Unsupported(f"'{node.name}' returns a {type(item).__name__}")
-                name = getitems[index].name if index in getitems else f"{node.name}_unused_{index}"
-                self.tensor_values[name] = _tensor_meta(item)
-                outputs.append({"as_tensor": {"name": name}})
-            return outputs
-        if val is None:
-            return [{"as_none": True}]
-        return [{"as_sym_int": {"as_name": node.name}}]
-
-    def model(self) -> str:
-        program = self.program
-        graph = program.graph_module.graph
-        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-        specs = program.graph_signature.input_specs
-        if len(placeholders) != len(specs):
-            raise Unsupported("the graph's placeholders and its signature disagree")
-        inputs, input_specs = [], []
-        for node, spec in zip(placeholders, specs):
-            if spec.kind == InputKind.USER_INPUT:
-                if not isinstance(node.meta.get("val"), torch.Tensor):
-                    raise Unsupported(f"user input '{node.name}' is not a tensor")
-                argument = {"as_tensor": {"name": node.name}}
-                input_specs.append({"user_input": {"arg": argument}})
-            elif spec.kind == InputKind.PARAMETER:
-                input_specs.append({"parameter": {"arg": {"name": node.name}, "parameter_name": spec.target}})
-            elif spec.kind == InputKind.BUFFER:
-                input_specs.append({"buffer": {"arg": {"name": node.name}, "buffer_name": spec.target,
-                                               "persistent": bool(spec.persistent)}})
-            elif spec.kind == InputKind.CONSTANT_TENSOR:
-                input_specs.append({"tensor_constant": {"arg": {"name": node.name},
-                                                        "tensor_constant_name": spec.target}})
-            else:
-                raise Unsupported(f"an input of kind {spec.kind.name}")
-            self.tensor_values[node.name] = _tensor_meta(node.meta.get("val"))
-            inputs.append({"as_tensor": {"name": node.name}})
-
-        nodes = []
-        output_node = None
-        for node in graph.nodes:
-            if node.op == "output":
-                output_node = node
-            elif node.op == "call_function" and node.target is operator.getitem and \
-                    isinstance(node.args[0].meta.get("val"), (tuple, list)):
-                continue  # an output of its producer (see outputs())
-            elif node.op == "call_function":
-                target = node.target
-                name = f"torch.ops.{target}" if isinstance(target, torch._ops.OpOverload) else \
-                    f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', str(target))}"
-                nodes.append({"target": name, "inputs": self.inputs(node), "outputs": self.outputs(node),
-                              "metadata": _module_stack(node), "name": node.name})
-            elif node.op != "placeholder":
-                raise Unsupported(f"a node of op '{node.op}'")
-
-        outputs = [self.argument(v) for v in output_node.args[0]]
-        output_specs = []
-        for argument, spec in zip(outputs, program.graph_signature.output_specs):
-            if spec.kind == OutputKind.USER_OUTPUT:
-                output_specs.append({"user_output": {"arg": argument}})
-            elif spec.kind == OutputKind.BUFFER_MUTATION and "as_tensor" in argument:
-                output_specs.append({"buffer_mutation": {"arg": argument["as_tensor"], "buffer_name": spec.target}})
-            else:
-                raise Unsupported(f"an output of kind {spec.kind.name}")
-        document = {
-            "graph_module": {
-                "graph": {"inputs": inputs, "outputs": outputs, "nodes": nodes, "tensor_values": self.tensor_values,
-                          "sym_int_values": {}, "sym_bool_values": {}, "is_single_tensor_return": False,
-                          "custom_obj_values": {}, "sym_float_values": {}},
-                "signature": {"input_specs": input_specs, "output_specs": output_specs},
-                "module_call_graph": [],
-            },
-            "schema_version": {"major": SCHEMA_MAJOR, "minor": 0},
-            "opset_version": {"aten": 10},
-        }
-        return json.dumps(document, allow_nan=False, check_circular=False, separators=(",", ":"))
-
-
-def _module_stack(node: torch.fx.Node) -> dict:
-    """The node's nn_module_stack as the schema spells it ("key,path,type;..."):
-    the report names each conv by its module path."""
-    stack = node.meta.get("nn_module_stack")
-    if not stack:
-        return {}
-    entries = []
-    for key, (path, kind) in stack.items():
-        kind = kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
-        entries.append(f"{key},{path},{kind}")
-    return {"nn_module_stack": ";".join(entries)}
-
-
-def _storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
-    """The bytes of `tensor`'s storage as a flat uint8 tensor, no copy."""
-    return torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
-
-
-def describe(program) -> tuple[str, list[tuple]]:
-    """The model JSON and the payloads of ``program`` for ``_core.fold_graph``."""
-    # Thousands of small dicts: with the collector on, its full passes over
-    # torch's heap cost more than the description itself.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        model = _Describer(program).model()
-    finally:
-        if collecting:
-            gc.enable()
-    payloads = []
-    for spec in program.graph_signature.input_specs:
-        if spec.kind not in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
-            continue
-        in_constants = spec.target in program.constants and spec.target not in program.state_dict
-        tensor = program.constants[spec.target] if in_constants else program.state_dict[spec.target]
-        if not isinstance(tensor, torch.Tensor):
-            raise Unsupported(f"'{spec.target}' is not a tensor")
-        tensor = tensor.detach()
-        if tensor.device.type != "cpu" or tensor.is_quantized or tensor.layout != torch.strided:
-            raise Unsupported(f"'{spec.target}' is not a dense CPU tensor")
-        payloads.append((spec.target, in_constants, spec.kind == InputKind.PARAMETER,
-                         _TORCH_TO_SERIALIZE_DTYPE[tensor.dtype].value, list(tensor.shape), list(tensor.stride()),
-                         tensor.storage_offset(), _storage_bytes(tensor)))
-    return model, payloads
+    return _core.MemoryProgram(program, _context())
 
 
 # ---- replay: the core's edits -> the program ------------------------------------
@@ -291,6 +91,18 @@ def _resolve(target: str):
     if parts[:2] != ["torch", "ops"] or len(parts) != 5:
         raise ValueError(f"the core inserted a node with target '{target}'")
     return getattr(getattr(getattr(torch.ops, parts[2]), parts[3]), parts[4])
+
+
+_SCHEMAS: dict[Any, tuple[tuple[str, bool], ...]] = {}
+
+
+def _schema_arguments(op) -> tuple[tuple[str, bool], ...]:
+    """(name, kwarg_only) of each argument of ``op``'s schema (read once:
+    torch builds the list anew on every access)."""
+    arguments = _SCHEMAS.get(op)
+    if arguments is None:
+        arguments = _SCHEMAS[op] = tuple((a.name, a.kwarg_only) for a in op._schema.arguments)
+    return arguments
 
 
 def _tensor_from(edit: dict) -> torch.Tensor:
@@ -369,11 +181,11 @@ class _Replayer:
 
     def set_input(self, edit: dict) -> None:
         node, value = self.nodes[edit["node"]], self.nodes[edit["value"]]
-        arguments = node.target._schema.arguments
-        index = next(i for i, a in enumerate(arguments) if a.name == edit["operand"])
+        arguments = _schema_arguments(node.target)
+        index = next(i for i, (name, _) in enumerate(arguments) if name == edit["operand"])
         if index < len(node.args):
             node.update_arg(index, value)
-        elif index == len(node.args) and not arguments[index].kwarg_only and edit["operand"] not in node.kwargs:
+        elif index == len(node.args) and not arguments[index][1] and edit["operand"] not in node.kwargs:
             node.args = (*node.args, value)
         else:
             node.update_kwarg(edit["operand"], value)
@@ -383,13 +195,13 @@ class _Replayer:
         given = {name: self.python_value(json.loads(argument)) for name, argument in edit["operands"]}
         # Positional up to the first argument left at its default, by keyword after.
         args, kwargs, positional = [], {}, True
-        for schema_arg in target._schema.arguments:
-            if schema_arg.name not in given:
+        for name, kwarg_only in _schema_arguments(target):
+            if name not in given:
                 positional = False
-            elif positional and not schema_arg.kwarg_only:
-                args.append(given[schema_arg.name])
+            elif positional and not kwarg_only:
+                args.append(given[name])
             else:
-                kwargs[schema_arg.name] = given[schema_arg.name]
+                kwargs[name] = given[name]
         anchor = self.nodes[edit["anchor"]] if edit["anchor"] else next(n for n in self.graph.nodes if n.op == "output")
         with self.graph.inserting_before(anchor):
             node = self.graph.call_function(target, tuple(args), kwargs)
@@ -492,10 +304,12 @@ def replay(program, edits: list[dict]) -> None:
     _Replayer(program).replay(edits)
 
 
-def copy_program(program):
+def copy_program(program, compile: bool = True):
     """A new ExportedProgram with its own graph, signature and tensor
     dictionaries; the tensors themselves are shared (the fold replaces
-    tensors, it never writes into them)."""
+    tensors, it never writes into them). With ``compile=False`` its module
+    has no code yet: the caller recompiles it once it has edited the graph
+    (torch keeps the source of every compiled module for good)."""
     import copy
 
     graph = torch.fx.Graph()
@@ -503,7 +317,16 @@ def copy_program(program):
     copied: dict[torch.fx.Node, torch.fx.Node] = {}
     output = graph.graph_copy(program.graph_module.graph, copied)
     graph.output(output)
-    module = torch.fx.GraphModule(program.graph_module, graph)
+    if compile:
+        module = torch.fx.GraphModule(program.graph_module, graph)
+    else:
+        # The GraphModule's graph setter compiles: it gets a one-node graph,
+        # and the copy is put in place as that setter does it.
+        empty = torch.fx.Graph()
+        empty.output(None)
+        module = torch.fx.GraphModule(program.graph_module, empty)
+        module._graph = graph
+        graph.owning_module = module
     module.meta.update(program.graph_module.meta)
     # The copy may rename a node ("input" shadows a builtin): the signature
     # follows, as torch's own graph transforms do it.
@@ -525,12 +348,21 @@ def copy_program(program):
     return copied_program
 
 
-def fold_in_place(program, options: dict[str, str], explain: bool) -> tuple[str, str]:
-    """Folds ``program`` in place; returns (report JSON, report text)."""
-    from . import _core
-
-    model, payloads = describe(program)
-    edits, report_json, text = _core.fold_graph(model, payloads, options, explain)
-    if edits:
-        replay(program, edits)
+def fold_in_place(program, options: dict[str, str], explain: bool, compiled: bool = True) -> tuple[str, str]:
+    """Folds ``program`` in place; returns (report JSON, report text). A
+    program whose module has no code yet (``compiled=False``) gets it even
+    when nothing folds."""
+    # The edits and the replay make thousands of small objects: with the
+    # collector on, its passes over torch's heap cost more than the fold.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        edits, report_json, text = describe(program).fold(options, explain)
+        if edits:
+            replay(program, edits)
+        elif not compiled:
+            program.graph_module.recompile()
+    finally:
+        if collecting:
+            gc.enable()
     return report_json, text

@@ -2,7 +2,6 @@
 
 #include "qatfold/report/inspect.h"
 #include "qatfold/loaded_program.h"
-#include "qatfold/program/json_text.h"
 #include "qatfold/writer/pt2_writer.h"
 
 namespace qatfold {
@@ -19,8 +18,7 @@ FoldedArchive foldArchiveBytes(std::string bytes, const passes::FoldOptions& opt
   return result;
 }
 
-FoldedGraph foldGraph(std::string model_json, const std::vector<BorrowedPayload>& payloads,
-                      const passes::FoldOptions& options) {
+MemoryProgram::MemoryProgram(program::ExportedProgram exported, const std::vector<BorrowedPayload>& payloads) {
   std::vector<std::shared_ptr<Payload>> weights, constants;
   for (const BorrowedPayload& borrowed : payloads) {
     auto payload = std::make_shared<Payload>();
@@ -36,13 +34,21 @@ FoldedGraph foldGraph(std::string model_json, const std::vector<BorrowedPayload>
     }
     (borrowed.constant ? constants : weights).push_back(std::move(payload));
   }
-  auto program = Program::fromMemory(JsonText::parse(std::move(model_json)), std::move(weights), std::move(constants));
-  graph::Graph graph(*program);
+  program_ = Program::fromMemory(std::move(exported), std::move(weights), std::move(constants));
+  graph_ = std::make_unique<graph::Graph>(*program_);
+}
+
+FoldedGraph MemoryProgram::fold(const passes::FoldOptions& options) {
   graph::EditLog log;
-  graph.setListener(&log);
+  graph_->setListener(&log);
   FoldedGraph result;
-  result.report = passes::runFoldPipeline(graph, options);
-  graph.setListener(nullptr);
+  try {
+    result.report = passes::runFoldPipeline(*graph_, options);
+  } catch (...) {
+    graph_->setListener(nullptr);
+    throw;
+  }
+  graph_->setListener(nullptr);
   result.edits = log.edits();
   return result;
 }

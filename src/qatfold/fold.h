@@ -4,11 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "qatfold/graph/edit_log.h"
-
+#include "qatfold/graph/graph.h"
 #include "qatfold/passes/fold_report.h"
 #include "qatfold/passes/pipeline.h"
 
@@ -29,8 +30,9 @@ Json inspectArchiveBytes(std::string bytes);
 // ---- the in-memory front door ------------------------------------------------
 //
 // A program a front end holds in memory (an ExportedProgram): its graph and
-// signature as the schema's model JSON, without metadata (python/qatfold/
-// _fx.py writes it), and its tensors viewed in place, never copied.
+// signature as the schema's structs, built from the front end's own objects
+// (python/fx_describe.cc reads an FX graph), and its tensors viewed in
+// place, never copied.
 
 // One parameter, buffer or tensor constant: where it lives, its view, and
 // the bytes of its storage, owned by the front end for the whole call.
@@ -48,10 +50,23 @@ struct FoldedGraph {
   passes::FoldReport report;
 };
 
-// Runs the fold pipeline on that program and returns the edits it made, in
-// order, for the front end to replay on its own copy. New tensors in the
-// edits own their bytes; borrowed ones are only read during the call.
-FoldedGraph foldGraph(std::string model_json, const std::vector<BorrowedPayload>& payloads,
-                      const passes::FoldOptions& options);
+// The program and its graph, over tensors the front end keeps alive (and
+// does not change) for as long as this lives.
+class MemoryProgram {
+ public:
+  // Throws Error on a program the graph cannot be built from, or a tensor
+  // view that does not fit its storage.
+  MemoryProgram(program::ExportedProgram exported, const std::vector<BorrowedPayload>& payloads);
+  const graph::Graph& graph() const { return *graph_; }
+
+  // Runs the fold pipeline and returns the edits it made, in order, for the
+  // front end to replay on its own copy. New tensors in the edits own their
+  // bytes; borrowed ones are only read.
+  FoldedGraph fold(const passes::FoldOptions& options);
+
+ private:
+  std::unique_ptr<Program> program_;
+  std::unique_ptr<graph::Graph> graph_;
+};
 
 }  // namespace qatfold

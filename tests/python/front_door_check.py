@@ -2,8 +2,9 @@
 what the archive path (the CLI) gives. Every test that folds an archive with
 the CLI checks it through ``folded_both_ways``: the same op multiset, the
 same state_dict and constants keys with bit-identical tensors, identical
-outputs, a program torch can save and load again, and an input program the
-in-memory fold did not touch."""
+outputs, a program torch can save and load again, an input program the
+in-memory fold did not touch, and before all that, the C++ describer's
+graph of the live program equal to the archive reader's graph of its file."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ def ops(program) -> Counter:
 
 def tensors(program) -> dict[str, torch.Tensor]:
     return {**program.state_dict, **{k: v for k, v in program.constants.items() if isinstance(v, torch.Tensor)}}
+
+
+def assert_described_as_read(program, path: Path) -> None:
+    """The C++ describer reads the live program (python/fx_describe.h) into
+    the graph the archive reader makes of its saved archive: the same text."""
+    from qatfold import _fx
+
+    assert _fx.describe(program).text() == run_cli("inspect", "--text", str(path)).stdout
 
 
 def assert_values_propagate(program) -> None:
@@ -94,6 +103,7 @@ def folded_both_ways(path: Path, out: Path, *extra: str) -> torch.export.Exporte
     run_cli("fold", str(path), "-o", str(out), *extra)
     archived = torch.export.load(out)
     program = torch.export.load(path)
+    assert_described_as_read(program, path)
     before = snapshot(program)
     in_memory = qatfold.fold(program, **_options(extra)).program
     assert_untouched(program, before)

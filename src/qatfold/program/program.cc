@@ -99,12 +99,12 @@ std::unique_ptr<Program> Program::load(const Archive& archive) {
   return program;
 }
 
-std::unique_ptr<Program> Program::fromMemory(std::shared_ptr<const JsonText> model,
+std::unique_ptr<Program> Program::fromMemory(program::ExportedProgram exported,
                                              std::vector<std::shared_ptr<Payload>> weights,
                                              std::vector<std::shared_ptr<Payload>> constants) {
   auto program = std::make_unique<Program>();
   program->model_name = "model";
-  program->exported = program::ExportedProgram::parse(std::move(model), "model");
+  program->exported = std::move(exported);
   program->weights = std::move(weights);
   program->constants = std::move(constants);
   program->indexPayloads();

@@ -44,9 +44,9 @@ struct Program {
   // Loads the only program of `archive`: parses its JSON records and checks
   // every raw payload against its record size. Throws Error on malformed input.
   static std::unique_ptr<Program> load(const Archive& archive);
-  // A program held in memory: its model record (`model`, named "model" in
-  // messages) and its payloads, with storages bound to memory already.
-  static std::unique_ptr<Program> fromMemory(std::shared_ptr<const JsonText> model,
+  // A program held in memory (a front end built `exported` from its own
+  // objects) and its payloads, with storages bound to memory already.
+  static std::unique_ptr<Program> fromMemory(program::ExportedProgram exported,
                                              std::vector<std::shared_ptr<Payload>> weights,
                                              std::vector<std::shared_ptr<Payload>> constants);
 
