@@ -46,7 +46,6 @@ struct Names {
   PyObject* type = PyUnicode_InternFromString("type");
   PyObject* index = PyUnicode_InternFromString("index");
   PyObject* kind = PyUnicode_InternFromString("kind");
-  PyObject* arg = PyUnicode_InternFromString("arg");
   PyObject* graph = PyUnicode_InternFromString("graph");
   PyObject* nodes = PyUnicode_InternFromString("nodes");
   PyObject* graph_module = PyUnicode_InternFromString("graph_module");
