@@ -98,11 +98,10 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
   return out;
 }
 
-
 // The core's program over tensors a Python list keeps alive.
 struct HeldProgram {
   HeldProgram(qatfold::program::ExportedProgram exported, nb::list storages,
-                const std::vector<qatfold::BorrowedPayload>& borrowed)
+              const std::vector<qatfold::BorrowedPayload>& borrowed)
       : storages(std::move(storages)), program(std::move(exported), borrowed) {}
   nb::list storages;  // what `program` reads
   qatfold::MemoryProgram program;
@@ -167,8 +166,8 @@ NB_MODULE(_core, m) {
   // The FX front door (python/qatfold/_fx.py): a program described where it
   // lives, its tensors read in place.
   nb::class_<HeldProgram>(m, "MemoryProgram",
-                            "An ExportedProgram as the core's graph, built from its FX graph and signature (no "
-                            "serialization) over its tensors, read in place.")
+                          "An ExportedProgram as the core's graph, built from its FX graph and signature (no "
+                          "serialization) over its tensors, read in place.")
       .def(
           "__init__",
           [](HeldProgram* self, nb::handle program, nb::handle context) {

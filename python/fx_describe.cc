@@ -156,11 +156,14 @@ class Describer {
   bool isNode(nb::handle value) const {
     return PyObject_TypeCheck(value.ptr(), reinterpret_cast<PyTypeObject*>(node_type_.ptr()));
   }
-  // node.meta.get("val"), borrowed (invalid if absent).
-  nb::handle val(nb::handle node) const {
+  // node.meta, or an invalid object if it is not a dict.
+  static nb::object meta(nb::handle node) {
     nb::object meta = attr(node, names().meta);
-    if (!PyDict_Check(meta.ptr())) return {};
-    return PyDict_GetItemWithError(meta.ptr(), names().val);
+    return PyDict_Check(meta.ptr()) ? meta : nb::object();
+  }
+  // meta.get("val"), borrowed (invalid if absent).
+  static nb::handle val(const nb::object& meta) {
+    return meta.is_valid() ? PyDict_GetItemWithError(meta.ptr(), names().val) : nullptr;
   }
   const Seen& seen(nb::handle node) const {
     auto it = seen_.find(node.ptr());
@@ -192,8 +195,8 @@ class Describer {
   std::vector<program::NamedArgument> inputs(nb::handle node, const Target& target) const;
   std::vector<Argument> outputs(nb::handle node, nb::handle value, const std::string& name,
                                 program::Graph& graph) const;
-  // nn_module_stack as the schema spells it ("key,path,type;..."), or "".
-  std::string moduleStack(nb::handle node) const;
+  // meta["nn_module_stack"] as the schema spells it ("key,path,type;..."), or "".
+  static std::string moduleStack(const nb::object& meta);
 
   nb::handle node_type_, tensor_type_, op_overload_type_, device_type_, getitem_, unsupported_, strided_;
   nb::dict dtypes_, layouts_, memory_formats_, input_kinds_, output_kinds_;
@@ -405,9 +408,8 @@ std::vector<Argument> Describer::outputs(nb::handle node, nb::handle value, cons
   return {Argument("as_sym_int", Json{{"as_name", name}})};
 }
 
-std::string Describer::moduleStack(nb::handle node) const {
-  nb::object meta = attr(node, names().meta);
-  if (!PyDict_Check(meta.ptr())) return {};
+std::string Describer::moduleStack(const nb::object& meta) {
+  if (!meta.is_valid()) return {};
   PyObject* stack = PyDict_GetItemWithError(meta.ptr(), names().nn_module_stack);
   if (stack == nullptr || !PyDict_Check(stack)) {
     PyErr_Clear();
@@ -466,7 +468,7 @@ program::ExportedProgram Describer::describe(nb::handle exported_program) {
     PyObject* kind_name = PyDict_GetItemWithError(input_kinds_.ptr(), kind.ptr());
     if (kind_name == nullptr) unsupported("an input of kind " + std::string(text(nb::str(kind))));
     const std::string_view kind_text = text(kind_name);
-    nb::handle value = val(node);
+    nb::handle value = val(meta(node));
     if (!isTensor(value)) unsupported("input '" + name + "' is not a tensor");
     program::InputSpec input;
     input.name = name;
@@ -492,7 +494,8 @@ program::ExportedProgram Describer::describe(nb::handle exported_program) {
   for (const nb::object& node : calls) {
     nb::object fx_target = attr(node, names().target);
     std::string name(text(attr(node, names().name)));
-    nb::handle value = val(node);
+    const nb::object node_meta = meta(node);
+    nb::handle value = val(node_meta);
     if (fx_target.is(getitem_)) {
       nb::object args = attr(node, names().args);
       auto producer = seen_.find(PyTuple_Size(args.ptr()) > 0 ? PyTuple_GET_ITEM(args.ptr(), 0) : nullptr);
@@ -508,7 +511,7 @@ program::ExportedProgram Describer::describe(nb::handle exported_program) {
     described.inputs = inputs(node, info);
     described.outputs = outputs(node, value, name, graph);
     described.name = name;
-    const std::string stack = moduleStack(node);
+    const std::string stack = moduleStack(node_meta);
     if (stack.empty()) {
       metadata_spans.emplace_back(0, 0);
     } else {

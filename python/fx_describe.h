@@ -19,18 +19,20 @@
 
 namespace qatfold::python {
 
-// Describes `program` (a torch.export.ExportedProgram). `context` is the
-// dict of torch objects the reader compares with (built once by _fx.py:
-// _context()): the Node, Tensor and OpOverload types, operator.getitem,
-// torch's dtype, layout and memory-format codes of the schema, the
-// signature's input and output kinds, and the exception to raise, with a
-// one-line reason, for a program it cannot describe (the caller then takes
-// the archive path).
+// A described program: its structs, and its tensors as borrowed bytes.
 struct FxProgram {
   program::ExportedProgram exported;
   std::vector<BorrowedPayload> payloads;
   nanobind::list storages;  // what `payloads` point into
 };
+
+// Describes `program` (a torch.export.ExportedProgram). `context` is the
+// dict of torch objects the reader compares with (built once by _fx.py:
+// _context()): the Node, Tensor and OpOverload types, operator.getitem,
+// torch's dtype, layout and memory-format codes of the schema, the
+// signature's input and output kinds, torch.strided, and the exception to
+// raise, with a one-line reason, for a program it cannot describe (the
+// caller then takes the archive path).
 FxProgram describeFxProgram(nanobind::handle program, nanobind::handle context);
 
 }  // namespace qatfold::python

@@ -5,8 +5,9 @@ C++ describer (python/fx_describe.h) reads the graph's nodes (names,
 targets, arguments, tensor dtypes, shapes and strides, module paths) and
 signature where they live, and every parameter, buffer and constant crosses
 as the bytes of its storage, read in place (the storage is kept alive for
-the fold, never copied). ``replay`` then applies the edits the core made (graph/edit_log.h) to
-the program: the FX graph, the signature, the state_dict and the constants.
+the fold, never copied). ``replay`` then applies the edits the core made
+(graph/edit_log.h) to the program: the FX graph, the signature, the
+state_dict and the constants.
 No ``torch.export.save``/``load``, no pickling.
 
 torch has no public setters for an ExportedProgram's signature or tensors
@@ -15,15 +16,18 @@ torch has no public setters for an ExportedProgram's signature or tensors
 executorch/backends/transforms/utils.py), the replay edits the signature's
 ``input_specs``/``output_specs`` lists and the ``state_dict``/``constants``
 dictionaries in place. The only private names used are here: torch's dtype
-tables of its serializer, and the ExportedProgram attributes a copy sets
-directly (``_graph_module``, ``_graph_signature``, ``_state_dict``,
-``_constants``, ``_range_constraints``, ``_module_call_graph``). A program this module cannot describe (custom
-objects, tokens, tensors that are not on the CPU) raises ``Unsupported``, and
-the caller takes the archive path.
+tables of its serializer, ``OpOverload._schema``, the ``FakeTensor``
+constructor, the GraphModule's ``_graph`` (a copy takes its graph without
+compiling it), and the ExportedProgram attributes a copy sets directly
+(``_graph_module``, ``_graph_signature``, ``_state_dict``, ``_constants``,
+``_range_constraints``, ``_module_call_graph``). A program this module
+cannot describe (custom objects, tokens, tensors that are not on the CPU)
+raises ``Unsupported``, and the caller takes the archive path.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import operator
@@ -39,8 +43,6 @@ from torch._export.serde.serialize import (
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.export.graph_signature import InputKind, InputSpec, OutputKind, TensorArgument
 
-SCHEMA_MAJOR = 8  # program/schema.h kSchemaMajorVersion
-
 
 class Unsupported(Exception):
     """A program the front door cannot describe; fold it through an archive."""
@@ -49,29 +51,25 @@ class Unsupported(Exception):
 # ---- describe: program -> the core's program ---------------------------------
 
 
-_CONTEXT: dict[str, Any] = {}
-
-
+@functools.cache
 def _context() -> dict[str, Any]:
     """The torch objects the C++ describer (python/fx_describe.h) compares
     with, and the codes the schema gives them."""
-    if not _CONTEXT:
-        _CONTEXT.update({
-            "Node": torch.fx.Node,
-            "Tensor": torch.Tensor,
-            "OpOverload": torch._ops.OpOverload,
-            "device": torch.device,
-            "getitem": operator.getitem,
-            "dtypes": {k: v.value for k, v in _TORCH_TO_SERIALIZE_DTYPE.items()},
-            "layouts": {k: v.value for k, v in _TORCH_TO_SERIALIZE_LAYOUT.items()},
-            "memory_formats": {k: v.value for k, v in _TORCH_TO_SERIALIZE_MEMORY_FORMAT.items()},
-            "input_kinds": {InputKind.USER_INPUT: "user_input", InputKind.PARAMETER: "parameter",
-                            InputKind.BUFFER: "buffer", InputKind.CONSTANT_TENSOR: "tensor_constant"},
-            "output_kinds": {OutputKind.USER_OUTPUT: "user_output", OutputKind.BUFFER_MUTATION: "buffer_mutation"},
-            "strided": torch.strided,
-            "Unsupported": Unsupported,
-        })
-    return _CONTEXT
+    return {
+        "Node": torch.fx.Node,
+        "Tensor": torch.Tensor,
+        "OpOverload": torch._ops.OpOverload,
+        "device": torch.device,
+        "getitem": operator.getitem,
+        "dtypes": {k: v.value for k, v in _TORCH_TO_SERIALIZE_DTYPE.items()},
+        "layouts": {k: v.value for k, v in _TORCH_TO_SERIALIZE_LAYOUT.items()},
+        "memory_formats": {k: v.value for k, v in _TORCH_TO_SERIALIZE_MEMORY_FORMAT.items()},
+        "input_kinds": {InputKind.USER_INPUT: "user_input", InputKind.PARAMETER: "parameter",
+                        InputKind.BUFFER: "buffer", InputKind.CONSTANT_TENSOR: "tensor_constant"},
+        "output_kinds": {OutputKind.USER_OUTPUT: "user_output", OutputKind.BUFFER_MUTATION: "buffer_mutation"},
+        "strided": torch.strided,
+        "Unsupported": Unsupported,
+    }
 
 
 def describe(program):
@@ -93,16 +91,11 @@ def _resolve(target: str):
     return getattr(getattr(getattr(torch.ops, parts[2]), parts[3]), parts[4])
 
 
-_SCHEMAS: dict[Any, tuple[tuple[str, bool], ...]] = {}
-
-
+@functools.cache
 def _schema_arguments(op) -> tuple[tuple[str, bool], ...]:
     """(name, kwarg_only) of each argument of ``op``'s schema (read once:
     torch builds the list anew on every access)."""
-    arguments = _SCHEMAS.get(op)
-    if arguments is None:
-        arguments = _SCHEMAS[op] = tuple((a.name, a.kwarg_only) for a in op._schema.arguments)
-    return arguments
+    return tuple((a.name, a.kwarg_only) for a in op._schema.arguments)
 
 
 def _tensor_from(edit: dict) -> torch.Tensor:
