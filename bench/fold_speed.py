@@ -19,7 +19,6 @@ pass, part by part. Usage: .venv/bin/python bench/fold_speed.py [--chains N] [--
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import subprocess
@@ -149,20 +148,17 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
         parts = {"describe": [], "core": [], "replay": []}
         for _ in range(repeat):
             program = torch.export.load(archive)
-            collecting = gc.isenabled()
-            gc.disable()  # as fold_in_place runs
-            t0 = time.perf_counter()
-            described = _fx.describe(program)
-            t1 = time.perf_counter()
-            edits, _, _ = described.fold({}, False)
-            del described
-            t2 = time.perf_counter()
-            replayer = _fx._Replayer(program)
-            program.graph_module.recompile = lambda: None  # timed on its own above
-            replayer.replay(edits)
-            t3 = time.perf_counter()
-            if collecting:
-                gc.enable()
+            with _fx.collector_paused():  # as fold_in_place runs
+                t0 = time.perf_counter()
+                described = _fx.describe(program)
+                t1 = time.perf_counter()
+                edits, _, _ = described.fold({}, False)
+                del described
+                t2 = time.perf_counter()
+                replayer = _fx._Replayer(program)
+                program.graph_module.recompile = lambda: None  # timed on its own above
+                replayer.replay(edits)
+                t3 = time.perf_counter()
             for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
                 parts[name].append(seconds)
         copies = []

@@ -187,8 +187,9 @@ def _fold_copy(program, values: dict[str, str], explain: bool):
     from . import _fx
 
     try:
-        folded = _fx.copy_program(program, compile=False)
-        report_json, text = _fx.fold_in_place(folded, values, explain, compiled=False)
+        with _fx.collector_paused():  # one pause over both: no collection in between
+            folded = _fx.copy_program(program, compile=False)
+            report_json, text = _fx.fold_in_place(folded, values, explain, compiled=False)
     except _fx.Unsupported:
         data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain)
         folded = _from_archive(data)

@@ -27,6 +27,7 @@ raises ``Unsupported``, and the caller takes the archive path.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
@@ -297,6 +298,22 @@ def replay(program, edits: list[dict]) -> None:
     _Replayer(program).replay(edits)
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic collector off for the block: copying a graph, the
+    edits and the replay make thousands of small objects, and with the
+    collector on its passes over torch's heap cost more than the work (a
+    400-chain graph copy: 190-750 ms with it, 190 ms without)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@collector_paused()
 def copy_program(program, compile: bool = True):
     """A new ExportedProgram with its own graph, signature and tensor
     dictionaries; the tensors themselves are shared (the fold replaces
@@ -345,17 +362,10 @@ def fold_in_place(program, options: dict[str, str], explain: bool, compiled: boo
     """Folds ``program`` in place; returns (report JSON, report text). A
     program whose module has no code yet (``compiled=False``) gets it even
     when nothing folds."""
-    # The edits and the replay make thousands of small objects: with the
-    # collector on, its passes over torch's heap cost more than the fold.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         edits, report_json, text = describe(program).fold(options, explain)
         if edits:
             replay(program, edits)
         elif not compiled:
             program.graph_module.recompile()
-    finally:
-        if collecting:
-            gc.enable()
     return report_json, text
