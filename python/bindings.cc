@@ -62,6 +62,11 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
       out["operand"] = edit.operand;
       out["value"] = edit.value;
       break;
+    case Kind::kSetArgument:
+      out["node"] = edit.node;
+      out["operand"] = edit.operand;
+      out["argument"] = qatfold::dumpJson(edit.argument->toJson());
+      break;
     case Kind::kInsertNode: {
       out["node"] = edit.node;
       out["value"] = edit.value;

@@ -8,7 +8,7 @@ model (what training optimised) on the same inputs:
   (a) follow: take the parameters of the quantization that directly followed
       the folded BatchNorm (calibrated on y + C, when there is one);
   (b) widen:  stretch the range to cover [lo + min C, hi + max C] with the
-      same number of steps;
+      same number of steps (qatfold's output_range="widen");
   (c) keep:   leave it as it is (what qatfold and ExecuTorch's pass do).
 
 Models: the demo's keyword spotter (examples/cadence_qat.py, same seed), and
@@ -91,26 +91,6 @@ def steps_of_output(program) -> float:
     return float(output.args[1])
 
 
-def shift_of(unfolded, batch_norm: str) -> torch.Tensor:
-    """C of the chain ending in `batch_norm`, from the un-folded program's constants."""
-    by_name = {n.name: n for n in unfolded.graph.nodes}
-    node = by_name[batch_norm]
-    constants = {**unfolded.state_dict, **unfolded.constants}
-    targets = {spec.arg.name: spec.target for spec in unfolded.graph_signature.input_specs if spec.target}
-
-    def value(arg):
-        return constants[targets[arg.name]].float()
-
-    weight, bias, mean, var = (value(a) for a in node.args[1:5])
-    eps = float(node.args[7])
-    chain_input = node.args[0]
-    orig_bias = torch.zeros_like(mean)
-    if chain_input.target == torch.ops.aten.add.Tensor:  # add(div, reshape(orig_bias))
-        reshape = chain_input.args[1] if chain_input.args[0].target == torch.ops.aten.div.Tensor else chain_input.args[0]
-        orig_bias = value(reshape.args[0])
-    return (orig_bias - mean) * weight / torch.sqrt(var + eps) + bias
-
-
 def with_output_quantization(program, conv: str, choose) -> None:
     """Sets the q/dq pair after `conv` to choose(q node, dq node) -> (scale, zero_point) or None."""
     by_name = {n.name: n for n in program.graph.nodes}
@@ -135,19 +115,6 @@ def follow(quantize, dequantize):
     return float(after[0].args[1]), int(after[0].args[2])
 
 
-def widen(shift: torch.Tensor):
-    """(b): the range stretched to cover the shift, same number of steps."""
-
-    def choose(quantize, _):
-        scale, zero_point, qmin, qmax = float(quantize.args[1]), int(quantize.args[2]), int(quantize.args[3]), int(quantize.args[4])
-        low, high = (qmin - zero_point) * scale, (qmax - zero_point) * scale
-        low, high = min(low, low + shift.min().item()), max(high, high + shift.max().item())
-        new_scale = (high - low) / (qmax - qmin)
-        return new_scale, int(min(max(round(qmin - low / new_scale), qmin), qmax))
-
-    return choose
-
-
 def deviation(program, reference, batches, step) -> tuple[float, float]:
     diffs = torch.cat([((program.module()(*b) - reference(*b)).abs() / step).flatten() for b in batches])
     return diffs.mean().item(), diffs.max().item()
@@ -166,12 +133,11 @@ def compare(name: str, edit) -> list[str]:
     generator = torch.Generator().manual_seed(1)
     batches = [(torch.randn(4, 8, 64, generator=generator),) for _ in range(8)]
 
-    variants = {"(c) keep": folded.program}
-    for label, make in (("(a) follow", lambda chain: follow), ("(b) widen", lambda chain: widen(shift_of(unfolded, chain.batch_norm)))):
-        program = qatfold.fold(unfolded).program
-        for chain in folded.report.folded:
-            with_output_quantization(program, chain.conv, make(chain))
-        variants[label] = program
+    variants = {"(c) keep": folded.program, "(b) widen": qatfold.fold(unfolded, output_range="widen").program}
+    program = qatfold.fold(unfolded).program
+    for chain in folded.report.folded:
+        with_output_quantization(program, chain.conv, follow)
+    variants["(a) follow"] = program
     rows = []
     for label in ("(a) follow", "(b) widen", "(c) keep"):
         mean, worst = deviation(variants[label], reference, batches, step)

@@ -49,6 +49,9 @@ class FoldedConv:
     # When the scale chain's eps differed from batch_norm's: chain_eps,
     # batch_norm_eps, factor_min, factor_max (r) and how r was handled.
     eps_mismatch: dict[str, Any] | None = None
+    # output_range="widen": the conv output's new quantization, {"scale",
+    # "zero_point", "range": [low, high]} (output_range keeps the calibrated one).
+    widened_output: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def _fake_mode(graph: torch.fx.Graph):
     return None, None
 
 
-_EDIT_KINDS = frozenset({"replace_all_uses", "set_input", "insert_node", "erase_node", "add_constant",
+_EDIT_KINDS = frozenset({"replace_all_uses", "set_input", "set_argument", "insert_node", "erase_node", "add_constant",
                          "replace_tensor_data", "remove_constant"})
 
 
@@ -173,16 +173,21 @@ class _Replayer:
             if isinstance(spec.arg, TensorArgument) and spec.arg.name == old.name:
                 spec.arg = TensorArgument(name=new.name)
 
-    def set_input(self, edit: dict) -> None:
-        node, value = self.nodes[edit["node"]], self.nodes[edit["value"]]
+    def set_operand(self, node: torch.fx.Node, operand: str, value) -> None:
         arguments = _schema_arguments(node.target)
-        index = next(i for i, (name, _) in enumerate(arguments) if name == edit["operand"])
+        index = next(i for i, (name, _) in enumerate(arguments) if name == operand)
         if index < len(node.args):
             node.update_arg(index, value)
-        elif index == len(node.args) and not arguments[index][1] and edit["operand"] not in node.kwargs:
+        elif index == len(node.args) and not arguments[index][1] and operand not in node.kwargs:
             node.args = (*node.args, value)
         else:
-            node.update_kwarg(edit["operand"], value)
+            node.update_kwarg(operand, value)
+
+    def set_input(self, edit: dict) -> None:
+        self.set_operand(self.nodes[edit["node"]], edit["operand"], self.nodes[edit["value"]])
+
+    def set_argument(self, edit: dict) -> None:
+        self.set_operand(self.nodes[edit["node"]], edit["operand"], self.python_value(json.loads(edit["argument"])))
 
     def insert_node(self, edit: dict) -> None:
         target = _resolve(edit["target"])

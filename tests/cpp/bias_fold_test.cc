@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "qatfold/numerics/bias_fold.h"
+#include "qatfold/numerics/output_range.h"
 #include "qatfold/numerics/weight_fold.h"
 
 namespace qatfold::numerics {
@@ -106,11 +107,73 @@ TEST(QuantizeBias, PerChannel) {
 
 TEST(OutputRangeRisk, IsTheLargestShiftOverTheRange) {
   std::vector<float> shift = {0.1f, -0.3f};
-  OutputRangeRisk risk = outputRangeRisk(shift, 0.01, 0, -128, 127);
+  OutputRangeRisk risk = outputRangeRisk(shift, AffineRange{0.01, 0, -128, 127});
   EXPECT_FLOAT_EQ(risk.max_abs_shift, 0.3f);
   EXPECT_DOUBLE_EQ(risk.range_low, -1.28);
   EXPECT_DOUBLE_EQ(risk.range_high, 1.27);
   EXPECT_NEAR(risk.relative_shift, 0.3 / 2.55, 1e-7);
+}
+
+// The widened range's ends, as the quantization gives them.
+void expectCovers(const AffineRange& widened, double low, double high) {
+  EXPECT_LE(widened.low(), low);
+  EXPECT_GE(widened.high(), high);
+  // One spare step, shared between the ends.
+  EXPECT_NEAR((widened.high() - widened.low()) - (high - low), widened.scale, 1e-9 * (high - low));
+}
+
+TEST(WidenToCoverShift, StretchesEachEndByTheShiftThatPushesPastIt) {
+  // [-1.28, 1.27] in steps of 0.01; C in [-0.3, 0.5]: [-1.58, 1.77] over the same integers.
+  std::vector<float> shift = {0.5f, -0.3f, 0.1f};
+  const AffineRange widened = widenToCoverShift(shift, AffineRange{0.01, 0, -128, 127});
+  const double low = -1.28 - 0.3f, high = 1.27 + 0.5f;
+  EXPECT_DOUBLE_EQ(widened.scale, (high - low) / 254);
+  EXPECT_EQ(widened.zero_point, -128 - static_cast<std::int64_t>(std::floor(low / widened.scale)));
+  EXPECT_EQ(widened.quant_min, -128);
+  EXPECT_EQ(widened.quant_max, 127);
+  expectCovers(widened, low, high);
+}
+
+TEST(WidenToCoverShift, OneSidedShiftKeepsTheOtherEnd) {
+  // Only positive shifts: the low end stays covered.
+  std::vector<float> shift = {2.0f, 0.25f};
+  const AffineRange widened = widenToCoverShift(shift, AffineRange{0.01, 0, -128, 127});
+  EXPECT_DOUBLE_EQ(widened.scale, (1.27 + 2.0 + 1.28) / 254);
+  expectCovers(widened, -1.28, 3.27);
+  // uint8 with the zero point at 0 (a ReLU's range [0, 2.55]), shifted down by 1: [-1, 2.55].
+  std::vector<float> down = {-1.0f};
+  const AffineRange relu = widenToCoverShift(down, AffineRange{0.01, 0, 0, 255});
+  EXPECT_DOUBLE_EQ(relu.scale, 3.55 / 254);
+  EXPECT_EQ(relu.zero_point, 72);  // -floor(-1 / 0.013976) = 72
+  expectCovers(relu, -1.0, 2.55);
+}
+
+TEST(WidenToCoverShift, CoversTheEndsWhateverTheZeroPointRounding) {
+  // Ranges and shifts where rounding the zero point to nearest (MinMaxObserver) would cut an end.
+  for (double shift_low : {-0.0, -0.113, -0.37, -1.0, -5.5}) {
+    for (double shift_high : {0.0, 0.05, 0.49, 2.7, 53.4}) {
+      for (std::int64_t zero_point : {-128, -119, -3, 0, 17, 127}) {
+        if (shift_low == 0 && shift_high == 0) continue;  // nothing to widen (NoShiftLeavesTheRange)
+        std::vector<float> shift = {static_cast<float>(shift_low), static_cast<float>(shift_high)};
+        const AffineRange range{0.0167, zero_point, -128, 127};
+        const AffineRange widened = widenToCoverShift(shift, range);
+        expectCovers(widened, range.low() + shift[0], range.high() + shift[1]);
+        EXPECT_GE(widened.zero_point, -128);
+        EXPECT_LE(widened.zero_point, 127);
+      }
+    }
+  }
+}
+
+TEST(WidenToCoverShift, NoShiftLeavesTheRange) {
+  std::vector<float> shift = {0.0f, -0.0f};
+  const AffineRange range{0.02, 3, -128, 127};
+  const AffineRange same = widenToCoverShift(shift, range);
+  EXPECT_EQ(same.scale, range.scale);
+  EXPECT_EQ(same.zero_point, range.zero_point);
+  // A zero point outside the integers (the range misses 0) is not widened either.
+  std::vector<float> some = {1.0f};
+  EXPECT_EQ(widenToCoverShift(some, AffineRange{0.02, 200, -128, 127}).zero_point, 200);
 }
 
 }  // namespace

@@ -22,11 +22,25 @@ FoldOptions withPolicy(BiasPreparation policy) {
   return options;
 }
 
-TEST(BiasPreparation, NamesRoundTrip) {
-  for (BiasPreparation policy : kBiasPreparations) {
-    EXPECT_EQ(parseBiasPreparation(biasPreparationName(policy)), policy);
+TEST(FoldOptions, ChoicesRoundTripThroughTheirNames) {
+  // Every choice option (bias_preparation, output_range) sets the enum value of its name and reads it back.
+  for (const FoldOptionInfo& info : kFoldOptions) {
+    if (info.choices.empty()) continue;
+    for (std::size_t i = 0; i < info.choices.size(); ++i) {
+      FoldOptions options;
+      EXPECT_FALSE(setFoldOption(options, info, info.choices[i]).has_value());
+      EXPECT_EQ(info.get_choice(options), i);
+      EXPECT_EQ(foldOptionValue(options, info), info.choices[i]);
+    }
+    FoldOptions options;
+    EXPECT_NE(setFoldOption(options, info, "cadence").value_or("").find("must be one of"), std::string::npos);
   }
-  EXPECT_FALSE(parseBiasPreparation("cadence").has_value());
+  FoldOptions options;
+  ASSERT_FALSE(setFoldOption(options, *findFoldOption("bias_preparation"), "folded").has_value());
+  EXPECT_EQ(options.bias_preparation, BiasPreparation::kFoldedConvs);
+  EXPECT_EQ(biasPreparationName(options.bias_preparation), "folded");
+  ASSERT_FALSE(setFoldOption(options, *findFoldOption("output_range"), "widen").has_value());
+  EXPECT_EQ(options.output_range, OutputRange::kWiden);
 }
 
 TEST(BiasPreparation, AutoPreparesEveryConvWhenABiasIsInt32) {

@@ -3,6 +3,7 @@
 // precision, and the graph that comes out, as text.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "qatfold/passes/refusal.h"
@@ -57,6 +58,43 @@ return %y_dq
   EXPECT_FALSE(chain.float_bias);
   EXPECT_TRUE(chain.output_quantized);
   EXPECT_EQ(f.report.removed_constants, 5u);  // bn weight, bias, mean, var and orig_bias
+}
+
+TEST(FoldConvBatchNormChain, WidenedOutputRangeCoversTheShift) {
+  FoldOptions options;
+  options.output_range = OutputRange::kWiden;
+  TextFold f = foldText(kQatChain, options);
+  ASSERT_EQ(f.report.folded.size(), 1u);
+  // y's range [-12.8, 12.7] (scale 0.1, int8) stretched by min(0, C) and max(0, C), same 255 steps.
+  const double low = -12.8 + std::min({0.0, shift(0), shift(1)});
+  const double high = 12.7 + std::max({0.0, shift(0), shift(1)});
+  const double scale = (high - low) / 254;  // a spare step lets the integer zero point cover both ends
+  const std::int64_t zero_point = -128 - static_cast<std::int64_t>(std::floor(low / scale));
+  for (const char* name : {"y_q", "y_dq"}) {
+    const graph::Node* node = value(f, name)->producer();
+    EXPECT_NEAR(*node->tryGetArgument("scale")->asFloat(), scale, 1e-7 * scale) << name;
+    EXPECT_EQ(*node->tryGetArgument("zero_point")->asInt(), zero_point) << name;
+    EXPECT_EQ(*node->tryGetArgument("quant_min")->asInt(), -128) << name;
+  }
+  // The bias is the same as when the range is kept: widening touches only the output quantization.
+  EXPECT_EQ(int32Data(value(f, "b_q")), (std::vector<std::int32_t>{-90, 80}));
+  const FoldedChain& chain = f.report.folded[0];
+  ASSERT_TRUE(chain.widened_output.has_value());
+  EXPECT_FALSE(chain.flagged);
+  EXPECT_DOUBLE_EQ(chain.risk.range_low, -12.8);  // the calibrated range stays in the risk figures
+  const Json json = f.report.toJson()["folded"][0]["widened_output"];
+  EXPECT_EQ(json["zero_point"], zero_point);
+  EXPECT_NEAR(json["range"][0].get<double>(), (-128 - zero_point) * scale, 1e-6);
+  EXPECT_NEAR(json["range"][1].get<double>(), (127 - zero_point) * scale, 1e-6);
+  EXPECT_LE(json["range"][0].get<double>(), low);
+  EXPECT_GE(json["range"][1].get<double>(), high);
+  EXPECT_NE(f.report.toText(false).find("widened output range: conv: [-12.8, 12.7] -> ["), std::string::npos)
+      << f.report.toText(false);
+  // Kept (the default), the pair is untouched and the report has no widened range.
+  TextFold kept = foldText(kQatChain);
+  EXPECT_EQ(*value(kept, "y_q")->producer()->tryGetArgument("scale")->asFloat(), 0.1);
+  EXPECT_FALSE(kept.report.folded[0].widened_output.has_value());
+  EXPECT_TRUE(kept.report.toJson()["folded"][0]["widened_output"].is_null());
 }
 
 TEST(FoldConvBatchNormChain, SharedInt32BiasIsCopied) {

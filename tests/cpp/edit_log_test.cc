@@ -21,6 +21,9 @@ void replay(Graph& graph, const std::vector<Edit>& edits) {
       case Edit::Kind::kSetInput:
         graph.setInput(graph.getValue(edit.node)->producer(), edit.operand, graph.getValue(edit.value), "weight");
         break;
+      case Edit::Kind::kSetArgument:
+        graph.setArgument(graph.getValue(edit.node)->producer(), edit.operand, *edit.argument);
+        break;
       case Edit::Kind::kInsertNode: {
         NodeSpec spec;
         spec.target = edit.target;
@@ -58,17 +61,21 @@ void replay(Graph& graph, const std::vector<Edit>& edits) {
 }
 
 TEST(EditLog, ReplayingTheLogGivesTheFoldedGraph) {
-  const std::vector<std::string> programs = {
-      testing::kQatChain, testing::kFloatChain, testing::kPlainBatchNorm,
+  passes::FoldOptions widen;
+  widen.output_range = passes::OutputRange::kWiden;
+  const std::vector<std::pair<std::string, passes::FoldOptions>> programs = {
+      {testing::kQatChain, {}}, {testing::kFloatChain, {}}, {testing::kPlainBatchNorm, {}},
       // No bias: bias preparation adds a constant and a dequantize, and sets the conv's input.
-      testing::edited(testing::kQatChain, {{"bias=%b_dq)", "bias=None)"}}),
+      {testing::edited(testing::kQatChain, {{"bias=%b_dq)", "bias=None)"}}), {}},
       // A shared bias: copied, with its own dequantize.
-      testing::edited(testing::kQatChain, {{"return %bn", "return %bn, %b_q"}})};
-  for (const std::string& text : programs) {
+      {testing::edited(testing::kQatChain, {{"return %bn", "return %bn, %b_q"}}), {}},
+      // A widened output range: the quantize and dequantize get a new scale and zero point.
+      {testing::kQatChain, widen}};
+  for (const auto& [text, options] : programs) {
     LoadedProgram folded = LoadedProgram::fromText(text);
     EditLog log;
     folded.graph->setListener(&log);
-    passes::FoldReport report = passes::runFoldPipeline(*folded.graph, {});
+    passes::FoldReport report = passes::runFoldPipeline(*folded.graph, options);
     folded.graph->setListener(nullptr);
     ASSERT_TRUE(report.changed) << text;
     ASSERT_FALSE(log.edits().empty());

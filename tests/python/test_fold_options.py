@@ -22,7 +22,7 @@ def cli_fold_flags() -> set[str]:
     """The options with a default that `qatfold fold --help` lists (--max-risk, the
     command's own exit-code check, has none)."""
     help_text = run_cli("fold", "--help").stdout
-    flags = set(re.findall(r"^\s+(--[a-z-]+) (?:FLOAT|POLICY)=", help_text, flags=re.MULTILINE))
+    flags = set(re.findall(r"^\s+(--[a-z-]+) (?:FLOAT|\{[a-z,]+\})=", help_text, flags=re.MULTILINE))
     return flags
 
 
@@ -56,7 +56,8 @@ def test_python_keywords_are_the_table():
 def test_both_front_ends_refuse_the_same_values():
     program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
     for name, flag, bad in [("eps_tolerance", "--eps-tolerance", "2"), ("bias_preparation", "--bias-prep", "some"),
-                            ("risk_threshold", "--risk-threshold", "-1")]:
+                            ("risk_threshold", "--risk-threshold", "-1"),
+                            ("output_range", "--output-range", "wide")]:
         with pytest.raises(qatfold.QatfoldError, match=name):
             qatfold.fold(program, **{name: bad})
         result = run_cli("fold", str(FIXTURES / "qat_cadence_cnn.pt2"), "--dry-run", flag, bad, check=False)

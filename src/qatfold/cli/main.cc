@@ -258,6 +258,13 @@ int runFold(const FoldCommand& command) {
   return 0;
 }
 
+// "{keep,widen}": the values of a choice option.
+std::string choiceList(const qatfold::passes::FoldOptionInfo& info) {
+  std::string text;
+  for (std::string_view name : info.choices) text += (text.empty() ? "{" : ",") + std::string(name);
+  return text + "}";
+}
+
 // The pipeline's options (passes/fold_options.h) as flags of `command`,
 // parsed into `options` by the library, as every front end parses them.
 void addFoldOptions(CLI::App* command, qatfold::passes::FoldOptions& options) {
@@ -272,7 +279,7 @@ void addFoldOptions(CLI::App* command, qatfold::passes::FoldOptions& options) {
             },
             std::string(info.help))
         ->default_str(qatfold::passes::foldOptionValue(defaults, info))
-        ->type_name(info.real != nullptr ? "FLOAT" : "POLICY");
+        ->type_name(info.real != nullptr ? std::string("FLOAT") : choiceList(info));
   }
 }
 

@@ -21,6 +21,13 @@ void EditLog::setInput(const Node& node, const std::string& operand, const Value
   edit.value = value.name();
 }
 
+void EditLog::setArgument(const Node& node, const std::string& operand, const program::Argument& argument) {
+  Edit& edit = add(Edit::Kind::kSetArgument);
+  edit.node = node.name();
+  edit.operand = operand;
+  edit.argument = argument;
+}
+
 void EditLog::insertedNode(const Node& node, const Node* anchor) {
   Edit& edit = add(Edit::Kind::kInsertNode);
   edit.node = node.name();
@@ -72,6 +79,7 @@ const char* editKindName(Edit::Kind kind) {
   switch (kind) {
     case Edit::Kind::kReplaceAllUses: return "replace_all_uses";
     case Edit::Kind::kSetInput: return "set_input";
+    case Edit::Kind::kSetArgument: return "set_argument";
     case Edit::Kind::kInsertNode: return "insert_node";
     case Edit::Kind::kEraseNode: return "erase_node";
     case Edit::Kind::kAddConstant: return "add_constant";

@@ -17,6 +17,7 @@ struct Edit {
   enum class Kind {
     kReplaceAllUses,     // every use of `value` now reads `other`
     kSetInput,           // operand `operand` of node `node` now reads `value`
+    kSetArgument,        // constant operand `operand` of node `node` is now `argument`
     kInsertNode,         // node `node` (target, operands, meta) inserted before `anchor` ("" = at the end)
     kEraseNode,          // node `node` erased
     kAddConstant,        // placeholder `value` bound to `fqn` (kind, meta, storage) added
@@ -38,6 +39,7 @@ struct Edit {
   std::string anchor;
   std::string target;
   std::vector<Operand> operands;
+  std::optional<program::Argument> argument;  // kSetArgument
   std::string metadata_source;  // kInsertNode: copy the front end's node metadata from this node
   std::optional<program::TensorMeta> meta;
   program::InputKind input_kind = program::InputKind::kUserInput;
@@ -52,6 +54,7 @@ class EditLog : public GraphListener {
 
   void replacedAllUses(const Value& from, const Value& to) override;
   void setInput(const Node& node, const std::string& operand, const Value& value) override;
+  void setArgument(const Node& node, const std::string& operand, const program::Argument& argument) override;
   void insertedNode(const Node& node, const Node* anchor) override;
   void erasingNode(const Node& node) override;
   void addedConstant(const Value& placeholder) override;

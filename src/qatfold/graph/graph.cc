@@ -212,6 +212,23 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
   throw Error("node '" + node->name_ + "' has no operand '" + std::string(operand_name) + "'");
 }
 
+void Graph::setArgument(Node* node, std::string_view operand_name, program::Argument argument) {
+  if (argument.refersToTensors()) throw Error("setArgument: the new value of '" + std::string(operand_name) + "' names tensors");
+  for (Operand& operand : node->operands_) {
+    if (operand.name != operand_name) continue;
+    if (!operand.values.empty()) {
+      throw Error("node '" + node->name_ + "': operand '" + operand.name + "' reads tensors, not a constant");
+    }
+    operand.setArgument(std::move(argument));
+    operand.changed = true;
+    node->changed_ = true;
+    if (listener_ != nullptr) listener_->setArgument(*node, operand.name, operand.argument());
+    afterMutation();
+    return;
+  }
+  throw Error("node '" + node->name_ + "' has no operand '" + std::string(operand_name) + "'");
+}
+
 Node* Graph::insertNodeBefore(Node* anchor, const NodeSpec& spec) {
   auto node = std::make_unique<Node>();
   Node* raw = node.get();

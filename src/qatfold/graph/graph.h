@@ -143,6 +143,7 @@ class GraphListener {
   virtual ~GraphListener() = default;
   virtual void replacedAllUses(const Value& from, const Value& to) = 0;
   virtual void setInput(const Node& node, const std::string& operand, const Value& value) = 0;
+  virtual void setArgument(const Node& node, const std::string& operand, const program::Argument& argument) = 0;
   // `node` was inserted before `anchor` (null: at the end).
   virtual void insertedNode(const Node& node, const Node* anchor) = 0;
   virtual void erasingNode(const Node& node) = 0;
@@ -195,6 +196,10 @@ class Graph {
   // Points operand `operand_name` of `node` at `value`. A missing operand is
   // added after operand `insert_after` (schema order), if that is given.
   void setInput(Node* node, std::string_view operand_name, Value* value, std::string_view insert_after = {});
+  // Sets the constant operand `operand_name` of `node` (a scale, a zero
+  // point) to `argument`; throws Error if the node has no such operand or
+  // either names tensors.
+  void setArgument(Node* node, std::string_view operand_name, program::Argument argument);
   // Inserts a node before `anchor` and returns it; its output value gets a
   // fresh name derived from `spec.name_hint`.
   Node* insertNodeBefore(Node* anchor, const NodeSpec& spec);

@@ -109,15 +109,4 @@ std::vector<float> addShiftToFloatBias(std::optional<std::span<const float>> bia
   return out;
 }
 
-OutputRangeRisk outputRangeRisk(std::span<const float> shift, double scale, std::int64_t zero_point,
-                                std::int64_t quant_min, std::int64_t quant_max) {
-  OutputRangeRisk risk;
-  for (float value : shift) risk.max_abs_shift = std::max(risk.max_abs_shift, std::fabs(value));
-  risk.range_low = static_cast<double>(quant_min - zero_point) * scale;
-  risk.range_high = static_cast<double>(quant_max - zero_point) * scale;
-  const double width = risk.range_high - risk.range_low;
-  risk.relative_shift = width > 0 ? risk.max_abs_shift / width : HUGE_VAL;
-  return risk;
-}
-
 }  // namespace qatfold::numerics

@@ -73,15 +73,4 @@ std::vector<float> scaleByFactor(std::span<const float> scales, std::span<const 
 // A float bias with the shift added: b_c + shift_c in float32 (b absent: shift).
 std::vector<float> addShiftToFloatBias(std::optional<std::span<const float>> bias, std::span<const float> shift);
 
-// How far the folded shift moves a conv's output inside the range its
-// output quantization can represent, [(qmin - zp) * s, (qmax - zp) * s].
-struct OutputRangeRisk {
-  float max_abs_shift = 0;     // max_c |shift_c|
-  double range_low = 0;        // (qmin - zp) * s
-  double range_high = 0;       // (qmax - zp) * s
-  double relative_shift = 0;   // max_abs_shift / (range_high - range_low)
-};
-OutputRangeRisk outputRangeRisk(std::span<const float> shift, double scale, std::int64_t zero_point,
-                                std::int64_t quant_min, std::int64_t quant_max);
-
 }  // namespace qatfold::numerics

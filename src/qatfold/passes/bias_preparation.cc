@@ -5,22 +5,7 @@
 namespace qatfold::passes {
 
 std::string_view biasPreparationName(BiasPreparation policy) {
-  switch (policy) {
-    case BiasPreparation::kAuto:
-      return "auto";
-    case BiasPreparation::kAllConvs:
-      return "all";
-    case BiasPreparation::kFoldedConvs:
-      return "folded";
-  }
-  return "auto";
-}
-
-std::optional<BiasPreparation> parseBiasPreparation(std::string_view name) {
-  for (BiasPreparation policy : kBiasPreparations) {
-    if (biasPreparationName(policy) == name) return policy;
-  }
-  return std::nullopt;
+  return kBiasPreparationNames[static_cast<std::size_t>(policy)];
 }
 
 const graph::Node* firstInt32BiasReader(const graph::Graph& graph) {

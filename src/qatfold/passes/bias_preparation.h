@@ -35,12 +35,11 @@ enum class BiasPreparation {
   kFoldedConvs,  // only convs whose chain folds
 };
 
-inline constexpr BiasPreparation kBiasPreparations[] = {BiasPreparation::kAuto, BiasPreparation::kAllConvs,
-                                                        BiasPreparation::kFoldedConvs};
+// The policies' names, in enum order (the option's values, fold_options.h).
+inline constexpr std::string_view kBiasPreparationNames[] = {"auto", "all", "folded"};
 
 // "auto", "all", "folded".
 std::string_view biasPreparationName(BiasPreparation policy);
-std::optional<BiasPreparation> parseBiasPreparation(std::string_view name);
 
 // The policy a run applies and why.
 struct BiasPreparationDecision {

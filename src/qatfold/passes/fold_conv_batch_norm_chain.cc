@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "qatfold/numerics/bias_fold.h"
+#include "qatfold/numerics/output_range.h"
 #include "qatfold/program/payload.h"
 
 namespace qatfold::passes {
@@ -177,9 +178,17 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const Ba
   m.report.copied_bias = m.bias_update == BiasUpdate::kInt32Copy;
   m.report.clamped = folded.clamped;
   if (output_q) {
-    m.report.risk = numerics::outputRangeRisk(numbers.shift, output_q->scale, output_q->zero_point,
-                                              output_q->quant_min, output_q->quant_max);
+    const numerics::AffineRange calibrated{output_q->scale, output_q->zero_point, output_q->quant_min,
+                                           output_q->quant_max};
+    m.report.risk = numerics::outputRangeRisk(numbers.shift, calibrated);
     m.report.flagged = m.report.risk.relative_shift > options_.risk_threshold;
+    if (options_.output_range == OutputRange::kWiden) {
+      // The new range holds y + C for every y the calibrated one held.
+      m.output_quantize = output_q->node;
+      m.output_dequantize = tail.divided->producer();
+      m.report.widened_output = numerics::widenToCoverShift(numbers.shift, calibrated);
+      m.report.flagged = false;
+    }
   } else {
     // No output quantization right after the conv: no range to clip against.
     m.report.output_quantized = false;
@@ -303,6 +312,12 @@ void FoldConvBatchNormChain::rewrite(graph::Graph& graph, const Match& m) const 
     // A copied dequantize reads the same scales as the original, so it gets its own.
     const ConstantUpdate& b = *m.bias_scales;
     setFloatConstant(graph, bias_dequantize, b.operand, b.constant, b.values);
+  }
+  if (m.report.widened_output) {
+    for (graph::Node* node : {m.output_quantize, m.output_dequantize}) {
+      graph.setArgument(node, "scale", program::Argument::real(m.report.widened_output->scale));
+      graph.setArgument(node, "zero_point", program::Argument::integer(m.report.widened_output->zero_point));
+    }
   }
   graph.replaceAllUsesWith(m.result, m.replacement);
   for (graph::Node* node : m.chain) graph.eraseNode(node);

@@ -29,6 +29,10 @@
 //     weight w' (torchao's w * bn_w / sqrt(var + eps)) stays, since the
 //     chain's div undoes that scale before the BN applies it again.
 //
+// With output_range = widen, the quantize/dequantize pair after the conv
+// takes a range stretched to cover y + C (numerics/output_range.h), and the
+// report gives the old and new range.
+//
 // If the scale chain's eps differs from the BatchNorm's, out = y * r + C
 // (see batch_norm_tail.h). Per-channel weights take r into their scales
 // (s_w' = s_w * r, s_b' = s_b * r); per-tensor weights fold only when r is
@@ -65,6 +69,8 @@ class FoldConvBatchNormChain {
     // With per-tensor weights, an eps mismatch folds only when
     // max_c |r_c - 1| is at most this.
     double eps_tolerance = kDefaultEpsTolerance;
+    // What the conv's output quantization becomes (see fold_options.h).
+    OutputRange output_range = OutputRange::kKeep;
   };
 
   enum class BiasUpdate { kInt32InPlace, kInt32Copy, kInt32Prepared, kFloat };
@@ -98,6 +104,10 @@ class FoldConvBatchNormChain {
     // bias scales only for kInt32InPlace and kInt32Copy).
     std::optional<ConstantUpdate> weight_scales;
     std::optional<ConstantUpdate> bias_scales;  // read by bias_dequantize (or by its copy)
+    // OutputRange::kWiden: the conv output's quantize and dequantize take
+    // `report.widened_output` as their scale and zero point.
+    graph::Node* output_quantize = nullptr;
+    graph::Node* output_dequantize = nullptr;
     FoldedChain report;
   };
   using MatchResult = std::variant<Match, Refusal>;

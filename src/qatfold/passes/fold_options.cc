@@ -16,15 +16,15 @@ const FoldOptionInfo* findFoldOption(std::string_view python_name) {
 }
 
 std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionInfo& info, std::string_view text) {
-  if (info.policy != nullptr) {
-    const auto policy = parseBiasPreparation(text);
-    if (!policy) {
-      std::string names;
-      for (BiasPreparation p : kBiasPreparations) names += std::string(names.empty() ? "" : ", ") + "'" + std::string(biasPreparationName(p)) + "'";
-      return std::string(info.python_name) + " must be one of " + names + ", not '" + std::string(text) + "'";
+  if (!info.choices.empty()) {
+    for (std::size_t i = 0; i < info.choices.size(); ++i) {
+      if (info.choices[i] != text) continue;
+      info.set_choice(options, i);
+      return std::nullopt;
     }
-    options.*info.policy = *policy;
-    return std::nullopt;
+    std::string names;
+    for (std::string_view name : info.choices) names += std::string(names.empty() ? "" : ", ") + "'" + std::string(name) + "'";
+    return std::string(info.python_name) + " must be one of " + names + ", not '" + std::string(text) + "'";
   }
   double value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -40,7 +40,7 @@ std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionI
 }
 
 std::string foldOptionValue(const FoldOptions& options, const FoldOptionInfo& info) {
-  if (info.policy != nullptr) return std::string(biasPreparationName(options.*info.policy));
+  if (!info.choices.empty()) return std::string(info.choices[info.get_choice(options)]);
   return formatFloatLikePython(options.*info.real);
 }
 

@@ -5,8 +5,11 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include "qatfold/passes/bias_preparation.h"
 
@@ -21,15 +24,29 @@ inline constexpr double kDefaultRiskThreshold = 0.1;
 // 8-bit output (0.4% of its range).
 inline constexpr double kDefaultEpsTolerance = 1e-3;
 
+// What a fold does with the output quantization of a conv whose BatchNorm
+// shift C it folded (numerics/output_range.h). Measured on trained models
+// (README, scripts/output_range_remedies.py): widening rescues a program
+// whose BatchNorm statistics moved away from the calibration data, and where
+// nothing clips its coarser steps cost (a worse max deviation), so keeping is
+// the default.
+enum class OutputRange {
+  kKeep,   // leave it as calibrated (ExecuTorch's pass does the same)
+  kWiden,  // stretch it to cover y + C, same integer range
+};
+inline constexpr std::string_view kOutputRangeNames[] = {"keep", "widen"};
+
 struct FoldOptions {
   double risk_threshold = kDefaultRiskThreshold;
   double eps_tolerance = kDefaultEpsTolerance;
   BiasPreparation bias_preparation = BiasPreparation::kAuto;
+  OutputRange output_range = OutputRange::kKeep;
 };
 
 // One option as every front end spells it. A real-valued option points at
-// its field with `real` and has the bounds [min, max]; the bias policy
-// points with `policy` and takes the names of kBiasPreparations.
+// its field with `real` and has the bounds [min, max]; a choice takes one of
+// `choices` (its enum's names, in enum order) and reads and writes its field
+// through `get_choice`/`set_choice` as an index (see choiceOption).
 struct FoldOptionInfo {
   std::string_view python_name;  // "risk_threshold"
   std::string_view cli_flag;     // "--risk-threshold"
@@ -37,22 +54,43 @@ struct FoldOptionInfo {
   double FoldOptions::*real = nullptr;
   double min = 0;
   double max = 0;
-  BiasPreparation FoldOptions::*policy = nullptr;
+  std::span<const std::string_view> choices = {};
+  std::size_t (*get_choice)(const FoldOptions&) = nullptr;
+  void (*set_choice)(FoldOptions&, std::size_t) = nullptr;
 };
+
+// The row of an enum field whose values are 0 .. names.size() - 1.
+template <auto Field>
+constexpr FoldOptionInfo choiceOption(std::string_view python_name, std::string_view cli_flag, std::string_view help,
+                                      std::span<const std::string_view> names) {
+  using Enum = std::remove_cvref_t<decltype(std::declval<FoldOptions>().*Field)>;
+  FoldOptionInfo info{python_name, cli_flag, help};
+  info.choices = names;
+  info.get_choice = [](const FoldOptions& options) { return static_cast<std::size_t>(options.*Field); };
+  info.set_choice = [](FoldOptions& options, std::size_t index) { options.*Field = static_cast<Enum>(index); };
+  return info;
+}
 
 inline constexpr FoldOptionInfo kFoldOptions[] = {
     {"risk_threshold", "--risk-threshold",
      "Flag convs whose largest BN shift exceeds this fraction of their output range", &FoldOptions::risk_threshold, 0.0,
-     1e9, nullptr},
+     1e9},
     {"eps_tolerance", "--eps-tolerance",
      "Where the scale chain's eps differs from batch_norm's and weights are per tensor, fold only if the output "
      "factor r is within this of 1 (per-channel weights absorb r exactly)",
-     &FoldOptions::eps_tolerance, 0.0, 1.0, nullptr},
-    {"bias_preparation", "--bias-prep",
-     "Which convs get an int32 bias: 'all' with quantized input and weight (ExecuTorch's pass, what Cadence "
-     "expects), 'folded' only those whose chain folds (float-bias backends such as XNNPACK), 'auto' all when the "
-     "program already encodes conv biases as int32, else folded",
-     nullptr, 0, 0, &FoldOptions::bias_preparation},
+     &FoldOptions::eps_tolerance, 0.0, 1.0},
+    choiceOption<&FoldOptions::bias_preparation>(
+        "bias_preparation", "--bias-prep",
+        "Which convs get an int32 bias: 'all' with quantized input and weight (ExecuTorch's pass, what Cadence "
+        "expects), 'folded' only those whose chain folds (float-bias backends such as XNNPACK), 'auto' all when the "
+        "program already encodes conv biases as int32, else folded",
+        kBiasPreparationNames),
+    choiceOption<&FoldOptions::output_range>(
+        "output_range", "--output-range",
+        "The output quantization of a folded conv: 'keep' it as calibrated (ExecuTorch's pass), or 'widen' it to "
+        "cover the folded BatchNorm shift with the same integer range (for BN statistics far from the calibration "
+        "data; coarser steps elsewhere)",
+        kOutputRangeNames),
 };
 
 // The row of `python_name`, or null.

@@ -21,6 +21,14 @@ Json epsMismatchJson(const FoldedChain& c) {
                                               : "ignored: within the eps tolerance"}};
 }
 
+Json widenedJson(const FoldedChain& c) {
+  if (!c.widened_output) return nullptr;
+  const numerics::AffineRange& w = *c.widened_output;
+  return Json{{"scale", floatToJson(w.scale)},
+              {"zero_point", w.zero_point},
+              {"range", Json::array({floatToJson(w.low()), floatToJson(w.high())})}};
+}
+
 }  // namespace
 
 std::string FoldedChain::kind() const { return opKind(conv_target); }
@@ -91,6 +99,7 @@ Json FoldReport::toJson() const {
                                {"output_range", range},
                                {"relative_shift", !c.output_quantized ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
                                {"flagged", c.flagged},
+                               {"widened_output", widenedJson(c)},
                                {"eps_mismatch", epsMismatchJson(c)}});
   }
   json["folded"] = std::move(folded_json);
@@ -149,7 +158,8 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
       std::snprintf(line, sizeof line, "  %-*s  %-*s  %-*s  %5s  %8lld  %7zu  %s%s\n", static_cast<int>(conv_width),
                     convs[i].c_str(), static_cast<int>(kind_width), c->kind().c_str(), static_cast<int>(bn_width),
                     c->batch_norm.c_str(), c->float_bias ? "float" : "int32", static_cast<long long>(c->channels),
-                    c->clamped, risk, c->flagged ? "  <- estimate: output may clip" : "");
+                    c->clamped, risk,
+                    c->flagged ? "  <- estimate: output may clip" : c->widened_output ? "  <- output range widened" : "");
       out << line;
     }
     if (flaggedCount() > 0) {
@@ -161,6 +171,15 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
                     flaggedCount(), 100.0 * risk_threshold);
       out << note;
     }
+  }
+  for (const FoldedChain& c : folded) {
+    if (!c.widened_output) continue;
+    const numerics::AffineRange& w = *c.widened_output;
+    char note[512];
+    std::snprintf(note, sizeof note, "  widened output range: %s: [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld\n",
+                  c.conv.c_str(), c.risk.range_low, c.risk.range_high, w.low(), w.high(), w.scale,
+                  static_cast<long long>(w.zero_point));
+    out << note;
   }
   for (const FoldedChain& c : folded) {
     if (!c.eps_mismatch) continue;

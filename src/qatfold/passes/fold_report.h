@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "qatfold/numerics/bias_fold.h"
+#include "qatfold/numerics/output_range.h"
 #include "qatfold/passes/fold_options.h"
 #include "qatfold/passes/refusal.h"
 #include "qatfold/program/json.h"
@@ -35,7 +35,10 @@ struct FoldedChain {
   numerics::OutputRangeRisk risk;  // range and relative shift only when output_quantized
   // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
   std::string kind() const;
-  bool flagged = false;      // risk above the threshold
+  bool flagged = false;      // risk above the threshold (never when widened)
+  // output_range = widen: the conv output's new quantization (risk keeps the
+  // calibrated range).
+  std::optional<numerics::AffineRange> widened_output;
   // What bias preparation did to the conv on the way ("added a zero int32
   // bias"), or empty.
   std::string prepared_bias;

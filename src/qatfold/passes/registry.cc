@@ -9,7 +9,7 @@ namespace qatfold::passes {
 namespace {
 
 constexpr std::string_view kBiasOptions[] = {"bias_preparation"};
-constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance"};
+constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance", "output_range"};
 
 constexpr PassInfo kPipeline[] = {
     {"QuantizeConvBias",
@@ -26,7 +26,8 @@ constexpr PassInfo kPipeline[] = {
      "conv, a float bias",
      kChainOptions,
      [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
-       const FoldConvBatchNormChain chain({context.options.risk_threshold, context.options.eps_tolerance});
+       const FoldConvBatchNormChain chain(
+           {context.options.risk_threshold, context.options.eps_tolerance, context.options.output_range});
        foldBatchNorms(graph, "FoldConvBatchNormChain", chain, report);
      }},
     {"FoldBatchNormIntoWeights",
