@@ -40,12 +40,10 @@ class KeywordSpotter(torch.nn.Module):
         return self.blocks(x)
 
 
-def main() -> None:
-    import executorch.backends.cadence.aot.ref_implementations  # noqa: F401 (Cadence kernels in Python)
-    from executorch.backends.cadence.aot import compiler
-    from executorch.backends.cadence.aot.passes import apply_torch_ops_passes
+def train_and_export():
+    """QAT for 20 steps with the Cadence quantizer; returns the converted,
+    exported program (its batch_norms still there) and the quantizer."""
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-    from executorch.exir.pass_manager import PassManager
     from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
@@ -55,7 +53,7 @@ def main() -> None:
     prepared = prepare_qat_pt2e(torch.export.export(KeywordSpotter().train(), example, strict=True).module(), quantizer)
     allow_exported_model_train_eval(prepared)
     optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)
-    for step in range(20):
+    for _ in range(20):
         x = torch.randn(4, 8, 64)
         loss = torch.nn.functional.mse_loss(prepared(x), torch.tanh(x[:, :8]))
         optimizer.zero_grad()
@@ -63,7 +61,63 @@ def main() -> None:
         optimizer.step()
     print(f"QAT: 20 steps with the Cadence quantizer, final loss {loss.item():.4f}")
     move_exported_model_to_eval(prepared)
-    program = torch.export.export(convert_pt2e(prepared), example)
+    return torch.export.export(convert_pt2e(prepared), example), quantizer
+
+
+def deviation(a: torch.Tensor, b: torch.Tensor, step: float) -> tuple[float, float]:
+    """Mean and max |a - b| in output steps."""
+    d = (a - b).abs() / step
+    return d.mean().item(), d.max().item()
+
+
+def measure_stages(program, quantizer, x: torch.Tensor) -> dict:
+    """Each stage on its own, on input `x`, in steps of the output's
+    quantization, so a deviation is blamed on the stage that makes it: the
+    fold (qatfold.fold, and ExecuTorch's FuseQATConvBN for comparison),
+    ExecuTorch's Cadence QuantFusionPass, and the lowering. Every stage gets
+    its own copy: the fusion changes its program in place."""
+    import executorch.backends.cadence.aot.ref_implementations  # noqa: F401 (Cadence kernels in Python)
+    from executorch.backends.cadence.aot import compiler
+    from executorch.backends.cadence.aot.passes import apply_torch_ops_passes
+    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
+    from executorch.exir.pass_manager import PassManager
+
+    folded = qatfold.fold(program).program
+    output = next(n for n in folded.graph.nodes if n.op == "output").args[0][0]
+    step = float(output.args[1])
+    reference = qatfold.fold(program).program  # a fresh copy, for ExecuTorch's own pass
+    reference_pass = ReferencePass(reference)
+    reference_pass(reference.graph_module)
+    unfolded_out = program.module()(x)
+    folded_out = folded.module()(x)
+    patterns = [q.pattern for q in quantizer.quantizers]
+
+    def fuse(to_fuse):
+        PassManager([compiler.QuantFusionPass(patterns)])(to_fuse.graph_module)  # in place
+        return to_fuse
+
+    same_as_reference = torch.equal(folded_out, reference.module()(x))
+    fused = fuse(qatfold.fold(program).program)
+    fused_out = fused.module()(x)
+    reference_fused_out = fuse(reference).module()(x)
+    lowered = compiler._lower_ep_to_cadence(apply_torch_ops_passes(fused)).exported_program()
+    targets = [str(n.target) for n in lowered.graph_module.graph.nodes if n.op == "call_function"]
+    lowered_out = lowered.module()(x)
+    return {
+        "step": step,
+        "fold": deviation(folded_out, unfolded_out, step),
+        "fold_same_as_reference": same_as_reference,
+        "fusion": deviation(fused_out, folded_out, step),
+        "fusion_same_after_reference": torch.equal(fused_out, reference_fused_out),
+        "lowered_convs": sum("quantized_conv" in t for t in targets),
+        "lowered_batch_norms": sum("batch_norm" in t for t in targets),
+        "lowering": deviation(lowered_out, fused_out, step),
+        "end_to_end": deviation(lowered_out, unfolded_out, step),
+    }
+
+
+def main() -> None:
+    program, quantizer = train_and_export()
     batch_norms = sum("batch_norm" in str(n.target) for n in program.graph.nodes)
     print(f"converted and exported: {batch_norms} batch_norm nodes still in the program")
 
@@ -77,52 +131,25 @@ def main() -> None:
     print(f"  flagged by estimate: {estimated.flagged_count}, by measurement: {result.report.flagged_count}")
     assert result.verification is not None and result.verification.batches == 8
 
-    # Each stage measured on its own, on one input, in steps of the output's
-    # quantization, so a deviation is blamed on the stage that makes it.
-    from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
+    stages = measure_stages(program, quantizer, torch.randn(4, 8, 64))
 
-    x = torch.randn(4, 8, 64)
-    output = next(n for n in result.program.graph.nodes if n.op == "output").args[0][0]
-    step = float(output.args[1])
+    def steps(figure: tuple[float, float]) -> str:
+        return f"mean {figure[0]:.2f}, max {figure[1]:.1f} steps"
 
-    def steps(a: torch.Tensor, b: torch.Tensor) -> str:
-        d = (a - b).abs() / step
-        return f"mean {d.mean().item():.2f}, max {d.max().item():.1f} steps"
-
-    reference = qatfold.fold(program).program  # a fresh copy, for ExecuTorch's own pass
-    reference_pass = ReferencePass(reference)
-    reference_pass(reference.graph_module)
-    unfolded_out = program.module()(x)
-    folded_out = result.program.module()(x)
-    print(f"1. the fold: un-folded vs folded program: {steps(folded_out, unfolded_out)}")
-    same_as_reference = torch.equal(folded_out, reference.module()(x))
-    print(f"   ExecuTorch's FuseQATConvBN on the same program gives identical outputs: {same_as_reference}")
-
-    patterns = [q.pattern for q in quantizer.quantizers]
-
-    def fuse(folded):
-        PassManager([compiler.QuantFusionPass(patterns)])(folded.graph_module)  # in place
-        return folded
-
-    fused = fuse(qatfold.fold(program).program)
-    fused_out = fused.module()(x)
-    reference_fused_out = fuse(reference).module()(x)
-    print(f"2. ExecuTorch's Cadence QuantFusionPass: folded vs fused program: {steps(fused_out, folded_out)}")
+    print(f"1. the fold: un-folded vs folded program: {steps(stages['fold'])}")
+    print(f"   ExecuTorch's FuseQATConvBN on the same program gives identical outputs: "
+          f"{stages['fold_same_as_reference']}")
+    print(f"2. ExecuTorch's Cadence QuantFusionPass: folded vs fused program: {steps(stages['fusion'])}")
     print(f"   after ExecuTorch's own fold the fusion gives identical outputs: "
-          f"{torch.equal(fused_out, reference_fused_out)} (this stage's deviation is the fusion's, not the fold's)")
+          f"{stages['fusion_same_after_reference']} (this stage's deviation is the fusion's, not the fold's)")
+    print(f"3. lowering to Cadence: {stages['lowered_convs']} quantized convolutions, {stages['lowered_batch_norms']} "
+          f"batch_norm; fused vs lowered: {steps(stages['lowering'])}")
+    print(f"end to end, un-folded vs lowered: {steps(stages['end_to_end'])} (output step {stages['step']:.4g})")
 
-    lowered = compiler._lower_ep_to_cadence(apply_torch_ops_passes(fused)).exported_program()
-    targets = [str(n.target) for n in lowered.graph_module.graph.nodes if n.op == "call_function"]
-    convs = sum("quantized_conv" in t for t in targets)
-    lowered_out = lowered.module()(x)
-    print(f"3. lowering to Cadence: {convs} quantized convolutions, {sum('batch_norm' in t for t in targets)} "
-          f"batch_norm; fused vs lowered: {steps(lowered_out, fused_out)}")
-    print(f"end to end, un-folded vs lowered: {steps(lowered_out, unfolded_out)} (output step {step:.4g})")
-
-    assert batch_norms > 0 and convs == 3, (batch_norms, convs)
-    assert same_as_reference, "qatfold's fold must compute what ExecuTorch's pass computes"
-    assert torch.equal(fused_out, reference_fused_out), "the fusion must see the same program either way"
-    assert torch.allclose(lowered_out, fused_out, atol=step * 1.001, rtol=0)
+    assert batch_norms > 0 and stages["lowered_convs"] == 3, (batch_norms, stages["lowered_convs"])
+    assert stages["fold_same_as_reference"], "qatfold's fold must compute what ExecuTorch's pass computes"
+    assert stages["fusion_same_after_reference"], "the fusion must see the same program either way"
+    assert stages["lowering"][1] <= 1.001, "lowering must stay within a step of the fused program"
 
 
 if __name__ == "__main__":
