@@ -49,7 +49,7 @@ FoldedGraph MemoryProgram::fold(const passes::FoldOptions& options) {
     throw;
   }
   graph_->setListener(nullptr);
-  result.edits = log.edits();
+  result.edits = log.takeEdits();
   return result;
 }
 

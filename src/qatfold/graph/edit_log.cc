@@ -1,11 +1,16 @@
 #include "qatfold/graph/edit_log.h"
 
+#include <type_traits>
+
 namespace qatfold::graph {
 
+// The log grows by moves; a copy per reallocation would cost more than the edits.
+static_assert(std::is_nothrow_move_constructible_v<Edit>);
+
 Edit& EditLog::add(Edit::Kind kind) {
-  edits_.push_back(Edit{});
-  edits_.back().kind = kind;
-  return edits_.back();
+  Edit& edit = edits_.emplace_back();
+  edit.kind = kind;
+  return edit;
 }
 
 void EditLog::replacedAllUses(const Value& from, const Value& to) {

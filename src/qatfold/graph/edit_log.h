@@ -51,6 +51,8 @@ struct Edit {
 class EditLog : public GraphListener {
  public:
   const std::vector<Edit>& edits() const { return edits_; }
+  // The edits, moved out (the log is empty after).
+  std::vector<Edit> takeEdits() { return std::move(edits_); }
 
   void replacedAllUses(const Value& from, const Value& to) override;
   void setInput(const Node& node, const std::string& operand, const Value& value) override;

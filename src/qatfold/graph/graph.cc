@@ -91,7 +91,7 @@ Value* Graph::newValue(const std::string& name, const program::TensorMeta* read,
   }
   value->order_ = order;
   Value* raw = value.get();
-  values_by_name_[name] = raw;
+  if (!values_by_name_.emplace(raw->name_, raw).second) throw Error("value '" + name + "' is defined twice");
   values_.push_back(std::move(value));
   return raw;
 }
@@ -403,18 +403,27 @@ std::size_t Graph::removeUnusedConstants() {
 
 void Graph::lint() const {
   auto fail = [](const std::string& what) { throw Error("graph lint: " + what); };
-  std::unordered_set<const Value*> defined;
-  std::unordered_map<const Value*, std::size_t> counted_uses;
-  std::unordered_set<std::string_view> names;
+  // Values defined so far carry this run's number; uses are counted on them.
+  const std::uint64_t run = ++lint_runs_;
+  std::size_t defined = 0;
+  auto define = [&](const Value* value) {
+    value->lint_run_ = run;
+    value->lint_uses_ = 0;
+    value->lint_outputs_ = 0;
+    ++defined;
+    // Unique names follow: two values of one name cannot both be indexed under it.
+    auto it = values_by_name_.find(value->name_);
+    if (it == values_by_name_.end() || it->second != value) fail("'" + value->name_ + "' missing from the name index");
+  };
   for (const Value* placeholder : placeholders_) {
     if (!placeholder->alive_) fail("dead placeholder '" + placeholder->name_ + "' still listed");
     if (placeholder->producer_ != nullptr) fail("placeholder '" + placeholder->name_ + "' has a producer");
-    if (!names.insert(placeholder->name_).second) fail("name '" + placeholder->name_ + "' defined twice");
+    if (placeholder->lint_run_ == run) fail("name '" + placeholder->name_ + "' defined twice");
     if (isConstantKind(placeholder->input_kind_) && !placeholder->payload_) {
       fail("constant input '" + placeholder->name_ + "' has no payload");
     }
     if (placeholder->spec_.name != placeholder->name_) fail("signature entry of '" + placeholder->name_ + "' names another value");
-    defined.insert(placeholder);
+    define(placeholder);
   }
   for (const auto& node : nodes_) {
     if (node->position_->get() != node.get()) fail("node '" + node->name_ + "' has a stale position");
@@ -422,8 +431,8 @@ void Graph::lint() const {
       for (const Value* value : operand.values) {
         if (value == nullptr) continue;
         if (!value->alive_) fail("node '" + node->name_ + "' uses erased value '" + value->name_ + "'");
-        if (defined.count(value) == 0) fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
-        ++counted_uses[value];
+        if (value->lint_run_ != run) fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
+        ++value->lint_uses_;
       }
       if (operand.argument().refersToTensors() && operand.argument().tensorReferenceCount() != operand.values.size()) {
         fail("operand '" + operand.name + "' of '" + node->name_ + "' lost its shape");
@@ -431,25 +440,21 @@ void Graph::lint() const {
     }
     for (const Value* output : node->outputs_) {
       if (output->producer_ != node.get()) fail("output '" + output->name_ + "' does not point back at its node");
-      if (!names.insert(output->name_).second) fail("name '" + output->name_ + "' defined twice");
-      defined.insert(output);
+      if (output->lint_run_ == run) fail("name '" + output->name_ + "' defined twice");
+      define(output);
     }
   }
-  std::unordered_map<const Value*, std::size_t> counted_outputs;
   for (const GraphOutput& output : outputs_) {
     if (output.value == nullptr) continue;
-    if (defined.count(output.value) == 0) fail("graph output '" + output.value->name_ + "' is not defined");
-    ++counted_outputs[output.value];
+    if (output.value->lint_run_ != run) fail("graph output '" + output.value->name_ + "' is not defined");
+    ++output.value->lint_outputs_;
   }
-  for (const Value* value : defined) {
-    auto uses = counted_uses.count(value) ? counted_uses.at(value) : 0;
-    auto outs = counted_outputs.count(value) ? counted_outputs.at(value) : 0;
-    if (uses != value->uses_.size()) fail("use list of '" + value->name_ + "' is out of sync");
-    if (outs != value->output_uses_) fail("output count of '" + value->name_ + "' is out of sync");
-    auto it = values_by_name_.find(value->name_);
-    if (it == values_by_name_.end() || it->second != value) fail("'" + value->name_ + "' missing from the name index");
+  for (const auto& value : values_) {
+    if (value->lint_run_ != run) continue;
+    if (value->lint_uses_ != value->uses_.size()) fail("use list of '" + value->name_ + "' is out of sync");
+    if (value->lint_outputs_ != value->output_uses_) fail("output count of '" + value->name_ + "' is out of sync");
   }
-  if (values_by_name_.size() != defined.size()) fail("name index holds values that are not in the graph");
+  if (values_by_name_.size() != defined) fail("name index holds values that are not in the graph");
 }
 
 std::string describeValue(const Value& value) {

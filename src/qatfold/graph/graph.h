@@ -61,6 +61,10 @@ class Value {
   Node* producer_ = nullptr;
   std::vector<Node*> uses_;
   std::size_t output_uses_ = 0;
+  // Graph::lint's scratch: the run that saw the value defined, and the uses it counted.
+  mutable std::uint64_t lint_run_ = 0;
+  mutable std::size_t lint_uses_ = 0;
+  mutable std::size_t lint_outputs_ = 0;
   program::InputKind input_kind_ = program::InputKind::kUserInput;
   std::string target_;
   std::shared_ptr<Payload> payload_;
@@ -255,12 +259,8 @@ class Graph {
   const Program& source_;
   std::list<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<Value>> values_;
-  // Transparent, so a string_view finds a value without a copy.
-  struct NameHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view name) const { return std::hash<std::string_view>()(name); }
-  };
-  std::unordered_map<std::string, Value*, NameHash, std::equal_to<>> values_by_name_;
+  // Keys view the values' own names (a value's name never changes).
+  std::unordered_map<std::string_view, Value*> values_by_name_;
   std::vector<Value*> placeholders_;
   struct GraphOutput {
     program::Argument argument;
@@ -273,6 +273,7 @@ class Graph {
   std::set<std::string, std::less<>> payload_fqns_;  // of weights_ and constants_
   std::uint64_t next_order_ = 0;
   std::uint64_t mutations_ = 0;
+  mutable std::uint64_t lint_runs_ = 0;
   GraphListener* listener_ = nullptr;
 };
 

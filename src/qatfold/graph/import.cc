@@ -1,6 +1,7 @@
 // Import: a Program's exported program becomes the graph. Values borrow
 // the program's tensor metas and arguments (the program outlives the graph)
 // until a pass changes them.
+#include <optional>
 #include <unordered_map>
 
 #include "qatfold/error.h"
@@ -18,10 +19,9 @@ namespace {
 bool definedLater(const std::vector<program::Node>& nodes, std::size_t index, const std::string& name) {
   for (std::size_t n = index + 1; n < nodes.size(); ++n) {
     for (const program::Argument& output : nodes[n].outputs) {
-      if (!output.refersToTensors()) continue;
-      for (const auto& reference : output.tensorReferences()) {
-        if (reference && *reference == name) return true;
-      }
+      bool found = false;
+      output.forEachTensorReference([&](const std::string* reference) { found = found || (reference && *reference == name); });
+      if (found) return true;
     }
   }
   return false;
@@ -34,24 +34,30 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
     for (const auto& payload : *payloads) payload_fqns_.insert(payload->fqn);
   }
   const auto& exported = program.exported;
-  std::unordered_map<std::string, std::size_t> meta_index;
-  for (std::size_t i = 0; i < exported.graph.tensor_values.size(); ++i) {
-    meta_index.emplace(exported.graph.tensor_values[i].first, i);
-  }
-  next_order_ = exported.graph.tensor_values.size();
+  const auto& tensor_values = exported.graph.tensor_values;
+  values_by_name_.reserve(exported.graph.inputs.size() + tensor_values.size());
+  next_order_ = tensor_values.size();
+  // torch lists tensor_values in the order the graph defines them, so the
+  // next entry is almost always the one wanted; the index is built only
+  // when it is not.
+  std::size_t next_meta = 0;
+  std::unordered_map<std::string_view, std::size_t> meta_index;
+  auto find_meta = [&](const std::string& name) -> std::optional<std::size_t> {
+    if (next_meta < tensor_values.size() && tensor_values[next_meta].first == name) return next_meta++;
+    if (meta_index.empty()) {
+      for (std::size_t i = 0; i < tensor_values.size(); ++i) meta_index.emplace(tensor_values[i].first, i);
+    }
+    const auto it = meta_index.find(name);
+    if (it == meta_index.end()) return std::nullopt;
+    next_meta = it->second + 1;
+    return it->second;
+  };
   // A tensor (as opposed to a symbolic or constant input) must have its meta.
   auto make_value = [&](const std::string& name, bool is_tensor) {
-    auto it = meta_index.find(name);
-    const program::TensorMeta* meta = nullptr;
-    std::uint64_t order = next_order_++;
-    if (it != meta_index.end()) {
-      meta = &exported.graph.tensor_values[it->second].second;
-      order = it->second;
-    } else if (is_tensor) {
-      throw Error("tensor '" + name + "' has no entry in the graph's tensor_values");
-    }
-    if (values_by_name_.count(name) != 0) throw Error("value '" + name + "' is defined twice");
-    return newValue(name, meta, std::nullopt, order);
+    const std::optional<std::size_t> index = find_meta(name);
+    if (!index && is_tensor) throw Error("tensor '" + name + "' has no entry in the graph's tensor_values");
+    const program::TensorMeta* meta = index ? &tensor_values[*index].second : nullptr;
+    return newValue(name, meta, std::nullopt, index ? *index : next_order_++);
   };
 
   for (std::size_t i = 0; i < exported.graph.inputs.size(); ++i) {
@@ -92,35 +98,33 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
       operand.name = input.name;
       operand.source = input.source;
       operand.read_argument = &input.arg;
-      if (input.arg.refersToTensors()) {
-        for (const auto& reference : input.arg.tensorReferences()) {
-          Value* value = nullptr;
-          if (reference) {
-            value = tryGetValue(*reference);
-            if (value == nullptr) {
-              const std::string who = node->name_.empty() ? source_node.target : node->name_;
-              if (definedLater(exported.graph.nodes, n, *reference)) {
-                throw Error("node '" + who + "' uses value '" + *reference +
-                            "' before it is defined (the graph has a cycle or is out of order)");
-              }
-              throw Error("node '" + who + "' uses undefined value '" + *reference + "'");
+      input.arg.forEachTensorReference([&](const std::string* reference) {
+        Value* value = nullptr;
+        if (reference) {
+          value = tryGetValue(*reference);
+          if (value == nullptr) {
+            const std::string who = node->name_.empty() ? source_node.target : node->name_;
+            if (definedLater(exported.graph.nodes, n, *reference)) {
+              throw Error("node '" + who + "' uses value '" + *reference +
+                          "' before it is defined (the graph has a cycle or is out of order)");
             }
+            throw Error("node '" + who + "' uses undefined value '" + *reference + "'");
           }
-          operand.values.push_back(value);
         }
-      }
+        operand.values.push_back(value);
+      });
       node->operands_.push_back(std::move(operand));
     }
     node->read_outputs_ = &source_node.outputs;
     node->outputs_.reserve(source_node.outputs.size());
     for (const program::Argument& output : source_node.outputs) {
       if (output.refersToTensors()) {
-        for (const auto& reference : output.tensorReferences()) {
-          if (!reference) continue;
+        output.forEachTensorReference([&](const std::string* reference) {
+          if (!reference) return;
           Value* value = make_value(*reference, true);
           value->producer_ = raw_node;
           node->outputs_.push_back(value);
-        }
+        });
       } else if (!output.isNone()) {
         node->has_untracked_outputs_ = true;
       }

@@ -133,7 +133,18 @@ void checkArgumentShape(const std::string& tag, const Json& payload, const std::
 
 }  // namespace
 
+Argument::Argument(std::string tag, Json payload, std::string_view source)
+    : tag_(std::move(tag)), payload_(std::move(payload)), source_(source) {
+  if (tag_ != "as_tensor" || !payload_.is_object() || payload_.size() != 1) return;
+  const auto name = payload_.find("name");
+  if (name == payload_.end() || !name->is_string()) return;
+  tensor_name_ = std::move(name->get_ref<std::string&>());
+  payload_ = nullptr;
+  compact_ = true;
+}
+
 void Argument::validate(const std::string& where) const {
+  if (compact_) return;  // a tensor name, well-formed by construction
   checkArgumentShape(tag_, payload_, where);
   const Json* payload = &payload_;
   // The structure of tensor-carrying kinds is checked now, so later stages can trust it.
@@ -201,32 +212,9 @@ std::size_t Argument::tensorReferenceCount() const {
 
 std::vector<std::optional<std::string>> Argument::tensorReferences() const {
   std::vector<std::optional<std::string>> names;
-  auto optional_entry = [&names](const Json& item) {
-    if (!item.is_object() || item.size() != 1) throw Error("malformed optional tensor argument");
-    if (item.begin().key() == "as_tensor" && item.begin().value().is_object() &&
-        item.begin().value().contains("name") && item.begin().value()["name"].is_string()) {
-      names.emplace_back(item.begin().value()["name"].get<std::string>());
-    } else {
-      names.emplace_back(std::nullopt);
-    }
-  };
-  auto tensor_entry = [&names](const Json& item) {
-    if (!item.is_object() || !item.contains("name") || !item["name"].is_string()) {
-      throw Error("malformed tensor argument");
-    }
-    names.emplace_back(item["name"].get<std::string>());
-  };
-  if (tag_ == "as_tensor") {
-    tensor_entry(payload_);
-  } else if (tag_ == "as_tensors") {
-    if (!payload_.is_array()) throw Error("malformed tensor list argument");
-    for (const Json& item : payload_) tensor_entry(item);
-  } else if (tag_ == "as_optional_tensor") {
-    optional_entry(payload_);
-  } else if (tag_ == "as_optional_tensors") {
-    if (!payload_.is_array()) throw Error("malformed optional tensor list argument");
-    for (const Json& item : payload_) optional_entry(item);
-  }
+  forEachTensorReference([&names](const std::string* name) {
+    names.push_back(name != nullptr ? std::optional<std::string>(*name) : std::nullopt);
+  });
   return names;
 }
 
@@ -238,6 +226,7 @@ Argument Argument::withTensorReferences(const std::vector<std::optional<std::str
   Json payload = payload_;
   if (tag_ == "as_tensor") {
     if (names.size() != 1 || !names[0]) throw Error("as_tensor needs exactly one tensor");
+    if (compact_) return tensor(*names[0]);
     payload["name"] = *names[0];
   } else if (tag_ == "as_tensors") {
     payload = Json::array();

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "qatfold/error.h"
 #include "qatfold/program/json.h"
 #include "qatfold/program/json_text.h"
 
@@ -83,26 +84,36 @@ struct Metadata {
 };
 
 // The schema's Argument union: {"as_<kind>": payload}.
+//
+// The commonest kind, a reference to one tensor ({"as_tensor": {"name":
+// n}}), holds just its name: no JSON tree, one string. Every other kind
+// holds its payload as JSON.
 class Argument {
  public:
   Argument() = default;
   // `source` is the union's exact text when the argument was read.
-  Argument(std::string tag, Json payload, std::string_view source = {})
-      : tag_(std::move(tag)), payload_(std::move(payload)), source_(source) {}
+  Argument(std::string tag, Json payload, std::string_view source = {});
   // Checks the payload's shape against the kind; throws Error naming `where`.
   void validate(const std::string& where) const;
   void write(std::string& out) const;
   Json toJson() const;
 
   static Argument none() { return {"as_none", true}; }
-  static Argument tensor(const std::string& name) { return {"as_tensor", Json{{"name", name}}}; }
+  static Argument tensor(std::string name) {
+    Argument argument;
+    argument.tag_ = "as_tensor";
+    argument.tensor_name_ = std::move(name);
+    argument.compact_ = true;
+    return argument;
+  }
   static Argument integer(std::int64_t value) { return {"as_int", value}; }
   static Argument real(double value) { return {"as_float", floatToJson(value)}; }
   static Argument integers(const std::vector<std::int64_t>& values) { return {"as_ints", values}; }
   static Argument scalarType(ScalarType type) { return {"as_scalar_type", static_cast<int>(type)}; }
 
   const std::string& tag() const { return tag_; }
-  const Json& payload() const { return payload_; }
+  // The payload as JSON (built for a compact tensor reference).
+  Json payload() const { return compact_ ? Json{{"name", tensor_name_}} : payload_; }
   std::string_view source() const { return source_; }
   bool is(const char* tag) const { return tag_ == tag; }
   bool isNone() const { return tag_ == "as_none"; }
@@ -118,6 +129,10 @@ class Argument {
   // as_tensor, several for as_tensors, and for optional tensor lists one per
   // entry (nullopt for None entries).
   std::vector<std::optional<std::string>> tensorReferences() const;
+  // The same walk without copies: calls visit(const std::string* name) per
+  // reference, in order (null for None entries); throws Error when malformed.
+  template <class Visit>
+  void forEachTensorReference(Visit&& visit) const;
   // tensorReferences().size(), without building the names.
   std::size_t tensorReferenceCount() const;
   // Whether this kind of argument may name tensors (so tensorReferences
@@ -128,9 +143,42 @@ class Argument {
 
  private:
   std::string tag_;
-  Json payload_;
+  Json payload_;  // null when compact_
   std::string_view source_;
+  std::string tensor_name_;  // as_tensor's name when compact_
+  bool compact_ = false;
 };
+
+template <class Visit>
+void Argument::forEachTensorReference(Visit&& visit) const {
+  auto name_of = [](const Json& item) -> const std::string* {
+    if (!item.is_object()) return nullptr;
+    const auto it = item.find("name");
+    return it != item.end() && it->is_string() ? &it->template get_ref<const std::string&>() : nullptr;
+  };
+  auto tensor = [&](const Json& item) {
+    const std::string* name = name_of(item);
+    if (name == nullptr) throw Error("malformed tensor argument");
+    visit(name);
+  };
+  auto optional = [&](const Json& item) {
+    if (!item.is_object() || item.size() != 1) throw Error("malformed optional tensor argument");
+    visit(item.begin().key() == "as_tensor" ? name_of(item.begin().value()) : nullptr);
+  };
+  if (compact_) {
+    visit(&tensor_name_);
+  } else if (tag_ == "as_tensor") {
+    tensor(payload_);
+  } else if (tag_ == "as_tensors") {
+    if (!payload_.is_array()) throw Error("malformed tensor list argument");
+    for (const Json& item : payload_) tensor(item);
+  } else if (tag_ == "as_optional_tensor") {
+    optional(payload_);
+  } else if (tag_ == "as_optional_tensors") {
+    if (!payload_.is_array()) throw Error("malformed optional tensor list argument");
+    for (const Json& item : payload_) optional(item);
+  }
+}
 
 // TensorMeta: dtype, shape, strides, device.
 struct TensorMeta {

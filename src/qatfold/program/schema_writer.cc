@@ -73,6 +73,12 @@ void Argument::write(std::string& out) const {
     out.append(source_);
     return;
   }
+  if (compact_) {
+    out.append("{\"as_tensor\": {\"name\": ");
+    appendJsonString(out, tensor_name_);
+    out.append("}}");
+    return;
+  }
   out.push_back('{');
   appendJsonString(out, tag_);
   out.append(": ");
@@ -80,7 +86,7 @@ void Argument::write(std::string& out) const {
   out.push_back('}');
 }
 
-Json Argument::toJson() const { return Json{{tag_, payload_}}; }
+Json Argument::toJson() const { return Json{{tag_, payload()}}; }
 
 void TensorMeta::write(std::string& out) const {
   if (!source.empty()) {
