@@ -51,6 +51,39 @@ nb::dict metaDict(const qatfold::program::TensorMeta& meta) {
   return out;
 }
 
+// A JSON value as the Python value json.loads would give.
+nb::object pythonValue(const qatfold::Json& json) {
+  switch (json.type()) {
+    case qatfold::Json::value_t::null: return nb::none();
+    case qatfold::Json::value_t::boolean: return nb::bool_(json.get<bool>());
+    case qatfold::Json::value_t::number_integer: return nb::int_(json.get<std::int64_t>());
+    case qatfold::Json::value_t::number_unsigned: return nb::int_(json.get<std::uint64_t>());
+    case qatfold::Json::value_t::number_float: return nb::float_(json.get<double>());
+    case qatfold::Json::value_t::string: {
+      const std::string& text = json.get_ref<const std::string&>();
+      return nb::str(text.data(), text.size());
+    }
+    case qatfold::Json::value_t::array: {
+      nb::list list;
+      for (const qatfold::Json& item : json) list.append(pythonValue(item));
+      return list;
+    }
+    case qatfold::Json::value_t::object: {
+      nb::dict dict;
+      for (const auto& [key, value] : json.items()) dict[nb::str(key.data(), key.size())] = pythonValue(value);
+      return dict;
+    }
+    default: throw qatfold::Error("a JSON value of an unexpected type");
+  }
+}
+
+// An argument as {"as_<kind>": payload}, the schema's union as Python values.
+nb::dict argumentDict(const qatfold::program::Argument& argument) {
+  nb::dict out;
+  out[argument.tag().c_str()] = pythonValue(argument.payload());
+  return out;
+}
+
 // One edit as a dict of what its kind uses (graph/edit_log.h).
 nb::dict editDict(const qatfold::graph::Edit& edit) {
   using Kind = qatfold::graph::Edit::Kind;
@@ -69,7 +102,7 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
     case Kind::kSetArgument:
       out["node"] = edit.node;
       out["operand"] = edit.operand;
-      out["argument"] = qatfold::dumpJson(edit.argument->toJson());
+      out["argument"] = argumentDict(*edit.argument);
       break;
     case Kind::kInsertNode: {
       out["node"] = edit.node;
@@ -78,7 +111,7 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
       out["target"] = edit.target;
       nb::list operands;
       for (const auto& operand : edit.operands) {
-        operands.append(nb::make_tuple(operand.name, qatfold::dumpJson(operand.argument.toJson())));
+        operands.append(nb::make_tuple(operand.name, argumentDict(operand.argument)));
       }
       out["operands"] = operands;
       out["metadata_source"] = edit.metadata_source;

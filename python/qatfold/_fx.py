@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
 import operator
 from typing import Any
 
@@ -187,11 +186,11 @@ class _Replayer:
         self.set_operand(self.nodes[edit["node"]], edit["operand"], self.nodes[edit["value"]])
 
     def set_argument(self, edit: dict) -> None:
-        self.set_operand(self.nodes[edit["node"]], edit["operand"], self.python_value(json.loads(edit["argument"])))
+        self.set_operand(self.nodes[edit["node"]], edit["operand"], self.python_value(edit["argument"]))
 
     def insert_node(self, edit: dict) -> None:
         target = _resolve(edit["target"])
-        given = {name: self.python_value(json.loads(argument)) for name, argument in edit["operands"]}
+        given = {name: self.python_value(argument) for name, argument in edit["operands"]}
         # Positional up to the first argument left at its default, by keyword after.
         args, kwargs, positional = [], {}, True
         for name, kwarg_only in _schema_arguments(target):
@@ -203,7 +202,8 @@ class _Replayer:
                 kwargs[name] = given[name]
         anchor = self.nodes[edit["anchor"]] if edit["anchor"] else next(n for n in self.graph.nodes if n.op == "output")
         with self.graph.inserting_before(anchor):
-            node = self.graph.call_function(target, tuple(args), kwargs)
+            # The core's name, as the archive path writes it (FX keeps it unless taken).
+            node = self.graph.create_node("call_function", target, tuple(args), kwargs, name=edit["node"])
         source = self.nodes.get(edit["metadata_source"])
         if source is not None:
             node.meta.update({k: v for k, v in source.meta.items() if k not in ("val", "tensor_meta")})

@@ -233,7 +233,8 @@ class Graph {
   std::uint64_t mutationCount() const { return mutations_; }
 
   // Checks every invariant (def-before-use, use lists, names, signature);
-  // throws Error describing the first violation.
+  // throws Error describing the first violation. It counts on scratch
+  // fields of the values, so, like a mutation, it needs the graph to itself.
   void lint() const;
 
   // ---- emission ------------------------------------------------------------
