@@ -33,15 +33,6 @@ qatfold::passes::FoldOptions parseOptions(const std::map<std::string, std::strin
   return options;
 }
 
-const char* inputKindName(qatfold::program::InputKind kind) {
-  switch (kind) {
-    case qatfold::program::InputKind::kParameter: return "parameter";
-    case qatfold::program::InputKind::kBuffer: return "buffer";
-    case qatfold::program::InputKind::kTensorConstant: return "constant";
-    default: return "user_input";
-  }
-}
-
 nb::dict metaDict(const qatfold::program::TensorMeta& meta) {
   nb::dict out;
   out["dtype"] = static_cast<int>(meta.dtype);
@@ -125,7 +116,7 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
     case Kind::kReplaceTensorData: {
       out["value"] = edit.value;
       out["fqn"] = edit.fqn;
-      out["input_kind"] = inputKindName(edit.input_kind);
+      out["input_kind"] = std::string(qatfold::program::inputKindName(edit.input_kind));
       out["meta"] = metaDict(*edit.meta);
       const std::string_view bytes = edit.storage->data();
       out["data"] = nb::bytes(bytes.data(), bytes.size());
@@ -134,7 +125,7 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
     case Kind::kRemoveConstant:
       out["value"] = edit.value;
       out["fqn"] = edit.fqn;
-      out["input_kind"] = inputKindName(edit.input_kind);
+      out["input_kind"] = std::string(qatfold::program::inputKindName(edit.input_kind));
       break;
   }
   return out;

@@ -4,6 +4,7 @@
 #include "fx_describe.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -466,20 +467,15 @@ program::ExportedProgram Describer::describe(nb::handle exported_program) {
     std::string name(text(attr(node, names().name)));
     nb::object kind = attr(spec, names().kind);
     PyObject* kind_name = PyDict_GetItemWithError(input_kinds_.ptr(), kind.ptr());
-    if (kind_name == nullptr) unsupported("an input of kind " + std::string(text(nb::str(kind))));
-    const std::string_view kind_text = text(kind_name);
+    const std::optional<program::InputKind> input_kind =
+        kind_name != nullptr ? program::parseInputKind(text(kind_name)) : std::nullopt;
+    if (!input_kind) unsupported("an input of kind " + std::string(text(nb::str(kind))));
     nb::handle value = val(meta(node));
     if (!isTensor(value)) unsupported("input '" + name + "' is not a tensor");
     program::InputSpec input;
     input.name = name;
-    if (kind_text == "user_input") {
-      input.kind = program::InputKind::kUserInput;
-    } else {
-      input.kind = kind_text == "parameter" ? program::InputKind::kParameter
-                   : kind_text == "buffer"  ? program::InputKind::kBuffer
-                                            : program::InputKind::kTensorConstant;
-      input.target = std::string(text(attr(spec, names().target)));
-    }
+    input.kind = *input_kind;
+    if (program::isConstantKind(input.kind)) input.target = std::string(text(attr(spec, names().target)));
     graph.tensor_values.emplace_back(name, tensorMeta(value));
     graph.inputs.push_back(Argument::tensor(name));
     out.signature.input_specs.push_back(std::move(input));

@@ -72,6 +72,12 @@ def _context() -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _input_kinds_by_name() -> dict[str, InputKind]:
+    """The schema's kind names (program/schema.h kInputKindNames) as torch's kinds."""
+    return {name: kind for kind, name in _context()["input_kinds"].items()}
+
+
 def describe(program):
     """``program`` as the core's graph (``_core.MemoryProgram``), its tensors
     read in place; raises Unsupported for what the core cannot describe."""
@@ -222,8 +228,7 @@ class _Replayer:
         self.graph.erase_node(node)
 
     def add_constant(self, edit: dict) -> None:
-        kind = {"parameter": InputKind.PARAMETER, "buffer": InputKind.BUFFER,
-                "constant": InputKind.CONSTANT_TENSOR}[edit["input_kind"]]
+        kind = _input_kinds_by_name()[edit["input_kind"]]
         tensor, fqn = _tensor_from(edit), edit["fqn"]
         if kind == InputKind.PARAMETER:
             self.program.state_dict[fqn] = torch.nn.Parameter(tensor, requires_grad=False)

@@ -25,6 +25,15 @@ std::string loadError(const std::string& bytes) {
   return "";
 }
 
+TEST(InputKind, NamesRoundTripAsTheSchemaSpellsThem) {
+  for (std::size_t i = 0; i < std::size(program::kInputKindNames); ++i) {
+    const auto kind = static_cast<program::InputKind>(i);
+    EXPECT_EQ(program::parseInputKind(program::inputKindName(kind)), kind);
+  }
+  EXPECT_EQ(program::inputKindName(program::InputKind::kTensorConstant), "tensor_constant");
+  EXPECT_FALSE(program::parseInputKind("constant").has_value());
+}
+
 TEST(Program, ParsesTheQatProgram) {
   LoadedProgram loaded = load("qat_cadence_cnn.pt2");
   const auto& exported = loaded.program->exported;

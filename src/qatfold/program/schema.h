@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -226,6 +227,17 @@ struct Node {
 
 // What a graph input is bound to.
 enum class InputKind { kUserInput, kParameter, kBuffer, kTensorConstant, kCustomObject, kToken, kConstantInput };
+// The schema's names of the kinds ("user_input", "tensor_constant", ...), in enum order.
+inline constexpr std::string_view kInputKindNames[] = {"user_input", "parameter", "buffer",        "tensor_constant",
+                                                       "custom_obj", "token",     "constant_input"};
+inline std::string_view inputKindName(InputKind kind) { return kInputKindNames[static_cast<std::size_t>(kind)]; }
+// The kind of that name, or nullopt.
+inline std::optional<InputKind> parseInputKind(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kInputKindNames); ++i) {
+    if (kInputKindNames[i] == name) return static_cast<InputKind>(i);
+  }
+  return std::nullopt;
+}
 
 // Parameters, buffers and lifted tensor constants: inputs with a payload.
 inline bool isConstantKind(InputKind kind) {

@@ -178,7 +178,7 @@ void InputSpec::write(std::string& out) const {
     return;
   }
   if (!isConstantKind(kind)) throw Error("cannot write an input spec of this kind built in memory");
-  const char* kind_key = kind == InputKind::kParameter ? "parameter" : kind == InputKind::kBuffer ? "buffer" : "tensor_constant";
+  const std::string_view kind_key = inputKindName(kind);
   out.append("{\"").append(kind_key).append("\": {\"arg\": {\"name\": ");
   appendJsonString(out, name);
   out.append("}, \"").append(kind_key).append("_name\": ");
