@@ -351,10 +351,19 @@ def copy_program(program, compile: bool = True):
     # The copy may rename a node ("input" shadows a builtin): the signature
     # follows, as torch's own graph transforms do it.
     renamed = {old.name: new.name for old, new in copied.items() if old.name != new.name}
-    signature = copy.deepcopy(program.graph_signature)
-    for spec in [*signature.input_specs, *signature.output_specs]:
+    # Specs and their arguments are flat records (torch renames an argument
+    # in place, so each gets its own): two shallow copies each, where a deep
+    # copy of the signature was a tenth of the copy's time.
+    def spec_copy(spec):
+        spec = copy.copy(spec)
+        spec.arg = copy.copy(spec.arg)
         if isinstance(spec.arg, TensorArgument) and spec.arg.name in renamed:
-            spec.arg = TensorArgument(name=renamed[spec.arg.name])
+            spec.arg.name = renamed[spec.arg.name]
+        return spec
+
+    signature = type(program.graph_signature)(
+        input_specs=[spec_copy(spec) for spec in program.graph_signature.input_specs],
+        output_specs=[spec_copy(spec) for spec in program.graph_signature.output_specs])
     # The input was a valid program and this is the same program: set the
     # parts directly instead of through the constructor, which would
     # recompile and verify it again.

@@ -154,7 +154,9 @@ TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
   EXPECT_NE(refused.report.toText(false, OptionStyle::kCli).find("(raise it with --eps-tolerance)"), std::string::npos);
   EXPECT_NE(refused.report.toText(false).find("(raise it with eps_tolerance=)"), std::string::npos);
 
-  TextFold f = foldText(program, {kDefaultRiskThreshold, 0.05});
+  FoldOptions tolerant;
+  tolerant.eps_tolerance = 0.05;
+  TextFold f = foldText(program, tolerant);
   ASSERT_EQ(f.report.folded.size(), 1u);
   const auto& mismatch = f.report.folded[0].eps_mismatch;
   ASSERT_TRUE(mismatch.has_value());

@@ -112,7 +112,9 @@ TEST(FoldPipeline, NoFoldPlainBatchNormSaysWhy) {
 TEST(FoldPipeline, FlagsConvsAboveTheRiskThreshold) {
   LoadedProgram loaded = testing::loadFixture("qat_cadence_cnn.pt2");
   graph::Graph& graph = *loaded.graph;
-  FoldReport report = runFoldPipeline(graph, {0.0});
+  FoldOptions no_threshold;
+  no_threshold.risk_threshold = 0.0;
+  FoldReport report = runFoldPipeline(graph, no_threshold);
   EXPECT_EQ(report.flaggedCount(), 2u);
   EXPECT_NE(report.toText(false).find("may clip"), std::string::npos);
   Json json = report.toJson();

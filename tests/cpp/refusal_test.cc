@@ -20,6 +20,7 @@ using testing::edited;
 using testing::kFloatChain;
 using testing::kPlainBatchNorm;
 using testing::kQatChain;
+using testing::kQuantizedBatchNorm;
 
 struct RefusalCase {
   std::string name;
@@ -48,6 +49,12 @@ std::string perChannelBias(const std::string& scales_type, const std::string& ze
                  {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
                   before + "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=" + scales +
                       ", zero_points=%b_zp, axis=0,"}});
+}
+
+FoldOptions keepQuantizedBatchNorms() {
+  FoldOptions options;
+  options.quantized_batch_norm = QuantizedBatchNorm::kKeep;
+  return options;
 }
 
 std::vector<RefusalCase> refusalCases() {
@@ -146,7 +153,7 @@ std::vector<RefusalCase> refusalCases() {
        edited(kPlainBatchNorm, {{"%bn =", "%relu = aten.relu.default(self=%conv): float32[1, 2, 4, 4]\n%bn ="},
                                 {"batch_norm.default(input=%conv", "batch_norm.default(input=%relu"}}),
        {}, true},
-      {"BatchNormAfterTheOutputQuantization", C::kQuantizedWithoutChain,
+      {"BatchNormAfterTheOutputQuantization", C::kPerTensorWeights,
        edited(kPlainBatchNorm, {{"buffer %mean", "buffer %w_q = \"w_q\": int8[2, 2, 1, 1] = [1, 0, 0, 1]\nbuffer %mean"},
                                 {"%conv = aten.conv2d.default(input=%x_dq, weight=%w, bias=%b): float32[1, 2, 4, 4]",
                                  "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]\n"
@@ -173,6 +180,29 @@ std::vector<RefusalCase> refusalCases() {
        edited(kPlainBatchNorm, {{"\"conv.bias\": float32[2] = [0.5, 0.25]", "\"conv.bias\": float32[3] = [0.5, 0.25, 0]"}})},
       {"InfiniteConvBias", C::kNonFiniteBias,
        edited(kPlainBatchNorm, {{"\"conv.bias\": float32[2] = [0.5, 0.25]", "\"conv.bias\": float32[2] = [inf, 0.25]"}})},
+      // ---- a plain batch_norm behind a quantized conv (FoldBatchNormIntoWeightScales) ----
+      {"QuantizedBatchNormKept", C::kQuantizedWithoutChain, kQuantizedBatchNorm, keepQuantizedBatchNorms()},
+      {"QuantizedOutputAlsoReturned", C::kQuantizedOutputShared,
+       edited(kQuantizedBatchNorm, {{"return %o_dq", "return %o_dq, %y_dq"}})},
+      {"QuantizedConvOfAFloatInput", C::kInputNotQuantized,
+       edited(kQuantizedBatchNorm, {{"conv2d.default(input=%x_dq,", "conv2d.default(input=%x,"}})},
+      {"WeightScalesOnTheWrongAxis", C::kWeightNotPerChannelInt8,
+       edited(kQuantizedBatchNorm, {{"zero_points=%w_zp, axis=0,", "zero_points=%w_zp, axis=1,"}})},
+      {"GroupedTransposedConv", C::kGroupedTransposed,
+       edited(kQuantizedBatchNorm, {{"aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b)",
+                                     "aten.conv_transpose2d.input(input=%x_dq, weight=%w_dq, bias=%b, stride=[1, 1], "
+                                     "padding=[0, 0], output_padding=[0, 0], groups=2, dilation=[1, 1])"}})},
+      {"ZeroBatchNormWeight", C::kZeroFactor,
+       edited(kQuantizedBatchNorm, {{"float32[2] = [1.5, -0.5]", "float32[2] = [0, -0.5]"}})},
+      {"WeightScaleUnderflows", C::kScaleNotNormal,
+       edited(kQuantizedBatchNorm, {{"float32[2] = [0.01, 0.02]", "float32[2] = [1e-38, 0.02]"}})},
+      {"NegativeFactorOnAnAsymmetricWeightRange", C::kCannotNegate,
+       edited(kQuantizedBatchNorm, {{"axis=0, quant_min=-127,", "axis=0, quant_min=-128,"}})},
+      {"RequantizationScaleTooLarge", C::kRequantizationScale,
+       edited(kQuantizedBatchNorm, {{"input=%bn, scale=0.05,", "input=%bn, scale=1e-06,"},
+                                    {"input=%o_q, scale=0.05,", "input=%o_q, scale=1e-06,"}})},
+      {"NothingGivesTheFoldedRange", C::kOutputRangeUnknown,
+       edited(kQuantizedBatchNorm, {{"return %o_dq", "return %bn"}})},
   };
 }
 
@@ -227,7 +257,7 @@ INSTANTIATE_TEST_SUITE_P(Codes, RefusalCaseTest, ::testing::ValuesIn(refusalCase
 
 // Each base folds as it is: the negative cases differ from a fold in one edit.
 TEST(Refusals, TheBasesFold) {
-  for (const std::string* base : {&kQatChain, &kFloatChain, &kPlainBatchNorm}) {
+  for (const std::string* base : {&kQatChain, &kFloatChain, &kPlainBatchNorm, &kQuantizedBatchNorm}) {
     testing::TextFold f = testing::foldText(*base);
     EXPECT_EQ(f.report.folded.size(), 1u) << *base;
     EXPECT_TRUE(f.report.skipped.empty()) << f.report.toText(true);

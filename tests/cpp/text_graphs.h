@@ -85,6 +85,32 @@ buffer %var = "bn.running_var": float32[2] = [4, 0.25]
 return %bn
 )";
 
+// A conv with per-channel int8 weights whose batch_norm torchao left behind
+// its output quantization (XNNPACK's quantizer on padding="same"), with the
+// quantize QAT trained on the batch_norm's output after it. Channel 1's
+// batch_norm factor is negative.
+inline const std::string kQuantizedBatchNorm = R"(
+input %x: float32[1, 2, 4, 4]
+buffer %w_q = "w_q": int8[2, 2, 1, 1] = [100, -20, 10, 127]
+buffer %w_s = "w_s": float32[2] = [0.01, 0.02]
+buffer %w_zp = "w_zp": int64[2] = [0, 0]
+parameter %b = "conv.bias": float32[2] = [0.5, 0.25]
+parameter %bn_w = "bn.weight": float32[2] = [1.5, -0.5]
+parameter %bn_b = "bn.bias": float32[2] = [0.25, -0.25]
+buffer %mean = "bn.running_mean": float32[2] = [0.5, -0.5]
+buffer %var = "bn.running_var": float32[2] = [4, 0.25]
+%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]
+%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]
+%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%w_zp, axis=0, quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]
+%conv = aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b): float32[1, 2, 4, 4]
+%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]
+%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]
+%bn = aten.batch_norm.default(input=%y_dq, weight=%bn_w, bias=%bn_b, running_mean=%mean, running_var=%var, training=False, momentum=0.1, eps=1e-05, cudnn_enabled=False): float32[1, 2, 4, 4]
+%o_q = quantized_decomposed.quantize_per_tensor.default(input=%bn, scale=0.05, zero_point=3, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]
+%o_dq = quantized_decomposed.dequantize_per_tensor.default(input=%o_q, scale=0.05, zero_point=3, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]
+return %o_dq
+)";
+
 // `text` with each `from` replaced by its `to`; every `from` must occur
 // exactly once, so a case cannot silently edit nothing.
 inline std::string edited(std::string text, const std::vector<std::pair<std::string, std::string>>& edits) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace qatfold::numerics {
 
@@ -15,6 +16,19 @@ OutputRangeRisk outputRangeRisk(std::span<const float> shift, const AffineRange&
   return risk;
 }
 
+AffineRange coveringRange(double low, double high, const AffineRange& like) {
+  low = std::min(0.0, low);
+  high = std::max(0.0, high);
+  if (!std::isfinite(low) || !std::isfinite(high) || high - low <= 0 || like.quant_max - like.quant_min < 2) {
+    return like;
+  }
+  AffineRange covering = like;
+  covering.scale = (high - low) / static_cast<double>(like.quant_max - like.quant_min - 1);
+  // low <= 0 <= high, so quant_min <= zero_point <= quant_max - 1.
+  covering.zero_point = like.quant_min - static_cast<std::int64_t>(std::floor(low / covering.scale));
+  return covering;
+}
+
 AffineRange widenToCoverShift(std::span<const float> shift, const AffineRange& range) {
   double lowest = 0;
   double highest = 0;
@@ -23,14 +37,32 @@ AffineRange widenToCoverShift(std::span<const float> shift, const AffineRange& r
     highest = std::max(highest, static_cast<double>(value));
   }
   const bool holds_zero = range.low() <= 0 && range.high() >= 0;
-  if ((lowest == 0 && highest == 0) || !holds_zero || range.quant_max - range.quant_min < 2) return range;
-  const double low = range.low() + lowest;
-  const double high = range.high() + highest;
-  AffineRange widened = range;
-  widened.scale = (high - low) / static_cast<double>(range.quant_max - range.quant_min - 1);
-  // low <= 0 <= high, so quant_min <= zero_point <= quant_max - 1.
-  widened.zero_point = range.quant_min - static_cast<std::int64_t>(std::floor(low / widened.scale));
-  return widened;
+  if ((lowest == 0 && highest == 0) || !holds_zero) return range;
+  return coveringRange(range.low() + lowest, range.high() + highest, range);
+}
+
+AffineRange observedRange(float min, float max, const AffineRange& like) {
+  const float low = std::min(min, 0.0f);
+  const float high = std::max(max, 0.0f);
+  float scale = (high - low) / static_cast<float>(like.quant_max - like.quant_min);
+  scale = std::max(scale, std::numeric_limits<float>::epsilon());
+  AffineRange observed = like;
+  observed.scale = scale;
+  const auto steps = static_cast<std::int64_t>(std::nearbyint(low / scale));  // default rounding: half to even
+  observed.zero_point = std::clamp(like.quant_min - steps, like.quant_min, like.quant_max);
+  return observed;
+}
+
+AffineRange estimateFoldedRange(const AffineRange& y, std::span<const float> factor, std::span<const float> shift) {
+  double low = 0;
+  double high = 0;
+  for (std::size_t c = 0; c < factor.size() && c < shift.size(); ++c) {
+    const double a = factor[c] * y.low();
+    const double b = factor[c] * y.high();
+    low = std::min(low, std::min(a, b) + shift[c]);
+    high = std::max(high, std::max(a, b) + shift[c]);
+  }
+  return coveringRange(low, high, y);
 }
 
 }  // namespace qatfold::numerics

@@ -48,4 +48,23 @@ OutputRangeRisk outputRangeRisk(std::span<const float> shift, const AffineRange&
 // `shift` must be finite.
 AffineRange widenToCoverShift(std::span<const float> shift, const AffineRange& range);
 
+// The range over `like`'s integers that covers [min(0, low), max(0, high)],
+// placed as widenToCoverShift places it (one spare step, floor). `like`
+// comes back unchanged when it has fewer than three integers or the span is
+// empty or not finite.
+AffineRange coveringRange(double low, double high, const AffineRange& like);
+
+// The quantization torch's MinMaxObserver (per-tensor affine) gives a value
+// observed in [min, max], over `like`'s integers: scale = (max(max, 0) -
+// min(min, 0)) / (quant_max - quant_min), at least float32 epsilon, and zero
+// point quant_min - round_half_even(min(min, 0) / scale), clamped; in
+// float32, as the observer computes it.
+AffineRange observedRange(float min, float max, const AffineRange& like);
+
+// An estimate of the range of f_c * y + shift_c for y in `y`'s range:
+// the union over channels, through 0, as coveringRange places it. For a
+// layer whose BatchNorm (factor f, shift) was folded into its weights and
+// bias when nothing else tells the folded output's range.
+AffineRange estimateFoldedRange(const AffineRange& y, std::span<const float> factor, std::span<const float> shift);
+
 }  // namespace qatfold::numerics

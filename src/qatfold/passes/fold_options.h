@@ -4,6 +4,7 @@
 // field and its row here.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -36,11 +37,34 @@ enum class OutputRange {
 };
 inline constexpr std::string_view kOutputRangeNames[] = {"keep", "widen"};
 
+// What the fold does with a plain batch_norm behind a quantized conv or
+// linear with per-channel weights (conv -> q -> dq -> batch_norm, where
+// torchao built no QAT chain): fold it into the weight scales and the float
+// bias when the folded output's quantization is known (a quantize QAT
+// trained after the batch_norm or its ReLU, or calibration), also with an
+// estimated range, or never.
+enum class QuantizedBatchNorm {
+  kAuto,      // fold where the output quantization is trained or calibrated
+  kEstimate,  // also where it can only be estimated (numerics/output_range.h)
+  kKeep,      // leave them all (a per-tensor requantization stays in front of each)
+};
+inline constexpr std::string_view kQuantizedBatchNormNames[] = {"auto", "estimate", "keep"};
+
+// A calibrated range of a batch_norm's output, as torch's MinMaxObserver
+// saw it (qatfold.fold(calibrate=...)): batch_norm node name -> [min, max].
+struct ObservedRange {
+  float min = 0;
+  float max = 0;
+};
+
 struct FoldOptions {
   double risk_threshold = kDefaultRiskThreshold;
   double eps_tolerance = kDefaultEpsTolerance;
   BiasPreparation bias_preparation = BiasPreparation::kAuto;
   OutputRange output_range = OutputRange::kKeep;
+  QuantizedBatchNorm quantized_batch_norm = QuantizedBatchNorm::kAuto;
+  // Not an option of the table below: data, given by the Python front end.
+  std::map<std::string, ObservedRange, std::less<>> observed_ranges;
 };
 
 // One option as every front end spells it. A real-valued option points at
@@ -91,6 +115,13 @@ inline constexpr FoldOptionInfo kFoldOptions[] = {
         "cover the folded BatchNorm shift with the same integer range (for BN statistics far from the calibration "
         "data; coarser steps elsewhere)",
         kOutputRangeNames),
+    choiceOption<&FoldOptions::quantized_batch_norm>(
+        "quantized_batch_norm", "--quantized-bn",
+        "A batch_norm behind a quantized conv or linear with per-channel weights (no QAT chain: conv3d, "
+        "padding='same', linear + BatchNorm1d): 'auto' folds it into the weight scales and bias where a quantize "
+        "trained after it (or its ReLU) or calibration gives the output range, 'estimate' also with an estimated "
+        "range, 'keep' never",
+        kQuantizedBatchNormNames),
 };
 
 // The row of `python_name`, or null.

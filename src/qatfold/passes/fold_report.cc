@@ -21,12 +21,21 @@ Json epsMismatchJson(const FoldedChain& c) {
                                               : "ignored: within the eps tolerance"}};
 }
 
-Json widenedJson(const FoldedChain& c) {
-  if (!c.widened_output) return nullptr;
-  const numerics::AffineRange& w = *c.widened_output;
-  return Json{{"scale", floatToJson(w.scale)},
-              {"zero_point", w.zero_point},
-              {"range", Json::array({floatToJson(w.low()), floatToJson(w.high())})}};
+
+Json rangeJson(const numerics::AffineRange& r) {
+  return Json{{"scale", floatToJson(r.scale)},
+              {"zero_point", r.zero_point},
+              {"range", Json::array({floatToJson(r.low()), floatToJson(r.high())})}};
+}
+
+Json widenedJson(const FoldedChain& c) { return c.widened_output ? rangeJson(*c.widened_output) : Json(nullptr); }
+
+Json requantizedJson(const FoldedChain& c) {
+  if (!c.requantized) return nullptr;
+  return Json{{"source", c.requantized->source},
+              {"before", rangeJson(c.requantized->before)},
+              {"after", rangeJson(c.requantized->after)},
+              {"negated_channels", c.requantized->negated_channels}};
 }
 
 }  // namespace
@@ -100,7 +109,8 @@ Json FoldReport::toJson() const {
                                {"relative_shift", !c.output_quantized ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
                                {"flagged", c.flagged},
                                {"widened_output", widenedJson(c)},
-                               {"eps_mismatch", epsMismatchJson(c)}});
+                               {"eps_mismatch", epsMismatchJson(c)},
+                               {"requantized", requantizedJson(c)}});
   }
   json["folded"] = std::move(folded_json);
   Json skipped_json = Json::array();
@@ -179,6 +189,17 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     std::snprintf(note, sizeof note, "  widened output range: %s: [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld\n",
                   c.conv.c_str(), c.risk.range_low, c.risk.range_high, w.low(), w.high(), w.scale,
                   static_cast<long long>(w.zero_point));
+    out << note;
+  }
+  for (const FoldedChain& c : folded) {
+    if (!c.requantized) continue;
+    const FoldedChain::Requantized& r = *c.requantized;
+    char note[512];
+    std::snprintf(note, sizeof note,
+                  "  output quantization: %s: %s, [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld%s\n",
+                  c.conv.c_str(), r.source.c_str(), r.before.low(), r.before.high(), r.after.low(), r.after.high(),
+                  r.after.scale, static_cast<long long>(r.after.zero_point),
+                  r.negated_channels == 0 ? "" : ("; " + std::to_string(r.negated_channels) + " channel(s) negated").c_str());
     out << note;
   }
   for (const FoldedChain& c : folded) {

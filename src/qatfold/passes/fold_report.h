@@ -53,6 +53,17 @@ struct FoldedChain {
     bool in_weight_scales = false;  // r folded into per-channel scales; else ignored (within tolerance)
   };
   std::optional<EpsMismatch> eps_mismatch;
+  // A batch_norm folded behind a quantized layer into its weight scales
+  // (FoldBatchNormIntoWeightScales): where the folded output's quantization
+  // came from ("trained", "trained after relu", "calibrated", "estimated"),
+  // the layer's old output quantization and the one it has now.
+  struct Requantized {
+    std::string source;
+    numerics::AffineRange before;
+    numerics::AffineRange after;
+    std::size_t negated_channels = 0;
+  };
+  std::optional<Requantized> requantized;
 };
 
 // A batch_norm left in the graph, and why.

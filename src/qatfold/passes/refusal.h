@@ -94,7 +94,35 @@ namespace qatfold::passes {
   X(kConvParameterDtype, "conv-parameter-dtype", "the conv {0} is not float32", "")                                    \
   X(kScalarWeight, "scalar-weight", "the conv weight is a scalar", "")                                                 \
   X(kConvBiasLength, "conv-bias-length", "the conv bias does not have one value per output channel", "")              \
-  X(kNonFiniteBias, "non-finite-bias", "the batch_norm parameters give a non-finite bias", "")
+  X(kNonFiniteBias, "non-finite-bias", "the batch_norm parameters give a non-finite bias", "")                        \
+  /* a plain batch_norm behind a quantized conv or linear (FoldBatchNormIntoWeightScales) */                          \
+  X(kQuantizedOutputShared, "quantized-output-shared",                                                                \
+    "the output quantization of '{0}' is read {1} besides the batch_norm", "")                                        \
+  X(kInputNotQuantized, "input-not-quantized", "the input of '{0}' is not dequantized per tensor", "")               \
+  X(kPerTensorWeights, "per-tensor-weights",                                                                           \
+    "'{0}' has per-tensor weights: folding its batch_norm would re-quantize them (per-channel weights fold exactly)", \
+    "")                                                                                                                \
+  X(kWeightNotPerChannelInt8, "weight-not-per-channel-int8",                                                           \
+    "the weight of '{0}' is not a constant int8 tensor with float32 scales and integer zero points, one per output "  \
+    "channel (axis {1}), read by this layer alone",                                                                   \
+    "")                                                                                                                \
+  X(kGroupedTransposed, "grouped-transposed", "transposed conv '{0}' has groups > 1: its channels are not axis 1", "") \
+  X(kZeroFactor, "zero-factor", "batch_norm weight / sqrt(var + eps) is 0 for channel {0}: it would have no scale", "") \
+  X(kScaleNotNormal, "scale-not-normal",                                                                               \
+    "channel {0}'s weight scale would be {1}, not a finite, normal, positive float32", "")                           \
+  X(kCannotNegate, "cannot-negate",                                                                                    \
+    "channel {0}'s batch_norm factor is negative ({1}) and the weight's zero point or integer range is not "          \
+    "symmetric, so its integers cannot be negated",                                                                   \
+    "")                                                                                                                \
+  X(kRequantizationScale, "requantization-scale",                                                                      \
+    "channel {0}'s requantization scale (input scale * weight scale / output scale) would be {1}, not below 256 as "  \
+    "XNNPACK requires",                                                                                               \
+    "")                                                                                                                \
+  X(kOutputRangeUnknown, "output-range-unknown",                                                                       \
+    "'{0}' is quantized and has no QAT chain; the batch_norm could fold into its per-channel weight scales, but "     \
+    "nothing tells the folded output's range: no quantize follows the batch_norm (or its ReLU) and no calibration "   \
+    "covered it (qatfold.fold(calibrate=...)); an estimate is one option away",                                       \
+    "quantized_batch_norm")
 
 enum class RefusalCode {
 #define QATFOLD_REFUSAL_ENUM(code, id, message, option) code,

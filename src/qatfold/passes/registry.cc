@@ -1,6 +1,7 @@
 #include "qatfold/passes/registry.h"
 
 #include "qatfold/passes/batch_norm_driver.h"
+#include "qatfold/passes/fold_batch_norm_into_weight_scales.h"
 #include "qatfold/passes/fold_batch_norm_into_weights.h"
 #include "qatfold/passes/fold_conv_batch_norm_chain.h"
 #include "qatfold/passes/quantize_conv_bias.h"
@@ -10,6 +11,7 @@ namespace {
 
 constexpr std::string_view kBiasOptions[] = {"bias_preparation"};
 constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance", "output_range"};
+constexpr std::string_view kScaleOptions[] = {"quantized_batch_norm"};
 
 constexpr PassInfo kPipeline[] = {
     {"QuantizeConvBias",
@@ -29,6 +31,17 @@ constexpr PassInfo kPipeline[] = {
        const FoldConvBatchNormChain chain(
            {context.options.risk_threshold, context.options.eps_tolerance, context.options.output_range});
        foldBatchNorms(graph, "FoldConvBatchNormChain", chain, report);
+     }},
+    {"FoldBatchNormIntoWeightScales",
+     "Fold a plain eval batch_norm behind a quantized conv or linear with per-channel int8 weights (no QAT chain) "
+     "into its weight scales and a float bias, where the folded output's quantization is known (trained after it, "
+     "calibrated, or estimated on request)",
+     kScaleOptions,
+     [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
+       if (context.options.quantized_batch_norm == QuantizedBatchNorm::kKeep) return;
+       const FoldBatchNormIntoWeightScales scales(
+           {context.options.quantized_batch_norm, &context.options.observed_ranges});
+       foldBatchNorms(graph, "FoldBatchNormIntoWeightScales", scales, report);
      }},
     {"FoldBatchNormIntoWeights",
      "In quantized programs, fold a plain eval batch_norm right after an unquantized conv or linear into its float "

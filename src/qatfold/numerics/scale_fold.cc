@@ -1,0 +1,52 @@
+#include "qatfold/numerics/scale_fold.h"
+
+#include <cmath>
+#include <limits>
+
+namespace qatfold::numerics {
+
+std::variant<FoldedScales, ScaleFoldProblem> foldBatchNormIntoScales(const PerChannelWeight& weight,
+                                                                     std::optional<std::span<const float>> bias,
+                                                                     const BatchNormParameters& bn) {
+  using Kind = ScaleFoldProblem::Kind;
+  const auto channels = static_cast<std::size_t>(weight.sizes[static_cast<std::size_t>(weight.axis)]);
+  FoldedScales out;
+  out.factor.resize(channels);
+  out.scales.resize(channels);
+  out.bias.resize(channels);
+  const bool symmetric = -weight.quant_min == weight.quant_max;
+  for (std::size_t c = 0; c < channels; ++c) {
+    const float rsqrt = 1.0f / std::sqrt(bn.running_var[c] + bn.eps);
+    const float f = bn.weight[c] * rsqrt;
+    const auto channel = static_cast<std::int64_t>(c);
+    if (f == 0.0f) return ScaleFoldProblem{Kind::kZeroFactor, channel, f};
+    const float scale = weight.scales[c] * std::fabs(f);
+    if (!std::isfinite(scale) || scale < std::numeric_limits<float>::min()) {
+      return ScaleFoldProblem{Kind::kScaleNotNormal, channel, scale};
+    }
+    if (f < 0.0f) {
+      if (!symmetric || weight.zero_points[c] != 0) return ScaleFoldProblem{Kind::kCannotNegate, channel, f};
+      out.negated.push_back(channel);
+    }
+    const float b = bias ? (*bias)[c] : 0.0f;
+    out.bias[c] = (b - bn.running_mean[c]) * rsqrt * bn.weight[c] + bn.bias[c];
+    if (!std::isfinite(out.bias[c])) return ScaleFoldProblem{Kind::kNonFiniteBias, channel, out.bias[c]};
+    out.factor[c] = f;
+    out.scales[c] = scale;
+  }
+  if (!out.negated.empty()) {
+    std::size_t inner = 1;
+    for (std::size_t d = static_cast<std::size_t>(weight.axis) + 1; d < weight.sizes.size(); ++d) {
+      inner *= static_cast<std::size_t>(weight.sizes[d]);
+    }
+    out.values.assign(weight.values.begin(), weight.values.end());
+    for (std::size_t i = 0; i < out.values.size(); ++i) {
+      const std::size_t c = (i / inner) % channels;
+      // Symmetric range: -q stays inside it.
+      if (out.factor[c] < 0.0f) out.values[i] = static_cast<std::int8_t>(-out.values[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace qatfold::numerics

@@ -1,0 +1,243 @@
+#include "qatfold/passes/fold_batch_norm_into_weight_scales.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "qatfold/numerics/scale_fold.h"
+#include "qatfold/passes/batch_norm_tail.h"
+#include "qatfold/passes/patterns.h"
+#include "qatfold/program/payload.h"
+
+namespace qatfold::passes {
+namespace {
+
+using program::ScalarType;
+
+constexpr std::string_view kRelu = "torch.ops.aten.relu.default";
+
+std::string number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.7g", value);
+  return text;
+}
+
+numerics::AffineRange rangeOf(const AffineQuantization& q) {
+  return {q.scale, q.zero_point, q.quant_min, q.quant_max};
+}
+
+// The quantize that reads `value` alone, or null.
+graph::Node* soleQuantize(const graph::Value& value) {
+  if (value.isGraphOutput()) return nullptr;
+  const std::vector<graph::Node*> users = value.users();
+  if (users.size() != 1 || users[0]->target() != op::kQuantizePerTensor) return nullptr;
+  return users[0];
+}
+
+// The quantize QAT trained on the batch_norm's output: right after it, or
+// after its ReLU; null if none.
+graph::Node* trainedQuantize(const graph::Node& batch_norm, bool& after_relu) {
+  const graph::Value& out = *batch_norm.output(0);
+  after_relu = false;
+  if (graph::Node* q = soleQuantize(out)) return q;
+  const std::vector<graph::Node*> users = out.users();
+  if (out.isGraphOutput() || users.size() != 1 || users[0]->target() != kRelu) return nullptr;
+  after_relu = true;
+  return soleQuantize(*users[0]->output());
+}
+
+bool isTransposed(const graph::Node& layer) {
+  const program::Argument* transposed = layer.tryGetArgument("transposed");
+  return layer.target().find("transpose") != std::string::npos || (transposed && transposed->asBool() == true);
+}
+
+bool isIntegerType(ScalarType type) { return type == ScalarType::kInt32 || type == ScalarType::kInt64; }
+
+Refusal refused(RefusalCode code, std::vector<std::string> details = {}) {
+  return plainRefusal(code, std::move(details), MatchStage::kRefused);
+}
+
+}  // namespace
+
+FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(graph::Node& bn) const {
+  auto eval_or_why = matchEvalBatchNorm(bn);
+  if (const auto* why = std::get_if<Refusal>(&eval_or_why)) return *why;
+  const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
+
+  // dq(q(layer(...))) -> batch_norm, one pair with one set of parameters.
+  auto output_dq = readAffineQuantization(eval.input->producer());
+  std::optional<AffineQuantization> output_q;
+  if (output_dq && output_dq->node->target() == op::kDequantizePerTensor && output_dq->input != nullptr) {
+    output_q = readAffineQuantization(output_dq->input->producer());
+  }
+  graph::Node* layer = output_q && output_q->node->target() == op::kQuantizePerTensor && output_q->input
+                           ? output_q->input->producer()
+                           : nullptr;
+  if (layer == nullptr || !isChannelProducer(*layer) || output_q->scale != output_dq->scale ||
+      output_q->zero_point != output_dq->zero_point || output_q->quant_min != output_dq->quant_min ||
+      output_q->quant_max != output_dq->quant_max || output_q->dtype != output_dq->dtype) {
+    const graph::Node* from = eval.input->producer();
+    return plainRefusal(RefusalCode::kNotAfterConv, {from->name(), from->target()});
+  }
+  for (auto [value, reader] : {std::pair{layer->output(), output_q->node}, {output_q->node->output(), output_dq->node},
+                               {output_dq->node->output(), &bn}}) {
+    if (auto use = outsideUse(*value, {reader})) return refused(RefusalCode::kQuantizedOutputShared, {layer->name(), *use});
+  }
+
+  graph::Value* input = layer->tryGetInput("input");
+  auto input_dq = readAffineQuantization(input ? input->producer() : nullptr);
+  if (!input_dq || input_dq->node->target() != op::kDequantizePerTensor) {
+    return refused(RefusalCode::kInputNotQuantized, {layer->name()});
+  }
+
+  const bool transposed = isTransposed(*layer);
+  const program::Argument* groups = layer->tryGetArgument("groups");
+  if (transposed && groups && groups->asInt().value_or(1) != 1) {
+    return refused(RefusalCode::kGroupedTransposed, {layer->name()});
+  }
+  const std::int64_t axis = transposed ? 1 : 0;
+  const auto weight_refusal = [&] { return refused(RefusalCode::kWeightNotPerChannelInt8, {layer->name(), std::to_string(axis)}); };
+  graph::Value* weight_out = layer->tryGetInput("weight");
+  auto weight_dq = readAffineQuantization(weight_out ? weight_out->producer() : nullptr);
+  if (!weight_dq) return weight_refusal();
+  if (!weight_dq->per_channel) return refused(RefusalCode::kPerTensorWeights, {layer->name()});
+  if (weight_dq->axis != axis || weight_dq->dtype != ScalarType::kInt8 || weight_out->useCount() != 1 ||
+      !isConstantTensor(weight_dq->input) || !isConstantTensor(weight_dq->scales) ||
+      !isConstantTensor(weight_dq->zero_points)) {
+    return weight_refusal();
+  }
+  const TensorView weight_view = weight_dq->input->payload()->view();
+  const TensorView scales_view = weight_dq->scales->payload()->view();
+  const TensorView zero_points_view = weight_dq->zero_points->payload()->view();
+  const std::vector<std::int64_t>& sizes = weight_view.meta().sizes;
+  if (weight_view.meta().dtype != ScalarType::kInt8 || static_cast<std::int64_t>(sizes.size()) <= axis ||
+      scales_view.meta().dtype != ScalarType::kFloat32 || !isIntegerType(zero_points_view.meta().dtype)) {
+    return weight_refusal();
+  }
+  const std::int64_t channels = sizes[static_cast<std::size_t>(axis)];
+  if (scales_view.meta().numel() != channels || zero_points_view.meta().numel() != channels) return weight_refusal();
+
+  Match m;
+  std::optional<std::vector<float>> old_bias;
+  if (graph::Value* bias = layer->tryGetInput("bias")) {
+    if (!isConstantTensor(bias)) return refused(RefusalCode::kFloatBiasNotConstant, {layer->name()});
+    const TensorView view = bias->payload()->view();
+    if (view.meta().dtype != ScalarType::kFloat32 || view.meta().numel() != channels) {
+      return refused(RefusalCode::kFloatBiasShape, {layer->name()});
+    }
+    old_bias = view.values<float>();
+    m.bias_kind = bias->inputKind();
+  }
+  auto values_or_why = readBatchNormValues(eval, channels, eval.eps);
+  if (auto* why = std::get_if<Refusal>(&values_or_why)) {
+    why->stage = MatchStage::kRefused;
+    return *why;
+  }
+  const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
+
+  const std::vector<std::int8_t> weight_values = weight_view.values<std::int8_t>();
+  const std::vector<float> scales = scales_view.values<float>();
+  std::vector<std::int64_t> zero_points;
+  for (double z : zero_points_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(z));
+  const numerics::PerChannelWeight weight{weight_values, sizes, axis, scales, zero_points,
+                                          weight_dq->quant_min, weight_dq->quant_max};
+  auto folded_or_why = numerics::foldBatchNormIntoScales(
+      weight, old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt, values.parameters());
+  if (const auto* problem = std::get_if<numerics::ScaleFoldProblem>(&folded_or_why)) {
+    using Kind = numerics::ScaleFoldProblem::Kind;
+    const std::string channel = std::to_string(problem->channel);
+    switch (problem->kind) {
+      case Kind::kZeroFactor: return refused(RefusalCode::kZeroFactor, {channel});
+      case Kind::kScaleNotNormal: return refused(RefusalCode::kScaleNotNormal, {channel, number(problem->value)});
+      case Kind::kCannotNegate: return refused(RefusalCode::kCannotNegate, {channel, number(problem->value)});
+      case Kind::kNonFiniteBias: return refused(RefusalCode::kNonFiniteBias);
+    }
+  }
+  numerics::FoldedScales& folded = std::get<numerics::FoldedScales>(folded_or_why);
+
+  // The folded output's quantization, from the best evidence there is.
+  const numerics::AffineRange before = rangeOf(*output_q);
+  FoldedChain::Requantized requantized{"", before, before, folded.negated.size()};
+  bool after_relu = false;
+  const auto trained = readAffineQuantization(trainedQuantize(bn, after_relu));
+  const ObservedRange* observed = nullptr;
+  if (config_.observed != nullptr) {
+    if (auto found = config_.observed->find(bn.name()); found != config_.observed->end()) observed = &found->second;
+  }
+  if (trained) {
+    requantized.source = after_relu ? "trained after relu" : "trained";
+    requantized.after = rangeOf(*trained);
+    m.to_trained_quantize = true;
+  } else if (observed != nullptr) {
+    requantized.source = "calibrated";
+    requantized.after = numerics::observedRange(observed->min, observed->max, before);
+  } else if (config_.mode == QuantizedBatchNorm::kEstimate) {
+    std::vector<float> shift(folded.factor.size());
+    for (std::size_t c = 0; c < shift.size(); ++c) shift[c] = values.bias[c] - folded.factor[c] * values.mean[c];
+    requantized.source = "estimated";
+    requantized.after = numerics::estimateFoldedRange(before, folded.factor, shift);
+  } else {
+    return refused(RefusalCode::kOutputRangeUnknown, {layer->name()});
+  }
+  // XNNPACK's check, in its float arithmetic.
+  const auto input_scale = static_cast<float>(input_dq->scale);
+  const auto output_scale = static_cast<float>(requantized.after.scale);
+  for (std::size_t c = 0; c < folded.scales.size(); ++c) {
+    const float requantization = input_scale * folded.scales[c] / output_scale;
+    if (!(requantization < 256.0f)) {
+      return refused(RefusalCode::kRequantizationScale, {std::to_string(c), number(requantization)});
+    }
+  }
+
+  m.layer = layer;
+  m.batch_norm = &bn;
+  m.output_quantize = output_q->node;
+  m.output_dequantize = output_dq->node;
+  m.weight_dequantize = weight_dq->node;
+  m.weight = weight_dq->input;
+  m.scales = weight_dq->scales;
+  m.new_weight = std::move(folded.values);
+  m.new_scales = std::move(folded.scales);
+  m.new_bias = std::move(folded.bias);
+  describeFold(m.report, *layer, bn, channels);
+  m.report.float_bias = true;
+  m.report.scaled_weights = true;
+  m.report.output_quantized = false;  // its range is chosen to cover BN(y): no shift to estimate
+  m.report.requantized = std::move(requantized);
+  return m;
+}
+
+void FoldBatchNormIntoWeightScales::rewrite(graph::Graph& graph, const Match& m) const {
+  const std::string path = modulePath(*m.layer);
+  const std::string prefix = path.empty() ? m.layer->name() : path;
+  const auto channels = static_cast<std::int64_t>(m.new_bias.size());
+  const auto vector_meta = program::TensorMeta::contiguous(ScalarType::kFloat32, {channels});
+  // New tensors, not edits in place: the old ones may be read elsewhere.
+  if (!m.new_weight.empty()) {
+    graph::Value* weight = graph.addConstantTensor(
+        m.weight->inputKind(), prefix + ".folded_weight", "b_" + m.layer->name() + "_folded_weight",
+        program::TensorMeta::contiguous(ScalarType::kInt8, m.weight->payload()->view().meta().sizes),
+        std::make_shared<Storage>(encodeValues(m.new_weight)));
+    graph.setInput(m.weight_dequantize, "input", weight);
+  }
+  graph::Value* scales = graph.addConstantTensor(m.scales->inputKind(), prefix + ".folded_weight_scales",
+                                                 "b_" + m.layer->name() + "_folded_weight_scales", vector_meta,
+                                                 std::make_shared<Storage>(encodeValues(m.new_scales)));
+  graph.setInput(m.weight_dequantize, "scales", scales);
+  graph::Value* bias = graph.addConstantTensor(m.bias_kind, prefix + ".folded_bias", "p_" + m.layer->name() + "_folded_bias",
+                                               vector_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
+  graph.setInput(m.layer, "bias", bias, "weight");
+  if (m.to_trained_quantize) {
+    // layer -> [relu] -> q: the old pair goes with dead-code elimination.
+    graph.replaceAllUsesWith(m.batch_norm->output(0), m.layer->output());
+  } else {
+    const numerics::AffineRange& after = m.report.requantized->after;
+    for (graph::Node* node : {m.output_quantize, m.output_dequantize}) {
+      graph.setArgument(node, "scale", program::Argument::real(after.scale));
+      graph.setArgument(node, "zero_point", program::Argument::integer(after.zero_point));
+    }
+    graph.replaceAllUsesWith(m.batch_norm->output(0), m.output_dequantize->output());
+  }
+  graph.eraseNode(m.batch_norm);
+}
+
+}  // namespace qatfold::passes

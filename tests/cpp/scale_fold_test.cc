@@ -1,0 +1,161 @@
+// FoldBatchNormIntoWeightScales on text graphs, and its numerics
+// (numerics/scale_fold.h, the output ranges of numerics/output_range.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "qatfold/numerics/output_range.h"
+#include "qatfold/numerics/scale_fold.h"
+#include "text_graphs.h"
+
+namespace qatfold::passes {
+namespace {
+
+using testing::edited;
+using testing::foldText;
+using testing::kQuantizedBatchNorm;
+using testing::TextFold;
+
+// kQuantizedBatchNorm's numbers, in the float32 arithmetic of the definition.
+const float kBnW[] = {1.5f, -0.5f}, kBnB[] = {0.25f, -0.25f}, kMean[] = {0.5f, -0.5f}, kVar[] = {4.0f, 0.25f};
+const float kBias[] = {0.5f, 0.25f}, kScales[] = {0.01f, 0.02f};
+float factor(int c) { return kBnW[c] * (1.0f / std::sqrt(kVar[c] + 1e-5f)); }
+
+const graph::Node* node(const TextFold& f, const std::string& name) { return f.loaded.graph->getValue(name)->producer(); }
+template <class T>
+std::vector<T> data(const graph::Value* v) { return v->payload()->view().values<T>(); }
+
+// The folded weight, scales and bias: the integers kept (channel 1's
+// negated, its factor is negative), the scales times |f|, the bias shifted.
+void expectFoldedLayer(const TextFold& f) {
+  const graph::Node* w_dq = node(f, "w_dq");
+  EXPECT_EQ(data<std::int8_t>(w_dq->getInput("input")), (std::vector<std::int8_t>{100, -20, -10, -127}));
+  EXPECT_EQ(data<float>(w_dq->getInput("scales")),
+            (std::vector<float>{kScales[0] * std::fabs(factor(0)), kScales[1] * std::fabs(factor(1))}));
+  std::vector<float> bias;
+  for (int c = 0; c < 2; ++c) bias.push_back((kBias[c] - kMean[c]) * (1.0f / std::sqrt(kVar[c] + 1e-5f)) * kBnW[c] + kBnB[c]);
+  EXPECT_EQ(data<float>(node(f, "conv")->getInput("bias")), bias);
+  EXPECT_EQ(f.loaded.graph->tryGetValue("bn"), nullptr);
+}
+
+TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterTheBatchNormTakesTheConvOutput) {
+  TextFold f = foldText(kQuantizedBatchNorm);
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  expectFoldedLayer(f);
+  // conv -> o_q: the pair calibrated on y is gone.
+  EXPECT_EQ(node(f, "o_q")->getInput("input")->name(), "conv");
+  EXPECT_EQ(f.loaded.graph->tryGetValue("y_q"), nullptr);
+  EXPECT_EQ(f.loaded.graph->tryGetValue("y_dq"), nullptr);
+  const FoldedChain& folded = f.report.folded[0];
+  EXPECT_EQ(folded.folded_by, "FoldBatchNormIntoWeightScales");
+  ASSERT_TRUE(folded.requantized.has_value());
+  EXPECT_EQ(folded.requantized->source, "trained");
+  EXPECT_EQ(folded.requantized->negated_channels, 1u);
+  EXPECT_DOUBLE_EQ(folded.requantized->after.scale, 0.05);
+  EXPECT_EQ(folded.requantized->after.zero_point, 3);
+  const Json json = f.report.toJson()["folded"][0]["requantized"];
+  EXPECT_EQ(json["source"], "trained");
+  EXPECT_EQ(json["negated_channels"], 1);
+  EXPECT_NE(f.report.toText(false).find("output quantization: conv: trained"), std::string::npos) << f.report.toText(false);
+}
+
+TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterAReluKeepsTheReluOnTheConv) {
+  TextFold f = foldText(edited(kQuantizedBatchNorm,
+                               {{"%o_q =", "%r = aten.relu.default(self=%bn): float32[1, 2, 4, 4]\n%o_q ="},
+                                {"quantize_per_tensor.default(input=%bn,", "quantize_per_tensor.default(input=%r,"}}));
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  expectFoldedLayer(f);
+  EXPECT_EQ(node(f, "r")->getInput("self")->name(), "conv");  // conv -> relu -> q: what XNNPACK fuses
+  EXPECT_EQ(f.report.folded[0].requantized->source, "trained after relu");
+}
+
+TEST(FoldBatchNormIntoWeightScales, CalibratedRangeIsQuantizedAsMinMaxObserverDoes) {
+  FoldOptions options;
+  options.observed_ranges["bn"] = {-1.0f, 3.0f};
+  TextFold f = foldText(edited(kQuantizedBatchNorm, {{"return %o_dq", "return %bn"}}), options);
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  expectFoldedLayer(f);
+  // torch.ao MinMaxObserver(int8, -128..127) on [-1, 3]: scale 4 / 255, zero point -128 - round(-63.75) = -64.
+  for (const char* name : {"y_q", "y_dq"}) {
+    EXPECT_EQ(*node(f, name)->tryGetArgument("scale")->asFloat(), static_cast<double>(4.0f / 255.0f)) << name;
+    EXPECT_EQ(*node(f, name)->tryGetArgument("zero_point")->asInt(), -64) << name;
+  }
+  EXPECT_EQ(f.loaded.graph->outputs()[0]->name(), "y_dq");
+  EXPECT_EQ(f.report.folded[0].requantized->source, "calibrated");
+  EXPECT_DOUBLE_EQ(f.report.folded[0].requantized->before.scale, 0.1);
+}
+
+TEST(FoldBatchNormIntoWeightScales, EstimatedRangeOnlyWhenAsked) {
+  const std::string program = edited(kQuantizedBatchNorm, {{"return %o_dq", "return %bn"}});
+  EXPECT_EQ(foldText(program).report.skipped.at(0).code(), "output-range-unknown");
+  FoldOptions options;
+  options.quantized_batch_norm = QuantizedBatchNorm::kEstimate;
+  TextFold f = foldText(program, options);
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  expectFoldedLayer(f);
+  const numerics::AffineRange after = f.report.folded[0].requantized->after;
+  EXPECT_EQ(f.report.folded[0].requantized->source, "estimated");
+  // y in [-12.8, 12.7] through each channel's f_c and shift bn_b - f_c * mean: every value is covered.
+  for (int c = 0; c < 2; ++c) {
+    const double shift = kBnB[c] - factor(c) * kMean[c];
+    for (double y : {-12.8, 12.7}) {
+      const double folded = factor(c) * y + shift;
+      EXPECT_LE(after.low(), folded);
+      EXPECT_GE(after.high(), folded);
+    }
+  }
+  EXPECT_EQ(*node(f, "y_q")->tryGetArgument("zero_point")->asInt(), after.zero_point);
+}
+
+TEST(ScaleFoldNumerics, TransposedWeightsNegateAlongAxisOne) {
+  // [in 2, out 3, 1]: channel c is the middle index.
+  const std::vector<std::int8_t> values = {1, 2, 3, 4, 5, 6};
+  const std::vector<std::int64_t> sizes = {2, 3, 1};
+  const std::vector<float> scales = {0.5f, 0.5f, 0.5f}, w = {1, -2, 1}, b = {0, 0, 0}, mean = {0, 0, 0}, var = {1, 1, 1};
+  const std::vector<std::int64_t> zero_points = {0, 0, 0};
+  auto folded = numerics::foldBatchNormIntoScales({values, sizes, 1, scales, zero_points, -127, 127}, std::nullopt,
+                                                  {w, b, mean, var, 0.0f});
+  const auto& f = std::get<numerics::FoldedScales>(folded);
+  EXPECT_EQ(f.values, (std::vector<std::int8_t>{1, -2, 3, 4, -5, 6}));
+  EXPECT_EQ(f.negated, (std::vector<std::int64_t>{1}));
+  EXPECT_EQ(f.scales, (std::vector<float>{0.5f, 1.0f, 0.5f}));
+}
+
+TEST(ScaleFoldNumerics, NoNegativeFactorKeepsTheWeight) {
+  const std::vector<std::int8_t> values = {1, 2};
+  const std::vector<std::int64_t> sizes = {2, 1};
+  const std::vector<float> scales = {0.5f, 0.25f}, w = {2, 4}, b = {1, 1}, mean = {1, 0}, var = {1, 1};
+  const std::vector<std::int64_t> zero_points = {3, 0};  // a zero point only matters to negation
+  const std::vector<float> bias = {0.5f, 0.5f};
+  auto folded = numerics::foldBatchNormIntoScales({values, sizes, 0, scales, zero_points, -128, 127},
+                                                  std::span<const float>(bias), {w, b, mean, var, 0.0f});
+  const auto& f = std::get<numerics::FoldedScales>(folded);
+  EXPECT_TRUE(f.values.empty());
+  EXPECT_EQ(f.scales, (std::vector<float>{1.0f, 1.0f}));
+  EXPECT_EQ(f.bias, (std::vector<float>{0.0f, 3.0f}));  // (0.5 - 1) * 2 + 1, (0.5 - 0) * 4 + 1
+}
+
+TEST(OutputRangeNumerics, ObservedRangeMatchesMinMaxObserver) {
+  const numerics::AffineRange int8{1, 0, -128, 127};
+  // Values torch.ao.quantization.MinMaxObserver(dtype=torch.qint8) gives.
+  numerics::AffineRange r = numerics::observedRange(-1.0f, 3.0f, int8);
+  EXPECT_EQ(r.scale, static_cast<double>(4.0f / 255.0f));
+  EXPECT_EQ(r.zero_point, -64);
+  r = numerics::observedRange(0.5f, 2.0f, int8);  // the range always holds 0
+  EXPECT_EQ(r.scale, static_cast<double>(2.0f / 255.0f));
+  EXPECT_EQ(r.zero_point, -128);
+  r = numerics::observedRange(0.0f, 0.0f, int8);  // never a zero scale
+  EXPECT_EQ(r.scale, static_cast<double>(std::numeric_limits<float>::epsilon()));
+}
+
+TEST(OutputRangeNumerics, EstimateCoversEveryChannelAndZero) {
+  const numerics::AffineRange y{0.1, 0, -128, 127};  // [-12.8, 12.7]
+  const std::vector<float> factor = {2.0f, -0.5f}, shift = {1.0f, 30.0f};
+  const numerics::AffineRange r = numerics::estimateFoldedRange(y, factor, shift);
+  EXPECT_LE(r.low(), 2.0 * -12.8 + 1.0);
+  EXPECT_GE(r.high(), -0.5 * -12.8 + 30.0);
+  EXPECT_LE(r.low(), 0.0);
+}
+
+}  // namespace
+}  // namespace qatfold::passes
