@@ -2,6 +2,7 @@
 // a program held in memory (the FX front door: python/qatfold/_fx.py).
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -23,13 +24,18 @@ namespace nb = nanobind;
 
 namespace {
 
-qatfold::passes::FoldOptions parseOptions(const std::map<std::string, std::string>& option_values) {
+// batch_norm node name -> (min, max) its output took on calibration inputs.
+using ObservedRanges = std::map<std::string, std::pair<float, float>>;
+
+qatfold::passes::FoldOptions parseOptions(const std::map<std::string, std::string>& option_values,
+                                          const ObservedRanges& observed = {}) {
   qatfold::passes::FoldOptions options;
   for (const auto& [name, text] : option_values) {
     const auto* info = qatfold::passes::findFoldOption(name);
     if (info == nullptr) throw qatfold::Error("unknown fold option '" + name + "'");
     if (auto why = qatfold::passes::setFoldOption(options, *info, text)) throw qatfold::Error(*why);
   }
+  for (const auto& [name, range] : observed) options.observed_ranges[name] = {range.first, range.second};
   return options;
 }
 
@@ -195,8 +201,9 @@ NB_MODULE(_core, m) {
 
   m.def(
       "fold_archive",
-      [](nb::bytes data, const std::map<std::string, std::string>& option_values, bool dry_run, bool explain) {
-        const qatfold::passes::FoldOptions options = parseOptions(option_values);
+      [](nb::bytes data, const std::map<std::string, std::string>& option_values, bool dry_run, bool explain,
+         const ObservedRanges& observed) {
+        const qatfold::passes::FoldOptions options = parseOptions(option_values, observed);
         std::string input(data.c_str(), data.size());
         qatfold::FoldedArchive result;
         {
@@ -207,9 +214,10 @@ NB_MODULE(_core, m) {
                                qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
       },
       nb::arg("data"), nb::arg("options") = std::map<std::string, std::string>{}, nb::arg("dry_run") = false,
-      nb::arg("explain") = false,
-      "Folds the PT2 archive `data` with `options` (python_name -> value as text, see fold_options()); returns "
-      "(folded archive bytes, report JSON, report text).");
+      nb::arg("explain") = false, nb::arg("observed") = ObservedRanges{},
+      "Folds the PT2 archive `data` with `options` (python_name -> value as text, see fold_options()) and the "
+      "batch_norm output ranges `observed` on calibration inputs (name -> (min, max)); returns (folded archive "
+      "bytes, report JSON, report text).");
 
   // The FX front door (python/qatfold/_fx.py): a program described where it
   // lives, its tensors read in place.
@@ -233,8 +241,9 @@ NB_MODULE(_core, m) {
           "The graph as `qatfold inspect --text` prints it (graph/text.h).")
       .def(
           "fold",
-          [](HeldProgram& self, const std::map<std::string, std::string>& option_values, bool explain) {
-            const qatfold::passes::FoldOptions options = parseOptions(option_values);
+          [](HeldProgram& self, const std::map<std::string, std::string>& option_values, bool explain,
+             const ObservedRanges& observed) {
+            const qatfold::passes::FoldOptions options = parseOptions(option_values, observed);
             qatfold::FoldedGraph result;
             {
               nb::gil_scoped_release release;  // the storages stay alive: self holds them
@@ -245,8 +254,10 @@ NB_MODULE(_core, m) {
             return std::make_tuple(edits, qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
           },
           nb::arg("options") = std::map<std::string, std::string>{}, nb::arg("explain") = false,
-          "Folds the program with `options` (python_name -> value as text, see fold_options()); returns (the "
-          "edits that make the folded program, report JSON, report text).");
+          nb::arg("observed") = ObservedRanges{},
+          "Folds the program with `options` (python_name -> value as text, see fold_options()) and the observed "
+          "batch_norm output ranges (as fold_archive); returns (the edits that make the folded program, report "
+          "JSON, report text).");
 
   m.def(
       "inspect_archive",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _core
-from ._verify import Verification, verify_fold
+from ._verify import Verification, observe_batch_norms, verify_fold
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ class FoldedConv:
     # output_range="widen": the conv output's new quantization, {"scale",
     # "zero_point", "range": [low, high]} (output_range keeps the calibrated one).
     widened_output: dict[str, Any] | None = None
+    # A batch_norm behind a quantized layer, folded into its per-channel
+    # weight scales (folded_by "FoldBatchNormIntoWeightScales"): "source" of
+    # the output quantization ("trained", "trained after relu", "calibrated",
+    # "estimated"), "before" and "after" ({"scale", "zero_point", "range"}),
+    # "negated_channels".
+    requantized: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def _options_doc() -> str:
     return "\n".join(lines)
 
 
-def fold(program, *, explain: bool = False, verify: Any = None, **options: Any) -> FoldResult:
+def fold(program, *, explain: bool = False, verify: Any = None, calibrate: Any = None, **options: Any) -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
     bias; returns a new ExportedProgram and the report. ``explain`` lists
     every batch_norm left in the report, not only QAT chains.
@@ -173,18 +179,31 @@ def fold(program, *, explain: bool = False, verify: Any = None, **options: Any) 
     (saturation up by more than 0.5 percentage points), not from the
     estimate. Representative data gives a representative answer.
 
+    ``calibrate``: inputs as ``verify`` takes them, for a batch_norm that
+    follows a quantized conv or linear without a QAT chain (XNNPACK's conv3d,
+    padding="same", linear + BatchNorm1d): its output range on these inputs
+    gives the folded layer's output quantization, as a MinMaxObserver would
+    (the report says "calibrated"). Without it such a batch_norm folds only
+    where a quantize trained after it tells the range.
+
     Raises QatfoldError for programs qatfold cannot read or option values it
     does not take, TypeError for unknown options."""
     values = _option_values(options, "fold")
-    folded, report = _fold_copy(program, values, explain)
+    observed = observe_batch_norms(program, calibrate) if calibrate is not None else {}
+    folded, report = _fold_copy(program, values, explain, observed)
     if verify is None or verify is False:
         return FoldResult(folded, report)
-    verification = verify_fold(program, folded, [(c.conv, c.batch_norm) for c in report.folded
-                                                 if c.bias_dtype == "int32"], verify)
+    verification = verify_fold(program, folded, _measurable(report), verify)
     return FoldResult(folded, _with_measured_flags(report, verification), verification)
 
 
-def _fold_copy(program, values: dict[str, str], explain: bool):
+def _measurable(report: FoldReport) -> list[tuple[str, str]]:
+    """(conv, batch_norm) of the folds whose layer output stays quantized:
+    int32-bias folds and batch_norms folded behind a quantized layer."""
+    return [(c.conv, c.batch_norm) for c in report.folded if c.bias_dtype == "int32" or c.requantized is not None]
+
+
+def _fold_copy(program, values: dict[str, str], explain: bool, observed: dict[str, tuple[float, float]] | None = None):
     """(folded copy of ``program``, report), through the FX front door, or
     through an in-memory archive for a program it cannot describe."""
     from . import _fx
@@ -192,9 +211,9 @@ def _fold_copy(program, values: dict[str, str], explain: bool):
     try:
         with _fx.collector_paused():  # one pause over both: no collection in between
             folded = _fx.copy_program(program, compile=False)
-            report_json, text = _fx.fold_in_place(folded, values, explain, compiled=False)
+            report_json, text = _fx.fold_in_place(folded, values, explain, compiled=False, observed=observed)
     except _fx.Unsupported:
-        data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain)
+        data, report_json, text = _core.fold_archive(_to_archive(program), values, False, explain, observed or {})
         folded = _from_archive(data)
     return folded, FoldReport.from_json(json.loads(report_json), text, explain)
 
@@ -244,12 +263,13 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
     The last run's report is kept in ``self.report``. Takes the same
     keyword options as ``qatfold.fold``."""
 
-    def __init__(self, exported_program, *, verify: Any = None, **options: Any) -> None:
+    def __init__(self, exported_program, *, verify: Any = None, calibrate: Any = None, **options: Any) -> None:
         super().__init__()
         _option_values(options, "FuseQATConvBN")  # unknown names fail here, not at the first call
         self.exported_program = exported_program
         self.options = dict(options)
         self.verify = verify
+        self.calibrate = calibrate
         self.report: FoldReport | None = None
         self.verification: Verification | None = None
 
@@ -262,17 +282,17 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
         values = _option_values(self.options, "FuseQATConvBN")
         # Verification compares with the program as it was: keep a copy.
         original = _fx.copy_program(program) if self.verify not in (None, False) else None
+        observed = observe_batch_norms(program, self.calibrate) if self.calibrate is not None else {}
         try:
-            report_json, text = _fx.fold_in_place(program, values, False)
+            report_json, text = _fx.fold_in_place(program, values, False, observed=observed)
             report = FoldReport.from_json(json.loads(report_json), text, False)
         except _fx.Unsupported:
-            folded, report = _fold_copy(program, values, False)
+            folded, report = _fold_copy(program, values, False, observed)
             if report.changed:
                 _replace_in_place(program, folded)
         self.report, self.verification = report, None
         if original is not None:
-            self.verification = verify_fold(original, program, [(c.conv, c.batch_norm) for c in report.folded
-                                                                if c.bias_dtype == "int32"], self.verify)
+            self.verification = verify_fold(original, program, _measurable(report), self.verify)
             self.report = _with_measured_flags(report, self.verification)
         return PassResult(program.graph_module, report.changed)
 

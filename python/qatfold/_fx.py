@@ -377,12 +377,14 @@ def copy_program(program, compile: bool = True):
     return copied_program
 
 
-def fold_in_place(program, options: dict[str, str], explain: bool, compiled: bool = True) -> tuple[str, str]:
+def fold_in_place(program, options: dict[str, str], explain: bool, compiled: bool = True,
+                  observed: dict[str, tuple[float, float]] | None = None) -> tuple[str, str]:
     """Folds ``program`` in place; returns (report JSON, report text). A
     program whose module has no code yet (``compiled=False``) gets it even
-    when nothing folds."""
+    when nothing folds. ``observed``: batch_norm output ranges from
+    calibration (_verify.observe_batch_norms)."""
     with collector_paused():
-        edits, report_json, text = describe(program).fold(options, explain)
+        edits, report_json, text = describe(program).fold(options, explain, observed or {})
         if edits:
             replay(program, edits)
         elif not compiled:

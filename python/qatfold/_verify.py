@@ -119,6 +119,18 @@ def _record(graph_module, names: set[str], inputs: tuple) -> tuple[dict[str, Any
     return values, list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
+def _private_module(program):
+    """``program.module()`` with buffers of its own: a QAT program updates
+    its BatchNorms' num_batches_tracked in place when it runs, and running
+    it must leave the caller's program as it was."""
+    module = program.module()
+    for name, buffer in list(module.named_buffers()):
+        owner_path, _, attribute = name.rpartition(".")
+        owner = module.get_submodule(owner_path) if owner_path else module
+        setattr(owner, attribute, buffer.clone())
+    return module
+
+
 def _batches(program, inputs) -> tuple[str, list[tuple]]:
     import torch
     from torch.utils._pytree import tree_flatten
@@ -138,6 +150,32 @@ def _batches(program, inputs) -> tuple[str, list[tuple]]:
     return "given", batches
 
 
+_BATCH_NORM_TARGETS = ("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
+
+
+def observe_batch_norms(program, inputs) -> dict[str, tuple[float, float]]:
+    """Calibration for the fold of a batch_norm behind a quantized layer:
+    runs ``program`` on ``inputs`` (as ``verify`` takes them) and returns,
+    per batch_norm, the (min, max) of its output over every batch: what the
+    layer computes once the batch_norm is folded into it, as a MinMaxObserver
+    there would see it (the core turns it into a scale and zero point)."""
+    _, batches = _batches(program, inputs)
+    names = {n.name for n in program.graph.nodes
+             if n.op == "call_function" and any(t == str(n.target) for t in _BATCH_NORM_TARGETS)}
+    if not names:
+        return {}
+    module = _private_module(program)
+    observed: dict[str, tuple[float, float]] = {}
+    for batch in batches:
+        values, _ = _record(module, names, batch)
+        for name, value in values.items():
+            low, high = float(value.min()), float(value.max())
+            if name in observed:
+                low, high = min(low, observed[name][0]), max(high, observed[name][1])
+            observed[name] = (low, high)
+    return observed
+
+
 def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], inputs=None) -> Verification:
     """Measures the fold of `original` into `folded` on `inputs` (a tuple of
     tensors, a list of such tuples, or None/True for the program's example
@@ -146,7 +184,7 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
     import torch
 
     source, batches = _batches(original, inputs)
-    before_module, after_module = original.module(), folded.module()
+    before_module, after_module = _private_module(original), _private_module(folded)
     convs = []
     for conv, batch_norm in folded_convs:
         q_before, q_after = _output_quantize(original.graph, conv), _output_quantize(folded.graph, conv)

@@ -82,12 +82,12 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
     from qatfold._verify import verify_fold
 
     chains = [(_field(c, "conv"), _field(c, "batch_norm")) for c in folded_chains
-              if _field(c, "bias_dtype") == "int32"]
+              if _field(c, "bias_dtype") == "int32" or _field(c, "requantized") is not None]
     batches = batches if batches is not None else example_batches(original)
     verification = verify_fold(original, folded, chains, batches)
     assert verification.batches == len(batches)
 
-    # Every int32 fold with an output quantization both before and after is measured.
+    # Every fold whose layer output is quantized both before and after is measured.
     expected = [conv for conv, _ in chains
                 if conv_quantize(original, conv) is not None and conv_quantize(folded, conv) is not None]
     assert [c.conv for c in verification.convs] == expected

@@ -52,8 +52,10 @@ bool isTransposed(const graph::Node& layer) {
 
 bool isIntegerType(ScalarType type) { return type == ScalarType::kInt32 || type == ScalarType::kInt64; }
 
+// This pass's own case, refused: listed without --explain (like a QAT
+// chain), since the user can often act on it (calibration, an option).
 Refusal refused(RefusalCode code, std::vector<std::string> details = {}) {
-  return plainRefusal(code, std::move(details), MatchStage::kRefused);
+  return chainFailure(code, std::move(details));
 }
 
 }  // namespace
@@ -129,8 +131,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   }
   auto values_or_why = readBatchNormValues(eval, channels, eval.eps);
   if (auto* why = std::get_if<Refusal>(&values_or_why)) {
-    why->stage = MatchStage::kRefused;
-    return *why;
+    return refused(why->code, why->details);
   }
   const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
 
@@ -176,7 +177,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     requantized.source = "estimated";
     requantized.after = numerics::estimateFoldedRange(before, folded.factor, shift);
   } else {
-    return refused(RefusalCode::kOutputRangeUnknown, {layer->name()});
+    return refused(RefusalCode::kOutputRangeUnknown, {layer->name(), opKind(layer->target())});
   }
   // XNNPACK's check, in its float arithmetic.
   const auto input_scale = static_cast<float>(input_dq->scale);

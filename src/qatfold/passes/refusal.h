@@ -119,7 +119,8 @@ namespace qatfold::passes {
     "XNNPACK requires",                                                                                               \
     "")                                                                                                                \
   X(kOutputRangeUnknown, "output-range-unknown",                                                                       \
-    "'{0}' is quantized and has no QAT chain; the batch_norm could fold into its per-channel weight scales, but "     \
+    "'{0}' is quantized and has no QAT chain (torchao builds none for {1}); the batch_norm could fold into its "      \
+    "per-channel weight scales, but "                                                                                 \
     "nothing tells the folded output's range: no quantize follows the batch_norm (or its ReLU) and no calibration "   \
     "covered it (qatfold.fold(calibrate=...)); an estimate is one option away",                                       \
     "quantized_batch_norm")

@@ -1,0 +1,183 @@
+"""No BatchNorm left behind a quantized conv or linear (XNNPACK QAT).
+
+torchao builds no QAT chain for conv3d, padding="same" or linear +
+BatchNorm1d, so XNNPACK's QAT programs keep `layer -> q -> dq -> batch_norm`.
+qatfold folds such a batch_norm into the layer's per-channel weight scales
+and a float bias (FoldBatchNormIntoWeightScales), with the output
+quantization from a quantize trained after it (or its ReLU), from
+calibration inputs, or from an estimate on request. Checked through
+ExecuTorch's real XNNPACK lowering and runtime, and against the un-folded
+program with the verification (independently recomputed).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import qatfold
+import xnnpack_zoo
+from conftest import run_cli
+from front_door_check import assert_equivalent, assert_untouched, snapshot
+from program_cache import cached_archive
+from verification_check import assert_verified
+from xnnpack import lower_to_xnnpack
+
+pytestmark = pytest.mark.slow
+
+PER_CHANNEL = ["net2d:qat_per_channel", "net1d:qat_per_channel", "net3d:qat_per_channel"]
+
+
+def archive(case: str):
+    return cached_archive(f"xnnpack-{case}", lambda: xnnpack_zoo.export_xnnpack(case)[0])
+
+
+def batches(program, seed: int, count: int) -> list[tuple]:
+    """`count` batches shaped like the example input (the QAT flow's own distribution)."""
+    generator = torch.Generator().manual_seed(seed)
+    (args, _) = program.example_inputs
+    return [tuple(torch.randn(x.shape, generator=generator) for x in args) for _ in range(count)]
+
+
+def batch_norms(program) -> list[str]:
+    return [n.name for n in program.graph.nodes if "batch_norm" in str(n.target)]
+
+
+@pytest.fixture(scope="module")
+def folded():
+    """Each per-channel case folded with calibration, once: (program, result)."""
+    cache = {}
+
+    def get(case: str):
+        if case not in cache:
+            program = torch.export.load(archive(case))
+            cache[case] = program, qatfold.fold(program, calibrate=batches(program, 1, 8))
+        return cache[case]
+
+    return get
+
+
+@pytest.mark.parametrize("case", PER_CHANNEL)
+def test_calibrated_fold_leaves_no_batch_norm(case, folded):
+    program, result = folded(case)
+    assert batch_norms(program) and not batch_norms(result.program)
+    assert result.report.folded and not result.report.skipped
+    for conv in result.report.folded:
+        assert conv.folded_by == "FoldBatchNormIntoWeightScales" and conv.bias_dtype == "float32"
+        assert conv.requantized["source"] in ("trained", "trained after relu", "calibrated")
+        after = conv.requantized["after"]
+        assert after["range"][0] <= 0 <= after["range"][1]
+    # net3d's first conv feeds conv3d + BN + ReLU into the next conv's input
+    # quantization: the quantize QAT trained after the ReLU.
+    sources = [c.requantized["source"] for c in result.report.folded]
+    assert sources == (["trained after relu", "calibrated"] if case.startswith("net3d") else ["calibrated"] * 2)
+    # A well-formed program: it survives save and load.
+    assert not batch_norms(torch.export.load(_saved(result.program)))
+
+
+def _saved(program):
+    import io
+
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize("case", PER_CHANNEL)
+def test_within_a_step_of_the_unfolded_program(case, folded):
+    """The verification on held-out batches, recomputed independently. The
+    layer's deviation is within 1 output step on average wherever the
+    un-folded program does not clip its own pre-BatchNorm range; where it does
+    (the zoo's linear, whose QAT observer saw 4 tiny batches), it clips each
+    channel at its own bound, which no per-tensor output range can repeat, and
+    the fold must clip less, not more."""
+    program, result = folded(case)
+    verification = assert_verified(program, result.program, result.report.folded, batches(program, 2, 4))
+    assert verification.convs
+    for conv in verification.convs:
+        if conv.saturation_before < 0.05:
+            assert conv.mean_steps <= 1.0, conv
+        else:
+            assert conv.saturation_after <= conv.saturation_before, conv
+
+
+@pytest.mark.parametrize("case", PER_CHANNEL)
+def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded):
+    program, result = folded(case)
+    plain, ours = lower_to_xnnpack(program), lower_to_xnnpack(result.program)
+    assert not any("batch_norm" in op for op in ours.by_operator)
+    if case.startswith("net3d"):
+        # XNNPACK 1.4.0 takes no quantized conv3d, folded or not (see
+        # xnnpack.py): the batch_norms it did delegate are gone, nothing else moves.
+        assert ours.by_operator["aten_convolution_default"] == plain.by_operator["aten_convolution_default"]
+        assert ours.non_delegated_nodes < plain.non_delegated_nodes
+        return
+    for op in ("aten_convolution_default", "aten_linear_default"):
+        assert ours.by_operator[op][1] == 0, (op, ours.by_operator[op])
+    # net1d: XNNPACK rejects the un-folded conv1d program outright; folded, it
+    # lowers and runs.
+    assert ours.error is None
+    if case.startswith("net1d"):
+        assert "Weight and Input should both be quantized" in plain.error
+    outputs = ours.run(batches(program, 3, 1)[0])
+    assert not isinstance(outputs, str), outputs
+
+
+def test_per_tensor_weights_are_refused_with_the_reason():
+    case = "net2d:qat_per_tensor"
+    program = torch.export.load(archive(case))
+    result = qatfold.fold(program, calibrate=batches(program, 1, 2), explain=True)
+    assert not result.report.changed
+    assert {s.code for s in result.report.skipped} == {"per-tensor-weights"}
+    assert "would re-quantize them" in result.report.skipped[0].reason
+    assert_equivalent(result.program, program)
+
+
+def test_without_calibration_the_reason_names_the_option(tmp_path):
+    """No quantize after the batch_norm and no inputs: kept, with the option
+    that estimates the range instead; the CLI's estimate folds them all."""
+    case = "net2d:qat_per_channel"
+    program = torch.export.load(archive(case))
+    result = qatfold.fold(program)
+    assert not result.report.changed
+    assert {s.code for s in result.report.skipped} == {"output-range-unknown"}
+    assert {s.option for s in result.report.skipped} == {"quantized_batch_norm"}
+
+    out = tmp_path / "estimated.pt2"
+    report = json.loads(run_cli("fold", str(archive(case)), "-o", str(out), "--json", "--quantized-bn", "estimate").stdout)
+    assert [c["requantized"]["source"] for c in report["folded"]] == ["estimated", "estimated"]
+    estimated = torch.export.load(out)
+    assert not batch_norms(estimated)
+    # Same program in memory as through the archive.
+    assert_equivalent(qatfold.fold(program, quantized_batch_norm="estimate").program, estimated)
+    # An estimate covers every value y's range can take: nothing new saturates.
+    verification = assert_verified(program, estimated, report["folded"], batches(program, 2, 4))
+    for conv in verification.convs:
+        assert conv.saturation_after <= conv.saturation_before + 1e-9, conv
+
+    kept = tmp_path / "kept.pt2"
+    run_cli("fold", str(archive(case)), "-o", str(kept), "--quantized-bn", "keep")
+    assert kept.read_bytes() == archive(case).read_bytes()
+
+
+def test_calibrated_ranges_reach_the_archive_path_too():
+    """A program the FX front door cannot take folds through an archive with
+    the same calibration: the observed ranges cross either way."""
+    from qatfold import _api, _verify
+
+    case = "net2d:qat_per_channel"
+    program = torch.export.load(archive(case))
+    before = snapshot(program)
+    observed = _verify.observe_batch_norms(program, batches(program, 1, 8))
+    # Calibration runs the program, whose QAT BatchNorms count batches in place: on a copy.
+    assert_untouched(program, before)
+    values = _api._option_values({}, "fold")
+    data, report_json, _ = qatfold._core.fold_archive(_api._to_archive(program), values, False, False, observed)
+    through_archive = _api._from_archive(data)
+    in_memory = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 1))
+    assert_untouched(program, before)
+    assert_equivalent(in_memory.program, through_archive)
+    assert [c["requantized"] for c in json.loads(report_json)["folded"]] == [c.requantized for c in in_memory.report.folded]
