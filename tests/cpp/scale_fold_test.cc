@@ -159,3 +159,47 @@ TEST(OutputRangeNumerics, EstimateCoversEveryChannelAndZero) {
 
 }  // namespace
 }  // namespace qatfold::passes
+
+namespace qatfold::passes {
+namespace {
+
+// kQuantizedBatchNorm with one weight scale for both channels.
+const std::string kPerTensorWeights = testing::edited(
+    testing::kQuantizedBatchNorm,
+    {{"%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%w_zp, axis=0,",
+      "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.02, zero_point=0,"}});
+
+TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked) {
+  EXPECT_EQ(testing::foldText(kPerTensorWeights).report.skipped.at(0).code(), "per-tensor-weights");
+  FoldOptions options;
+  options.per_tensor_weights = PerTensorWeights::kRequantize;
+  testing::TextFold f = testing::foldText(kPerTensorWeights, options);
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  // w' = f_c * q * 0.02, one new scale max |w'| / 127, q' = round(w' / s').
+  std::vector<float> folded;
+  const std::int8_t q[] = {100, -20, 10, 127};
+  float largest = 0;
+  for (int i = 0; i < 4; ++i) {
+    folded.push_back(static_cast<float>(q[i]) * 0.02f * factor(i / 2));
+    largest = std::max(largest, std::fabs(folded.back()));
+  }
+  const float scale = largest / 127.0f;
+  std::vector<std::int8_t> expected;
+  double error = 0;
+  for (float w : folded) {
+    expected.push_back(static_cast<std::int8_t>(std::nearbyint(w / scale)));
+    error = std::max(error, std::fabs(static_cast<double>(w) - expected.back() * static_cast<double>(scale)));
+  }
+  const graph::Node* w_dq = node(f, "w_dq");
+  EXPECT_EQ(data<std::int8_t>(w_dq->getInput("input")), expected);
+  EXPECT_EQ(*w_dq->tryGetArgument("scale")->asFloat(), static_cast<double>(scale));
+  EXPECT_EQ(*w_dq->tryGetArgument("zero_point")->asInt(), 0);
+  const auto& requantized = *f.report.folded[0].requantized;
+  ASSERT_TRUE(requantized.weight_error.has_value());
+  EXPECT_NEAR(*requantized.weight_error, error / largest, 1e-12);
+  EXPECT_LE(*requantized.weight_error, 0.5 / 127 + 1e-9);  // half a step of the new scale at most
+  EXPECT_NE(f.report.toText(false).find("re-quantized per-tensor weights: conv: max error"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qatfold::passes

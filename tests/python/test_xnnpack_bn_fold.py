@@ -126,14 +126,29 @@ def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded)
     assert not isinstance(outputs, str), outputs
 
 
-def test_per_tensor_weights_are_refused_with_the_reason():
+def test_per_tensor_weights_are_refused_unless_requantizing_is_asked():
     case = "net2d:qat_per_tensor"
     program = torch.export.load(archive(case))
-    result = qatfold.fold(program, calibrate=batches(program, 1, 2), explain=True)
+    result = qatfold.fold(program, calibrate=batches(program, 1, 8), explain=True)
     assert not result.report.changed
     assert {s.code for s in result.report.skipped} == {"per-tensor-weights"}
+    assert {s.option for s in result.report.skipped} == {"per_tensor_weights"}
     assert "would re-quantize them" in result.report.skipped[0].reason
     assert_equivalent(result.program, program)
+
+    requantized = qatfold.fold(program, calibrate=batches(program, 1, 8), per_tensor_weights="requantize")
+    assert not batch_norms(requantized.program)
+    for conv in requantized.report.folded:
+        # Re-quantizing costs at most half a step of the new scale.
+        assert 0 < conv.requantized["weight_error"] <= 0.5 / 127 + 1e-9
+    assert "re-quantized per-tensor weights" in requantized.report.text
+    verification = assert_verified(program, requantized.program, requantized.report.folded, batches(program, 2, 4))
+    assert [c.conv for c in verification.convs] == ["conv2d_1", "linear"]
+    lowered = lower_to_xnnpack(requantized.program)
+    assert not any("batch_norm" in op for op in lowered.by_operator)
+    for op in ("aten_convolution_default", "aten_linear_default"):
+        assert lowered.by_operator[op][1] == 0, (op, lowered.by_operator[op])
+    assert not isinstance(lowered.run(batches(program, 3, 1)[0]), str)
 
 
 def test_without_calibration_the_reason_names_the_option(tmp_path):

@@ -1,5 +1,6 @@
 #include "qatfold/numerics/scale_fold.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -46,6 +47,52 @@ std::variant<FoldedScales, ScaleFoldProblem> foldBatchNormIntoScales(const PerCh
       if (out.factor[c] < 0.0f) out.values[i] = static_cast<std::int8_t>(-out.values[i]);
     }
   }
+  return out;
+}
+
+std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const PerTensorWeight& weight,
+                                                                           std::optional<std::span<const float>> bias,
+                                                                           const BatchNormParameters& bn) {
+  using Kind = ScaleFoldProblem::Kind;
+  const auto channels = static_cast<std::size_t>(weight.sizes[static_cast<std::size_t>(weight.axis)]);
+  RequantizedWeights out;
+  out.factor.resize(channels);
+  out.bias.resize(channels);
+  for (std::size_t c = 0; c < channels; ++c) {
+    const float rsqrt = 1.0f / std::sqrt(bn.running_var[c] + bn.eps);
+    out.factor[c] = bn.weight[c] * rsqrt;
+    if (out.factor[c] == 0.0f) return ScaleFoldProblem{Kind::kZeroFactor, static_cast<std::int64_t>(c), 0.0};
+    const float b = bias ? (*bias)[c] : 0.0f;
+    out.bias[c] = (b - bn.running_mean[c]) * rsqrt * bn.weight[c] + bn.bias[c];
+    if (!std::isfinite(out.bias[c])) {
+      return ScaleFoldProblem{Kind::kNonFiniteBias, static_cast<std::int64_t>(c), out.bias[c]};
+    }
+  }
+  std::size_t inner = 1;
+  for (std::size_t d = static_cast<std::size_t>(weight.axis) + 1; d < weight.sizes.size(); ++d) {
+    inner *= static_cast<std::size_t>(weight.sizes[d]);
+  }
+  std::vector<float> folded(weight.values.size());
+  float largest = 0;
+  for (std::size_t i = 0; i < folded.size(); ++i) {
+    const float w = static_cast<float>(weight.values[i] - weight.zero_point) * static_cast<float>(weight.scale);
+    folded[i] = w * out.factor[(i / inner) % channels];
+    largest = std::max(largest, std::fabs(folded[i]));
+  }
+  const std::int64_t reach = std::min(-weight.quant_min, weight.quant_max);
+  const float scale = largest / static_cast<float>(reach);
+  if (!std::isfinite(scale) || scale < std::numeric_limits<float>::min()) {
+    return ScaleFoldProblem{Kind::kScaleNotNormal, 0, scale};
+  }
+  out.scale = scale;
+  out.values.resize(folded.size());
+  for (std::size_t i = 0; i < folded.size(); ++i) {
+    const auto q = static_cast<std::int64_t>(std::nearbyint(folded[i] / scale));  // half to even
+    out.values[i] = static_cast<std::int8_t>(std::clamp(q, weight.quant_min, weight.quant_max));
+    out.max_abs_error = std::max(out.max_abs_error, std::fabs(static_cast<double>(folded[i]) -
+                                                              static_cast<double>(out.values[i]) * scale));
+  }
+  out.relative_error = largest > 0 ? out.max_abs_error / largest : 0;
   return out;
 }
 

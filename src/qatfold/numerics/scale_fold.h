@@ -62,4 +62,33 @@ std::variant<FoldedScales, ScaleFoldProblem> foldBatchNormIntoScales(const PerCh
                                                                      std::optional<std::span<const float>> bias,
                                                                      const BatchNormParameters& bn);
 
+// Per-tensor weights have one scale for every channel, so f_c cannot go
+// into it: the weight is re-quantized. w'_c = f_c * (q - zp) * s per
+// channel, then one symmetric scale s' = max |w'| / min(-quant_min,
+// quant_max) (zero point 0) and q' = round_half_even(w' / s'), clamped; the
+// bias as above. Lossy, so only on request, and the error is reported.
+struct PerTensorWeight {
+  std::span<const std::int8_t> values;
+  std::span<const std::int64_t> sizes;
+  std::int64_t axis = 0;  // the output channels
+  double scale = 1;
+  std::int64_t zero_point = 0;
+  std::int64_t quant_min = -127;
+  std::int64_t quant_max = 127;
+};
+
+struct RequantizedWeights {
+  std::vector<float> factor;
+  std::vector<std::int8_t> values;
+  double scale = 1;
+  std::vector<float> bias;
+  // max_i |w'_i - q'_i * s'| and the same over max |w'|: what re-quantizing cost.
+  double max_abs_error = 0;
+  double relative_error = 0;
+};
+
+std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const PerTensorWeight& weight,
+                                                                           std::optional<std::span<const float>> bias,
+                                                                           const BatchNormParameters& bn);
+
 }  // namespace qatfold::numerics

@@ -97,26 +97,25 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     return refused(RefusalCode::kGroupedTransposed, {layer->name()});
   }
   const std::int64_t axis = transposed ? 1 : 0;
-  const auto weight_refusal = [&] { return refused(RefusalCode::kWeightNotPerChannelInt8, {layer->name(), std::to_string(axis)}); };
+  const auto weight_refusal = [&] {
+    return refused(RefusalCode::kWeightNotPerChannelInt8, {layer->name(), std::to_string(axis)});
+  };
   graph::Value* weight_out = layer->tryGetInput("weight");
   auto weight_dq = readAffineQuantization(weight_out ? weight_out->producer() : nullptr);
   if (!weight_dq) return weight_refusal();
-  if (!weight_dq->per_channel) return refused(RefusalCode::kPerTensorWeights, {layer->name()});
-  if (weight_dq->axis != axis || weight_dq->dtype != ScalarType::kInt8 || weight_out->useCount() != 1 ||
-      !isConstantTensor(weight_dq->input) || !isConstantTensor(weight_dq->scales) ||
-      !isConstantTensor(weight_dq->zero_points)) {
+  const bool per_tensor = !weight_dq->per_channel;
+  if (per_tensor && !config_.requantize_per_tensor) return refused(RefusalCode::kPerTensorWeights, {layer->name()});
+  if ((!per_tensor && weight_dq->axis != axis) || weight_dq->dtype != ScalarType::kInt8 ||
+      weight_out->useCount() != 1 || !isConstantTensor(weight_dq->input) ||
+      (!per_tensor && (!isConstantTensor(weight_dq->scales) || !isConstantTensor(weight_dq->zero_points)))) {
     return weight_refusal();
   }
   const TensorView weight_view = weight_dq->input->payload()->view();
-  const TensorView scales_view = weight_dq->scales->payload()->view();
-  const TensorView zero_points_view = weight_dq->zero_points->payload()->view();
   const std::vector<std::int64_t>& sizes = weight_view.meta().sizes;
-  if (weight_view.meta().dtype != ScalarType::kInt8 || static_cast<std::int64_t>(sizes.size()) <= axis ||
-      scales_view.meta().dtype != ScalarType::kFloat32 || !isIntegerType(zero_points_view.meta().dtype)) {
+  if (weight_view.meta().dtype != ScalarType::kInt8 || static_cast<std::int64_t>(sizes.size()) <= axis) {
     return weight_refusal();
   }
   const std::int64_t channels = sizes[static_cast<std::size_t>(axis)];
-  if (scales_view.meta().numel() != channels || zero_points_view.meta().numel() != channels) return weight_refusal();
 
   Match m;
   std::optional<std::vector<float>> old_bias;
@@ -130,20 +129,57 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     m.bias_kind = bias->inputKind();
   }
   auto values_or_why = readBatchNormValues(eval, channels, eval.eps);
-  if (auto* why = std::get_if<Refusal>(&values_or_why)) {
-    return refused(why->code, why->details);
-  }
+  if (auto* why = std::get_if<Refusal>(&values_or_why)) return refused(why->code, why->details);
   const BatchNormValues& values = std::get<BatchNormValues>(values_or_why);
-
+  const auto bias_span = old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt;
   const std::vector<std::int8_t> weight_values = weight_view.values<std::int8_t>();
-  const std::vector<float> scales = scales_view.values<float>();
-  std::vector<std::int64_t> zero_points;
-  for (double z : zero_points_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(z));
-  const numerics::PerChannelWeight weight{weight_values, sizes, axis, scales, zero_points,
-                                          weight_dq->quant_min, weight_dq->quant_max};
-  auto folded_or_why = numerics::foldBatchNormIntoScales(
-      weight, old_bias ? std::optional<std::span<const float>>(*old_bias) : std::nullopt, values.parameters());
-  if (const auto* problem = std::get_if<numerics::ScaleFoldProblem>(&folded_or_why)) {
+
+  // The weights: per channel, the integers kept and the scales multiplied;
+  // per tensor (on request), re-quantized.
+  std::optional<numerics::ScaleFoldProblem> problem;
+  std::vector<float> factor;
+  std::size_t negated = 0;
+  std::optional<double> weight_error;
+  if (per_tensor) {
+    const numerics::PerTensorWeight weight{weight_values, sizes, axis, weight_dq->scale, weight_dq->zero_point,
+                                           weight_dq->quant_min, weight_dq->quant_max};
+    auto result = numerics::requantizeWithBatchNorm(weight, bias_span, values.parameters());
+    if (auto* p = std::get_if<numerics::ScaleFoldProblem>(&result)) {
+      problem = *p;
+    } else {
+      auto& r = std::get<numerics::RequantizedWeights>(result);
+      factor = std::move(r.factor);
+      m.new_weight = std::move(r.values);
+      m.new_scales = std::vector<float>(static_cast<std::size_t>(channels), static_cast<float>(r.scale));
+      m.new_tensor_scale = r.scale;
+      m.new_bias = std::move(r.bias);
+      weight_error = r.relative_error;
+    }
+  } else {
+    const TensorView scales_view = weight_dq->scales->payload()->view();
+    const TensorView zero_points_view = weight_dq->zero_points->payload()->view();
+    if (scales_view.meta().dtype != ScalarType::kFloat32 || !isIntegerType(zero_points_view.meta().dtype) ||
+        scales_view.meta().numel() != channels || zero_points_view.meta().numel() != channels) {
+      return weight_refusal();
+    }
+    const std::vector<float> scales = scales_view.values<float>();
+    std::vector<std::int64_t> zero_points;
+    for (double z : zero_points_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(z));
+    const numerics::PerChannelWeight weight{weight_values, sizes, axis, scales, zero_points,
+                                            weight_dq->quant_min, weight_dq->quant_max};
+    auto result = numerics::foldBatchNormIntoScales(weight, bias_span, values.parameters());
+    if (auto* p = std::get_if<numerics::ScaleFoldProblem>(&result)) {
+      problem = *p;
+    } else {
+      auto& f = std::get<numerics::FoldedScales>(result);
+      factor = std::move(f.factor);
+      negated = f.negated.size();
+      m.new_weight = std::move(f.values);
+      m.new_scales = std::move(f.scales);
+      m.new_bias = std::move(f.bias);
+    }
+  }
+  if (problem) {
     using Kind = numerics::ScaleFoldProblem::Kind;
     const std::string channel = std::to_string(problem->channel);
     switch (problem->kind) {
@@ -153,11 +189,10 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
       case Kind::kNonFiniteBias: return refused(RefusalCode::kNonFiniteBias);
     }
   }
-  numerics::FoldedScales& folded = std::get<numerics::FoldedScales>(folded_or_why);
 
   // The folded output's quantization, from the best evidence there is.
   const numerics::AffineRange before = rangeOf(*output_q);
-  FoldedChain::Requantized requantized{"", before, before, folded.negated.size()};
+  FoldedChain::Requantized requantized{"", before, before, negated, weight_error};
   bool after_relu = false;
   const auto trained = readAffineQuantization(trainedQuantize(bn, after_relu));
   const ObservedRange* observed = nullptr;
@@ -172,18 +207,18 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     requantized.source = "calibrated";
     requantized.after = numerics::observedRange(observed->min, observed->max, before);
   } else if (config_.mode == QuantizedBatchNorm::kEstimate) {
-    std::vector<float> shift(folded.factor.size());
-    for (std::size_t c = 0; c < shift.size(); ++c) shift[c] = values.bias[c] - folded.factor[c] * values.mean[c];
+    std::vector<float> shift(factor.size());
+    for (std::size_t c = 0; c < shift.size(); ++c) shift[c] = values.bias[c] - factor[c] * values.mean[c];
     requantized.source = "estimated";
-    requantized.after = numerics::estimateFoldedRange(before, folded.factor, shift);
+    requantized.after = numerics::estimateFoldedRange(before, factor, shift);
   } else {
     return refused(RefusalCode::kOutputRangeUnknown, {layer->name(), opKind(layer->target())});
   }
   // XNNPACK's check, in its float arithmetic.
   const auto input_scale = static_cast<float>(input_dq->scale);
   const auto output_scale = static_cast<float>(requantized.after.scale);
-  for (std::size_t c = 0; c < folded.scales.size(); ++c) {
-    const float requantization = input_scale * folded.scales[c] / output_scale;
+  for (std::size_t c = 0; c < m.new_scales.size(); ++c) {
+    const float requantization = input_scale * m.new_scales[c] / output_scale;
     if (!(requantization < 256.0f)) {
       return refused(RefusalCode::kRequantizationScale, {std::to_string(c), number(requantization)});
     }
@@ -196,9 +231,6 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   m.weight_dequantize = weight_dq->node;
   m.weight = weight_dq->input;
   m.scales = weight_dq->scales;
-  m.new_weight = std::move(folded.values);
-  m.new_scales = std::move(folded.scales);
-  m.new_bias = std::move(folded.bias);
   describeFold(m.report, *layer, bn, channels);
   m.report.float_bias = true;
   m.report.scaled_weights = true;
@@ -220,10 +252,15 @@ void FoldBatchNormIntoWeightScales::rewrite(graph::Graph& graph, const Match& m)
         std::make_shared<Storage>(encodeValues(m.new_weight)));
     graph.setInput(m.weight_dequantize, "input", weight);
   }
-  graph::Value* scales = graph.addConstantTensor(m.scales->inputKind(), prefix + ".folded_weight_scales",
-                                                 "b_" + m.layer->name() + "_folded_weight_scales", vector_meta,
-                                                 std::make_shared<Storage>(encodeValues(m.new_scales)));
-  graph.setInput(m.weight_dequantize, "scales", scales);
+  if (m.new_tensor_scale) {
+    graph.setArgument(m.weight_dequantize, "scale", program::Argument::real(*m.new_tensor_scale));
+    graph.setArgument(m.weight_dequantize, "zero_point", program::Argument::integer(0));
+  } else {
+    graph::Value* scales = graph.addConstantTensor(m.scales->inputKind(), prefix + ".folded_weight_scales",
+                                                   "b_" + m.layer->name() + "_folded_weight_scales", vector_meta,
+                                                   std::make_shared<Storage>(encodeValues(m.new_scales)));
+    graph.setInput(m.weight_dequantize, "scales", scales);
+  }
   graph::Value* bias = graph.addConstantTensor(m.bias_kind, prefix + ".folded_bias", "p_" + m.layer->name() + "_folded_bias",
                                                vector_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
   graph.setInput(m.layer, "bias", bias, "weight");

@@ -16,8 +16,10 @@
 //     (FoldOptions::observed_ranges), quantized as MinMaxObserver does;
 //   - estimated (quantized_batch_norm = estimate): y's range through each
 //     channel's factor and shift (numerics/output_range.h).
-// Refused with a reason: per-tensor weights (folding would re-quantize
-// them), a factor of 0, a weight scale that would not be a normal positive
+// Per-tensor weights have one scale for all channels: they are re-quantized
+// (numerics/scale_fold.h), only when asked (per_tensor_weights = requantize),
+// and the report gives the weight error. Refused with a reason: per-tensor
+// weights otherwise, a factor of 0, a weight scale that would not be a normal positive
 // float, a negative factor on an asymmetric weight range, a requantization
 // scale XNNPACK rejects (>= 256), and an output quantization read by
 // anything besides the batch_norm.
@@ -40,6 +42,7 @@ class FoldBatchNormIntoWeightScales {
   struct Config {
     QuantizedBatchNorm mode = QuantizedBatchNorm::kAuto;
     const std::map<std::string, ObservedRange, std::less<>>* observed = nullptr;
+    bool requantize_per_tensor = false;  // per-tensor weights: re-quantize (lossy) instead of refusing
   };
   explicit FoldBatchNormIntoWeightScales(Config config) : config_(config) {}
 
@@ -53,7 +56,8 @@ class FoldBatchNormIntoWeightScales {
     graph::Value* scales = nullptr;
     program::InputKind bias_kind = program::InputKind::kParameter;
     std::vector<std::int8_t> new_weight;  // empty: the weight stays
-    std::vector<float> new_scales;
+    std::vector<float> new_scales;  // per channel (per tensor: the one scale, repeated)
+    std::optional<double> new_tensor_scale;  // per-tensor weights, re-quantized with zero point 0
     std::vector<float> new_bias;
     // Trained: the layer's output goes to the quantize after the batch_norm
     // (or its ReLU); else the pair after the layer takes `report.requantized->after`.

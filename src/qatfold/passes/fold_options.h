@@ -50,6 +50,14 @@ enum class QuantizedBatchNorm {
 };
 inline constexpr std::string_view kQuantizedBatchNormNames[] = {"auto", "estimate", "keep"};
 
+// What the fold does with per-tensor weights behind such a batch_norm: one
+// scale cannot take a per-channel factor, so folding re-quantizes them.
+enum class PerTensorWeights {
+  kRefuse,      // leave the batch_norm, with the reason
+  kRequantize,  // re-quantize the folded weights (lossy; the report gives the error)
+};
+inline constexpr std::string_view kPerTensorWeightsNames[] = {"refuse", "requantize"};
+
 // A calibrated range of a batch_norm's output, as torch's MinMaxObserver
 // saw it (qatfold.fold(calibrate=...)): batch_norm node name -> [min, max].
 struct ObservedRange {
@@ -63,6 +71,7 @@ struct FoldOptions {
   BiasPreparation bias_preparation = BiasPreparation::kAuto;
   OutputRange output_range = OutputRange::kKeep;
   QuantizedBatchNorm quantized_batch_norm = QuantizedBatchNorm::kAuto;
+  PerTensorWeights per_tensor_weights = PerTensorWeights::kRefuse;
   // Not an option of the table below: data, given by the Python front end.
   std::map<std::string, ObservedRange, std::less<>> observed_ranges;
 };
@@ -122,6 +131,11 @@ inline constexpr FoldOptionInfo kFoldOptions[] = {
         "trained after it (or its ReLU) or calibration gives the output range, 'estimate' also with an estimated "
         "range, 'keep' never",
         kQuantizedBatchNormNames),
+    choiceOption<&FoldOptions::per_tensor_weights>(
+        "per_tensor_weights", "--per-tensor-weights",
+        "Such a batch_norm behind a layer with per-tensor weights: 'refuse' to fold it, or 'requantize' the folded "
+        "weights to one new per-tensor scale (lossy: the report gives the weight error)",
+        kPerTensorWeightsNames),
 };
 
 // The row of `python_name`, or null.

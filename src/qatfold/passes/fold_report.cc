@@ -35,7 +35,8 @@ Json requantizedJson(const FoldedChain& c) {
   return Json{{"source", c.requantized->source},
               {"before", rangeJson(c.requantized->before)},
               {"after", rangeJson(c.requantized->after)},
-              {"negated_channels", c.requantized->negated_channels}};
+              {"negated_channels", c.requantized->negated_channels},
+              {"weight_error", c.requantized->weight_error ? floatToJson(*c.requantized->weight_error) : Json(nullptr)}};
 }
 
 }  // namespace
@@ -200,6 +201,11 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
                   c.conv.c_str(), r.source.c_str(), r.before.low(), r.before.high(), r.after.low(), r.after.high(),
                   r.after.scale, static_cast<long long>(r.after.zero_point),
                   r.negated_channels == 0 ? "" : ("; " + std::to_string(r.negated_channels) + " channel(s) negated").c_str());
+    out << note;
+    if (!r.weight_error) continue;
+    std::snprintf(note, sizeof note,
+                  "  re-quantized per-tensor weights: %s: max error %.3g%% of the largest folded weight\n",
+                  c.conv.c_str(), 100.0 * *r.weight_error);
     out << note;
   }
   for (const FoldedChain& c : folded) {

@@ -62,6 +62,8 @@ struct FoldedChain {
     numerics::AffineRange before;
     numerics::AffineRange after;
     std::size_t negated_channels = 0;
+    // Per-tensor weights re-quantized: max |w' - dequantized w'| / max |w'|.
+    std::optional<double> weight_error;
   };
   std::optional<Requantized> requantized;
 };

@@ -101,7 +101,7 @@ namespace qatfold::passes {
   X(kInputNotQuantized, "input-not-quantized", "the input of '{0}' is not dequantized per tensor", "")               \
   X(kPerTensorWeights, "per-tensor-weights",                                                                           \
     "'{0}' has per-tensor weights: folding its batch_norm would re-quantize them (per-channel weights fold exactly)", \
-    "")                                                                                                                \
+    "per_tensor_weights")                                                                                              \
   X(kWeightNotPerChannelInt8, "weight-not-per-channel-int8",                                                           \
     "the weight of '{0}' is not a constant int8 tensor with float32 scales and integer zero points, one per output "  \
     "channel (axis {1}), read by this layer alone",                                                                   \

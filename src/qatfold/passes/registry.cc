@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::string_view kBiasOptions[] = {"bias_preparation"};
 constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance", "output_range"};
-constexpr std::string_view kScaleOptions[] = {"quantized_batch_norm"};
+constexpr std::string_view kScaleOptions[] = {"quantized_batch_norm", "per_tensor_weights"};
 
 constexpr PassInfo kPipeline[] = {
     {"QuantizeConvBias",
@@ -40,7 +40,8 @@ constexpr PassInfo kPipeline[] = {
      [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
        if (context.options.quantized_batch_norm == QuantizedBatchNorm::kKeep) return;
        const FoldBatchNormIntoWeightScales scales(
-           {context.options.quantized_batch_norm, &context.options.observed_ranges});
+           {context.options.quantized_batch_norm, &context.options.observed_ranges,
+            context.options.per_tensor_weights == PerTensorWeights::kRequantize});
        foldBatchNorms(graph, "FoldBatchNormIntoWeightScales", scales, report);
      }},
     {"FoldBatchNormIntoWeights",
