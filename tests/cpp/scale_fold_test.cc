@@ -203,3 +203,26 @@ TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked)
 
 }  // namespace
 }  // namespace qatfold::passes
+
+namespace qatfold::passes {
+namespace {
+
+TEST(FoldBatchNormIntoWeightScales, TransposedConvScalesAlongAxisOne) {
+  // conv_transpose2d's weight is [in, out, kh, kw]: the output channels and
+  // their scales are axis 1, so channel 1's integers are w_q[0][1], w_q[1][1].
+  const std::string program = testing::edited(
+      testing::kQuantizedBatchNorm,
+      {{"zero_points=%w_zp, axis=0,", "zero_points=%w_zp, axis=1,"},
+       {"aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b)",
+        "aten.conv_transpose2d.input(input=%x_dq, weight=%w_dq, bias=%b, stride=[1, 1], padding=[0, 0], "
+        "output_padding=[0, 0], groups=1, dilation=[1, 1])"}});
+  testing::TextFold f = testing::foldText(program);
+  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  const graph::Node* w_dq = node(f, "w_dq");
+  EXPECT_EQ(data<std::int8_t>(w_dq->getInput("input")), (std::vector<std::int8_t>{100, 20, 10, -127}));
+  EXPECT_EQ(data<float>(w_dq->getInput("scales")),
+            (std::vector<float>{kScales[0] * std::fabs(factor(0)), kScales[1] * std::fabs(factor(1))}));
+}
+
+}  // namespace
+}  // namespace qatfold::passes
