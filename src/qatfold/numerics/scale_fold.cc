@@ -5,41 +5,68 @@
 #include <limits>
 
 namespace qatfold::numerics {
+namespace {
+
+// f_c and b'_c of every channel (weight_fold.h's arithmetic), or the first
+// channel whose f_c is 0 or b'_c not finite.
+struct ChannelFactors {
+  std::vector<float> factor;
+  std::vector<float> bias;
+};
+std::variant<ChannelFactors, ScaleFoldProblem> channelFactors(std::size_t channels,
+                                                              std::optional<std::span<const float>> bias,
+                                                              const BatchNormParameters& bn) {
+  using Kind = ScaleFoldProblem::Kind;
+  ChannelFactors out;
+  out.factor.resize(channels);
+  out.bias.resize(channels);
+  for (std::size_t c = 0; c < channels; ++c) {
+    const float rsqrt = 1.0f / std::sqrt(bn.running_var[c] + bn.eps);
+    out.factor[c] = bn.weight[c] * rsqrt;
+    const auto channel = static_cast<std::int64_t>(c);
+    if (out.factor[c] == 0.0f) return ScaleFoldProblem{Kind::kZeroFactor, channel, 0.0};
+    const float b = bias ? (*bias)[c] : 0.0f;
+    out.bias[c] = (b - bn.running_mean[c]) * rsqrt * bn.weight[c] + bn.bias[c];
+    if (!std::isfinite(out.bias[c])) return ScaleFoldProblem{Kind::kNonFiniteBias, channel, out.bias[c]};
+  }
+  return out;
+}
+
+// Elements per index of `axis` (the product of the dimensions after it).
+std::size_t innerSize(std::span<const std::int64_t> sizes, std::int64_t axis) {
+  std::size_t inner = 1;
+  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < sizes.size(); ++d) inner *= static_cast<std::size_t>(sizes[d]);
+  return inner;
+}
+
+}  // namespace
 
 std::variant<FoldedScales, ScaleFoldProblem> foldBatchNormIntoScales(const PerChannelWeight& weight,
                                                                      std::optional<std::span<const float>> bias,
                                                                      const BatchNormParameters& bn) {
   using Kind = ScaleFoldProblem::Kind;
   const auto channels = static_cast<std::size_t>(weight.sizes[static_cast<std::size_t>(weight.axis)]);
+  auto factors = channelFactors(channels, bias, bn);
+  if (auto* problem = std::get_if<ScaleFoldProblem>(&factors)) return *problem;
   FoldedScales out;
-  out.factor.resize(channels);
+  out.factor = std::move(std::get<ChannelFactors>(factors).factor);
+  out.bias = std::move(std::get<ChannelFactors>(factors).bias);
   out.scales.resize(channels);
-  out.bias.resize(channels);
   const bool symmetric = -weight.quant_min == weight.quant_max;
   for (std::size_t c = 0; c < channels; ++c) {
-    const float rsqrt = 1.0f / std::sqrt(bn.running_var[c] + bn.eps);
-    const float f = bn.weight[c] * rsqrt;
+    const float f = out.factor[c];
     const auto channel = static_cast<std::int64_t>(c);
-    if (f == 0.0f) return ScaleFoldProblem{Kind::kZeroFactor, channel, f};
-    const float scale = weight.scales[c] * std::fabs(f);
-    if (!std::isfinite(scale) || scale < std::numeric_limits<float>::min()) {
-      return ScaleFoldProblem{Kind::kScaleNotNormal, channel, scale};
+    out.scales[c] = weight.scales[c] * std::fabs(f);
+    if (!std::isfinite(out.scales[c]) || out.scales[c] < std::numeric_limits<float>::min()) {
+      return ScaleFoldProblem{Kind::kScaleNotNormal, channel, out.scales[c]};
     }
     if (f < 0.0f) {
       if (!symmetric || weight.zero_points[c] != 0) return ScaleFoldProblem{Kind::kCannotNegate, channel, f};
       out.negated.push_back(channel);
     }
-    const float b = bias ? (*bias)[c] : 0.0f;
-    out.bias[c] = (b - bn.running_mean[c]) * rsqrt * bn.weight[c] + bn.bias[c];
-    if (!std::isfinite(out.bias[c])) return ScaleFoldProblem{Kind::kNonFiniteBias, channel, out.bias[c]};
-    out.factor[c] = f;
-    out.scales[c] = scale;
   }
   if (!out.negated.empty()) {
-    std::size_t inner = 1;
-    for (std::size_t d = static_cast<std::size_t>(weight.axis) + 1; d < weight.sizes.size(); ++d) {
-      inner *= static_cast<std::size_t>(weight.sizes[d]);
-    }
+    const std::size_t inner = innerSize(weight.sizes, weight.axis);
     out.values.assign(weight.values.begin(), weight.values.end());
     for (std::size_t i = 0; i < out.values.size(); ++i) {
       const std::size_t c = (i / inner) % channels;
@@ -55,23 +82,12 @@ std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const
                                                                            const BatchNormParameters& bn) {
   using Kind = ScaleFoldProblem::Kind;
   const auto channels = static_cast<std::size_t>(weight.sizes[static_cast<std::size_t>(weight.axis)]);
+  auto factors = channelFactors(channels, bias, bn);
+  if (auto* problem = std::get_if<ScaleFoldProblem>(&factors)) return *problem;
   RequantizedWeights out;
-  out.factor.resize(channels);
-  out.bias.resize(channels);
-  for (std::size_t c = 0; c < channels; ++c) {
-    const float rsqrt = 1.0f / std::sqrt(bn.running_var[c] + bn.eps);
-    out.factor[c] = bn.weight[c] * rsqrt;
-    if (out.factor[c] == 0.0f) return ScaleFoldProblem{Kind::kZeroFactor, static_cast<std::int64_t>(c), 0.0};
-    const float b = bias ? (*bias)[c] : 0.0f;
-    out.bias[c] = (b - bn.running_mean[c]) * rsqrt * bn.weight[c] + bn.bias[c];
-    if (!std::isfinite(out.bias[c])) {
-      return ScaleFoldProblem{Kind::kNonFiniteBias, static_cast<std::int64_t>(c), out.bias[c]};
-    }
-  }
-  std::size_t inner = 1;
-  for (std::size_t d = static_cast<std::size_t>(weight.axis) + 1; d < weight.sizes.size(); ++d) {
-    inner *= static_cast<std::size_t>(weight.sizes[d]);
-  }
+  out.factor = std::move(std::get<ChannelFactors>(factors).factor);
+  out.bias = std::move(std::get<ChannelFactors>(factors).bias);
+  const std::size_t inner = innerSize(weight.sizes, weight.axis);
   std::vector<float> folded(weight.values.size());
   float largest = 0;
   for (std::size_t i = 0; i < folded.size(); ++i) {
