@@ -1,11 +1,18 @@
 """python -m qatfold verify ORIGINAL.pt2 FOLDED.pt2 [--inputs FILE] [--json]
+python -m qatfold fold IN.pt2 -o OUT.pt2 --calibrate FILE [fold options] [--json]
 
-Runs both programs on the inputs (a file torch.save'd as a tuple of tensors
-or a list of such tuples; the original program's example inputs when none
-are given) and prints, per folded conv, the share of its output quantization
-that saturates before and after the fold and its deviation in steps, and
-each output's deviation. Exit code 3 when a conv is flagged (saturation up
-by more than 0.5 percentage points), 1 for unreadable input.
+verify runs both programs on the inputs (a file torch.save'd as a tuple of
+tensors or a list of such tuples; the original program's example inputs when
+none are given) and prints, per folded conv, the share of its output
+quantization that saturates before and after the fold and its deviation in
+steps, and each output's deviation. Exit code 3 when a conv is flagged
+(saturation up by more than 0.5 percentage points), 1 for unreadable input.
+
+fold is qatfold.fold(program, calibrate=inputs) from the shell: the command
+line's qatfold fold does not run programs, so a batch_norm behind a quantized
+conv or linear without a quantize after it (XNNPACK's conv3d, padding="same",
+linear + BatchNorm1d) needs this one to fold with a calibrated range. Exit
+code 1 for unreadable input, with no output written.
 """
 
 from __future__ import annotations
@@ -24,7 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("folded", type=Path)
     verify.add_argument("--inputs", type=Path, help="torch.save'd tuple of tensors, or list of tuples")
     verify.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    from ._api import FOLD_OPTIONS
+
+    fold = commands.add_parser("fold", help="fold with calibration inputs")
+    fold.add_argument("input", type=Path)
+    fold.add_argument("-o", "--output", type=Path, required=True)
+    fold.add_argument("--calibrate", type=Path, required=True,
+                      help="torch.save'd tuple of tensors, or list of tuples, to calibrate on")
+    for row in FOLD_OPTIONS.values():
+        fold.add_argument(row["cli_flag"], dest=row["python_name"], help=row["help"])
+    fold.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    if args.command == "fold":
+        return _fold(args, [row["python_name"] for row in FOLD_OPTIONS.values()])
 
     import torch
     import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401 (registers quantized_decomposed ops)
@@ -41,13 +60,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qatfold: error: {e}", file=sys.stderr)
         return 1
     report = json.loads(report_json)
-    convs = [(c["conv"], c["batch_norm"]) for c in report["folded"] if c["bias_dtype"] == "int32"]
+    convs = [(c["conv"], c["batch_norm"]) for c in report["folded"]
+             if c["bias_dtype"] == "int32" or c["requantized"] is not None]
     verification = verify_fold(original, folded, convs, inputs)
     if args.json:
         print(json.dumps(verification.to_json()))
     else:
         print(verification.text(), end="")
     return 3 if verification.flagged_count else 0
+
+
+def _fold(args, option_names: list[str]) -> int:
+    import dataclasses
+    import os
+
+    import torch
+    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401 (registers quantized_decomposed ops)
+
+    from ._api import fold
+
+    options = {name: getattr(args, name) for name in option_names if getattr(args, name) is not None}
+    temporary = args.output.with_name(f".{args.output.name}.{os.getpid()}.tmp")
+    try:
+        program = torch.export.load(args.input)
+        inputs = torch.load(args.calibrate)
+        result = fold(program, calibrate=inputs, **options)
+        torch.export.save(result.program, temporary)
+        os.replace(temporary, args.output)
+    except (OSError, RuntimeError, ValueError, TypeError) as e:
+        temporary.unlink(missing_ok=True)
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"qatfold: error: {args.input}: {message}", file=sys.stderr)
+        return 1
+    report = result.report
+    if args.json:
+        print(json.dumps({f.name: getattr(report, f.name) for f in dataclasses.fields(report) if f.name != "text"},
+                         default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o)))
+    else:
+        print(report.text, end="")
+    return 0
 
 
 if __name__ == "__main__":

@@ -196,3 +196,30 @@ def test_calibrated_ranges_reach_the_archive_path_too():
     assert_untouched(program, before)
     assert_equivalent(in_memory.program, through_archive)
     assert [c["requantized"] for c in json.loads(report_json)["folded"]] == [c.requantized for c in in_memory.report.folded]
+
+
+def test_python_command_line_folds_with_calibration(tmp_path):
+    """`python -m qatfold fold --calibrate FILE`: the shell's way to
+    qatfold.fold(calibrate=...); bad input writes nothing."""
+    import subprocess
+    import sys
+
+    case = "net2d:qat_per_channel"
+    program = torch.export.load(archive(case))
+    calibration = tmp_path / "calibration.pt"
+    torch.save(batches(program, 1, 8), calibration)
+    out = tmp_path / "folded.pt2"
+    done = subprocess.run([sys.executable, "-m", "qatfold", "fold", str(archive(case)), "-o", str(out),
+                           "--calibrate", str(calibration), "--json"], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [c["requantized"]["source"] for c in report["folded"]] == ["calibrated", "calibrated"]
+    assert_equivalent(qatfold.fold(program, calibrate=batches(program, 1, 8)).program, torch.export.load(out))
+
+    missing = tmp_path / "missing.pt2"
+    bad = subprocess.run([sys.executable, "-m", "qatfold", "fold", str(missing), "-o", str(tmp_path / "x.pt2"),
+                          "--calibrate", str(calibration)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 1
+    assert f"qatfold: error: {missing}:" in bad.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibration.pt", "folded.pt2"]
