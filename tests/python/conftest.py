@@ -32,6 +32,12 @@ import pattern_cache  # noqa: E402
 
 pattern_cache.install()
 
+# Every fold the tests make in memory also passes FX's lint of the replayed
+# graph (qatfold._fx.LINT_AFTER_REPLAY).
+import qatfold._fx  # noqa: E402
+
+qatfold._fx.LINT_AFTER_REPLAY = True
+
 
 def cli_path() -> str:
     return os.environ.get("QATFOLD_CLI", str(REPO / "build" / "qatfold"))
