@@ -7,6 +7,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <exception>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -137,6 +138,33 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
   return out;
 }
 
+// Runs `work` on a thread of its own and waits for it. glibc gives a thread
+// its own malloc arena, so what the core allocates there (the program and
+// graph, some hundred thousand small blocks at 400 chains) does not live in
+// the main thread's arena: the thread that frees it later (~HeldProgram)
+// then takes no lock that Python's allocations on the main thread need.
+// Without a thread to be had, it runs here.
+template <class Work>
+void onOwnArena(Work&& work) {
+  std::exception_ptr error;
+  {
+    nb::gil_scoped_release release;
+    try {
+      std::thread worker([&] {
+        try {
+          work();
+        } catch (...) {
+          error = std::current_exception();
+        }
+      });
+      worker.join();
+    } catch (const std::system_error&) {
+      work();  // no thread to be had: here, as the worker would (without the GIL)
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 // The core's program over tensors a Python list keeps alive.
 //
 // The program is freed on a thread of its own: a 400-chain graph is some
@@ -227,8 +255,11 @@ NB_MODULE(_core, m) {
       .def(
           "__init__",
           [](HeldProgram* self, nb::handle program, nb::handle context) {
-            qatfold::python::FxProgram described = qatfold::python::describeFxProgram(program, context);
-            new (self) HeldProgram(std::move(described.exported), described.storages, described.payloads);
+            onOwnArena([&] {
+              nb::gil_scoped_acquire gil;  // the describer reads Python objects
+              qatfold::python::FxProgram described = qatfold::python::describeFxProgram(program, context);
+              new (self) HeldProgram(std::move(described.exported), described.storages, described.payloads);
+            });
           },
           nb::arg("program"), nb::arg("context"),
           "Describes `program` (python/fx_describe.h; `context` from _fx._context()), its tensors read in place.")
@@ -245,10 +276,9 @@ NB_MODULE(_core, m) {
              const ObservedRanges& observed) {
             const qatfold::passes::FoldOptions options = parseOptions(option_values, observed);
             qatfold::FoldedGraph result;
-            {
-              nb::gil_scoped_release release;  // the storages stay alive: self holds them
-              result = self.program->fold(options);
-            }
+            // Without the GIL (the storages stay alive: self holds them), in
+            // the arena the graph was built in.
+            onOwnArena([&] { result = self.program->fold(options); });
             nb::list edits;
             for (const auto& edit : result.edits) edits.append(editDict(edit));
             return std::make_tuple(edits, qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
