@@ -18,7 +18,8 @@ executorch/backends/transforms/utils.py), the replay edits the signature's
 dictionaries in place. The only private names used are here: torch's dtype
 tables of its serializer, ``OpOverload._schema``, the ``FakeTensor``
 constructor, the GraphModule's ``_graph`` (a copy takes its graph without
-compiling it), and the ExportedProgram attributes a copy sets directly
+compiling it), the graph namespace's ``_obj_to_name`` and ``Node._erased``
+(erased nodes are let go), and the ExportedProgram attributes a copy sets directly
 (``_graph_module``, ``_graph_signature``, ``_state_dict``, ``_constants``,
 ``_range_constraints``, ``_module_call_graph``). A program this module
 cannot describe (custom objects, tokens, tensors that are not on the CPU)
@@ -305,9 +306,20 @@ class _Replayer:
                 raise ValueError(f"unknown edit '{edit['kind']}'")
             getattr(self, edit["kind"])(edit)
         self.remove_collected_constants()
+        self.release_erased_nodes()
         if LINT_AFTER_REPLAY:
             self.graph.lint()
         self.program.graph_module.recompile()
+
+    def release_erased_nodes(self) -> None:
+        """FX's graph namespace maps every node it ever made to its name and
+        keeps erased ones there, alive with their meta for as long as the
+        graph lives (over half the nodes of a folded copy: it copies all,
+        then the fold erases each chain). Their names stay taken; the nodes
+        go."""
+        names = self.graph._graph_namespace._obj_to_name
+        for node in [n for n in names if isinstance(n, torch.fx.Node) and n._erased]:
+            del names[node]
 
 
 def replay(program, edits: list[dict]) -> None:

@@ -59,6 +59,32 @@ def test_risk_threshold_flags_convs():
     assert report.flagged_count == 2 and all(c.flagged for c in report.folded)
 
 
+def test_erased_nodes_are_let_go():
+    """FX's graph namespace keeps every node it made, erased or not; the fold
+    copies the whole graph and erases each chain, so the result would carry
+    the erased nodes (and their meta) for as long as it lives."""
+    import gc
+    import weakref
+
+    program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
+    erased = []
+    original_erase = torch.fx.Graph.erase_node
+
+    def recording_erase(graph, node):
+        erased.append(weakref.ref(node))
+        return original_erase(graph, node)
+
+    torch.fx.Graph.erase_node = recording_erase
+    try:
+        result = qatfold.fold(program)
+    finally:
+        torch.fx.Graph.erase_node = original_erase
+    gc.collect()
+    assert len(erased) > 10
+    assert [ref().name for ref in erased if ref() is not None] == []
+    assert result.report.folded_count == 2
+
+
 def test_fuse_pass_updates_the_program_in_place():
     program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
     graph_module = program.graph_module
