@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401 (registers quantized_decomposed ops)
 
     from . import _core
+    from ._api import FoldReport, _measurable
     from ._verify import verify_fold
 
     try:
@@ -59,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError) as e:
         print(f"qatfold: error: {e}", file=sys.stderr)
         return 1
-    report = json.loads(report_json)
-    convs = [(c["conv"], c["batch_norm"]) for c in report["folded"]
-             if c["bias_dtype"] == "int32" or c["requantized"] is not None]
-    verification = verify_fold(original, folded, convs, inputs)
+    report = FoldReport.from_json(json.loads(report_json), "", True)
+    verification = verify_fold(original, folded, _measurable(report), inputs)
     if args.json:
         print(json.dumps(verification.to_json()))
     else:
