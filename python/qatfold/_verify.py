@@ -1,6 +1,11 @@
 """Verify a fold on real inputs: run the un-folded and the folded program and
 measure, per folded conv, how much of its output quantization saturates
 before and after, and how far the folded result is from the un-folded one.
+Where the fold takes the layer's own output quantization away (a batch_norm
+folded behind a quantized layer), it also runs the un-folded program without
+that quantization, so the deviation is split: what the removed quantization
+did in the un-folded program, and how far the fold is from the program
+without it.
 
 Measured, not estimated: the report's "may clip" flag (|C| against the
 calibrated output range) cannot know which way the data leans; this runs it.
@@ -24,9 +29,18 @@ class ConvVerification:
 
     ``saturation_before`` / ``saturation_after``: the share of the conv's
     output quantization (the quantize right after it) at quant_min or
-    quant_max, un-folded and folded. ``mean_steps`` / ``max_steps``: the
-    folded conv's dequantized output against the un-folded batch_norm's
-    output, in steps of that quantization."""
+    quant_max, un-folded and folded (after a ReLU the fold moved next to the
+    layer, only quant_max: its quant_min holds the ReLU's zeros). ``mean_steps``
+    / ``max_steps``: the folded conv's dequantized output against the
+    un-folded batch_norm's output (through its ReLU), in steps of the folded
+    output quantization.
+
+    For a fold that removes the layer's output quantization, the un-folded
+    program is run once more with that quantize/dequantize pair bypassed (its
+    batch_norm reads the layer's float output): ``removed_mean_steps`` /
+    ``removed_max_steps`` are what the pair moves the un-folded output,
+    ``unquantized_mean_steps`` / ``unquantized_max_steps`` the folded output
+    against that bypassed run. None for the other folds."""
 
     conv: str
     batch_norm: str
@@ -35,6 +49,10 @@ class ConvVerification:
     mean_steps: float
     max_steps: float
     flagged: bool
+    removed_mean_steps: float | None = None
+    removed_max_steps: float | None = None
+    unquantized_mean_steps: float | None = None
+    unquantized_max_steps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,11 @@ class Verification:
             mark = "  FLAGGED" if c.flagged else ""
             lines.append(f"  {c.conv}: saturated {100 * c.saturation_before:.2f}% -> {100 * c.saturation_after:.2f}% "
                          f"of outputs; vs un-folded mean {c.mean_steps:.2f}, max {c.max_steps:.2f} steps{mark}")
+            if c.removed_mean_steps is not None:
+                lines.append(f"    the layer's output quantization the fold removes moves the un-folded output "
+                             f"mean {c.removed_mean_steps:.2f}, max {c.removed_max_steps:.2f} steps; "
+                             f"vs un-folded without it mean {c.unquantized_mean_steps:.2f}, "
+                             f"max {c.unquantized_max_steps:.2f} steps")
         for o in self.outputs:
             lines.append(f"  output {o.index} ({o.name}): mean {o.mean:.4g}, max {o.max:.4g} {o.unit}")
         return "\n".join(lines) + "\n"
@@ -90,6 +113,10 @@ def _argument(node, index: int, name: str):
     return node.args[index] if len(node.args) > index else node.kwargs[name]
 
 
+def _is_relu(node) -> bool:
+    return node.op == "call_function" and str(node.target) == "aten.relu.default"
+
+
 def _output_quantize(graph, conv: str):
     """The quantize reading conv `conv`'s output directly, or None."""
     for node in graph.nodes:
@@ -98,8 +125,24 @@ def _output_quantize(graph, conv: str):
     return None
 
 
-def _record(graph_module, names: set[str], inputs: tuple) -> tuple[dict[str, Any], list]:
-    """Runs `graph_module` on flattened `inputs`; the values of `names` and the outputs."""
+def _folded_output_quantize(graph, conv: str):
+    """(quantize, through_relu) of folded conv `conv`: the quantize reading
+    it directly, or through the one ReLU a fold with the quantization trained
+    after BN -> ReLU puts between them; (None, False) if neither."""
+    direct = _output_quantize(graph, conv)
+    if direct is not None:
+        return direct, False
+    node = next(n for n in graph.nodes if n.name == conv)
+    if len(node.users) == 1 and _is_relu(relu := next(iter(node.users))):
+        return next((u for u in relu.users if _is_quantize(u)), None), True
+    return None, False
+
+
+def _record(graph_module, names: set[str], inputs: tuple,
+            bypass: tuple[str, str] | None = None) -> tuple[dict[str, Any], list]:
+    """Runs `graph_module` on flattened `inputs`; the values of `names` and
+    the outputs. `bypass` (quantize, dequantize) names a pair whose
+    dequantize returns the quantize's float input instead."""
     import torch
     import torch.fx
 
@@ -107,6 +150,10 @@ def _record(graph_module, names: set[str], inputs: tuple) -> tuple[dict[str, Any
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, n):
+            if bypass is not None and n.name == bypass[1]:
+                return self.bypassed
+            if bypass is not None and n.name == bypass[0]:
+                self.bypassed = self.env[n.args[0]]
             out = super().run_node(n)
             if n.name in names:
                 # A batch_norm in its core ATen form returns (out, mean, invstd).
@@ -161,7 +208,7 @@ def observe_batch_norms(program, inputs) -> dict[str, tuple[float, float]]:
     there would see it (the core turns it into a scale and zero point)."""
     _, batches = _batches(program, inputs)
     names = {n.name for n in program.graph.nodes
-             if n.op == "call_function" and any(t == str(n.target) for t in _BATCH_NORM_TARGETS)}
+             if n.op == "call_function" and str(n.target) in _BATCH_NORM_TARGETS}
     if not names:
         return {}
     module = _private_module(program)
@@ -176,62 +223,117 @@ def observe_batch_norms(program, inputs) -> dict[str, tuple[float, float]]:
     return observed
 
 
+@dataclass
+class _Steps:
+    """Deviations in steps, summed over the batches."""
+
+    total: float = 0.0
+    count: int = 0
+    max: float = 0.0
+
+    def add(self, steps) -> None:
+        self.total += float(steps.sum())
+        self.count += steps.numel()
+        self.max = max(self.max, float(steps.max()) if steps.numel() else 0.0)
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.count, 1)
+
+
+@dataclass
+class _Measured:
+    """One folded conv's nodes and running totals over the batches."""
+
+    conv: str
+    batch_norm: str
+    q_before: Any
+    q_after: Any
+    dq_after: Any
+    through_relu: bool
+    removed: tuple[str, str] | None  # the (quantize, dequantize) the fold removed
+    saturated_before: int = 0
+    saturated_after: int = 0
+    count: int = 0
+    steps: _Steps = field(default_factory=_Steps)
+    removed_steps: _Steps = field(default_factory=_Steps)
+    unquantized_steps: _Steps = field(default_factory=_Steps)
+
+
+def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -> list[_Measured]:
+    measured = []
+    for conv, batch_norm in folded_convs:
+        q_before = _output_quantize(original.graph, conv)
+        q_after, through_relu = _folded_output_quantize(folded.graph, conv)
+        dq_after = next((u for u in q_after.users if _is_dequantize(u)), None) if q_after is not None else None
+        if q_before is None or dq_after is None:
+            continue
+        # The fold removed the layer's own output quantization when its
+        # dequantize fed the batch_norm (a conv -> q -> dq -> batch_norm fold).
+        dq_before = next((u for u in q_before.users if _is_dequantize(u)), None)
+        removed = None
+        if dq_before is not None and any(u.name == batch_norm for u in dq_before.users):
+            removed = (q_before.name, dq_before.name)
+        measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed))
+    return measured
+
+
+def _saturated(node, q, high_only: bool) -> int:
+    low, high = _argument(node, 3, "quant_min"), _argument(node, 4, "quant_max")
+    return int((q == high).sum()) if high_only else int(((q == low) | (q == high)).sum())
+
+
 def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], inputs=None) -> Verification:
     """Measures the fold of `original` into `folded` on `inputs` (a tuple of
     tensors, a list of such tuples, or None/True for the program's example
-    inputs). `folded_convs` lists (conv, batch_norm) node names of the int32
-    folds to measure, as the fold report names them."""
+    inputs). `folded_convs` lists (conv, batch_norm) node names of the folds
+    to measure, as the fold report names them."""
     import torch
 
     source, batches = _batches(original, inputs)
     before_module, after_module = _private_module(original), _private_module(folded)
-    convs = []
-    for conv, batch_norm in folded_convs:
-        q_before, q_after = _output_quantize(original.graph, conv), _output_quantize(folded.graph, conv)
-        dq_after = next((u for u in q_after.users if _is_dequantize(u)), None) if q_after is not None else None
-        if q_before is None or dq_after is None:
-            continue
-        convs.append((conv, batch_norm, q_before, q_after, dq_after))
-    names_before = {n for c in convs for n in (c[1], c[2].name)}
-    names_after = {n for c in convs for n in (c[3].name, c[4].name)}
-    totals = {c[0]: {"sat_before": 0, "sat_after": 0, "count": 0, "sum": 0.0, "max": 0.0, "n": 0} for c in convs}
+    convs = _measured_convs(original, folded, folded_convs)
+    names_before = {n for c in convs for n in (c.batch_norm, c.q_before.name)}
+    names_after = {n for c in convs for n in (c.q_after.name, c.dq_after.name)}
     by_name = {n.name: n for n in folded.graph.nodes}
     output_nodes = [by_name.get(name) for name in folded.graph_signature.user_outputs]
-    output_totals: list[dict[str, float]] = []
+    output_totals: dict[int, tuple[str, str, _Steps]] = {}  # index: (name, unit, steps)
     for batch in batches:
         values_before, outputs_before = _record(before_module, names_before, batch)
         values_after, outputs_after = _record(after_module, names_after, batch)
-        for conv, batch_norm, q_before, q_after, dq_after in convs:
-            t = totals[conv]
-            for key, node, values in (("sat_before", q_before, values_before), ("sat_after", q_after, values_after)):
-                q = values[node.name]
-                low, high = _argument(node, 3, "quant_min"), _argument(node, 4, "quant_max")
-                t[key] += int(((q == low) | (q == high)).sum())
-            t["count"] += values_before[q_before.name].numel()
-            scale = float(_argument(q_after, 1, "scale"))
-            steps = (values_after[dq_after.name].float() - values_before[batch_norm].float()).abs() / scale
-            t["sum"] += float(steps.sum())
-            t["n"] += steps.numel()
-            t["max"] = max(t["max"], float(steps.max()))
+        for c in convs:
+            c.saturated_before += _saturated(c.q_before, values_before[c.q_before.name], False)
+            c.saturated_after += _saturated(c.q_after, values_after[c.q_after.name], c.through_relu)
+            c.count += values_before[c.q_before.name].numel()
+            scale = float(_argument(c.q_after, 1, "scale"))
+            after = values_after[c.dq_after.name].float()
+            reference = values_before[c.batch_norm].float()
+            reference = reference.clamp_min(0) if c.through_relu else reference
+            c.steps.add((after - reference).abs() / scale)
+            if c.removed is not None:
+                values, _ = _record(before_module, {c.batch_norm}, batch, bypass=c.removed)
+                unquantized = values[c.batch_norm].float()
+                unquantized = unquantized.clamp_min(0) if c.through_relu else unquantized
+                c.removed_steps.add((reference - unquantized).abs() / scale)
+                c.unquantized_steps.add((after - unquantized).abs() / scale)
         for i, (a, b) in enumerate(zip(outputs_before, outputs_after)):
             if not isinstance(a, torch.Tensor):
                 continue
             node = output_nodes[i] if i < len(output_nodes) else None
             scale = float(_argument(node, 1, "scale")) if node is not None and _is_dequantize(node) else None
-            diff = (b.float() - a.float()).abs() / (scale if scale else 1.0)
-            if len(output_totals) <= i:
-                output_totals.append({"sum": 0.0, "n": 0, "max": 0.0, "unit": "steps" if scale else "float",
-                                      "name": node.name if node is not None else str(i)})
-            o = output_totals[i]
-            o["sum"] += float(diff.sum())
-            o["n"] += diff.numel()
-            o["max"] = max(o["max"], float(diff.max()) if diff.numel() else 0.0)
+            if i not in output_totals:
+                output_totals[i] = (node.name if node is not None else str(i), "steps" if scale else "float", _Steps())
+            output_totals[i][2].add((b.float() - a.float()).abs() / (scale if scale else 1.0))
     measured = []
-    for conv, batch_norm, *_ in convs:
-        t = totals[conv]
-        before, after = t["sat_before"] / max(t["count"], 1), t["sat_after"] / max(t["count"], 1)
-        measured.append(ConvVerification(conv, batch_norm, before, after, t["sum"] / max(t["n"], 1), t["max"],
-                                         after - before > SATURATION_RISE_LIMIT))
-    outputs = [OutputDeviation(i, o["name"], o["unit"], o["sum"] / max(o["n"], 1), o["max"])
-               for i, o in enumerate(output_totals)]
+    for c in convs:
+        before, after = c.saturated_before / max(c.count, 1), c.saturated_after / max(c.count, 1)
+        split = {}
+        if c.removed is not None:
+            split = {"removed_mean_steps": c.removed_steps.mean, "removed_max_steps": c.removed_steps.max,
+                     "unquantized_mean_steps": c.unquantized_steps.mean,
+                     "unquantized_max_steps": c.unquantized_steps.max}
+        measured.append(ConvVerification(c.conv, c.batch_norm, before, after, c.steps.mean, c.steps.max,
+                                         after - before > SATURATION_RISE_LIMIT, **split))
+    outputs = [OutputDeviation(i, name, unit, steps.mean, steps.max)
+               for i, (name, unit, steps) in sorted(output_totals.items())]
     return Verification(source, len(batches), measured, outputs)

@@ -5,8 +5,10 @@ an fx.Interpreter and records the nodes it needs. The check here computes the
 same figures another way, in plain torch: each program is rerun as a module
 whose outputs are the quantize, dequantize and batch_norm nodes of interest,
 and its own outputs are compared as `module()(x)` gives them. Every figure is
-checked: per folded int32 conv the saturated share of its output quantization
-before and after and its deviation in output steps, and per program output
+checked: per folded conv the saturated share of its output quantization
+before and after and its deviation in output steps, for a fold that removed
+the layer's own output quantization the split of that deviation (rerun with
+the quantize/dequantize pair cut out of the graph), and per program output
 the mean and max deviation.
 """
 
@@ -31,10 +33,14 @@ def _value_of(value):
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-def node_values(program, names: list[str], batch: tuple) -> dict[str, torch.Tensor]:
-    """Runs `program` with the nodes `names` as its outputs (no Interpreter)."""
+def node_values(program, names: list[str], batch: tuple, cut: str | None = None) -> dict[str, torch.Tensor]:
+    """Runs `program` with the nodes `names` as its outputs (no Interpreter).
+    `cut` names a dequantize whose users read its quantize's input instead."""
     module = program.module()
     nodes = {n.name: n for n in module.graph.nodes}
+    if cut is not None:
+        dequantize = nodes[cut]
+        dequantize.replace_all_uses_with(dequantize.args[0].args[0])
     output = next(n for n in module.graph.nodes if n.op == "output")
     output.args = (tuple(nodes[name] for name in names),)
     module.graph._codegen = torch.fx.graph.CodeGen()  # plain outputs, no pytree spec
@@ -43,27 +49,52 @@ def node_values(program, names: list[str], batch: tuple) -> dict[str, torch.Tens
         return {name: _value_of(value) for name, value in zip(names, module(*batch))}
 
 
-def conv_quantize(program, conv: str):
+def conv_quantize(program, conv: str, through_relu: bool = False):
+    """The quantize of `conv`'s output; with `through_relu`, also one behind a
+    single ReLU (what a fold with the quantization trained after BN -> ReLU
+    leaves)."""
     node = next(n for n in program.graph.nodes if n.name == conv)
-    return next((u for u in node.users if _is_quantize(u)), None)
+    direct = next((u for u in node.users if _is_quantize(u)), None)
+    users = list(node.users)
+    if direct is None and through_relu and len(users) == 1 and users[0].target == torch.ops.aten.relu.default:
+        return next((u for u in users[0].users if _is_quantize(u)), None)
+    return direct
 
 
 def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple]) -> dict[str, float]:
-    q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv)
+    q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv, through_relu=True)
+    relu = q_after.args[0].target == torch.ops.aten.relu.default
     dq_after = next(iter(q_after.users))
+    dq_before = next(iter(q_before.users))
+    removed = any(u.name == batch_norm for u in dq_before.users)
     saturated_before = saturated_after = count = 0
-    steps = []
+    steps, removed_steps, unquantized_steps = [], [], []
+    scale = q_after.args[1]
     for batch in batches:
         before = node_values(original, [q_before.name, batch_norm], batch)
         after = node_values(folded, [q_after.name, dq_after.name], batch)
         low, high = q_before.args[3], q_before.args[4]
         saturated_before += int(((before[q_before.name] == low) | (before[q_before.name] == high)).sum())
-        saturated_after += int(((after[q_after.name] == low) | (after[q_after.name] == high)).sum())
+        at_high = after[q_after.name] == q_after.args[4]
+        saturated_after += int((at_high if relu else at_high | (after[q_after.name] == q_after.args[3])).sum())
         count += before[q_before.name].numel()
-        steps.append(((after[dq_after.name].float() - before[batch_norm].float()).abs() / q_after.args[1]).flatten())
+        reference = torch.relu(before[batch_norm].float()) if relu else before[batch_norm].float()
+        folded_out = after[dq_after.name].float()
+        steps.append(((folded_out - reference).abs() / scale).flatten())
+        if removed:
+            unquantized = node_values(original, [batch_norm], batch, cut=dq_before.name)[batch_norm].float()
+            unquantized = torch.relu(unquantized) if relu else unquantized
+            removed_steps.append(((reference - unquantized).abs() / scale).flatten())
+            unquantized_steps.append(((folded_out - unquantized).abs() / scale).flatten())
     steps = torch.cat(steps)
-    return {"before": saturated_before / count, "after": saturated_after / count,
-            "mean": float(steps.mean()), "max": float(steps.max())}
+    figures = {"before": saturated_before / count, "after": saturated_after / count,
+               "mean": float(steps.mean()), "max": float(steps.max()), "removed": removed}
+    if removed:
+        removed_steps, unquantized_steps = torch.cat(removed_steps), torch.cat(unquantized_steps)
+        figures.update(removed_mean=float(removed_steps.mean()), removed_max=float(removed_steps.max()),
+                       unquantized_mean=float(unquantized_steps.mean()),
+                       unquantized_max=float(unquantized_steps.max()))
+    return figures
 
 
 def example_batches(program) -> list[tuple]:
@@ -89,7 +120,8 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
 
     # Every fold whose layer output is quantized both before and after is measured.
     expected = [conv for conv, _ in chains
-                if conv_quantize(original, conv) is not None and conv_quantize(folded, conv) is not None]
+                if conv_quantize(original, conv) is not None
+                and conv_quantize(folded, conv, through_relu=True) is not None]
     assert [c.conv for c in verification.convs] == expected
     for measured in verification.convs:
         figures = independent(original, folded, measured.conv, measured.batch_norm, batches)
@@ -98,6 +130,14 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
         assert measured.mean_steps == pytest.approx(figures["mean"], rel=1e-5, abs=1e-9)
         assert measured.max_steps == pytest.approx(figures["max"], rel=1e-5, abs=1e-9)
         assert measured.flagged == (figures["after"] - figures["before"] > 0.005)
+        split = (measured.removed_mean_steps, measured.removed_max_steps,
+                 measured.unquantized_mean_steps, measured.unquantized_max_steps)
+        if figures["removed"]:
+            assert split == pytest.approx((figures["removed_mean"], figures["removed_max"],
+                                           figures["unquantized_mean"], figures["unquantized_max"]),
+                                          rel=1e-5, abs=1e-9)
+        else:
+            assert split == (None, None, None, None)
 
     # End to end, per output: in steps of its dequantize, else in floats.
     by_name = {n.name: n for n in folded.graph.nodes}

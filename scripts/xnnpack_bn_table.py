@@ -1,0 +1,81 @@
+"""The README's table for a BatchNorm folded behind a quantized layer (XNNPACK).
+
+Each XNNPACK zoo program (scripts/xnnpack_zoo.py, as the tests build and
+cache it) is folded with `calibrate=` 8 batches and verified on 4 others, the
+same seeds as tests/python/test_xnnpack_bn_fold.py, then lowered with
+ExecuTorch's XnnpackPartitioner. Per folded layer: where its output
+quantization came from, the saturated share before and after, the deviation
+from the un-folded program, and its split: what the layer's own output
+quantization, which the fold removes, did in the un-folded program, and the
+fold against the un-folded program without it. All in steps of the folded
+layer's output quantization.
+
+Run: .venv/bin/python scripts/xnnpack_bn_table.py   (prints a Markdown table)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401  (registers the quantized ops)
+
+import qatfold  # noqa: E402
+import xnnpack_zoo  # noqa: E402
+from program_cache import cached_archive  # noqa: E402
+from xnnpack import lower_to_xnnpack  # noqa: E402
+
+CASES = [("net2d:qat_per_channel", {}), ("net1d:qat_per_channel", {}), ("net3d:qat_per_channel", {}),
+         ("net2d:qat_per_tensor", {"per_tensor_weights": "requantize"})]
+
+
+def batches(program, seed: int, count: int) -> list[tuple]:
+    generator = torch.Generator().manual_seed(seed)
+    (args, _) = program.example_inputs
+    return [tuple(torch.randn(x.shape, generator=generator) for x in args) for _ in range(count)]
+
+
+def lowering(program) -> str:
+    lowered = lower_to_xnnpack(program)
+    if lowered.error and not lowered.by_operator:
+        return lowered.error.split("\n")[0][:80]
+    layers = [lowered.by_operator.get(op, (0, 0)) for op in ("aten_convolution_default", "aten_linear_default")]
+    delegated, total = sum(d for d, _ in layers), sum(d + n for d, n in layers)
+    batch_norm = sum(sum(counts) for op, counts in lowered.by_operator.items() if "batch_norm" in op)
+    return f"{delegated}/{total} convs+linears delegated, {batch_norm} batch_norm"
+
+
+def main() -> None:
+    print("| program | layer | source | saturated before -> after | vs un-folded mean / max "
+          "| removed quantization mean / max | vs un-folded without it mean / max | XNNPACK 1.4.0 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for case, options in CASES:
+        program = torch.export.load(cached_archive(f"xnnpack-{case}", lambda: xnnpack_zoo.export_xnnpack(case)[0]))
+        result = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 4), **options)
+        folds = {c.conv: c for c in result.report.folded}
+        name = case + "".join(f", {key}={value}" for key, value in options.items())
+        lowered = lowering(result.program)
+        for v in result.verification.convs:
+            fold = folds[v.conv]
+            source = fold.requantized["source"]
+            if fold.requantized.get("weight_error") is not None:
+                source += f"; weight error {100 * fold.requantized['weight_error']:.2f}%"
+            print(f"| {name} | {v.conv} ({fold.kind}) | {source} "
+                  f"| {100 * v.saturation_before:.2f}% -> {100 * v.saturation_after:.2f}% "
+                  f"| {v.mean_steps:.2f} / {v.max_steps:.2f} "
+                  f"| {v.removed_mean_steps:.2f} / {v.removed_max_steps:.2f} "
+                  f"| {v.unquantized_mean_steps:.2f} / {v.unquantized_max_steps:.2f} | {lowered} |")
+            name, lowered = "", ""
+
+
+if __name__ == "__main__":
+    main()
