@@ -8,7 +8,9 @@ quantization came from, the saturated share before and after, the deviation
 from the un-folded program, and its split: what the layer's own output
 quantization, which the fold removes, did in the un-folded program, and the
 fold against the un-folded program without it. All in steps of the folded
-layer's output quantization.
+layer's output quantization. Last, what XNNPACK delegated and, where the
+.pte runs, its output on ExecuTorch's runtime against the folded program's
+in torch.
 
 Run: .venv/bin/python scripts/xnnpack_bn_table.py   (prints a Markdown table)
 """
@@ -44,14 +46,27 @@ def batches(program, seed: int, count: int) -> list[tuple]:
     return [tuple(torch.randn(x.shape, generator=generator) for x in args) for _ in range(count)]
 
 
-def lowering(program) -> str:
+def lowering(program, held_out: list[tuple]) -> str:
+    """What XNNPACK delegated, and, where the .pte runs, its output on the
+    runtime against the folded program's in torch (steps of the output's
+    dequantize)."""
+    from torch.utils._pytree import tree_flatten
+
     lowered = lower_to_xnnpack(program)
-    if lowered.error and not lowered.by_operator:
-        return lowered.error.split("\n")[0][:80]
     layers = [lowered.by_operator.get(op, (0, 0)) for op in ("aten_convolution_default", "aten_linear_default")]
     delegated, total = sum(d for d, _ in layers), sum(d + n for d, n in layers)
     batch_norm = sum(sum(counts) for op, counts in lowered.by_operator.items() if "batch_norm" in op)
-    return f"{delegated}/{total} convs+linears delegated, {batch_norm} batch_norm"
+    text = f"{delegated}/{total} convs+linears delegated, {batch_norm} batch_norm"
+    if lowered.buffer is None:
+        return text
+    (output,) = (n for n in program.graph.nodes if n.op == "output")
+    scale = float(output.args[0][0].args[1])
+    worst = 0.0
+    for batch in held_out:
+        with torch.no_grad():
+            expected = tree_flatten(program.module()(*batch))[0][0]
+        worst = max(worst, float((lowered.run(batch)[0] - expected).abs().max()) / scale)
+    return f"{text}; runtime vs torch max {worst:.2f} steps"
 
 
 def main() -> None:
@@ -63,7 +78,7 @@ def main() -> None:
         result = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 4), **options)
         folds = {c.conv: c for c in result.report.folded}
         name = case + "".join(f", {key}={value}" for key, value in options.items())
-        lowered = lowering(result.program)
+        lowered = lowering(result.program, batches(program, 2, 4))
         for v in result.verification.convs:
             fold = folds[v.conv]
             source = fold.requantized["source"]
