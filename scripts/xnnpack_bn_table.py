@@ -5,9 +5,9 @@ cache it) is folded with `calibrate=` 8 batches and verified on 4 others, the
 same seeds as tests/python/test_xnnpack_bn_fold.py, then lowered with
 ExecuTorch's XnnpackPartitioner. Per folded layer: where its output
 quantization came from, the saturated share before and after, the deviation
-from the un-folded program, and its split: what the layer's own output
-quantization, which the fold removes, did in the un-folded program, and the
-fold against the un-folded program without it. All in steps of the folded
+from the un-folded program, and its split: what the layers' own output
+quantizations, which the folds remove, did in the un-folded program, and the
+fold against the un-folded program without them. All in steps of the folded
 layer's output quantization. Last, what XNNPACK delegated and, where the
 .pte runs, its output on ExecuTorch's runtime against the folded program's
 in torch.
@@ -71,7 +71,7 @@ def lowering(program, held_out: list[tuple]) -> str:
 
 def main() -> None:
     print("| program | layer | source | saturated before -> after | vs un-folded mean / max "
-          "| removed quantization mean / max | vs un-folded without it mean / max | XNNPACK 1.4.0 |")
+          "| removed quantizations mean / max | vs un-folded without them mean / max | XNNPACK 1.4.0 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case, options in CASES:
         program = torch.export.load(cached_archive(f"xnnpack-{case}", lambda: xnnpack_zoo.export_xnnpack(case)[0]))

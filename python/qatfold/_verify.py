@@ -1,11 +1,10 @@
 """Verify a fold on real inputs: run the un-folded and the folded program and
 measure, per folded conv, how much of its output quantization saturates
 before and after, and how far the folded result is from the un-folded one.
-Where the fold takes the layer's own output quantization away (a batch_norm
+Where the fold takes layers' own output quantizations away (a batch_norm
 folded behind a quantized layer), it also runs the un-folded program without
-that quantization, so the deviation is split: what the removed quantization
-did in the un-folded program, and how far the fold is from the program
-without it.
+them, so the deviation is split: what the removed quantizations did in the
+un-folded program, and how far the fold is from the program without them.
 
 Measured, not estimated: the report's "may clip" flag (|C| against the
 calibrated output range) cannot know which way the data leans; this runs it.
@@ -36,11 +35,12 @@ class ConvVerification:
     output quantization.
 
     For a fold that removes the layer's output quantization, the un-folded
-    program is run once more with that quantize/dequantize pair bypassed (its
-    batch_norm reads the layer's float output): ``removed_mean_steps`` /
-    ``removed_max_steps`` are what the pair moves the un-folded output,
-    ``unquantized_mean_steps`` / ``unquantized_max_steps`` the folded output
-    against that bypassed run. None for the other folds."""
+    program is run once more with every quantize/dequantize pair the folds
+    removed bypassed (each such batch_norm reads its layer's float output,
+    as the folded program has no such pair either): ``removed_mean_steps`` /
+    ``removed_max_steps`` are how far that moves the un-folded batch_norm's
+    output, ``unquantized_mean_steps`` / ``unquantized_max_steps`` the folded
+    output against the bypassed run. None for the other folds."""
 
     conv: str
     batch_norm: str
@@ -88,9 +88,9 @@ class Verification:
             lines.append(f"  {c.conv}: saturated {100 * c.saturation_before:.2f}% -> {100 * c.saturation_after:.2f}% "
                          f"of outputs; vs un-folded mean {c.mean_steps:.2f}, max {c.max_steps:.2f} steps{mark}")
             if c.removed_mean_steps is not None:
-                lines.append(f"    the layer's output quantization the fold removes moves the un-folded output "
+                lines.append(f"    the output quantizations the folds removed move the un-folded output "
                              f"mean {c.removed_mean_steps:.2f}, max {c.removed_max_steps:.2f} steps; "
-                             f"vs un-folded without it mean {c.unquantized_mean_steps:.2f}, "
+                             f"vs un-folded without them mean {c.unquantized_mean_steps:.2f}, "
                              f"max {c.unquantized_max_steps:.2f} steps")
         for o in self.outputs:
             lines.append(f"  output {o.index} ({o.name}): mean {o.mean:.4g}, max {o.max:.4g} {o.unit}")
@@ -139,21 +139,23 @@ def _folded_output_quantize(graph, conv: str):
 
 
 def _record(graph_module, names: set[str], inputs: tuple,
-            bypass: tuple[str, str] | None = None) -> tuple[dict[str, Any], list]:
+            bypass: dict[str, str] | None = None) -> tuple[dict[str, Any], list]:
     """Runs `graph_module` on flattened `inputs`; the values of `names` and
-    the outputs. `bypass` (quantize, dequantize) names a pair whose
-    dequantize returns the quantize's float input instead."""
+    the outputs. `bypass` maps dequantize to quantize names: each such
+    dequantize returns its quantize's float input instead."""
     import torch
     import torch.fx
 
     values: dict[str, Any] = {}
+    bypassed = set((bypass or {}).values())
+    floats: dict[str, Any] = {}
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, n):
-            if bypass is not None and n.name == bypass[1]:
-                return self.bypassed
-            if bypass is not None and n.name == bypass[0]:
-                self.bypassed = self.env[n.args[0]]
+            if bypass and n.name in bypass:
+                return floats[bypass[n.name]]
+            if n.name in bypassed:
+                floats[n.name] = self.env[n.args[0]]
             out = super().run_node(n)
             if n.name in names:
                 # A batch_norm in its core ATen form returns (out, mean, invstd).
@@ -251,7 +253,7 @@ class _Measured:
     q_after: Any
     dq_after: Any
     through_relu: bool
-    removed: tuple[str, str] | None  # the (quantize, dequantize) the fold removed
+    removed: tuple[str, str] | None  # the (dequantize, quantize) the fold removed
     saturated_before: int = 0
     saturated_after: int = 0
     count: int = 0
@@ -273,7 +275,7 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
         dq_before = next((u for u in q_before.users if _is_dequantize(u)), None)
         removed = None
         if dq_before is not None and any(u.name == batch_norm for u in dq_before.users):
-            removed = (q_before.name, dq_before.name)
+            removed = (dq_before.name, q_before.name)
         measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed))
     return measured
 
@@ -295,12 +297,14 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
     convs = _measured_convs(original, folded, folded_convs)
     names_before = {n for c in convs for n in (c.batch_norm, c.q_before.name)}
     names_after = {n for c in convs for n in (c.q_after.name, c.dq_after.name)}
+    bypass = dict(c.removed for c in convs if c.removed is not None)
     by_name = {n.name: n for n in folded.graph.nodes}
     output_nodes = [by_name.get(name) for name in folded.graph_signature.user_outputs]
     output_totals: dict[int, tuple[str, str, _Steps]] = {}  # index: (name, unit, steps)
     for batch in batches:
         values_before, outputs_before = _record(before_module, names_before, batch)
         values_after, outputs_after = _record(after_module, names_after, batch)
+        unquantized_values = _record(before_module, names_before, batch, bypass)[0] if bypass else {}
         for c in convs:
             c.saturated_before += _saturated(c.q_before, values_before[c.q_before.name], False)
             c.saturated_after += _saturated(c.q_after, values_after[c.q_after.name], c.through_relu)
@@ -311,8 +315,7 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
             reference = reference.clamp_min(0) if c.through_relu else reference
             c.steps.add((after - reference).abs() / scale)
             if c.removed is not None:
-                values, _ = _record(before_module, {c.batch_norm}, batch, bypass=c.removed)
-                unquantized = values[c.batch_norm].float()
+                unquantized = unquantized_values[c.batch_norm].float()
                 unquantized = unquantized.clamp_min(0) if c.through_relu else unquantized
                 c.removed_steps.add((reference - unquantized).abs() / scale)
                 c.unquantized_steps.add((after - unquantized).abs() / scale)

@@ -96,8 +96,8 @@ def test_within_a_step_of_the_unfolded_program(case, folded):
     observer saw 4 batches of 2) clips a third of its pre-BatchNorm values,
     each channel at its own bound, which no per-tensor output range can
     repeat. There the verification's split shows the un-folded program moved
-    by more than a step by that quantization, and the fold within a step of
-    the un-folded program without it."""
+    by more than a step by the quantizations the folds removed, and the fold
+    within a step of the un-folded program without them."""
     program, result = folded(case)
     verification = assert_verified(program, result.program, result.report.folded, batches(program, 2, 4))
     # Every fold is measured, the conv3d whose ReLU moved next to it too.

@@ -8,7 +8,7 @@ and its own outputs are compared as `module()(x)` gives them. Every figure is
 checked: per folded conv the saturated share of its output quantization
 before and after and its deviation in output steps, for a fold that removed
 the layer's own output quantization the split of that deviation (rerun with
-the quantize/dequantize pair cut out of the graph), and per program output
+every such quantize/dequantize pair cut out of the graph), and per program output
 the mean and max deviation.
 """
 
@@ -33,14 +33,13 @@ def _value_of(value):
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-def node_values(program, names: list[str], batch: tuple, cut: str | None = None) -> dict[str, torch.Tensor]:
+def node_values(program, names: list[str], batch: tuple, cut: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """Runs `program` with the nodes `names` as its outputs (no Interpreter).
-    `cut` names a dequantize whose users read its quantize's input instead."""
+    `cut` names dequantizes whose users read their quantize's input instead."""
     module = program.module()
     nodes = {n.name: n for n in module.graph.nodes}
-    if cut is not None:
-        dequantize = nodes[cut]
-        dequantize.replace_all_uses_with(dequantize.args[0].args[0])
+    for name in cut:
+        nodes[name].replace_all_uses_with(nodes[name].args[0].args[0])
     output = next(n for n in module.graph.nodes if n.op == "output")
     output.args = (tuple(nodes[name] for name in names),)
     module.graph._codegen = torch.fx.graph.CodeGen()  # plain outputs, no pytree spec
@@ -61,12 +60,19 @@ def conv_quantize(program, conv: str, through_relu: bool = False):
     return direct
 
 
-def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple]) -> dict[str, float]:
+def removed_dequantize(original, conv: str, batch_norm: str) -> str | None:
+    """The dequantize of `conv`'s output quantization when it fed the
+    batch_norm (the fold removes the pair), else None."""
+    dequantize = next(iter(conv_quantize(original, conv).users))
+    return dequantize.name if any(u.name == batch_norm for u in dequantize.users) else None
+
+
+def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple],
+                cut: tuple[str, ...] = ()) -> dict[str, float]:
     q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv, through_relu=True)
     relu = q_after.args[0].target == torch.ops.aten.relu.default
     dq_after = next(iter(q_after.users))
-    dq_before = next(iter(q_before.users))
-    removed = any(u.name == batch_norm for u in dq_before.users)
+    removed = removed_dequantize(original, conv, batch_norm) is not None
     saturated_before = saturated_after = count = 0
     steps, removed_steps, unquantized_steps = [], [], []
     scale = q_after.args[1]
@@ -82,7 +88,7 @@ def independent(original, folded, conv: str, batch_norm: str, batches: list[tupl
         folded_out = after[dq_after.name].float()
         steps.append(((folded_out - reference).abs() / scale).flatten())
         if removed:
-            unquantized = node_values(original, [batch_norm], batch, cut=dq_before.name)[batch_norm].float()
+            unquantized = node_values(original, [batch_norm], batch, cut=cut)[batch_norm].float()
             unquantized = torch.relu(unquantized) if relu else unquantized
             removed_steps.append(((reference - unquantized).abs() / scale).flatten())
             unquantized_steps.append(((folded_out - unquantized).abs() / scale).flatten())
@@ -123,8 +129,11 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
                 if conv_quantize(original, conv) is not None
                 and conv_quantize(folded, conv, through_relu=True) is not None]
     assert [c.conv for c in verification.convs] == expected
+    # The split runs the un-folded program without every pair the folds removed.
+    cut = tuple(name for name in (removed_dequantize(original, c.conv, c.batch_norm) for c in verification.convs)
+                if name is not None)
     for measured in verification.convs:
-        figures = independent(original, folded, measured.conv, measured.batch_norm, batches)
+        figures = independent(original, folded, measured.conv, measured.batch_norm, batches, cut)
         assert measured.saturation_before == pytest.approx(figures["before"])
         assert measured.saturation_after == pytest.approx(figures["after"])
         assert measured.mean_steps == pytest.approx(figures["mean"], rel=1e-5, abs=1e-9)
