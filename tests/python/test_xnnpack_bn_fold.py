@@ -138,7 +138,8 @@ def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded)
 def assert_runtime_matches(folded, outputs: list, batch: tuple) -> None:
     """XNNPACK's integer kernels on ExecuTorch's runtime compute what the
     folded program computes in torch: within one step of the output's
-    quantization (measured: identical on the zoo)."""
+    quantization (measured on held-out batches: 0 steps on net2d, at most
+    1 on net1d)."""
     (output,) = (n for n in folded.graph.nodes if n.op == "output")
     (node,) = output.args[0]
     assert "dequantize_per_tensor" in str(node.target)
