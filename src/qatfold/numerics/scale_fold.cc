@@ -7,17 +7,13 @@
 namespace qatfold::numerics {
 namespace {
 
-// f_c and b'_c of every channel (weight_fold.h's arithmetic), or the first
-// channel whose f_c is 0 or b'_c not finite.
-struct ChannelFactors {
-  std::vector<float> factor;
-  std::vector<float> bias;
-};
-std::variant<ChannelFactors, ScaleFoldProblem> channelFactors(std::size_t channels,
-                                                              std::optional<std::span<const float>> bias,
-                                                              const BatchNormParameters& bn) {
+// Fills `out` with f_c and b'_c of the sizes[axis] channels (weight_fold.h's
+// arithmetic); the first channel whose f_c is 0 or b'_c not finite, if any.
+std::optional<ScaleFoldProblem> channelFactors(std::span<const std::int64_t> sizes, std::int64_t axis,
+                                               std::optional<std::span<const float>> bias,
+                                               const BatchNormParameters& bn, ChannelFactors& out) {
   using Kind = ScaleFoldProblem::Kind;
-  ChannelFactors out;
+  const auto channels = static_cast<std::size_t>(sizes[static_cast<std::size_t>(axis)]);
   out.factor.resize(channels);
   out.bias.resize(channels);
   for (std::size_t c = 0; c < channels; ++c) {
@@ -29,7 +25,7 @@ std::variant<ChannelFactors, ScaleFoldProblem> channelFactors(std::size_t channe
     out.bias[c] = (b - bn.running_mean[c]) * rsqrt * bn.weight[c] + bn.bias[c];
     if (!std::isfinite(out.bias[c])) return ScaleFoldProblem{Kind::kNonFiniteBias, channel, out.bias[c]};
   }
-  return out;
+  return std::nullopt;
 }
 
 // Elements per index of `axis` (the product of the dimensions after it).
@@ -45,12 +41,9 @@ std::variant<FoldedScales, ScaleFoldProblem> foldBatchNormIntoScales(const PerCh
                                                                      std::optional<std::span<const float>> bias,
                                                                      const BatchNormParameters& bn) {
   using Kind = ScaleFoldProblem::Kind;
-  const auto channels = static_cast<std::size_t>(weight.sizes[static_cast<std::size_t>(weight.axis)]);
-  auto factors = channelFactors(channels, bias, bn);
-  if (auto* problem = std::get_if<ScaleFoldProblem>(&factors)) return *problem;
   FoldedScales out;
-  out.factor = std::move(std::get<ChannelFactors>(factors).factor);
-  out.bias = std::move(std::get<ChannelFactors>(factors).bias);
+  if (auto problem = channelFactors(weight.sizes, weight.axis, bias, bn, out)) return *problem;
+  const std::size_t channels = out.factor.size();
   out.scales.resize(channels);
   const bool symmetric = -weight.quant_min == weight.quant_max;
   for (std::size_t c = 0; c < channels; ++c) {
@@ -81,12 +74,9 @@ std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const
                                                                            std::optional<std::span<const float>> bias,
                                                                            const BatchNormParameters& bn) {
   using Kind = ScaleFoldProblem::Kind;
-  const auto channels = static_cast<std::size_t>(weight.sizes[static_cast<std::size_t>(weight.axis)]);
-  auto factors = channelFactors(channels, bias, bn);
-  if (auto* problem = std::get_if<ScaleFoldProblem>(&factors)) return *problem;
   RequantizedWeights out;
-  out.factor = std::move(std::get<ChannelFactors>(factors).factor);
-  out.bias = std::move(std::get<ChannelFactors>(factors).bias);
+  if (auto problem = channelFactors(weight.sizes, weight.axis, bias, bn, out)) return *problem;
+  const std::size_t channels = out.factor.size();
   const std::size_t inner = innerSize(weight.sizes, weight.axis);
   std::vector<float> folded(weight.values.size());
   float largest = 0;

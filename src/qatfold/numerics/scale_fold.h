@@ -33,10 +33,14 @@ struct PerChannelWeight {
   std::int64_t quant_max = 127;
 };
 
-struct FoldedScales {
+// What both folds compute per channel first.
+struct ChannelFactors {
   std::vector<float> factor;  // f
-  std::vector<float> scales;  // s'
   std::vector<float> bias;    // b'
+};
+
+struct FoldedScales : ChannelFactors {
+  std::vector<float> scales;  // s'
   // The weight with its negated channels' integers negated; empty when no
   // channel is negated (the weight stays as it is).
   std::vector<std::int8_t> values;
@@ -77,11 +81,9 @@ struct PerTensorWeight {
   std::int64_t quant_max = 127;
 };
 
-struct RequantizedWeights {
-  std::vector<float> factor;
+struct RequantizedWeights : ChannelFactors {
   std::vector<std::int8_t> values;
   double scale = 1;
-  std::vector<float> bias;
   // max_i |w'_i - q'_i * s'| and the same over max |w'|: what re-quantizing cost.
   double max_abs_error = 0;
   double relative_error = 0;
