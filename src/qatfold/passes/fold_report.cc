@@ -21,7 +21,6 @@ Json epsMismatchJson(const FoldedChain& c) {
                                               : "ignored: within the eps tolerance"}};
 }
 
-
 Json rangeJson(const numerics::AffineRange& r) {
   return Json{{"scale", floatToJson(r.scale)},
               {"zero_point", r.zero_point},
