@@ -92,8 +92,15 @@ def export_float(model: torch.nn.Module, example: tuple) -> torch.export.Exporte
     return torch.export.export(model.eval(), example)
 
 
-def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 4) -> torch.nn.Module:
-    """prepare_qat_pt2e, a few SGD steps on synthetic data, eval, convert_pt2e."""
+def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 4,
+                teacher: torch.nn.Module | None = None) -> torch.nn.Module:
+    """prepare_qat_pt2e, SGD steps on synthetic data, eval, convert_pt2e.
+
+    Without a `teacher` the targets are noise: a few steps make a program of
+    QAT's shape. With one (a float model in eval) the targets are its outputs
+    and the learning rate decays linearly to 0, as a training run ends: the
+    last steps barely move the weights, so the BatchNorms' running statistics
+    and the observers' ranges describe the model that is converted."""
     from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
@@ -102,14 +109,21 @@ def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 
     prepared = prepare_qat_pt2e(captured, quantizer)
     allow_exported_model_train_eval(prepared)
     optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)
+    decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps) if teacher else None
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps):
         batch = tuple(torch.randn(x.shape, generator=generator) for x in example)
-        target = torch.randn_like(prepared(*batch))
+        if teacher is None:
+            target = torch.randn_like(prepared(*batch))
+        else:
+            with torch.no_grad():
+                target = teacher(*batch)
         loss = torch.nn.functional.mse_loss(prepared(*batch), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if decay is not None:
+            decay.step()
     move_exported_model_to_eval(prepared)
     return convert_pt2e(prepared)
 

@@ -8,9 +8,13 @@ quantization came from, the saturated share before and after, the deviation
 from the un-folded program, and its split: what the layers' own output
 quantizations, which the folds remove, did in the un-folded program, and the
 fold against the un-folded program without them. All in steps of the folded
-layer's output quantization. Last, what XNNPACK delegated and, where the
+layer's output quantization, and the deviation also in steps of the coarser
+of the two quantizations per channel (the folded output's, or the removed
+one's through the BatchNorm). Last, what XNNPACK delegated and, where the
 .pte runs, its output on ExecuTorch's runtime against the folded program's
-in torch.
+in torch (and the un-folded program's against its own, where it lowers).
+The trained programs come first (scripts/xnnpack_zoo.py TRAINED_CASES),
+then the 4-step ones.
 
 Run: .venv/bin/python scripts/xnnpack_bn_table.py   (prints a Markdown table)
 """
@@ -36,8 +40,11 @@ import xnnpack_zoo  # noqa: E402
 from program_cache import cached_archive  # noqa: E402
 from xnnpack import lower_to_xnnpack  # noqa: E402
 
-CASES = [("net2d:qat_per_channel", {}), ("net1d:qat_per_channel", {}), ("net3d:qat_per_channel", {}),
-         ("net2d:qat_per_tensor", {"per_tensor_weights": "requantize"})]
+CASES = [(case, {}) for case in ("net2d:qat_trained_per_channel", "net1d:qat_trained_per_channel",
+                                  "net3d:qat_trained_per_channel")]
+CASES += [("net2d:qat_trained_per_tensor", {"per_tensor_weights": "requantize"})]
+CASES += [(case, {}) for case in ("net2d:qat_per_channel", "net1d:qat_per_channel", "net3d:qat_per_channel")]
+CASES += [("net2d:qat_per_tensor", {"per_tensor_weights": "requantize"})]
 
 
 def batches(program, seed: int, count: int) -> list[tuple]:
@@ -46,47 +53,61 @@ def batches(program, seed: int, count: int) -> list[tuple]:
     return [tuple(torch.randn(x.shape, generator=generator) for x in args) for _ in range(count)]
 
 
-def lowering(program, held_out: list[tuple]) -> str:
-    """What XNNPACK delegated, and, where the .pte runs, its output on the
-    runtime against the folded program's in torch (steps of the output's
-    dequantize)."""
+def runtime_deviation(lowered, program, held_out: list[tuple]) -> float:
+    """The largest difference of the .pte's output on ExecuTorch's runtime
+    from `program`'s in torch."""
     from torch.utils._pytree import tree_flatten
 
-    lowered = lower_to_xnnpack(program)
+    worst = 0.0
+    for batch in held_out:
+        with torch.no_grad():
+            expected = tree_flatten(program.module()(*batch))[0][0]
+        worst = max(worst, float((lowered.run(batch)[0] - expected).abs().max()))
+    return worst
+
+
+def lowering(original, folded, held_out: list[tuple]) -> str:
+    """What XNNPACK delegated of the folded program and, where the .pte runs,
+    its output on the runtime against the folded program's in torch, and the
+    same for the un-folded program where it lowers, in steps of the folded
+    program's output dequantize."""
+    lowered = lower_to_xnnpack(folded)
     layers = [lowered.by_operator.get(op, (0, 0)) for op in ("aten_convolution_default", "aten_linear_default")]
     delegated, total = sum(d for d, _ in layers), sum(d + n for d, n in layers)
     batch_norm = sum(sum(counts) for op, counts in lowered.by_operator.items() if "batch_norm" in op)
     text = f"{delegated}/{total} convs+linears delegated, {batch_norm} batch_norm"
     if lowered.buffer is None:
         return text
-    (output,) = (n for n in program.graph.nodes if n.op == "output")
+    (output,) = (n for n in folded.graph.nodes if n.op == "output")
     scale = float(output.args[0][0].args[1])
-    worst = 0.0
-    for batch in held_out:
-        with torch.no_grad():
-            expected = tree_flatten(program.module()(*batch))[0][0]
-        worst = max(worst, float((lowered.run(batch)[0] - expected).abs().max()) / scale)
-    return f"{text}; runtime vs torch max {worst:.2f} steps"
+    text += f"; runtime vs torch max {runtime_deviation(lowered, folded, held_out) / scale:.2f} steps"
+    plain = lower_to_xnnpack(original)
+    if plain.buffer is None:
+        return text + " (un-folded: does not lower)"
+    return text + f" (un-folded: {runtime_deviation(plain, original, held_out) / scale:.2f})"
 
 
 def main() -> None:
     print("| program | layer | source | saturated before -> after | vs un-folded mean / max "
-          "| removed quantizations mean / max | vs un-folded without them mean / max | XNNPACK 1.4.0 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| in coarser steps mean / max | removed quantizations mean / max "
+          "| vs un-folded without them mean / max | XNNPACK 1.4.0 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for case, options in CASES:
         program = torch.export.load(cached_archive(f"xnnpack-{case}", lambda: xnnpack_zoo.export_xnnpack(case)[0]))
         result = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 4), **options)
         folds = {c.conv: c for c in result.report.folded}
         name = case + "".join(f", {key}={value}" for key, value in options.items())
-        lowered = lowering(result.program, batches(program, 2, 4))
+        lowered = lowering(program, result.program, batches(program, 3, 2))
         for v in result.verification.convs:
             fold = folds[v.conv]
             source = fold.requantized["source"]
             if fold.requantized.get("weight_error") is not None:
-                source += f"; weight error {100 * fold.requantized['weight_error']:.2f}%"
+                source += (f"; weight error {100 * fold.requantized['weight_error']:.2f}%, "
+                           f"worst channel {100 * fold.requantized['channel_weight_error']:.1f}%")
             print(f"| {name} | {v.conv} ({fold.kind}) | {source} "
                   f"| {100 * v.saturation_before:.2f}% -> {100 * v.saturation_after:.2f}% "
                   f"| {v.mean_steps:.2f} / {v.max_steps:.2f} "
+                  f"| {v.coarser_mean_steps:.2f} / {v.coarser_max_steps:.2f} "
                   f"| {v.removed_mean_steps:.2f} / {v.removed_max_steps:.2f} "
                   f"| {v.unquantized_mean_steps:.2f} / {v.unquantized_max_steps:.2f} | {lowered} |")
             name, lowered = "", ""

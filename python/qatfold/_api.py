@@ -56,7 +56,9 @@ class FoldedConv:
     # weight scales (folded_by "FoldBatchNormIntoWeightScales"): "source" of
     # the output quantization ("trained", "trained after relu", "calibrated",
     # "estimated"), "before" and "after" ({"scale", "zero_point", "range"}),
-    # "negated_channels".
+    # "negated_channels"; with per_tensor_weights="requantize", "weight_error"
+    # (max error over the largest folded weight) and "channel_weight_error"
+    # (the worst channel's, over its own largest; "worst_weight_channel").
     requantized: dict[str, Any] | None = None
 
 

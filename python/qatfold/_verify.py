@@ -5,6 +5,12 @@ Where the fold takes layers' own output quantizations away (a batch_norm
 folded behind a quantized layer), it also runs the un-folded program without
 them, so the deviation is split: what the removed quantizations did in the
 un-folded program, and how far the fold is from the program without them.
+Such a fold also trades one quantization for another: the un-folded layer
+rounds y to its own steps, which the BatchNorm scales by |f_c| per channel,
+and the folded layer rounds BN(y) to the new output steps. Two roundings of
+one value differ by up to half a step of each, so the deviation is given in
+steps of the coarser of the two as well, per channel: within one such step
+wherever neither program clips.
 
 Measured, not estimated: the report's "may clip" flag (|C| against the
 calibrated output range) cannot know which way the data leans; this runs it.
@@ -40,7 +46,12 @@ class ConvVerification:
     as the folded program has no such pair either): ``removed_mean_steps`` /
     ``removed_max_steps`` are how far that moves the un-folded batch_norm's
     output, ``unquantized_mean_steps`` / ``unquantized_max_steps`` the folded
-    output against the bypassed run. None for the other folds."""
+    output against the bypassed run. ``coarser_mean_steps`` /
+    ``coarser_max_steps``: the deviation from the un-folded program in steps
+    of the coarser quantization per channel, ``max(s_out, |f_c| * s_y)``
+    (the folded output's step, or the removed quantization's step seen
+    through the BatchNorm), when that quantization is per tensor. None for
+    the other folds."""
 
     conv: str
     batch_norm: str
@@ -53,6 +64,8 @@ class ConvVerification:
     removed_max_steps: float | None = None
     unquantized_mean_steps: float | None = None
     unquantized_max_steps: float | None = None
+    coarser_mean_steps: float | None = None
+    coarser_max_steps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,10 @@ class Verification:
                              f"mean {c.removed_mean_steps:.2f}, max {c.removed_max_steps:.2f} steps; "
                              f"vs un-folded without them mean {c.unquantized_mean_steps:.2f}, "
                              f"max {c.unquantized_max_steps:.2f} steps")
+            if c.coarser_mean_steps is not None:
+                lines.append(f"    in steps of the coarser quantization per channel (folded, or the removed one "
+                             f"through the BatchNorm): mean {c.coarser_mean_steps:.2f}, "
+                             f"max {c.coarser_max_steps:.2f}")
         for o in self.outputs:
             lines.append(f"  output {o.index} ({o.name}): mean {o.mean:.4g}, max {o.max:.4g} {o.unit}")
         return "\n".join(lines) + "\n"
@@ -254,16 +271,51 @@ class _Measured:
     dq_after: Any
     through_relu: bool
     removed: tuple[str, str] | None  # the (dequantize, quantize) the fold removed
+    # Per channel, |f_c| * s_y of the removed quantization: its step through the batch_norm.
+    removed_step: Any = None
     saturated_before: int = 0
     saturated_after: int = 0
     count: int = 0
     steps: _Steps = field(default_factory=_Steps)
     removed_steps: _Steps = field(default_factory=_Steps)
     unquantized_steps: _Steps = field(default_factory=_Steps)
+    coarser_steps: _Steps = field(default_factory=_Steps)
+
+
+def _constant(program, node):
+    """The tensor a placeholder of `program` stands for (parameter, buffer or
+    constant), or None."""
+    signature = program.graph_signature
+    for table in (signature.inputs_to_parameters, signature.inputs_to_buffers,
+                  signature.inputs_to_lifted_tensor_constants):
+        if node.name in table:
+            name = table[node.name]
+            return program.state_dict[name] if name in program.state_dict else program.constants[name]
+    return None
+
+
+def _step_through_batch_norm(program, quantize, batch_norm):
+    """Per channel, the step of the per-tensor `quantize` seen through the
+    eval `batch_norm` it feeds: |gamma_c / sqrt(var_c + eps)| * scale. None
+    for a per-channel quantize or parameters that are not constants."""
+    import torch
+
+    if "quantize_per_tensor" not in str(quantize.target):
+        return None
+    legit = "no_training" in str(batch_norm.target)
+    weight, variance = _argument(batch_norm, 1, "weight"), _argument(batch_norm, 4, "running_var")
+    eps = _argument(batch_norm, 6 if legit else 7, "eps")
+    variance = _constant(program, variance) if variance is not None else None
+    gamma = _constant(program, weight) if weight is not None else torch.tensor(1.0)
+    if variance is None or gamma is None:
+        return None
+    factor = gamma.detach().double() / torch.sqrt(variance.double() + eps)
+    return factor.abs() * float(_argument(quantize, 1, "scale"))
 
 
 def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -> list[_Measured]:
     measured = []
+    batch_norms = {n.name: n for n in original.graph.nodes if n.op == "call_function"}
     for conv, batch_norm in folded_convs:
         q_before = _output_quantize(original.graph, conv)
         q_after, through_relu = _folded_output_quantize(folded.graph, conv)
@@ -273,10 +325,11 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
         # The fold removed the layer's own output quantization when its
         # dequantize fed the batch_norm (a conv -> q -> dq -> batch_norm fold).
         dq_before = next((u for u in q_before.users if _is_dequantize(u)), None)
-        removed = None
+        removed, removed_step = None, None
         if dq_before is not None and any(u.name == batch_norm for u in dq_before.users):
             removed = (dq_before.name, q_before.name)
-        measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed))
+            removed_step = _step_through_batch_norm(original, q_before, batch_norms[batch_norm])
+        measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed, removed_step))
     return measured
 
 
@@ -319,6 +372,11 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
                 unquantized = unquantized.clamp_min(0) if c.through_relu else unquantized
                 c.removed_steps.add((reference - unquantized).abs() / scale)
                 c.unquantized_steps.add((after - unquantized).abs() / scale)
+            if c.removed_step is not None:
+                # Channels on axis 1 (conv and linear outputs alike).
+                step = c.removed_step.reshape([1, -1] + [1] * (reference.dim() - 2))
+                coarser = torch.maximum(step, torch.tensor(scale, dtype=step.dtype))
+                c.coarser_steps.add(((after - reference).abs() / coarser).float())
         for i, (a, b) in enumerate(zip(outputs_before, outputs_after)):
             if not isinstance(a, torch.Tensor):
                 continue
@@ -335,6 +393,8 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
             split = {"removed_mean_steps": c.removed_steps.mean, "removed_max_steps": c.removed_steps.max,
                      "unquantized_mean_steps": c.unquantized_steps.mean,
                      "unquantized_max_steps": c.unquantized_steps.max}
+        if c.removed_step is not None:
+            split.update(coarser_mean_steps=c.coarser_steps.mean, coarser_max_steps=c.coarser_steps.max)
         measured.append(ConvVerification(c.conv, c.batch_norm, before, after, c.steps.mean, c.steps.max,
                                          after - before > SATURATION_RISE_LIMIT, **split))
     outputs = [OutputDeviation(i, name, unit, steps.mean, steps.max)

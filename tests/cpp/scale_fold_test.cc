@@ -163,11 +163,13 @@ TEST(OutputRangeNumerics, EstimateCoversEveryChannelAndZero) {
 namespace qatfold::passes {
 namespace {
 
-// kQuantizedBatchNorm with one weight scale for both channels.
+// kQuantizedBatchNorm with one weight scale for both channels, and a
+// channel 0 of small weights: one new scale leaves it few steps.
 const std::string kPerTensorWeights = testing::edited(
     testing::kQuantizedBatchNorm,
     {{"%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%w_zp, axis=0,",
-      "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.02, zero_point=0,"}});
+      "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.02, zero_point=0,"},
+     {"int8[2, 2, 1, 1] = [100, -20, 10, 127]", "int8[2, 2, 1, 1] = [3, -1, 10, 127]"}});
 
 TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked) {
   EXPECT_EQ(testing::foldText(kPerTensorWeights).report.skipped.at(0).code(), "per-tensor-weights");
@@ -177,7 +179,7 @@ TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked)
   ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
   // w' = f_c * q * 0.02, one new scale max |w'| / 127, q' = round(w' / s').
   std::vector<float> folded;
-  const std::int8_t q[] = {100, -20, 10, 127};
+  const std::int8_t q[] = {3, -1, 10, 127};
   float largest = 0;
   for (int i = 0; i < 4; ++i) {
     folded.push_back(static_cast<float>(q[i]) * 0.02f * factor(i / 2));
@@ -186,10 +188,17 @@ TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked)
   const float scale = largest / 127.0f;
   std::vector<std::int8_t> expected;
   double error = 0;
-  for (float w : folded) {
+  double channel_error[2] = {0, 0}, channel_largest[2] = {0, 0};
+  for (int i = 0; i < 4; ++i) {
+    const float w = folded[i];
     expected.push_back(static_cast<std::int8_t>(std::nearbyint(w / scale)));
-    error = std::max(error, std::fabs(static_cast<double>(w) - expected.back() * static_cast<double>(scale)));
+    const double e = std::fabs(static_cast<double>(w) - expected.back() * static_cast<double>(scale));
+    error = std::max(error, e);
+    channel_error[i / 2] = std::max(channel_error[i / 2], e);
+    channel_largest[i / 2] = std::max(channel_largest[i / 2], static_cast<double>(std::fabs(w)));
   }
+  const double relative[2] = {channel_error[0] / channel_largest[0], channel_error[1] / channel_largest[1]};
+  const std::size_t worst = relative[1] > relative[0] ? 1 : 0;
   const graph::Node* w_dq = node(f, "w_dq");
   EXPECT_EQ(data<std::int8_t>(w_dq->getInput("input")), expected);
   EXPECT_EQ(*w_dq->tryGetArgument("scale")->asFloat(), static_cast<double>(scale));
@@ -198,7 +207,16 @@ TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked)
   ASSERT_TRUE(requantized.weight_error.has_value());
   EXPECT_NEAR(*requantized.weight_error, error / largest, 1e-12);
   EXPECT_LE(*requantized.weight_error, 0.5 / 127 + 1e-9);  // half a step of the new scale at most
+  // Channel 0's weights fold to 0.045 and -0.015 against channel 1's 2.54:
+  // a quarter step off is a tenth of channel 0, which the overall figure hides.
+  ASSERT_TRUE(requantized.channel_weight_error.has_value());
+  EXPECT_EQ(worst, 0u);
+  EXPECT_NEAR(*requantized.channel_weight_error, relative[0], 1e-12);
+  EXPECT_GT(*requantized.channel_weight_error, 0.1);
+  EXPECT_EQ(requantized.worst_weight_channel, 0u);
+  EXPECT_LT(*requantized.weight_error, 0.01);
   EXPECT_NE(f.report.toText(false).find("re-quantized per-tensor weights: conv: max error"), std::string::npos);
+  EXPECT_NE(f.report.toText(false).find("of channel " + std::to_string(worst) + "'s own largest"), std::string::npos);
 }
 
 }  // namespace

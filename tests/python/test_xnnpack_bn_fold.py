@@ -28,7 +28,11 @@ from xnnpack import lower_to_xnnpack
 
 pytestmark = pytest.mark.slow
 
+# The zoo's QAT programs: 4 steps on batches of 2, BatchNorm statistics left
+# far from the data (backend checks); and the same models trained as a user
+# does, 200 steps on batches of 32 (fidelity). See scripts/xnnpack_zoo.py.
 PER_CHANNEL = ["net2d:qat_per_channel", "net1d:qat_per_channel", "net3d:qat_per_channel"]
+TRAINED = [case for case in xnnpack_zoo.TRAINED_CASES if case.endswith("per_channel")]
 
 
 def archive(case: str):
@@ -60,7 +64,7 @@ def folded():
     return get
 
 
-@pytest.mark.parametrize("case", PER_CHANNEL)
+@pytest.mark.parametrize("case", PER_CHANNEL + TRAINED)
 def test_calibrated_fold_leaves_no_batch_norm(case, folded):
     program, result = folded(case)
     assert batch_norms(program) and not batch_norms(result.program)
@@ -87,31 +91,55 @@ def _saved(program):
     return buffer
 
 
+@pytest.mark.parametrize("case", TRAINED)
+def test_trained_programs_fold_within_a_step_of_the_unfolded_program(case, folded):
+    """The acceptance, on held-out batches, recomputed independently: every
+    folded layer of a trained program is within one step of the un-folded
+    program on average, in steps of the coarser of the two quantizations
+    per channel (the folded output's, or the removed one's through the
+    BatchNorm: two roundings of one value cannot agree more closely).
+    Where the deviation is over a step of the folded output, the removed
+    quantization is the coarser one: the un-folded program's own rounding of
+    y moves its output by more than a step (the trained net2d linear has
+    channels whose y spans a few steps of its range, which the BatchNorm
+    scales some 20-fold)."""
+    program, result = folded(case)
+    verification = assert_verified(program, result.program, result.report.folded, batches(program, 2, 4))
+    assert [c.conv for c in verification.convs] == [c.conv for c in result.report.folded]
+    for conv in verification.convs:
+        assert conv.coarser_mean_steps <= 1.0, conv
+        if conv.mean_steps > 1.0:
+            assert conv.removed_mean_steps > 1.0, conv
+    # The outputs the XNNPACK delegate computes: one quantized per tensor.
+    assert [o.unit for o in verification.outputs] == ["steps"]
+
+
 @pytest.mark.parametrize("case", PER_CHANNEL)
-def test_within_a_step_of_the_unfolded_program(case, folded):
-    """The verification on held-out batches, recomputed independently. Each
-    folded layer is within 1 output step of the un-folded program on average,
-    or the deviation is the un-folded program's own quantization of the
-    layer's output, which the fold removes: the zoo's net1d linear (its QAT
-    observer saw 4 batches of 2) clips a third of its pre-BatchNorm values,
-    each channel at its own bound, which no per-tensor output range can
-    repeat. There the verification's split shows the un-folded program moved
-    by more than a step by the quantizations the folds removed, and the fold
-    within a step of the un-folded program without them."""
+def test_untrained_programs_show_where_the_deviation_comes_from(case, folded):
+    """The zoo's 4-step programs, verified the same way. Each folded layer is
+    within 1 output step of the un-folded program on average, or the
+    deviation is the un-folded program's own quantization of the layer's
+    output, which the fold removes: trained on batches of 2, the net1d
+    linear's observer saw ranges unlike its eval inputs, and two of its six
+    channels saturate wholly at eval, each at its own bound. No per-tensor
+    output range can clip per channel. The split shows the
+    un-folded program moved by more than a step by the quantizations the
+    folds removed, and the fold within a step of the program without them."""
     program, result = folded(case)
     verification = assert_verified(program, result.program, result.report.folded, batches(program, 2, 4))
     # Every fold is measured, the conv3d whose ReLU moved next to it too.
     assert [c.conv for c in verification.convs] == [c.conv for c in result.report.folded]
     for conv in verification.convs:
-        assert conv.removed_mean_steps is not None, conv
+        assert conv.removed_mean_steps is not None and conv.coarser_mean_steps is not None, conv
+        assert conv.coarser_mean_steps <= conv.mean_steps + 1e-9, conv
         if conv.mean_steps > 1.0:
             assert conv.removed_mean_steps > 1.0 and conv.unquantized_mean_steps <= 1.0, conv
     if case.startswith("net1d"):
         linear = next(c for c in verification.convs if c.conv == "linear")
-        assert linear.mean_steps > 1.0 and linear.saturation_before > 0.3
+        assert linear.coarser_mean_steps > 1.0 and linear.saturation_before > 0.3
 
 
-@pytest.mark.parametrize("case", PER_CHANNEL)
+@pytest.mark.parametrize("case", PER_CHANNEL + TRAINED)
 def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded):
     program, result = folded(case)
     plain, ours = lower_to_xnnpack(program), lower_to_xnnpack(result.program)
@@ -129,23 +157,41 @@ def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded)
     assert ours.error is None
     if case.startswith("net1d"):
         assert "Weight and Input should both be quantized" in plain.error
-    batch = batches(program, 3, 1)[0]
-    outputs = ours.run(batch)
-    assert not isinstance(outputs, str), outputs
-    assert_runtime_matches(result.program, outputs, batch)
+    assert_runtime_matches(program, plain, result.program, ours, batches(program, 3, 2))
 
 
-def assert_runtime_matches(folded, outputs: list, batch: tuple) -> None:
-    """XNNPACK's integer kernels on ExecuTorch's runtime compute what the
-    folded program computes in torch: within one step of the output's
-    quantization (measured on held-out batches: 0 steps on net2d, at most
-    1 on net1d)."""
+def runtime_deviation(lowered, program, held_out: list[tuple]) -> float:
+    """The largest difference between the .pte's output on ExecuTorch's
+    runtime (XNNPACK's integer kernels) and `program`'s in torch."""
+    worst = 0.0
+    for batch in held_out:
+        outputs = lowered.run(batch)
+        assert not isinstance(outputs, str), outputs
+        with torch.no_grad():
+            (expected,) = tree_flatten(program.module()(*batch))[0]
+        worst = max(worst, float((outputs[0] - expected).abs().max()))
+    return worst
+
+
+def assert_runtime_matches(program, plain, folded, ours, held_out: list[tuple]) -> None:
+    """XNNPACK on the device computes what the folded program computes in
+    torch, as closely as it does for the un-folded program. XNNPACK rounds
+    each quantized tensor its own way, at most a step from torch's (measured
+    stage by stage on the trained net2d: the linear's input within 1 step
+    in both programs); the layers after scale that step, and a BatchNorm
+    with a small running_var scales it much (there the un-folded output
+    differs by 0.30, 13.5 steps of the folded output, the folded by 5
+    steps). So: no further than the un-folded program plus one step where
+    that lowers, else (net1d) within one step."""
     (output,) = (n for n in folded.graph.nodes if n.op == "output")
     (node,) = output.args[0]
     assert "dequantize_per_tensor" in str(node.target)
-    with torch.no_grad():
-        (expected,) = tree_flatten(folded.module()(*batch))[0]
-    assert float((outputs[0] - expected).abs().max()) <= float(node.args[1]) * (1 + 1e-6)
+    step = float(node.args[1]) * (1 + 1e-5)  # the runtime dequantizes in float32
+    ours_off = runtime_deviation(ours, folded, held_out)
+    if plain.buffer is None:
+        assert ours_off <= step, (ours_off, step)
+    else:
+        assert ours_off <= runtime_deviation(plain, program, held_out) + step, (ours_off, step)
 
 
 def test_xnnpack_takes_no_conv3d_even_in_float():
@@ -175,8 +221,11 @@ def test_per_tensor_weights_are_refused_unless_requantizing_is_asked():
     requantized = qatfold.fold(program, calibrate=batches(program, 1, 8), per_tensor_weights="requantize")
     assert not batch_norms(requantized.program)
     for conv in requantized.report.folded:
-        # Re-quantizing costs at most half a step of the new scale.
+        # Re-quantizing costs at most half a step of the new scale; a channel
+        # whose folded weights are smaller loses more of its own.
         assert 0 < conv.requantized["weight_error"] <= 0.5 / 127 + 1e-9
+        assert conv.requantized["channel_weight_error"] >= conv.requantized["weight_error"]
+        assert 0 <= conv.requantized["worst_weight_channel"] < 8
     assert "re-quantized per-tensor weights" in requantized.report.text
     verification = assert_verified(program, requantized.program, requantized.report.folded, batches(program, 2, 4))
     assert [c.conv for c in verification.convs] == ["conv2d_1", "linear"]
@@ -184,10 +233,7 @@ def test_per_tensor_weights_are_refused_unless_requantizing_is_asked():
     assert not any("batch_norm" in op for op in lowered.by_operator)
     for op in ("aten_convolution_default", "aten_linear_default"):
         assert lowered.by_operator[op][1] == 0, (op, lowered.by_operator[op])
-    batch = batches(program, 3, 1)[0]
-    outputs = lowered.run(batch)
-    assert not isinstance(outputs, str), outputs
-    assert_runtime_matches(requantized.program, outputs, batch)
+    assert_runtime_matches(program, lower_to_xnnpack(program), requantized.program, lowered, batches(program, 3, 2))
 
 
 def test_without_calibration_the_reason_names_the_option(tmp_path):

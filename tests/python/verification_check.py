@@ -8,12 +8,15 @@ and its own outputs are compared as `module()(x)` gives them. Every figure is
 checked: per folded conv the saturated share of its output quantization
 before and after and its deviation in output steps, for a fold that removed
 the layer's own output quantization the split of that deviation (rerun with
-every such quantize/dequantize pair cut out of the graph), and per program output
-the mean and max deviation.
+every such quantize/dequantize pair cut out of the graph) and the deviation in
+steps of the coarser quantization per channel (the BatchNorm's factor read
+from the un-folded module's own attributes), and per program output the mean
+and max deviation.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable
 
 import pytest
@@ -67,6 +70,25 @@ def removed_dequantize(original, conv: str, batch_norm: str) -> str | None:
     return dequantize.name if any(u.name == batch_norm for u in dequantize.users) else None
 
 
+def attribute(module, target: str) -> torch.Tensor:
+    """What a get_attr node of `module` reads (parameter, buffer or constant)."""
+    return functools.reduce(getattr, target.split("."), module)
+
+
+def step_through_batch_norm(original, conv: str, batch_norm: str) -> torch.Tensor:
+    """|gamma_c| / sqrt(var_c + eps) * s_y, from the un-folded module's
+    attributes: the step of `conv`'s output quantization after the batch_norm."""
+    module = original.module()
+    node = next(n for n in module.graph.nodes if n.name == batch_norm)
+    legit = node.target == torch.ops.aten._native_batch_norm_legit_no_training.default
+    weight, variance = node.args[1], node.args[4]
+    eps = node.args[6] if legit else node.args[7]
+    gamma = attribute(module, weight.target) if weight is not None else torch.tensor(1.0)
+    variance = attribute(module, variance.target)
+    scale = conv_quantize(original, conv).args[1]
+    return (gamma.detach().double() / (variance.double() + eps).sqrt()).abs() * scale
+
+
 def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple],
                 cut: tuple[str, ...] = ()) -> dict[str, float]:
     q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv, through_relu=True)
@@ -74,8 +96,10 @@ def independent(original, folded, conv: str, batch_norm: str, batches: list[tupl
     dq_after = next(iter(q_after.users))
     removed = removed_dequantize(original, conv, batch_norm) is not None
     saturated_before = saturated_after = count = 0
-    steps, removed_steps, unquantized_steps = [], [], []
+    steps, removed_steps, unquantized_steps, coarser_steps = [], [], [], []
     scale = q_after.args[1]
+    if removed:
+        through_batch_norm = step_through_batch_norm(original, conv, batch_norm)
     for batch in batches:
         before = node_values(original, [q_before.name, batch_norm], batch)
         after = node_values(folded, [q_after.name, dq_after.name], batch)
@@ -92,14 +116,20 @@ def independent(original, folded, conv: str, batch_norm: str, batches: list[tupl
             unquantized = torch.relu(unquantized) if relu else unquantized
             removed_steps.append(((reference - unquantized).abs() / scale).flatten())
             unquantized_steps.append(((folded_out - unquantized).abs() / scale).flatten())
+            # One step per channel (axis 1): whichever of the two is coarser.
+            shape = [1, -1] + [1] * (reference.dim() - 2)
+            coarser = through_batch_norm.clamp_min(scale).reshape(shape)
+            coarser_steps.append(((folded_out - reference).abs() / coarser).flatten())
     steps = torch.cat(steps)
     figures = {"before": saturated_before / count, "after": saturated_after / count,
                "mean": float(steps.mean()), "max": float(steps.max()), "removed": removed}
     if removed:
         removed_steps, unquantized_steps = torch.cat(removed_steps), torch.cat(unquantized_steps)
+        coarser_steps = torch.cat(coarser_steps)
         figures.update(removed_mean=float(removed_steps.mean()), removed_max=float(removed_steps.max()),
                        unquantized_mean=float(unquantized_steps.mean()),
-                       unquantized_max=float(unquantized_steps.max()))
+                       unquantized_max=float(unquantized_steps.max()),
+                       coarser_mean=float(coarser_steps.mean()), coarser_max=float(coarser_steps.max()))
     return figures
 
 
@@ -140,13 +170,15 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
         assert measured.max_steps == pytest.approx(figures["max"], rel=1e-5, abs=1e-9)
         assert measured.flagged == (figures["after"] - figures["before"] > 0.005)
         split = (measured.removed_mean_steps, measured.removed_max_steps,
-                 measured.unquantized_mean_steps, measured.unquantized_max_steps)
+                 measured.unquantized_mean_steps, measured.unquantized_max_steps,
+                 measured.coarser_mean_steps, measured.coarser_max_steps)
         if figures["removed"]:
             assert split == pytest.approx((figures["removed_mean"], figures["removed_max"],
-                                           figures["unquantized_mean"], figures["unquantized_max"]),
+                                           figures["unquantized_mean"], figures["unquantized_max"],
+                                           figures["coarser_mean"], figures["coarser_max"]),
                                           rel=1e-5, abs=1e-9)
         else:
-            assert split == (None, None, None, None)
+            assert split == (None,) * 6
 
     # End to end, per output: in steps of its dequantize, else in floats.
     by_name = {n.name: n for n in folded.graph.nodes}

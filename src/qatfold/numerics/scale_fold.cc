@@ -92,13 +92,25 @@ std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const
   }
   out.scale = scale;
   out.values.resize(folded.size());
+  std::vector<double> channel_largest(channels, 0.0), channel_error(channels, 0.0);
   for (std::size_t i = 0; i < folded.size(); ++i) {
     const auto q = static_cast<std::int64_t>(std::nearbyint(folded[i] / scale));  // half to even
     out.values[i] = static_cast<std::int8_t>(std::clamp(q, weight.quant_min, weight.quant_max));
-    out.max_abs_error = std::max(out.max_abs_error, std::fabs(static_cast<double>(folded[i]) -
-                                                              static_cast<double>(out.values[i]) * scale));
+    const double error = std::fabs(static_cast<double>(folded[i]) - static_cast<double>(out.values[i]) * scale);
+    const std::size_t c = (i / inner) % channels;
+    out.max_abs_error = std::max(out.max_abs_error, error);
+    channel_error[c] = std::max(channel_error[c], error);
+    channel_largest[c] = std::max(channel_largest[c], static_cast<double>(std::fabs(folded[i])));
   }
   out.relative_error = largest > 0 ? out.max_abs_error / largest : 0;
+  for (std::size_t c = 0; c < channels; ++c) {
+    // A channel of zeros re-quantizes exactly.
+    const double relative = channel_largest[c] > 0 ? channel_error[c] / channel_largest[c] : 0;
+    if (relative > out.worst_channel_error) {
+      out.worst_channel_error = relative;
+      out.worst_channel = c;
+    }
+  }
   return out;
 }
 

@@ -87,6 +87,10 @@ struct RequantizedWeights : ChannelFactors {
   // max_i |w'_i - q'_i * s'| and the same over max |w'|: what re-quantizing cost.
   double max_abs_error = 0;
   double relative_error = 0;
+  // The worst channel's error over its own max |w'_c|: one scale for every
+  // channel leaves a channel with a small |f_c| few of the new steps.
+  double worst_channel_error = 0;
+  std::size_t worst_channel = 0;
 };
 
 std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const PerTensorWeight& weight,

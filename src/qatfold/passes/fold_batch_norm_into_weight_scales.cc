@@ -139,7 +139,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   std::optional<numerics::ScaleFoldProblem> problem;
   std::vector<float> factor;
   std::size_t negated = 0;
-  std::optional<double> weight_error;
+  std::optional<double> weight_error, channel_weight_error;
+  std::size_t worst_weight_channel = 0;
   if (per_tensor) {
     const numerics::PerTensorWeight weight{weight_values, sizes, axis, weight_dq->scale, weight_dq->zero_point,
                                            weight_dq->quant_min, weight_dq->quant_max};
@@ -154,6 +155,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
       m.new_tensor_scale = r.scale;
       m.new_bias = std::move(r.bias);
       weight_error = r.relative_error;
+      channel_weight_error = r.worst_channel_error;
+      worst_weight_channel = r.worst_channel;
     }
   } else {
     const TensorView scales_view = weight_dq->scales->payload()->view();
@@ -192,7 +195,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
 
   // The folded output's quantization, from the best evidence there is.
   const numerics::AffineRange before = rangeOf(*output_q);
-  FoldedChain::Requantized requantized{"", before, before, negated, weight_error};
+  FoldedChain::Requantized requantized{"", before, before, negated, weight_error, channel_weight_error,
+                                       worst_weight_channel};
   bool after_relu = false;
   const auto trained = readAffineQuantization(trainedQuantize(bn, after_relu));
   const ObservedRange* observed = nullptr;

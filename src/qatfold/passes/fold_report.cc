@@ -29,13 +29,18 @@ Json rangeJson(const numerics::AffineRange& r) {
 
 Json widenedJson(const FoldedChain& c) { return c.widened_output ? rangeJson(*c.widened_output) : Json(nullptr); }
 
+Json optionalJson(const std::optional<double>& value) { return value ? floatToJson(*value) : Json(nullptr); }
+
 Json requantizedJson(const FoldedChain& c) {
   if (!c.requantized) return nullptr;
-  return Json{{"source", c.requantized->source},
-              {"before", rangeJson(c.requantized->before)},
-              {"after", rangeJson(c.requantized->after)},
-              {"negated_channels", c.requantized->negated_channels},
-              {"weight_error", c.requantized->weight_error ? floatToJson(*c.requantized->weight_error) : Json(nullptr)}};
+  const FoldedChain::Requantized& r = *c.requantized;
+  return Json{{"source", r.source},
+              {"before", rangeJson(r.before)},
+              {"after", rangeJson(r.after)},
+              {"negated_channels", r.negated_channels},
+              {"weight_error", optionalJson(r.weight_error)},
+              {"channel_weight_error", optionalJson(r.channel_weight_error)},
+              {"worst_weight_channel", r.channel_weight_error ? Json(r.worst_weight_channel) : Json(nullptr)}};
 }
 
 }  // namespace
@@ -203,8 +208,10 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     out << note;
     if (!r.weight_error) continue;
     std::snprintf(note, sizeof note,
-                  "  re-quantized per-tensor weights: %s: max error %.3g%% of the largest folded weight\n",
-                  c.conv.c_str(), 100.0 * *r.weight_error);
+                  "  re-quantized per-tensor weights: %s: max error %.3g%% of the largest folded weight, "
+                  "%.3g%% of channel %zu's own largest\n",
+                  c.conv.c_str(), 100.0 * *r.weight_error, 100.0 * r.channel_weight_error.value_or(0.0),
+                  r.worst_weight_channel);
     out << note;
   }
   for (const FoldedChain& c : folded) {

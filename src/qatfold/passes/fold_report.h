@@ -62,8 +62,11 @@ struct FoldedChain {
     numerics::AffineRange before;
     numerics::AffineRange after;
     std::size_t negated_channels = 0;
-    // Per-tensor weights re-quantized: max |w' - dequantized w'| / max |w'|.
+    // Per-tensor weights re-quantized: max |w' - dequantized w'| / max |w'|,
+    // and the same within the worst channel, over its own max |w'_c|.
     std::optional<double> weight_error;
+    std::optional<double> channel_weight_error;
+    std::size_t worst_weight_channel = 0;
   };
   std::optional<Requantized> requantized;
 };
