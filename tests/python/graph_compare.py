@@ -53,10 +53,11 @@ def _bytes_of(t: torch.Tensor) -> torch.Tensor:
     return t.detach().contiguous().reshape(-1).view(torch.uint8)
 
 
-def assert_same_tensors(a: dict, b: dict, ordered: bool = True, float_rel: float = 0.0) -> None:
+def assert_same_tensors(a: dict, b: dict, ordered: bool = True, float_rel: float = 0.0,
+                        float_abs: float = 1e-8) -> None:
     """Same keys, dtypes, shapes and strides, and bit-identical values; with
-    `float_rel`, float values within that relative amount (or 1e-8) and integer values
-    (quantized weights) within one step."""
+    `float_rel`, float values within that relative amount (or `float_abs`) and
+    integer values (quantized weights) within one step."""
     if ordered:
         assert list(a.keys()) == list(b.keys())
     else:
@@ -67,7 +68,7 @@ def assert_same_tensors(a: dict, b: dict, ordered: bool = True, float_rel: float
             assert x.dtype == y.dtype and x.shape == y.shape and x.stride() == y.stride(), key
             if float_rel and not torch.equal(_bytes_of(x), _bytes_of(y)):
                 if x.is_floating_point():
-                    assert torch.allclose(x, y, rtol=float_rel, atol=1e-8), key
+                    assert torch.allclose(x, y, rtol=float_rel, atol=float_abs), key
                 else:
                     assert (x.long() - y.long()).abs().max() <= 1, key
             else:

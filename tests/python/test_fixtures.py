@@ -36,12 +36,16 @@ def test_committed_fixture_matches_regenerated(regenerated, name):
     # Stack traces name the checkout's path; everything else must agree. QAT
     # training sums in an order that depends on the CPU's vector width, so a
     # learned scale can differ in its last float32 bit between machines (and a
-    # quantized weight by one step): up to 1e-5 relative (1e-8 absolute near zero), the same program.
+    # quantized weight by one step): up to 1e-5 relative, the same program.
     assert_same_graph(committed, fresh, with_meta=False, float_rel=1e-5)
-    # torch.export.save groups tied storages, so a loaded state_dict can list
-    # keys in another order than the in-memory one.
-    assert_same_tensors(committed.state_dict, fresh.state_dict, ordered=False, float_rel=1e-5)
-    assert_same_tensors(committed.constants, fresh.constants, ordered=False, float_rel=1e-5)
+    # A trained parameter near zero differs by what its gradient steps summed
+    # differently, not relative to its size: on an AVX-512 AMD EPYC the
+    # XNNPACK fixture's conv2 parameters (some 1e-4) came out up to 7.4e-8
+    # apart. 1e-6 absolute allows that; another seed or script moves them
+    # by far more. torch.export.save groups tied storages, so a loaded
+    # state_dict can list keys in another order than the in-memory one.
+    assert_same_tensors(committed.state_dict, fresh.state_dict, ordered=False, float_rel=1e-5, float_abs=1e-6)
+    assert_same_tensors(committed.constants, fresh.constants, ordered=False, float_rel=1e-5, float_abs=1e-6)
 
 
 def test_qat_fixture_still_holds_the_chain():
