@@ -53,19 +53,6 @@ def batches(program, seed: int, count: int) -> list[tuple]:
     return [tuple(torch.randn(x.shape, generator=generator) for x in args) for _ in range(count)]
 
 
-def runtime_deviation(lowered, program, held_out: list[tuple]) -> float:
-    """The largest difference of the .pte's output on ExecuTorch's runtime
-    from `program`'s in torch."""
-    from torch.utils._pytree import tree_flatten
-
-    worst = 0.0
-    for batch in held_out:
-        with torch.no_grad():
-            expected = tree_flatten(program.module()(*batch))[0][0]
-        worst = max(worst, float((lowered.run(batch)[0] - expected).abs().max()))
-    return worst
-
-
 def lowering(original, folded, held_out: list[tuple]) -> str:
     """What XNNPACK delegated of the folded program and, where the .pte runs,
     its output on the runtime against the folded program's in torch, and the
@@ -80,11 +67,11 @@ def lowering(original, folded, held_out: list[tuple]) -> str:
         return text
     (output,) = (n for n in folded.graph.nodes if n.op == "output")
     scale = float(output.args[0][0].args[1])
-    text += f"; runtime vs torch max {runtime_deviation(lowered, folded, held_out) / scale:.2f} steps"
+    text += f"; runtime vs torch max {lowered.deviation(folded, held_out) / scale:.2f} steps"
     plain = lower_to_xnnpack(original)
     if plain.buffer is None:
         return text + " (un-folded: does not lower)"
-    return text + f" (un-folded: {runtime_deviation(plain, original, held_out) / scale:.2f})"
+    return text + f" (un-folded: {plain.deviation(original, held_out) / scale:.2f})"
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import json
 
 import pytest
 import torch
-from torch.utils._pytree import tree_flatten
 
 import qatfold
 import xnnpack_zoo
@@ -160,19 +159,6 @@ def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded)
     assert_runtime_matches(program, plain, result.program, ours, batches(program, 3, 2))
 
 
-def runtime_deviation(lowered, program, held_out: list[tuple]) -> float:
-    """The largest difference between the .pte's output on ExecuTorch's
-    runtime (XNNPACK's integer kernels) and `program`'s in torch."""
-    worst = 0.0
-    for batch in held_out:
-        outputs = lowered.run(batch)
-        assert not isinstance(outputs, str), outputs
-        with torch.no_grad():
-            (expected,) = tree_flatten(program.module()(*batch))[0]
-        worst = max(worst, float((outputs[0] - expected).abs().max()))
-    return worst
-
-
 def assert_runtime_matches(program, plain, folded, ours, held_out: list[tuple]) -> None:
     """XNNPACK on the device computes what the folded program computes in
     torch, as closely as it does for the un-folded program. XNNPACK rounds
@@ -187,11 +173,11 @@ def assert_runtime_matches(program, plain, folded, ours, held_out: list[tuple]) 
     (node,) = output.args[0]
     assert "dequantize_per_tensor" in str(node.target)
     step = float(node.args[1]) * (1 + 1e-5)  # the runtime dequantizes in float32
-    ours_off = runtime_deviation(ours, folded, held_out)
+    ours_off = ours.deviation(folded, held_out)
     if plain.buffer is None:
         assert ours_off <= step, (ours_off, step)
     else:
-        assert ours_off <= runtime_deviation(plain, program, held_out) + step, (ours_off, step)
+        assert ours_off <= plain.deviation(program, held_out) + step, (ours_off, step)
 
 
 def test_xnnpack_takes_no_conv3d_even_in_float():

@@ -35,6 +35,20 @@ class Lowered:
         except RuntimeError as e:
             return str(e)
 
+    def deviation(self, program: torch.export.ExportedProgram, batches: list[tuple]) -> float:
+        """The largest difference of the .pte's first output on the runtime
+        from `program`'s in torch, over `batches`."""
+        from torch.utils._pytree import tree_flatten
+
+        worst = 0.0
+        for batch in batches:
+            outputs = self.run(batch)
+            assert not isinstance(outputs, str), outputs
+            with torch.no_grad():
+                expected = tree_flatten(program.module()(*batch))[0][0]
+            worst = max(worst, float((outputs[0] - expected).abs().max()))
+        return worst
+
 
 def lower_to_xnnpack(program: torch.export.ExportedProgram) -> Lowered:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
