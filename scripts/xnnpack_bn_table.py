@@ -12,7 +12,8 @@ layer's output quantization, and the deviation also in steps of the coarser
 of the two quantizations per channel (the folded output's, or the removed
 one's through the BatchNorm). Last, what XNNPACK delegated and, where the
 .pte runs, its output on ExecuTorch's runtime against the folded program's
-in torch (and the un-folded program's against its own, where it lowers).
+in torch, in its steps and in coarser steps (and the un-folded program's
+against its own, where it lowers), on 8 held-out batches.
 The trained programs come first (scripts/xnnpack_zoo.py TRAINED_CASES),
 then the 4-step ones.
 
@@ -38,6 +39,7 @@ import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401  (registers th
 import qatfold  # noqa: E402
 import xnnpack_zoo  # noqa: E402
 from program_cache import cached_archive  # noqa: E402
+from verification_check import output_steps  # noqa: E402
 from xnnpack import lower_to_xnnpack  # noqa: E402
 
 CASES = [(case, {}) for case in ("net2d:qat_trained_per_channel", "net1d:qat_trained_per_channel",
@@ -53,7 +55,7 @@ def batches(program, seed: int, count: int) -> list[tuple]:
     return [tuple(torch.randn(x.shape, generator=generator) for x in args) for _ in range(count)]
 
 
-def lowering(original, folded, held_out: list[tuple]) -> str:
+def lowering(original, folded, folded_convs, held_out: list[tuple]) -> str:
     """What XNNPACK delegated of the folded program and, where the .pte runs,
     its output on the runtime against the folded program's in torch, and the
     same for the un-folded program where it lowers, in steps of the folded
@@ -67,7 +69,9 @@ def lowering(original, folded, held_out: list[tuple]) -> str:
         return text
     (output,) = (n for n in folded.graph.nodes if n.op == "output")
     scale = float(output.args[0][0].args[1])
-    text += f"; runtime vs torch max {lowered.deviation(folded, held_out) / scale:.2f} steps"
+    _, coarser = output_steps(original, folded, folded_convs)
+    text += (f"; runtime vs torch max {lowered.deviation(folded, held_out) / scale:.2f} steps, "
+             f"{lowered.deviation(folded, held_out, coarser):.2f} coarser")
     plain = lower_to_xnnpack(original)
     if plain.buffer is None:
         return text + " (un-folded: does not lower)"
@@ -84,7 +88,7 @@ def main() -> None:
         result = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 4), **options)
         folds = {c.conv: c for c in result.report.folded}
         name = case + "".join(f", {key}={value}" for key, value in options.items())
-        lowered = lowering(program, result.program, batches(program, 3, 2))
+        lowered = lowering(program, result.program, result.report.folded, batches(program, 3, 8))
         for v in result.verification.convs:
             fold = folds[v.conv]
             source = fold.requantized["source"]

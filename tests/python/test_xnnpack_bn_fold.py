@@ -22,7 +22,7 @@ import xnnpack_zoo
 from conftest import run_cli
 from front_door_check import assert_equivalent, assert_untouched, snapshot
 from program_cache import cached_archive
-from verification_check import assert_verified
+from verification_check import assert_verified, output_steps
 from xnnpack import lower_to_xnnpack
 
 pytestmark = pytest.mark.slow
@@ -156,28 +156,26 @@ def test_xnnpack_delegates_every_conv_and_linear_and_no_batch_norm(case, folded)
     assert ours.error is None
     if case.startswith("net1d"):
         assert "Weight and Input should both be quantized" in plain.error
-    assert_runtime_matches(program, plain, result.program, ours, batches(program, 3, 2))
+    assert_runtime_matches(program, result.program, result.report.folded, ours, batches(program, 3, 8))
 
 
-def assert_runtime_matches(program, plain, folded, ours, held_out: list[tuple]) -> None:
+def assert_runtime_matches(program, folded, folded_convs, ours, held_out: list[tuple]) -> None:
     """XNNPACK on the device computes what the folded program computes in
-    torch, as closely as it does for the un-folded program. XNNPACK rounds
-    each quantized tensor its own way, at most a step from torch's (measured
-    stage by stage on the trained net2d: the linear's input within 1 step
-    in both programs); the layers after scale that step, and a BatchNorm
-    with a small running_var scales it much (there the un-folded output
-    differs by 0.30, 13.6 steps of the folded output, the folded by 5
-    steps). So: no further than the un-folded program plus one step where
-    that lowers, else (net1d) within one step."""
-    (output,) = (n for n in folded.graph.nodes if n.op == "output")
-    (node,) = output.args[0]
-    assert "dequantize_per_tensor" in str(node.target)
-    step = float(node.args[1]) * (1 + 1e-5)  # the runtime dequantizes in float32
-    ours_off = ours.deviation(folded, held_out)
-    if plain.buffer is None:
-        assert ours_off <= step, (ours_off, step)
-    else:
-        assert ours_off <= plain.deviation(program, held_out) + step, (ours_off, step)
+    torch, to within a step of the coarser quantization per channel plus the
+    folded output's own rounding. XNNPACK rounds each quantized tensor its
+    own way, within a step of torch's (measured stage by stage on the trained
+    net2d: the linear's input within 1 step, in the folded and un-folded
+    programs alike). The layer after multiplies that difference by its
+    weights; where a BatchNorm with a small running_var was folded into them,
+    that is many steps of the fine folded output (up to 12 on the trained
+    net2d linear over 48 held-out batches), and under a step of the
+    un-folded program's own `y` seen through that BatchNorm; the folded
+    output may then round the other way. Measured over 48 batches on two
+    builds of each program: at most 1.2 coarser steps (net1d trained, whose
+    bound there is 1.6)."""
+    step, coarser = output_steps(program, folded, folded_convs)
+    slack = 1 + 1e-5  # the runtime dequantizes in float32
+    assert ours.deviation(folded, held_out, coarser + step) <= slack, (ours.deviation(folded, held_out) / step)
 
 
 def test_xnnpack_takes_no_conv3d_even_in_float():
@@ -219,7 +217,7 @@ def test_per_tensor_weights_are_refused_unless_requantizing_is_asked():
     assert not any("batch_norm" in op for op in lowered.by_operator)
     for op in ("aten_convolution_default", "aten_linear_default"):
         assert lowered.by_operator[op][1] == 0, (op, lowered.by_operator[op])
-    assert_runtime_matches(program, lower_to_xnnpack(program), requantized.program, lowered, batches(program, 3, 2))
+    assert_runtime_matches(program, requantized.program, requantized.report.folded, lowered, batches(program, 3, 8))
 
 
 def test_without_calibration_the_reason_names_the_option(tmp_path):

@@ -89,6 +89,19 @@ def step_through_batch_norm(original, conv: str, batch_norm: str) -> torch.Tenso
     return (gamma.detach().double() / (variance.double() + eps).sqrt()).abs() * scale
 
 
+def output_steps(original, folded, folded_convs) -> tuple[float, torch.Tensor]:
+    """The folded program's output step, and per channel the coarser of it
+    and the step of the quantization the fold removed, seen through the
+    BatchNorm (as the verification measures the fold)."""
+    (output,) = (n for n in folded.graph.nodes if n.op == "output")
+    (node,) = output.args[0]
+    assert "dequantize_per_tensor" in str(node.target)
+    step = float(node.args[1])
+    layer = node.args[0].args[0].name
+    (conv,) = (c for c in folded_convs if c.conv == layer)
+    return step, step_through_batch_norm(original, conv.conv, conv.batch_norm).clamp_min(step)
+
+
 def independent(original, folded, conv: str, batch_norm: str, batches: list[tuple],
                 cut: tuple[str, ...] = ()) -> dict[str, float]:
     q_before, q_after = conv_quantize(original, conv), conv_quantize(folded, conv, through_relu=True)

@@ -35,9 +35,11 @@ class Lowered:
         except RuntimeError as e:
             return str(e)
 
-    def deviation(self, program: torch.export.ExportedProgram, batches: list[tuple]) -> float:
+    def deviation(self, program: torch.export.ExportedProgram, batches: list[tuple],
+                  unit: float | torch.Tensor = 1.0) -> float:
         """The largest difference of the .pte's first output on the runtime
-        from `program`'s in torch, over `batches`."""
+        from `program`'s in torch, over `batches`, in `unit`s (a number, or
+        one per channel of axis 1)."""
         from torch.utils._pytree import tree_flatten
 
         worst = 0.0
@@ -46,7 +48,10 @@ class Lowered:
             assert not isinstance(outputs, str), outputs
             with torch.no_grad():
                 expected = tree_flatten(program.module()(*batch))[0][0]
-            worst = max(worst, float((outputs[0] - expected).abs().max()))
+            scale = unit
+            if isinstance(unit, torch.Tensor):
+                scale = unit.reshape([1, -1] + [1] * (expected.dim() - 2))
+            worst = max(worst, float(((outputs[0] - expected).abs() / scale).max()))
         return worst
 
 
