@@ -67,9 +67,7 @@ def lowering(original, folded, folded_convs, held_out: list[tuple]) -> str:
     text = f"{delegated}/{total} convs+linears delegated, {batch_norm} batch_norm"
     if lowered.buffer is None:
         return text
-    (output,) = (n for n in folded.graph.nodes if n.op == "output")
-    scale = float(output.args[0][0].args[1])
-    _, coarser = output_steps(original, folded, folded_convs)
+    scale, coarser = output_steps(original, folded, folded_convs)
     text += (f"; runtime vs torch max {lowered.deviation(folded, held_out) / scale:.2f} steps, "
              f"{lowered.deviation(folded, held_out, coarser):.2f} coarser")
     plain = lower_to_xnnpack(original)

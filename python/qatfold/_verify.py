@@ -315,7 +315,7 @@ def _step_through_batch_norm(program, quantize, batch_norm):
 
 def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -> list[_Measured]:
     measured = []
-    batch_norms = {n.name: n for n in original.graph.nodes if n.op == "call_function"}
+    nodes = {n.name: n for n in original.graph.nodes}
     for conv, batch_norm in folded_convs:
         q_before = _output_quantize(original.graph, conv)
         q_after, through_relu = _folded_output_quantize(folded.graph, conv)
@@ -328,7 +328,7 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
         removed, removed_step = None, None
         if dq_before is not None and any(u.name == batch_norm for u in dq_before.users):
             removed = (dq_before.name, q_before.name)
-            removed_step = _step_through_batch_norm(original, q_before, batch_norms[batch_norm])
+            removed_step = _step_through_batch_norm(original, q_before, nodes[batch_norm])
         measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed, removed_step))
     return measured
 
@@ -374,9 +374,8 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
                 c.unquantized_steps.add((after - unquantized).abs() / scale)
             if c.removed_step is not None:
                 # Channels on axis 1 (conv and linear outputs alike).
-                step = c.removed_step.reshape([1, -1] + [1] * (reference.dim() - 2))
-                coarser = torch.maximum(step, torch.tensor(scale, dtype=step.dtype))
-                c.coarser_steps.add(((after - reference).abs() / coarser).float())
+                coarser = c.removed_step.clamp_min(scale).reshape([1, -1] + [1] * (reference.dim() - 2))
+                c.coarser_steps.add((after - reference).abs() / coarser)
         for i, (a, b) in enumerate(zip(outputs_before, outputs_after)):
             if not isinstance(a, torch.Tensor):
                 continue

@@ -27,9 +27,9 @@ from xnnpack import lower_to_xnnpack
 
 pytestmark = pytest.mark.slow
 
-# The zoo's QAT programs: 4 steps on batches of 2, BatchNorm statistics left
-# far from the data (backend checks); and the same models trained as a user
-# does, 200 steps on batches of 32 (fidelity). See scripts/xnnpack_zoo.py.
+# The zoo's QAT programs: 4 steps on batches of 2 (backend checks); and the
+# same models trained as a user does, 200 steps on batches of 32 towards a
+# teacher (fidelity). See scripts/xnnpack_zoo.py.
 PER_CHANNEL = ["net2d:qat_per_channel", "net1d:qat_per_channel", "net3d:qat_per_channel"]
 TRAINED = [case for case in xnnpack_zoo.TRAINED_CASES if case.endswith("per_channel")]
 

@@ -139,8 +139,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   std::optional<numerics::ScaleFoldProblem> problem;
   std::vector<float> factor;
   std::size_t negated = 0;
-  std::optional<double> weight_error, channel_weight_error;
-  std::size_t worst_weight_channel = 0;
+  std::optional<FoldedChain::Requantized::WeightError> weight_error;
   if (per_tensor) {
     const numerics::PerTensorWeight weight{weight_values, sizes, axis, weight_dq->scale, weight_dq->zero_point,
                                            weight_dq->quant_min, weight_dq->quant_max};
@@ -154,9 +153,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
       m.new_scales = std::vector<float>(static_cast<std::size_t>(channels), static_cast<float>(r.scale));
       m.new_tensor_scale = r.scale;
       m.new_bias = std::move(r.bias);
-      weight_error = r.relative_error;
-      channel_weight_error = r.worst_channel_error;
-      worst_weight_channel = r.worst_channel;
+      weight_error = {r.relative_error, r.worst_channel_error, r.worst_channel};
     }
   } else {
     const TensorView scales_view = weight_dq->scales->payload()->view();
@@ -195,8 +192,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
 
   // The folded output's quantization, from the best evidence there is.
   const numerics::AffineRange before = rangeOf(*output_q);
-  FoldedChain::Requantized requantized{"", before, before, negated, weight_error, channel_weight_error,
-                                       worst_weight_channel};
+  FoldedChain::Requantized requantized{"", before, before, negated, weight_error};
   bool after_relu = false;
   const auto trained = readAffineQuantization(trainedQuantize(bn, after_relu));
   const ObservedRange* observed = nullptr;

@@ -29,18 +29,17 @@ Json rangeJson(const numerics::AffineRange& r) {
 
 Json widenedJson(const FoldedChain& c) { return c.widened_output ? rangeJson(*c.widened_output) : Json(nullptr); }
 
-Json optionalJson(const std::optional<double>& value) { return value ? floatToJson(*value) : Json(nullptr); }
-
 Json requantizedJson(const FoldedChain& c) {
   if (!c.requantized) return nullptr;
   const FoldedChain::Requantized& r = *c.requantized;
+  const auto& e = r.weight_error;
   return Json{{"source", r.source},
               {"before", rangeJson(r.before)},
               {"after", rangeJson(r.after)},
               {"negated_channels", r.negated_channels},
-              {"weight_error", optionalJson(r.weight_error)},
-              {"channel_weight_error", optionalJson(r.channel_weight_error)},
-              {"worst_weight_channel", r.channel_weight_error ? Json(r.worst_weight_channel) : Json(nullptr)}};
+              {"weight_error", e ? floatToJson(e->overall) : Json(nullptr)},
+              {"channel_weight_error", e ? floatToJson(e->worst_channel) : Json(nullptr)},
+              {"worst_weight_channel", e ? Json(e->channel) : Json(nullptr)}};
 }
 
 }  // namespace
@@ -210,8 +209,8 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     std::snprintf(note, sizeof note,
                   "  re-quantized per-tensor weights: %s: max error %.3g%% of the largest folded weight, "
                   "%.3g%% of channel %zu's own largest\n",
-                  c.conv.c_str(), 100.0 * *r.weight_error, 100.0 * r.channel_weight_error.value_or(0.0),
-                  r.worst_weight_channel);
+                  c.conv.c_str(), 100.0 * r.weight_error->overall, 100.0 * r.weight_error->worst_channel,
+                  r.weight_error->channel);
     out << note;
   }
   for (const FoldedChain& c : folded) {

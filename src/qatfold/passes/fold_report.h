@@ -64,9 +64,12 @@ struct FoldedChain {
     std::size_t negated_channels = 0;
     // Per-tensor weights re-quantized: max |w' - dequantized w'| / max |w'|,
     // and the same within the worst channel, over its own max |w'_c|.
-    std::optional<double> weight_error;
-    std::optional<double> channel_weight_error;
-    std::size_t worst_weight_channel = 0;
+    struct WeightError {
+      double overall = 0;
+      double worst_channel = 0;
+      std::size_t channel = 0;
+    };
+    std::optional<WeightError> weight_error;
   };
   std::optional<Requantized> requantized;
 };
