@@ -194,24 +194,39 @@ struct HeldProgram {
 NB_MODULE(_core, m) {
   m.doc() = "qatfold's C++ core: folds QAT Conv+BatchNorm chains of PT2 archives held in memory.";
   m.attr("__version__") = qatfold::kVersion;
-  m.attr("DEFAULT_RISK_THRESHOLD") = qatfold::passes::kDefaultRiskThreshold;
-  m.attr("DEFAULT_EPS_TOLERANCE") = qatfold::passes::kDefaultEpsTolerance;
   static nb::exception<qatfold::Error> error(m, "QatfoldError", PyExc_ValueError);
+  error.attr("__doc__") =
+      "Raised by every qatfold entry point for what it cannot take: an unreadable program or file, an argument of "
+      "the wrong type or value (the message names the argument and what was expected), and, with strict=True, "
+      "batch_norms left. A subclass of ValueError.";
 
   m.def(
       "fold_options",
       [] {
         const qatfold::passes::FoldOptions defaults;
-        std::vector<std::map<std::string, std::string>> rows;
+        nb::list rows;
         for (const auto& info : qatfold::passes::kFoldOptions) {
-          rows.push_back({{"python_name", std::string(info.python_name)},
-                          {"cli_flag", std::string(info.cli_flag)},
-                          {"help", std::string(info.help)},
-                          {"default", qatfold::passes::foldOptionValue(defaults, info)}});
+          nb::dict row;
+          row["python_name"] = std::string(info.python_name);
+          row["cli_flag"] = std::string(info.cli_flag);
+          row["help"] = std::string(info.help);
+          row["default"] = qatfold::passes::foldOptionValue(defaults, info);
+          if (info.real != nullptr) {
+            row["kind"] = "float";
+            row["min"] = info.min;
+            row["max"] = info.max;
+          } else {
+            nb::list choices;
+            for (std::string_view choice : info.choices) choices.append(std::string(choice));
+            row["kind"] = "choice";
+            row["choices"] = choices;
+          }
+          rows.append(row);
         }
         return rows;
       },
-      "The fold pipeline's options (passes/fold_options.h): python_name, cli_flag, help, default.");
+      "The fold pipeline's options (passes/fold_options.h): python_name, cli_flag, help, default (as text), kind "
+      "('float' with min and max, or 'choice' with choices).");
   m.def(
       "refusal_codes",
       [] {
@@ -219,11 +234,12 @@ NB_MODULE(_core, m) {
         for (const auto& info : qatfold::passes::refusalTable()) {
           rows.push_back({{"code", std::string(info.id)},
                           {"message", std::string(info.message)},
-                          {"option", std::string(info.option)}});
+                          {"option", std::string(info.option)},
+                          {"option_value", std::string(info.option_value)}});
         }
         return rows;
       },
-      "Every reason a batch_norm can be kept (passes/refusal.h): code, message template, option.");
+      "Every reason a batch_norm can be kept (passes/refusal.h): code, message template, option, option_value.");
   m.def("describe_passes", [] { return qatfold::passes::describeFoldPipeline(); },
         "The fold pipeline as `qatfold passes` prints it.");
 

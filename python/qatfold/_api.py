@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import _core
+from . import _arguments, _core
+from ._arguments import FOLD_OPTIONS
 from ._verify import Verification, observe_batch_norms, verify_fold
 
 
@@ -73,8 +74,10 @@ class SkippedBatchNorm:
     # lists them) and its message.
     code: str
     reason: str
-    # The keyword of fold() that raises the limit this refusal hit, if any.
+    # The keyword of fold() that acts on this refusal, if any, and for a
+    # choice the value to set (None: a number to raise).
     option: str | None = None
+    option_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ class FoldReport:
     prepared_biases: list[PreparedBias] = field(default_factory=list)
     folded: list[FoldedConv] = field(default_factory=list)
     skipped: list[SkippedBatchNorm] = field(default_factory=list)
+    # What the user should know that is not a fold or a refusal (calibration
+    # inputs no fold used, ...), a line each, as in ``text``.
+    notes: list[str] = field(default_factory=list)
     text: str = ""
 
     @classmethod
@@ -108,7 +114,7 @@ class FoldReport:
                           "output_range": None if c["output_range"] is None else tuple(float(v) for v in c["output_range"])})
             for c in data["folded"]
         ]
-        counts = {f.name: data[f.name] for f in fields(cls) if f.name not in ("prepared_biases", "folded", "skipped", "text")}
+        counts = {f.name: data[f.name] for f in fields(cls) if f.name not in ("prepared_biases", "folded", "skipped", "notes", "text")}
         return cls(
             **counts,
             prepared_biases=[PreparedBias(**p) for p in data["prepared_biases"]],
@@ -143,22 +149,10 @@ def _from_archive(data: bytes):
     return torch.export.load(io.BytesIO(data))
 
 
-# The fold pipeline's options, from the C++ table (passes/fold_options.h)
-# that also makes the command line's flags: python_name -> row.
-FOLD_OPTIONS: dict[str, dict[str, str]] = {row["python_name"]: row for row in _core.fold_options()}
 # Every reason a batch_norm can be kept, from the C++ table (passes/refusal.h):
 # code -> {"message": template with {0}, {1}, ... for details, "option": the
 # keyword that raises the limit, or ""}.
 REFUSAL_CODES: dict[str, dict[str, str]] = {row["code"]: row for row in _core.refusal_codes()}
-
-
-def _option_values(options: dict[str, Any], caller: str) -> dict[str, str]:
-    """The keyword options as the core reads them; TypeError for unknown names."""
-    unknown = sorted(set(options) - set(FOLD_OPTIONS))
-    if unknown:
-        raise TypeError(f"{caller}() got unexpected keyword argument(s) {', '.join(unknown)}; "
-                        f"the fold options are {', '.join(FOLD_OPTIONS)}")
-    return {name: value if isinstance(value, str) else repr(float(value)) for name, value in options.items()}
 
 
 def _options_doc() -> str:
@@ -188,15 +182,42 @@ def fold(program, *, explain: bool = False, verify: Any = None, calibrate: Any =
     (the report says "calibrated"). Without it such a batch_norm folds only
     where a quantize trained after it tells the range.
 
-    Raises QatfoldError for programs qatfold cannot read or option values it
-    does not take, TypeError for unknown options."""
-    values = _option_values(options, "fold")
-    observed = observe_batch_norms(program, calibrate) if calibrate is not None else {}
+    Raises QatfoldError for programs qatfold cannot read and for arguments
+    of the wrong type or value (the message names the argument and what it
+    expects), TypeError for unknown keywords."""
+    values = _checked_call(program, "fold", explain, verify, options)
+    observed = _calibrated(program, calibrate)
     folded, report = _fold_copy(program, values, explain, observed)
+    report = _with_calibration_note(report, calibrate)
     if verify is None or verify is False:
         return FoldResult(folded, report)
     verification = verify_fold(program, folded, _measurable(report), verify)
     return FoldResult(folded, _with_measured_flags(report, verification), verification)
+
+
+def _checked_call(program, caller: str, explain: Any, verify: Any, options: dict[str, Any]) -> dict[str, str]:
+    """The option values of a fold call, once every argument is checked."""
+    _arguments.check_program(program, caller)
+    _arguments.check_flag(explain, "explain", caller)
+    values = _arguments.option_values(options, caller)
+    if verify is not None and verify is not False:
+        _arguments.batches(program, verify, "verify")
+    return values
+
+
+def _calibrated(program, calibrate: Any) -> dict[str, tuple[float, float]]:
+    return {} if calibrate is None else observe_batch_norms(program, calibrate, "calibrate")
+
+
+def _with_calibration_note(report: FoldReport, calibrate: Any) -> FoldReport:
+    """Says so when calibration inputs were given and no fold used them."""
+    import dataclasses
+
+    if calibrate is None or any(c.requantized and c.requantized.get("source") == "calibrated" for c in report.folded):
+        return report
+    note = ("calibrate: no fold used the calibration inputs (no batch_norm behind a quantized layer needed an "
+            "output range)")
+    return dataclasses.replace(report, notes=[*report.notes, note], text=report.text + note + "\n")
 
 
 def _measurable(report: FoldReport) -> list[tuple[str, str]]:
@@ -226,9 +247,10 @@ def _with_measured_flags(report: FoldReport, verification: Verification) -> Fold
 
     measured = {c.conv: c.flagged for c in verification.convs}
     folded = [dataclasses.replace(c, flagged=measured.get(c.conv, c.flagged)) for c in report.folded]
+    estimate = "; the 'may clip' marks above are the estimate" if report.flagged_count else ""
     text = (report.text + verification.text() +
             f"flagged by measurement (saturation up by more than 0.5 percentage points): "
-            f"{sum(c.flagged for c in folded)}; the 'may clip' marks above are the estimate\n")
+            f"{sum(c.flagged for c in folded)}{estimate}\n")
     return dataclasses.replace(report, folded=folded, flagged_count=sum(c.flagged for c in folded), text=text)
 
 
@@ -237,6 +259,7 @@ fold.__doc__ = (fold.__doc__ or "") + _options_doc()
 
 def inspect(program) -> dict[str, Any]:
     """The ``qatfold inspect --json`` summary of ``program``."""
+    _arguments.check_program(program, "inspect")
     return json.loads(_core.inspect_archive(_to_archive(program)))
 
 
@@ -267,7 +290,10 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
 
     def __init__(self, exported_program, *, verify: Any = None, calibrate: Any = None, **options: Any) -> None:
         super().__init__()
-        _option_values(options, "FuseQATConvBN")  # unknown names fail here, not at the first call
+        # Wrong arguments fail here, not at the first call.
+        _checked_call(exported_program, "FuseQATConvBN", False, verify, options)
+        if calibrate is not None:
+            _arguments.batches(exported_program, calibrate, "calibrate")
         self.exported_program = exported_program
         self.options = dict(options)
         self.verify = verify
@@ -281,10 +307,10 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
             raise ValueError("FuseQATConvBN must be called on its exported program's graph_module")
         from . import _fx
 
-        values = _option_values(self.options, "FuseQATConvBN")
+        values = _arguments.option_values(self.options, "FuseQATConvBN")
         # Verification compares with the program as it was: keep a copy.
         original = _fx.copy_program(program) if self.verify not in (None, False) else None
-        observed = observe_batch_norms(program, self.calibrate) if self.calibrate is not None else {}
+        observed = _calibrated(program, self.calibrate)
         try:
             report_json, text = _fx.fold_in_place(program, values, False, observed=observed)
             report = FoldReport.from_json(json.loads(report_json), text, False)
@@ -292,6 +318,7 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
             folded, report = _fold_copy(program, values, False, observed)
             if report.changed:
                 _replace_in_place(program, folded)
+        report = _with_calibration_note(report, self.calibrate)
         self.report, self.verification = report, None
         if original is not None:
             self.verification = verify_fold(original, program, _measurable(report), self.verify)

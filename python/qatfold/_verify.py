@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from . import _arguments
+
 # A conv is flagged when the share of its outputs at the ends of their
 # quantization range rises by more than this (half a percentage point).
 SATURATION_RISE_LIMIT = 0.005
@@ -118,12 +120,18 @@ class Verification:
                 "convs": [c.__dict__ for c in self.convs], "outputs": [o.__dict__ for o in self.outputs]}
 
 
+def _op_name(node) -> str:
+    """"quantize_per_tensor" of quantized_decomposed.quantize_per_tensor.default."""
+    parts = str(node.target).split(".")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
 def _is_quantize(node) -> bool:
-    return node.op == "call_function" and any(t in str(node.target) for t in _QUANTIZE_TARGETS)
+    return node.op == "call_function" and _op_name(node) in _QUANTIZE_TARGETS
 
 
 def _is_dequantize(node) -> bool:
-    return node.op == "call_function" and "dequantize_per_tensor" in str(node.target)
+    return node.op == "call_function" and _op_name(node) == "dequantize_per_tensor"
 
 
 def _argument(node, index: int, name: str):
@@ -197,43 +205,24 @@ def _private_module(program):
     return module
 
 
-def _batches(program, inputs) -> tuple[str, list[tuple]]:
-    import torch
-    from torch.utils._pytree import tree_flatten
-
-    if inputs is None or inputs is True:
-        if program.example_inputs is None:
-            raise ValueError("the program carries no example inputs; pass verify=[(tensor, ...), ...]")
-        args, kwargs = program.example_inputs
-        return "example_inputs", [tuple(tree_flatten((args, kwargs))[0])]
-    if isinstance(inputs, torch.Tensor):
-        inputs = [(inputs,)]
-    elif isinstance(inputs, tuple):
-        inputs = [inputs]
-    batches = [tuple(tree_flatten(batch)[0]) for batch in inputs]
-    if not batches:
-        raise ValueError("verify: no inputs given")
-    return "given", batches
-
-
 _BATCH_NORM_TARGETS = ("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
 
 
-def observe_batch_norms(program, inputs) -> dict[str, tuple[float, float]]:
+def observe_batch_norms(program, inputs, argument: str = "calibrate") -> dict[str, tuple[float, float]]:
     """Calibration for the fold of a batch_norm behind a quantized layer:
     runs ``program`` on ``inputs`` (as ``verify`` takes them) and returns,
     per batch_norm, the (min, max) of its output over every batch: what the
     layer computes once the batch_norm is folded into it, as a MinMaxObserver
     there would see it (the core turns it into a scale and zero point)."""
-    _, batches = _batches(program, inputs)
+    _, batches = _arguments.batches(program, inputs, argument)
     names = {n.name for n in program.graph.nodes
              if n.op == "call_function" and str(n.target) in _BATCH_NORM_TARGETS}
     if not names:
         return {}
     module = _private_module(program)
     observed: dict[str, tuple[float, float]] = {}
-    for batch in batches:
-        values, _ = _record(module, names, batch)
+    for index, batch in enumerate(batches):
+        values, _ = _arguments.run_batch(lambda: _record(module, names, batch), f"{argument}: batch {index}")
         for name, value in values.items():
             low, high = float(value.min()), float(value.max())
             if name in observed:
@@ -338,14 +327,15 @@ def _saturated(node, q, high_only: bool) -> int:
     return int((q == high).sum()) if high_only else int(((q == low) | (q == high)).sum())
 
 
-def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], inputs=None) -> Verification:
+def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], inputs=None,
+                argument: str = "verify") -> Verification:
     """Measures the fold of `original` into `folded` on `inputs` (a tuple of
     tensors, a list of such tuples, or None/True for the program's example
     inputs). `folded_convs` lists (conv, batch_norm) node names of the folds
     to measure, as the fold report names them."""
     import torch
 
-    source, batches = _batches(original, inputs)
+    source, batches = _arguments.batches(original, inputs, argument)
     before_module, after_module = _private_module(original), _private_module(folded)
     convs = _measured_convs(original, folded, folded_convs)
     names_before = {n for c in convs for n in (c.batch_norm, c.q_before.name)}
@@ -354,8 +344,9 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
     by_name = {n.name: n for n in folded.graph.nodes}
     output_nodes = [by_name.get(name) for name in folded.graph_signature.user_outputs]
     output_totals: dict[int, tuple[str, str, _Steps]] = {}  # index: (name, unit, steps)
-    for batch in batches:
-        values_before, outputs_before = _record(before_module, names_before, batch)
+    for index, batch in enumerate(batches):
+        where = f"{argument}: batch {index}"
+        values_before, outputs_before = _arguments.run_batch(lambda: _record(before_module, names_before, batch), where)
         values_after, outputs_after = _record(after_module, names_after, batch)
         unquantized_values = _record(before_module, names_before, batch, bypass)[0] if bypass else {}
         for c in convs:

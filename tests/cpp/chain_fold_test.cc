@@ -169,7 +169,7 @@ TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
 TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
   const std::string per_channel = edited(kQatChain, {
       {"buffer %mean", "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
-                       "buffer %zp = \"zp\": int64[2]\nbuffer %mean"},
+                       "buffer %zp = \"zp\": int64[2] = fill(0)\nbuffer %mean"},
       {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
        "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, axis=0,"},
       {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",

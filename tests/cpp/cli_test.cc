@@ -1,7 +1,11 @@
 // The command line as a user runs it: exit codes, messages, files left behind.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "qatfold/archive/archive.h"
@@ -119,7 +123,9 @@ TEST_F(Cli, RoundtripWritesAnEquivalentArchive) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   auto original = Archive::open(fixturePath("buffers.pt2"));
   auto written = Archive::open(output);
-  EXPECT_EQ(written->paths(), original->paths());
+  ASSERT_EQ(written->paths(), original->paths());
+  ASSERT_FALSE(original->paths().empty());
+  for (const std::string& record : original->paths()) EXPECT_EQ(written->read(record), original->read(record)) << record;
 }
 
 TEST_F(Cli, RoundtripOntoItsInputIsSafe) {
@@ -141,7 +147,114 @@ TEST_F(Cli, FoldWritesTheFoldedArchiveAndReports) {
   CommandResult inspect = run("inspect --json " + output);
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   const Json report = parseJson(inspect.out);
-  for (const Json& op : report["ops"]) EXPECT_EQ(op["op"].get<std::string>().find("batch_norm"), std::string::npos);
+  std::size_t convs = 0;
+  for (const Json& op : report["ops"]) {
+    EXPECT_EQ(op["op"].get<std::string>().find("batch_norm"), std::string::npos);
+    if (op["op"] == "aten.conv2d.default") convs += op["count"].get<std::size_t>();
+  }
+  EXPECT_EQ(convs, 2u);  // the folded program still has its two convs
+}
+
+// -o as `cp` treats its destination: nothing it points at is destroyed.
+class CliOutput : public Cli {
+ protected:
+  // A character device node in the test folder (root only, as CI runs).
+  bool makeDevice(const std::string& name, unsigned minor) {
+    return ::mknod(path(name).c_str(), S_IFCHR | 0666, makedev(1, minor)) == 0;
+  }
+  static mode_t kind(const std::string& file) {
+    struct stat st {};
+    return ::lstat(file.c_str(), &st) == 0 ? (st.st_mode & S_IFMT) : 0;
+  }
+  static mode_t permissions(const std::string& file) {
+    struct stat st {};
+    return ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+  }
+  // The one-line error of a refused or failed output, naming `output`.
+  static void expectOneLineError(const CommandResult& result, const std::string& output, const std::string& expected) {
+    EXPECT_EQ(result.exit_code, 1) << result.out << result.err;
+    EXPECT_EQ(result.err.rfind("qatfold: error: " + output + ": ", 0), 0u) << result.err;
+    EXPECT_NE(result.err.find(expected), std::string::npos) << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  }
+  const std::string model_ = fixturePath("qat_cadence_cnn.pt2");
+};
+
+TEST_F(CliOutput, ACharacterDeviceIsWrittenThroughAndStaysADevice) {
+  if (!makeDevice("null", 3) || !makeDevice("full", 7)) GTEST_SKIP() << "mknod needs root";
+  CommandResult result = run("fold " + model_ + " -o " + path("null"));
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(kind(path("null")), static_cast<mode_t>(S_IFCHR));
+  // A full device fails the write: one line, exit 1, still a device.
+  result = run("fold " + model_ + " -o " + path("full"));
+  expectOneLineError(result, path("full"), "No space left on device");
+  EXPECT_EQ(kind(path("full")), static_cast<mode_t>(S_IFCHR));
+  EXPECT_EQ(result.out.find("wrote"), std::string::npos) << result.out;
+}
+
+TEST_F(CliOutput, ASymlinkStaysASymlinkAndItsTargetIsWritten) {
+  ASSERT_EQ(::symlink("target.pt2", path("link.pt2").c_str()), 0);  // dangling, relative
+  ASSERT_EQ(run("fold " + model_ + " -o " + path("link.pt2")).exit_code, 0);
+  EXPECT_EQ(kind(path("link.pt2")), static_cast<mode_t>(S_IFLNK));
+  EXPECT_EQ(kind(path("target.pt2")), static_cast<mode_t>(S_IFREG));
+  const std::string folded = readFile(path("target.pt2"));
+  // Again through a chain of two links onto the now existing target.
+  ASSERT_EQ(::symlink(path("link.pt2").c_str(), path("link2.pt2").c_str()), 0);
+  writeFile(path("target.pt2"), "old");
+  ASSERT_EQ(run("fold " + model_ + " -o " + path("link2.pt2")).exit_code, 0);
+  EXPECT_EQ(kind(path("link2.pt2")), static_cast<mode_t>(S_IFLNK));
+  EXPECT_EQ(kind(path("link.pt2")), static_cast<mode_t>(S_IFLNK));
+  EXPECT_EQ(readFile(path("target.pt2")), folded);
+  ASSERT_EQ(run("inspect " + path("link.pt2")).exit_code, 0);
+}
+
+TEST_F(CliOutput, AFoldInPlaceKeepsTheFileMode) {
+  const std::string input = path("model.pt2");
+  writeFile(input, readFile(model_));
+  ASSERT_EQ(::chmod(input.c_str(), 0600), 0);
+  ASSERT_EQ(run("fold " + input + " -o " + input).exit_code, 0);
+  EXPECT_EQ(permissions(input), 0600u);
+  EXPECT_NE(readFile(input), readFile(model_));  // folded
+  // A new file gets the umask's mode; an existing one keeps its own.
+  writeFile(path("other.pt2"), "old");
+  ASSERT_EQ(::chmod(path("other.pt2").c_str(), 0640), 0);
+  ASSERT_EQ(run("roundtrip " + model_ + " -o " + path("other.pt2")).exit_code, 0);
+  EXPECT_EQ(permissions(path("other.pt2")), 0640u);
+}
+
+TEST_F(CliOutput, AHardLinkKeepsTheOldContents) {
+  // Documented: the output name gets a new file (atomic rename); other names
+  // of the old file keep what it held.
+  writeFile(path("out.pt2"), "old");
+  ASSERT_EQ(::link(path("out.pt2").c_str(), path("other-name.pt2").c_str()), 0);
+  ASSERT_EQ(run("fold " + model_ + " -o " + path("out.pt2")).exit_code, 0);
+  EXPECT_EQ(readFile(path("other-name.pt2")), "old");
+  EXPECT_NE(readFile(path("out.pt2")), "old");
+}
+
+TEST_F(CliOutput, AFifoAndADirectoryAreRefused) {
+  ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0644), 0);
+  CommandResult result = run("fold " + model_ + " -o " + path("fifo"));
+  expectOneLineError(result, path("fifo"), "is a FIFO");
+  EXPECT_EQ(kind(path("fifo")), static_cast<mode_t>(S_IFIFO));
+  std::filesystem::create_directory(path("dir"));
+  expectOneLineError(run("roundtrip " + model_ + " -o " + path("dir")), path("dir"), "is a directory");
+  EXPECT_EQ(kind(path("dir")), static_cast<mode_t>(S_IFDIR));
+  // Through a symlink, the same.
+  ASSERT_EQ(::symlink(path("fifo").c_str(), path("to-fifo").c_str()), 0);
+  expectOneLineError(run("fold " + model_ + " -o " + path("to-fifo")), path("to-fifo"), "is a FIFO");
+}
+
+TEST_F(CliOutput, NothingIsWrittenUnlessEveryOutputCanBe) {
+  CommandResult result = run("fold " + model_ + " -o " + path("out.pt2") + " --dot-after " + path("missing/a.dot"));
+  expectOneLineError(result, path("missing/a.dot"), "cannot create a temporary file");
+  EXPECT_FALSE(std::filesystem::exists(path("out.pt2")));
+  result = run("fold " + model_ + " -o " + path("missing/out.pt2") + " --dot-before " + path("b.dot"));
+  expectOneLineError(result, path("missing/out.pt2"), "cannot create a temporary file");
+  EXPECT_FALSE(std::filesystem::exists(path("b.dot")));
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".qatfold-"), std::string::npos) << entry.path();
+  }
 }
 
 TEST_F(Cli, FoldJsonAndDryRun) {
@@ -202,9 +315,16 @@ TEST_F(Cli, InspectTextReadsBackThroughAssemble) {
   ASSERT_EQ(printed.exit_code, 0) << printed.err;
   EXPECT_NE(printed.out.find("%batch_norm = aten.batch_norm.default(input=%div_1,"), std::string::npos) << printed.out;
   writeFile(path("cnn.txt"), printed.out);
-  ASSERT_EQ(run("assemble " + path("cnn.txt") + " -o " + path("cnn.pt2")).exit_code, 0);
+  // Constants past kPrintedElements are not printed: assembling them is an
+  // error, with no archive written, unless a fill is asked for.
+  CommandResult elided = run("assemble " + path("cnn.txt") + " -o " + path("cnn.pt2"));
+  EXPECT_EQ(elided.exit_code, 1);
+  EXPECT_NE(elided.err.find("has no data (the text elides tensors of over 32 elements)"), std::string::npos)
+      << elided.err;
+  EXPECT_EQ(std::count(elided.err.begin(), elided.err.end(), '\n'), 1) << elided.err;
+  EXPECT_FALSE(std::filesystem::exists(path("cnn.pt2")));
+  ASSERT_EQ(run("assemble " + path("cnn.txt") + " --fill-elided 0 -o " + path("cnn.pt2")).exit_code, 0);
   CommandResult reprinted = run("inspect --text " + path("cnn.pt2"));
-  // Constants past kPrintedElements are not printed, so they read back as zeros.
   EXPECT_NE(reprinted.out.find("%batch_norm = aten.batch_norm.default(input=%div_1,"), std::string::npos);
   CommandResult bad = run("assemble " + path("missing.txt") + " -o " + path("out.pt2"));
   EXPECT_EQ(bad.exit_code, 1);

@@ -174,6 +174,18 @@ AtomicFileSink::AtomicFileSink(const std::string& target) : target_(target) {
   buffer_.reserve(kSinkBufferSize);
 }
 
+AtomicFileSink::AtomicFileSink(const std::string& target, unsigned mode, std::pair<unsigned, unsigned> owner)
+    : AtomicFileSink(target) {
+  // The owner first: chown clears the set-id bits that the mode then restores.
+  if (::fchown(fd_, owner.first, owner.second) != 0 && errno != EPERM) {
+    throw OutputError("cannot set the owner of " + temp_path_ + ": " + errnoText());
+  }
+  if (::fchmod(fd_, static_cast<mode_t>(mode & 07777)) != 0) {
+    throw OutputError("cannot set the mode of " + temp_path_ + ": " + errnoText());
+  }
+}
+
+
 AtomicFileSink::~AtomicFileSink() {
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
@@ -226,6 +238,77 @@ void AtomicFileSink::commit() {
     throw OutputError("cannot rename the output into place: " + errnoText());
   }
   committed_ = true;
+}
+
+namespace {
+
+// Writes straight into a character device, as `cp` does: a device has no
+// temporary twin to rename onto it.
+class DeviceSink : public OutputSink {
+ public:
+  DeviceSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~DeviceSink() override { ::close(fd_); }
+  DeviceSink(const DeviceSink&) = delete;
+  DeviceSink& operator=(const DeviceSink&) = delete;
+
+  void write(const void* data, std::size_t count) override {
+    writeAll(fd_, static_cast<const char*>(data), count, path_);
+    position_ += count;
+  }
+  std::uint64_t position() const override { return position_; }
+  void commit() override {}
+
+ private:
+  int fd_;
+  std::string path_;
+  std::uint64_t position_ = 0;
+};
+
+// Symbolic links followed before we give up, as the kernel's own limit (ELOOP).
+constexpr int kMaxLinksFollowed = 40;
+
+// The path `path` writes to: symbolic links followed, a dangling one's
+// target included (open(2) would create it); `st` gets what is there, and
+// the result is false when nothing is.
+bool resolveOutput(std::string& path, struct stat& st) {
+  for (int hops = 0; hops <= kMaxLinksFollowed; ++hops) {
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return false;
+      throw OutputError("cannot stat " + path + ": " + errnoText());
+    }
+    if (!S_ISLNK(st.st_mode)) return true;
+    std::error_code ec;
+    const std::filesystem::path target = std::filesystem::read_symlink(path, ec);
+    if (ec) throw OutputError("cannot read the symbolic link " + path + ": " + ec.message());
+    path = target.is_absolute() ? target.string() : (std::filesystem::path(path).parent_path() / target).string();
+  }
+  throw OutputError("too many levels of symbolic links");
+}
+
+const char* fileKind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+}  // namespace
+
+std::unique_ptr<OutputSink> openOutputFile(const std::string& path) {
+  std::string target = path;
+  struct stat st {};
+  if (!resolveOutput(target, st)) return std::make_unique<AtomicFileSink>(target);
+  if (S_ISREG(st.st_mode)) {
+    return std::make_unique<AtomicFileSink>(target, st.st_mode, std::pair<unsigned, unsigned>{st.st_uid, st.st_gid});
+  }
+  if (S_ISCHR(st.st_mode)) {
+    int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) throw OutputError("cannot open " + target + ": " + errnoText());
+    return std::make_unique<DeviceSink>(fd, target);
+  }
+  throw OutputError(std::string("is ") + fileKind(st.st_mode) +
+                    ": qatfold writes regular files (replaced atomically) and character devices only");
 }
 
 }  // namespace qatfold

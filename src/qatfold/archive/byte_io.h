@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace qatfold {
 
@@ -63,12 +64,35 @@ class StringSink : public ByteSink {
   std::string bytes_;
 };
 
+// An output that becomes visible only when commit() is called.
+class OutputSink : public ByteSink {
+ public:
+  // Makes what was written the output; a sink destroyed without it leaves
+  // the target as it was (a device has taken the bytes already).
+  virtual void commit() = 0;
+};
+
+// Opens `path` for writing an output, as `cp` treats a destination:
+//  - a symbolic link is followed, and the file it names is written (a
+//    dangling link's target is created); the link stays a link;
+//  - a regular file, or no file, is written atomically (AtomicFileSink); an
+//    existing file keeps its permission bits and, where we may, its owner;
+//    other hard links to it keep the old contents (the name gets a new file);
+//  - a character device (/dev/null, a tape, a terminal) is written straight
+//    through, as `cp` does, and stays a device;
+//  - anything else (a directory, a FIFO, a socket, a block device) is
+//    refused with OutputError, before a byte is written.
+std::unique_ptr<OutputSink> openOutputFile(const std::string& path);
+
 // Writes to a temporary file next to `target` and renames it onto `target`
 // only in commit(); if commit() is never reached the temporary file is
 // removed, so a failed or interrupted write never leaves a partial target.
-class AtomicFileSink : public ByteSink {
+// `mode`, where given, becomes the new file's permission bits (an existing
+// target's, kept); `owner` likewise (uid, gid), where we may set it.
+class AtomicFileSink : public OutputSink {
  public:
   explicit AtomicFileSink(const std::string& target);
+  AtomicFileSink(const std::string& target, unsigned mode, std::pair<unsigned, unsigned> owner);
   ~AtomicFileSink() override;
   AtomicFileSink(const AtomicFileSink&) = delete;
   AtomicFileSink& operator=(const AtomicFileSink&) = delete;
@@ -79,8 +103,7 @@ class AtomicFileSink : public ByteSink {
   // file system, an old kernel), read and write for what is left.
   bool copyRange(const ByteSource& source, std::uint64_t offset, std::uint64_t count) override;
   // Flushes, syncs and renames the temporary file onto the target.
-  void commit();
-  const std::string& temporaryPath() const { return temp_path_; }
+  void commit() override;
 
  private:
   void flushBuffer();

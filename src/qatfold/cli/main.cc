@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <iostream>
 #include <map>
@@ -107,12 +108,25 @@ Loaded& keepUntilExit(Loaded loaded) {
   return *kept->back();
 }
 
-// Writes the archive of `loaded` to `output`. Failures writing name the
-// output; failures reading the input's records on the way name the input.
-// With `changed` false (a fold that changed nothing) the input's bytes are copied.
-void write(const Loaded& loaded, const std::string& input, const std::string& output, bool changed = true) {
+// Opens an output the way every command writes one (archive/byte_io.h:
+// symlinks followed, a device written through, a file replaced atomically
+// with its mode kept); a failure names the output.
+std::unique_ptr<qatfold::OutputSink> openOutput(const std::string& path) {
   try {
-    qatfold::writeFoldResultFile(*loaded.archive, *loaded.graph, changed, output);
+    return qatfold::openOutputFile(path);
+  } catch (const qatfold::Error& e) {
+    throw FileError{path, describe(e)};
+  }
+}
+
+// Writes the archive of `loaded` to `sink`, the output `output`. Failures
+// writing name the output; failures reading the input's records on the way
+// name the input. With `changed` false (a fold that changed nothing) the
+// input's bytes are copied.
+void write(const Loaded& loaded, const std::string& input, const std::string& output, qatfold::OutputSink& sink,
+           bool changed = true) {
+  try {
+    qatfold::writeFoldResult(*loaded.archive, *loaded.graph, changed, sink);
   } catch (const qatfold::OutputError& e) {
     throw FileError{output, describe(e)};
   } catch (const qatfold::Error& e) {
@@ -120,14 +134,24 @@ void write(const Loaded& loaded, const std::string& input, const std::string& ou
   }
 }
 
-// Writes a text file atomically (a picture for --dot-before/--dot-after).
-void writeText(const std::string& path, const std::string& text) {
+// Writes `bytes` to `sink`, the output `path`.
+void writeBytes(qatfold::OutputSink& sink, const std::string& path, const std::string& bytes) {
   try {
-    qatfold::AtomicFileSink sink(path);
-    sink.write(text.data(), text.size());
-    sink.commit();
+    sink.write(bytes.data(), bytes.size());
   } catch (const qatfold::Error& e) {
     throw FileError{path, describe(e)};
+  }
+}
+
+// Makes each opened output visible, in order.
+void commitAll(std::initializer_list<std::pair<qatfold::OutputSink*, const std::string*>> outputs) {
+  for (const auto& [sink, path] : outputs) {
+    if (sink == nullptr) continue;
+    try {
+      sink->commit();
+    } catch (const qatfold::Error& e) {
+      throw FileError{*path, describe(e)};
+    }
   }
 }
 
@@ -166,25 +190,29 @@ int runRoundtrip(const std::string& input, const std::string& output) {
   } catch (const qatfold::Error& e) {
     throw FileError{input, describe(e)};
   }
-  write(loaded, input, output);
+  std::unique_ptr<qatfold::OutputSink> sink = openOutput(output);
+  write(loaded, input, output, *sink);
+  commitAll({{sink.get(), &output}});
   std::cout << "wrote " << output << "\n";
   return 0;
 }
 
-int runAssemble(const std::string& input, const std::string& output) {
+int runAssemble(const std::string& input, const std::string& output, const std::optional<std::string>& fill_elided) {
   std::ifstream in(input, std::ios::binary);
   if (!in) throw FileError{input, "cannot read the file"};
   std::ostringstream text;
   text << in.rdbuf();
   std::string bytes;
   try {
-    bytes = qatfold::graph::archiveFromText(text.str(), std::filesystem::path(output).stem().string());
+    bytes = qatfold::graph::archiveFromText(text.str(), std::filesystem::path(output).stem().string(), fill_elided);
     // What we write must read back: the reader checks every record.
     (void)qatfold::LoadedProgram::fromArchive(qatfold::Archive::fromBytes(bytes, output));
   } catch (const qatfold::Error& e) {
     throw FileError{input, describe(e)};
   }
-  writeText(output, bytes);
+  std::unique_ptr<qatfold::OutputSink> sink = openOutput(output);
+  writeBytes(*sink, output, bytes);
+  commitAll({{sink.get(), &output}});
   std::cout << "wrote " << output << "\n";
   return 0;
 }
@@ -215,9 +243,14 @@ int runFold(const FoldCommand& command) {
   } catch (const qatfold::Error& e) {
     throw FileError{command.input, describe(e)};
   }
-  if (!command.dry_run) write(loaded, command.input, command.output, report.changed);
-  if (!command.dot_before.empty()) writeText(command.dot_before, before);
-  if (!command.dot_after.empty()) {
+  // Every output is opened before any is written: one that cannot be
+  // written (a missing folder) leaves the others untouched.
+  std::unique_ptr<qatfold::OutputSink> archive_sink = command.dry_run ? nullptr : openOutput(command.output);
+  std::unique_ptr<qatfold::OutputSink> before_sink = command.dot_before.empty() ? nullptr : openOutput(command.dot_before);
+  std::unique_ptr<qatfold::OutputSink> after_sink = command.dot_after.empty() ? nullptr : openOutput(command.dot_after);
+  if (archive_sink) write(loaded, command.input, command.output, *archive_sink, report.changed);
+  if (before_sink) writeBytes(*before_sink, command.dot_before, before);
+  if (after_sink) {
     // The folded convs with their inputs and users, and any batch_norm left.
     std::vector<const qatfold::graph::Node*> centers = batchNorms(*loaded.graph);
     for (const auto* node : loaded.graph->nodes()) {
@@ -225,9 +258,12 @@ int runFold(const FoldCommand& command) {
         if (node->name() == chain.conv) centers.push_back(node);
       }
     }
-    writeText(command.dot_after, qatfold::report::neighbourhoodToDot(*loaded.graph, centers, 3, 2,
-                                                                  command.input + ": after qatfold fold"));
+    writeBytes(*after_sink, command.dot_after,
+               qatfold::report::neighbourhoodToDot(*loaded.graph, centers, 3, 2, command.input + ": after qatfold fold"));
   }
+  commitAll({{archive_sink.get(), &command.output},
+             {before_sink.get(), &command.dot_before},
+             {after_sink.get(), &command.dot_after}});
   if (command.json) {
     qatfold::Json json = report.toJson();
     json["input"] = command.input;
@@ -311,6 +347,11 @@ int main(int argc, char** argv) {
   CLI::App* assemble = app.add_subcommand("assemble", "Build a PT2 archive from a graph written as text (tests, repros)");
   assemble->add_option("TEXT", text_input, "Text graph (see `qatfold inspect --text`)")->required();
   assemble->add_option("-o,--output", output, "Where to write the archive")->required();
+  std::optional<std::string> fill_elided;
+  assemble->add_option("--fill-elided", fill_elided,
+                       "Give tensors the text elides (written without data) this value in every element; without it "
+                       "such a tensor is an error")
+      ->type_name("V");
   addLimitOptions(inspect);
 
   CLI::App* roundtrip = app.add_subcommand("roundtrip", "Read an archive into the graph IR and write it back unchanged");
@@ -359,7 +400,7 @@ int main(int argc, char** argv) {
 
   try {
     if (inspect->parsed()) return runInspect(input, json, dot, text);
-    if (assemble->parsed()) return runAssemble(text_input, output);
+    if (assemble->parsed()) return runAssemble(text_input, output, fill_elided);
     if (roundtrip->parsed()) return runRoundtrip(input, output);
     if (fold->parsed()) return runFold(fold_command);
     if (passes->parsed()) {

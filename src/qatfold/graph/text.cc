@@ -442,10 +442,19 @@ class TextParser {
     return numberToken().first;
   }
 
-  // A constant's data: [v, ...], fill(v), or nothing (zeros).
-  std::vector<std::string> data(std::int64_t count) {
-    std::vector<std::string> values(static_cast<std::size_t>(count), "0");
-    if (!accept('=')) return values;
+  // A constant's data: [v, ...] or fill(v). Without either (the printer
+  // elides large tensors) it is `fill_elided`'s value where the caller gave
+  // one, else an error: elided weights are never silently made up.
+  std::vector<std::string> data(std::int64_t count, const std::string& value_name,
+                                const std::optional<std::string>& fill_elided) {
+    std::vector<std::string> values(static_cast<std::size_t>(count), fill_elided.value_or("0"));
+    if (!accept('=')) {
+      if (!fill_elided) {
+        fail("'%" + value_name + "' has no data (the text elides tensors of over " + std::to_string(kPrintedElements) +
+             " elements): write it as [v, ...] or fill(v), or assemble with --fill-elided V");
+      }
+      return values;
+    }
     if (accept('[')) {
       std::vector<std::string> listed;
       if (!accept(']')) {
@@ -543,7 +552,8 @@ std::string printGraph(const Graph& graph, std::size_t max_elements) {
   return out + "return" + returned + "\n";
 }
 
-std::string archiveFromText(std::string_view text, const std::string& name) {
+std::string archiveFromText(std::string_view text, const std::string& name,
+                            const std::optional<std::string>& fill_elided) {
   TextParser parser(text);
   Json inputs = Json::array(), input_specs = Json::array(), nodes = Json::array(), outputs = Json::array(),
        output_specs = Json::array();
@@ -635,7 +645,7 @@ std::string archiveFromText(std::string_view text, const std::string& name) {
       for (const std::string& symbol : type.symbols) {
         if (!symbol.empty()) parser.fail("a constant cannot have symbolic sizes");
       }
-      const std::string bytes = parser.encode(meta.dtype, parser.data(meta.numel()));
+      const std::string bytes = parser.encode(meta.dtype, parser.data(meta.numel(), value, fill_elided));
       define(value, type);
       inputs.push_back(tensorArgument(value));
       const Json arg{{"name", value}};

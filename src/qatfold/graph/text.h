@@ -6,7 +6,7 @@
 //     input %x: float32[1, 3, 8, 8]
 //     parameter %w = "conv.weight": int8[4, 3, 3, 3] = fill(1)
 //     buffer %mean = "bn.running_mean": float32[4] = [0.5, -1, 2, 0]
-//     constant %b = "_frozen_param0": int32[4]                  # zeros
+//     constant %b = "_frozen_param0": int32[4] = fill(0)
 //     %dq = quantized_decomposed.dequantize_per_tensor.default(input=%x,
 //           scale=0.02, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 3, 8, 8]
 //     %y, %m, %v = aten._native_batch_norm_legit_no_training.default(...): float32[...], float32[0], float32[0] @bn
@@ -19,12 +19,14 @@
 // ?[%a, None] (optional tensors), 3 (int), 3.0 / 1e-05 (float), True,
 // None, "text", [1, 2] (ints), [1.0, 2.0] (floats), [True] (bools), int8
 // (a dtype); anything else as the schema's JSON: json{"as_device": ...}.
-// A constant's data is a list, fill(v), or nothing (zeros); the printer
-// writes the data of constants with at most kPrintedElements elements.
+// A constant's data is a list or fill(v); the printer writes the data of
+// constants with at most kPrintedElements elements and elides the rest, which
+// then read back only where the caller says what to fill them with.
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <optional>
 #include <string_view>
 
 #include "qatfold/graph/graph.h"
@@ -38,7 +40,10 @@ inline constexpr std::size_t kPrintedElements = 32;
 std::string printGraph(const Graph& graph, std::size_t max_elements = kPrintedElements);
 
 // The bytes of a PT2 archive (root folder `name`, model "model") holding the
-// program `text` describes. Throws Error("line N: ...") on malformed text.
-std::string archiveFromText(std::string_view text, const std::string& name = "text_graph");
+// program `text` describes. Throws Error("line N: ...") on malformed text,
+// and on a constant written without data unless `fill_elided` gives the
+// value (a number, as fill(v) takes it) its elements take.
+std::string archiveFromText(std::string_view text, const std::string& name = "text_graph",
+                            const std::optional<std::string>& fill_elided = std::nullopt);
 
 }  // namespace qatfold::graph

@@ -212,7 +212,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     requantized.source = "estimated";
     requantized.after = numerics::estimateFoldedRange(before, factor, shift);
   } else {
-    return refused(RefusalCode::kOutputRangeUnknown, {layer->name(), opKind(layer->target())});
+    return refused(RefusalCode::kOutputRangeUnknown, {layer->name(), whyNoQatChain(*layer)});
   }
   // XNNPACK's check, in its float arithmetic.
   const auto input_scale = static_cast<float>(input_dq->scale);

@@ -46,7 +46,7 @@ std::variant<FoldBatchNormIntoWeights::Match, Refusal> FoldBatchNormIntoWeights:
     auto output_q = readAffineQuantization(output_dq->input ? output_dq->input->producer() : nullptr);
     graph::Node* quantized = output_q && output_q->input ? output_q->input->producer() : nullptr;
     if (quantized != nullptr && isChannelProducer(*quantized)) {
-      return plainRefusal(RefusalCode::kQuantizedWithoutChain, {quantized->name(), opKind(quantized->target())});
+      return plainRefusal(RefusalCode::kQuantizedWithoutChain, {quantized->name(), whyNoQatChain(*quantized)});
     }
   }
   if (!isChannelProducer(*conv)) {

@@ -125,7 +125,10 @@ Json FoldReport::toJson() const {
                                 {"qat_chain", s.qatChain()},
                                 {"code", s.code()},
                                 {"reason", s.reason()},
-                                {"option", option.empty() ? Json(nullptr) : Json(option)}});
+                                {"option", option.empty() ? Json(nullptr) : Json(option)},
+                                {"option_value", s.refusal.info().option_value.empty()
+                                                     ? Json(nullptr)
+                                                     : Json(s.refusal.info().option_value)}});
   }
   json["skipped"] = std::move(skipped_json);
   return json;
@@ -228,8 +231,7 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     if (!s.qatChain() && !explain) continue;
     std::string name = s.module_path.empty() ? s.batch_norm : s.batch_norm + " (" + s.module_path + ")";
     out << "  not folded: " << name << ": " << s.reason();
-    const std::string_view option = s.refusal.info().option;
-    if (!option.empty()) out << " (raise it with " << optionName(option, style) << ")";
+    if (!s.refusal.info().option.empty()) out << " (" << optionAdvice(s.refusal.info(), style) << ")";
     out << "\n";
   }
   return out.str();

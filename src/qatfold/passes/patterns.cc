@@ -27,6 +27,17 @@ std::string opKind(const std::string& target) {
   return name;
 }
 
+std::string whyNoQatChain(const graph::Node& layer) {
+  const std::string kind = opKind(layer.target());
+  const std::string_view target = layer.target();
+  if (target.size() > 8 && target.substr(target.size() - 8) == ".padding") {
+    return "torchao's QAT patterns match no conv with string padding ('same' or 'valid')";
+  }
+  if (kind == "conv3d") return "torchao's QAT patterns cover conv1d and conv2d, not conv3d";
+  if (kind == "linear") return "torchao's QAT patterns cover convolutions, not linear";
+  return "torchao built none for this " + kind;
+}
+
 bool isBatchNorm(const graph::Node& node) {
   return node.target() == op::kBatchNorm || node.target() == op::kBatchNormNoTraining;
 }

@@ -39,6 +39,9 @@ bool isChannelProducer(const graph::Node& node);
 bool isBatchNorm(const graph::Node& node);
 // "torch.ops.aten.conv_transpose2d.input" -> "conv_transpose2d".
 std::string opKind(const std::string& target);
+// Why torchao's QAT fusion left quantized `layer` without a QAT chain, for
+// a message: "torchao's QAT patterns match no conv with padding='same'".
+std::string whyNoQatChain(const graph::Node& layer);
 // reshape or view.
 bool isReshape(const graph::Node& node);
 

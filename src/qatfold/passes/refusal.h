@@ -4,8 +4,9 @@
 // Every refusal a pass can give is a row below: the code, a stable id (the
 // report's JSON carries it), and the message with {0}, {1}, ... standing for
 // the details the refusing site supplies. A code whose limit a user can
-// raise names that option (fold_options.h); each front end says how, in its
-// own terms. tests/cpp/refusal_test.cc holds a named negative case per code
+// act on names that option (fold_options.h), as "name" (a number to raise) or
+// "name=value" (the choice to set); each front end says how, in its own
+// terms. tests/cpp/refusal_test.cc holds a named negative case per code
 // and fails when a code has none.
 #pragma once
 
@@ -81,7 +82,7 @@ namespace qatfold::passes {
   /* a plain batch_norm after a conv or linear (FoldBatchNormIntoWeights) */                                          \
   X(kNotAfterConv, "not-after-conv", "input comes from '{0}' ({1}), not from a conv or linear", "")                   \
   X(kQuantizedWithoutChain, "quantized-without-chain",                                                                 \
-    "'{0}' is quantized and has no QAT chain (torchao builds none for {1}): its batch_norm follows the output "        \
+    "'{0}' is quantized and has no QAT chain ({1}): its batch_norm follows the output "        \
     "quantization, where a per-channel scale cannot be folded without re-quantizing; fold the BatchNorm before "      \
     "quantizing",                                                                                                      \
     "")                                                                                                                \
@@ -101,7 +102,7 @@ namespace qatfold::passes {
   X(kInputNotQuantized, "input-not-quantized", "the input of '{0}' is not dequantized per tensor", "")               \
   X(kPerTensorWeights, "per-tensor-weights",                                                                           \
     "'{0}' has per-tensor weights: folding its batch_norm would re-quantize them (per-channel weights fold exactly)", \
-    "per_tensor_weights")                                                                                              \
+    "per_tensor_weights=requantize")                                                                                              \
   X(kWeightNotPerChannelInt8, "weight-not-per-channel-int8",                                                           \
     "the weight of '{0}' is not a constant int8 tensor with float32 scales and integer zero points, one per output "  \
     "channel (axis {1}), read by this layer alone",                                                                   \
@@ -119,11 +120,11 @@ namespace qatfold::passes {
     "XNNPACK requires",                                                                                               \
     "")                                                                                                                \
   X(kOutputRangeUnknown, "output-range-unknown",                                                                       \
-    "'{0}' is quantized and has no QAT chain (torchao builds none for {1}); the batch_norm could fold into its "      \
+    "'{0}' is quantized and has no QAT chain ({1}); the batch_norm could fold into its "      \
     "per-channel weight scales, but "                                                                                 \
     "nothing tells the folded output's range: no quantize follows the batch_norm (or its ReLU) and no calibration "   \
-    "covered it (qatfold.fold(calibrate=...)); an estimate is one option away",                                       \
-    "quantized_batch_norm")
+    "covered it",                                                                                                     \
+    "quantized_batch_norm=estimate")
 
 enum class RefusalCode {
 #define QATFOLD_REFUSAL_ENUM(code, id, message, option) code,
@@ -135,8 +136,15 @@ struct RefusalInfo {
   RefusalCode code;
   std::string_view id;       // "eps-mismatch-per-tensor"
   std::string_view message;  // with {0}, {1}, ... for the details
-  std::string_view option;   // Python name of the option that raises the limit, or ""
+  std::string_view option;   // Python name of the option that acts on it, or ""
+  std::string_view option_value;  // for a choice option, the value that acts on it; "" for a number to raise
 };
+
+// How a front end tells the user to act on a refusal's option: "raise it
+// with --eps-tolerance" / "set per_tensor_weights='requantize'"; a refusal
+// for want of an output range also names the front end's calibration.
+enum class OptionStyle;
+std::string optionAdvice(const RefusalInfo& info, OptionStyle style);
 
 // Every code, in declaration order.
 std::span<const RefusalInfo> refusalTable();

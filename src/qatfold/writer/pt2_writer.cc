@@ -81,9 +81,9 @@ void writeProgram(const Archive& archive, const graph::Graph& graph, ByteSink& s
 
 void writeProgramFile(const Archive& archive, const graph::Graph& graph, const std::string& path) {
   ArchiveEdit edit = planProgramEdit(archive, graph);
-  AtomicFileSink sink(path);
-  writeArchive(archive, edit, sink);
-  sink.commit();
+  std::unique_ptr<OutputSink> sink = openOutputFile(path);
+  writeArchive(archive, edit, *sink);
+  sink->commit();
 }
 
 void writeFoldResult(const Archive& archive, const graph::Graph& graph, bool changed, ByteSink& sink) {
@@ -99,9 +99,9 @@ void writeFoldResultFile(const Archive& archive, const graph::Graph& graph, bool
     writeProgramFile(archive, graph, path);
     return;
   }
-  AtomicFileSink sink(path);
-  copyArchive(archive, sink);
-  sink.commit();
+  std::unique_ptr<OutputSink> sink = openOutputFile(path);
+  copyArchive(archive, *sink);
+  sink->commit();
 }
 
 }  // namespace qatfold

@@ -19,8 +19,9 @@ ArchiveEdit planProgramEdit(const Archive& archive, const graph::Graph& graph);
 // Writes the archive of `graph` to `sink`.
 void writeProgram(const Archive& archive, const graph::Graph& graph, ByteSink& sink);
 
-// Writes the archive of `graph` to `path` atomically: a temporary file in the
-// same folder, renamed into place once complete. `path` may be the input.
+// Writes the archive of `graph` to `path` as openOutputFile opens it (a
+// regular file atomically: a temporary file in the same folder, renamed into
+// place once complete). `path` may be the input.
 void writeProgramFile(const Archive& archive, const graph::Graph& graph, const std::string& path);
 
 // The output of a fold: the graph's archive, or, when `changed` is false (no

@@ -1,0 +1,152 @@
+"""The one error contract of the Python front ends: every argument of
+``fold``, ``FuseQATConvBN``, ``in_cadence_compile`` and ``python -m qatfold``
+is checked here, and a wrong one raises ``QatfoldError`` naming the argument
+and what was expected, before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _core
+from ._core import QatfoldError
+
+# The fold pipeline's options, from the C++ table (passes/fold_options.h)
+# that also makes the command line's flags: python_name -> row with
+# "cli_flag", "help", "default" (text), "kind" ("float" with "min"/"max", or
+# "choice" with "choices").
+FOLD_OPTIONS: dict[str, dict[str, Any]] = {row["python_name"]: row for row in _core.fold_options()}
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_program(program: Any, caller: str) -> None:
+    """``program`` must be a torch.export.ExportedProgram."""
+    import torch
+
+    if isinstance(program, torch.export.ExportedProgram):
+        return
+    expected = f"{caller}: program must be a torch.export.ExportedProgram, not {_type_name(program)}"
+    if isinstance(program, torch.fx.GraphModule):
+        raise QatfoldError(f"{expected}: pass the ExportedProgram itself, not its .module() or graph_module")
+    if isinstance(program, torch.nn.Module):
+        raise QatfoldError(f"{expected}: export the model first (torch.export.export(model, example_inputs), "
+                           "then prepare_qat_pt2e / convert_pt2e)")
+    if isinstance(program, (str, bytes)) or hasattr(program, "__fspath__"):
+        raise QatfoldError(f"{expected}: load the file first (torch.export.load(path)), or fold it from the shell "
+                           "with `qatfold fold IN.pt2 -o OUT.pt2`")
+    raise QatfoldError(expected)
+
+
+def option_values(options: dict[str, Any], caller: str) -> dict[str, str]:
+    """The keyword options as the core reads them (text). TypeError for an
+    unknown keyword, as Python gives for any function; QatfoldError for a
+    value of the wrong type or outside the option's range."""
+    unknown = sorted(set(options) - set(FOLD_OPTIONS))
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                        f"the fold options are {', '.join(FOLD_OPTIONS)}")
+    values = {}
+    for name, value in options.items():
+        row = FOLD_OPTIONS[name]
+        if row["kind"] == "choice":
+            if not isinstance(value, str) or value not in row["choices"]:
+                shown = repr(value) if isinstance(value, str) else f"a {_type_name(value)}"
+                raise QatfoldError(f"{caller}: {name} must be one of "
+                                   f"{', '.join(repr(c) for c in row['choices'])}, not {shown}")
+            values[name] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QatfoldError(f"{caller}: {name} must be a number in [{row['min']:g}, {row['max']:g}], "
+                               f"not a {_type_name(value)}")
+        values[name] = repr(float(value))  # the core checks the range and says so
+    return values
+
+
+def check_flag(value: Any, name: str, caller: str) -> None:
+    """A keyword that takes True or False."""
+    if not isinstance(value, bool):
+        raise QatfoldError(f"{caller}: {name} must be True or False, not a {_type_name(value)}")
+
+
+_BATCHES = "a tuple of tensors (one batch) or a list of such tuples"
+_INPUTS_EXPECTED = _BATCHES + ", or True for the program's example inputs"
+
+
+def batches(program, inputs: Any, argument: str) -> tuple[str, list[tuple]]:
+    """(source, batches) of the inputs given as ``argument`` ("verify",
+    "calibrate", "--inputs"): each batch a tuple of tensors that fits the
+    program's user inputs (count, dtype, rank and every static size).
+    ``inputs`` True (or None) means the program's example inputs."""
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    if inputs is None or inputs is True:
+        if program.example_inputs is None:
+            raise QatfoldError(f"{argument}: the program carries no example inputs; give {_BATCHES}")
+        args, kwargs = program.example_inputs
+        return "example_inputs", [tuple(tree_flatten((args, kwargs))[0])]
+    if isinstance(inputs, torch.Tensor):
+        given = [(inputs,)]
+    elif isinstance(inputs, tuple):
+        given = [inputs]
+    elif isinstance(inputs, list):
+        given = inputs
+    else:
+        shown = repr(inputs) if isinstance(inputs, (str, bool)) else f"a {_type_name(inputs)}"
+        raise QatfoldError(f"{argument} must be {_INPUTS_EXPECTED}, not {shown}")
+    if not given:
+        raise QatfoldError(f"{argument}: no inputs given (an empty list); give {_BATCHES}")
+    found = []
+    for index, batch in enumerate(given):
+        if isinstance(batch, torch.Tensor):
+            batch = (batch,)
+        if not isinstance(batch, (tuple, list)):
+            raise QatfoldError(f"{argument}: batch {index} must be a tuple of tensors, not a {_type_name(batch)}")
+        flat = tuple(tree_flatten(tuple(batch))[0])
+        _check_fits(program, flat, f"{argument}: batch {index}")
+        found.append(flat)
+    return "given", found
+
+
+def _user_input_metas(program) -> list[tuple[str, Any]]:
+    """(name, FakeTensor or None) of each user input, in order."""
+    user_inputs = set(program.graph_signature.user_inputs)
+    return [(node.name, node.meta.get("val")) for node in program.graph.nodes
+            if node.op == "placeholder" and node.name in user_inputs]
+
+
+def _check_fits(program, batch: tuple, where: str) -> None:
+    import torch
+
+    expected = _user_input_metas(program)
+    if len(batch) != len(expected):
+        raise QatfoldError(f"{where} has {len(batch)} tensor(s); the program takes {len(expected)} input(s) "
+                           f"({', '.join(name for name, _ in expected)})")
+    for position, (value, (name, meta)) in enumerate(zip(batch, expected)):
+        if not isinstance(meta, torch.Tensor):
+            continue  # a non-tensor input: the program checks it when it runs
+        if not isinstance(value, torch.Tensor):
+            raise QatfoldError(f"{where}, input {position} ('{name}') must be a tensor, not a {_type_name(value)}")
+        wanted = [size if isinstance(size, int) else None for size in meta.shape]
+        shown = "[" + ", ".join("?" if size is None else str(size) for size in wanted) + "]"
+        if value.dtype != meta.dtype:
+            raise QatfoldError(f"{where}, input {position} ('{name}') has dtype {value.dtype}; "
+                               f"the program takes {meta.dtype} {shown}")
+        if value.dim() != len(wanted) or any(w is not None and w != s for w, s in zip(wanted, value.shape)):
+            raise QatfoldError(f"{where}, input {position} ('{name}') has shape {list(value.shape)}; "
+                               f"the program takes {shown}")
+
+
+def run_batch(run, where: str):
+    """``run()`` (a program on one batch); what torch raises for inputs the
+    program's guards refuse (a dynamic size outside its range) becomes a
+    QatfoldError naming ``where``."""
+    try:
+        return run()
+    except QatfoldError:
+        raise
+    except (AssertionError, RuntimeError, TypeError, ValueError, IndexError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QatfoldError(f"{where} does not fit the program: {first}") from e
