@@ -18,7 +18,7 @@ EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
 .PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
-        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures bench clean
+        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench clean
 
 all: build
 
@@ -118,6 +118,10 @@ test-python: build python-install
 # The fast tier: everything but the end-to-end backend lowerings.
 test-python-fast: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST) -m "not slow"
+
+# The typing stub of qatfold's API, from the fold options table (qatfold/_signatures.py).
+stubs: python-install
+	$(VPY) -c "from qatfold._signatures import render_stub; print(render_stub(), end='')" > python/qatfold/_api.pyi
 
 fixtures: venv
 	$(VPY) scripts/make_fixtures.py

@@ -58,9 +58,14 @@ def main():
                 elif name.endswith("model_weights_config.json"):
                     write_seed(corpus / "payload", record)
                     collect_strings(json.loads(record), keys, strings)
+    regressions = 0
     for target in TARGETS:
         for regression in sorted((REGRESSIONS / target).glob("*")) if (REGRESSIONS / target).is_dir() else []:
+            (corpus / target).mkdir(parents=True, exist_ok=True)
             shutil.copy(regression, corpus / target / regression.name)
+            regressions += 1
+    if regressions == 0:
+        sys.exit(f"fuzz: no regression inputs in {REGRESSIONS} (python3 fuzz/make_regressions.py rebuilds them)")
     tokens = [json.dumps(k).encode() for k in sorted(keys)] + [json.dumps(s).encode() for s in sorted(strings)]
     tokens += ZIP_TOKENS
     with open(out / "pt2.dict", "w") as f:

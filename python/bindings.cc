@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "fx_describe.h"
+#include "qatfold/archive/byte_io.h"
 #include "qatfold/error.h"
 #include "qatfold/fold.h"
 #include "qatfold/graph/text.h"
@@ -197,8 +198,7 @@ NB_MODULE(_core, m) {
   static nb::exception<qatfold::Error> error(m, "QatfoldError", PyExc_ValueError);
   error.attr("__doc__") =
       "Raised by every qatfold entry point for what it cannot take: an unreadable program or file, an argument of "
-      "the wrong type or value (the message names the argument and what was expected), and, with strict=True, "
-      "batch_norms left. A subclass of ValueError.";
+      "the wrong type or value (the message names the argument and what was expected). A subclass of ValueError.";
 
   m.def(
       "fold_options",
@@ -309,4 +309,14 @@ NB_MODULE(_core, m) {
       "inspect_archive",
       [](nb::bytes data) { return qatfold::dumpJson(qatfold::inspectArchiveBytes(std::string(data.c_str(), data.size()))); },
       nb::arg("data"), "The inspect report of the PT2 archive `data`, as JSON.");
+  m.def(
+      "write_output",
+      [](const std::string& path, nb::bytes data) {
+        std::unique_ptr<qatfold::OutputSink> sink = qatfold::openOutputFile(path);
+        sink->write(data.c_str(), data.size());
+        sink->commit();
+      },
+      nb::arg("path"), nb::arg("data"),
+      "Writes `data` to `path` as every qatfold command writes an output (archive/byte_io.h: a symlink's target, a "
+      "character device written through, a file replaced atomically with its mode kept, anything else refused).");
 }

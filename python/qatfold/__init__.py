@@ -15,10 +15,19 @@ or around ExecuTorch's own Cadence compile, in one line:
 
     with qatfold.in_cadence_compile():
         fused = compiler.apply_pre_edge_transform_passes(converted, quantizer)
+
+Importing qatfold registers the ``quantized_decomposed`` ops (where torch is
+installed), so ``torch.export.load`` opens quantized archives after it.
 """
+
+try:  # the command-line-only install has no torch
+    import torch.ao.quantization.fx._decomposed  # noqa: F401 (registers quantized_decomposed ops)
+except ImportError:
+    pass
 
 from ._core import QatfoldError, __version__
 from ._api import (
+    CADENCE_FOLDING_FUNCTIONS,
     FoldedConv,
     FoldReport,
     FoldResult,
@@ -26,12 +35,14 @@ from ._api import (
     PreparedBias,
     REFUSAL_CODES,
     SkippedBatchNorm,
+    cadence_compiler,
     fold,
     in_cadence_compile,
     inspect,
 )
 
 __all__ = [
+    "CADENCE_FOLDING_FUNCTIONS",
     "FoldReport",
     "FoldResult",
     "FoldedConv",
@@ -41,6 +52,7 @@ __all__ = [
     "REFUSAL_CODES",
     "SkippedBatchNorm",
     "__version__",
+    "cadence_compiler",
     "fold",
     "in_cadence_compile",
     "inspect",

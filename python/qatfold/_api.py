@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _arguments, _core
 from ._arguments import FOLD_OPTIONS
+from ._signatures import with_fold_options
 from ._verify import Verification, observe_batch_norms, verify_fold
 
 
@@ -155,14 +156,7 @@ def _from_archive(data: bytes):
 REFUSAL_CODES: dict[str, dict[str, str]] = {row["code"]: row for row in _core.refusal_codes()}
 
 
-def _options_doc() -> str:
-    lines = ["", "", "    Fold options (keywords; the command line's flags in brackets):"]
-    for row in FOLD_OPTIONS.values():
-        lines.append(f"      {row['python_name']} = {row['default']} [{row['cli_flag']}]: {row['help']}")
-    return "\n".join(lines)
-
-
-def fold(program, *, explain: bool = False, verify: Any = None, calibrate: Any = None, **options: Any) -> FoldResult:
+def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: Any = None, **options: Any) -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
     bias; returns a new ExportedProgram and the report. ``explain`` lists
     every batch_norm left in the report, not only QAT chains.
@@ -254,10 +248,10 @@ def _with_measured_flags(report: FoldReport, verification: Verification) -> Fold
     return dataclasses.replace(report, folded=folded, flagged_count=sum(c.flagged for c in folded), text=text)
 
 
-fold.__doc__ = (fold.__doc__ or "") + _options_doc()
+with_fold_options(fold)
 
 
-def inspect(program) -> dict[str, Any]:
+def inspect(program: Any) -> dict[str, Any]:
     """The ``qatfold inspect --json`` summary of ``program``."""
     _arguments.check_program(program, "inspect")
     return json.loads(_core.inspect_archive(_to_archive(program)))
@@ -288,7 +282,8 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
     The last run's report is kept in ``self.report``. Takes the same
     keyword options as ``qatfold.fold``."""
 
-    def __init__(self, exported_program, *, verify: Any = None, calibrate: Any = None, **options: Any) -> None:
+    def __init__(self, exported_program: Any, *, verify: Any = None, calibrate: Any = None,
+                 **options: Any) -> None:
         super().__init__()
         # Wrong arguments fail here, not at the first call.
         _checked_call(exported_program, "FuseQATConvBN", False, verify, options)
@@ -326,27 +321,59 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
         return PassResult(program.graph_module, report.changed)
 
 
+with_fold_options(FuseQATConvBN.__init__)
+
+
+# ExecuTorch's Cadence compile functions that fold, through
+# apply_pre_edge_transform_passes, with the FuseQATConvBN they find in
+# executorch.backends.cadence.aot.compiler when they run. export_to_cadence
+# and export_to_edge take a program that is already fused: they never fold.
+CADENCE_FOLDING_FUNCTIONS = ("apply_pre_edge_transform_passes", "quantize_pt2", "quantize_and_export_to_edge",
+                             "quantize_and_export_to_cadence")
+
+
+def cadence_compiler():
+    """ExecuTorch's ``executorch.backends.cadence.aot.compiler``, imported on
+    the Python the project pins: ExecuTorch 1.4.0's Cadence modules import
+    ``typing.override``, new in Python 3.12, so on 3.11 this first sets
+    ``typing.override`` to ``typing_extensions.override`` (the same
+    decorator; only where ``typing`` lacks it)."""
+    import typing
+
+    if not hasattr(typing, "override"):
+        import typing_extensions
+
+        typing.override = typing_extensions.override  # type: ignore[attr-defined]
+    from executorch.backends.cadence.aot import compiler
+
+    return compiler
+
+
 @contextlib.contextmanager
-def in_cadence_compile(*, verify: Any = None, **options: Any):
+def in_cadence_compile(*, verify: Any = None, calibrate: Any = None, **options: Any):
     """Within the block, ExecuTorch's Cadence compile folds with qatfold:
-    ``quantize_pt2``, ``apply_pre_edge_transform_passes`` and
-    ``export_to_cadence`` look up ``FuseQATConvBN`` in
+    ``apply_pre_edge_transform_passes``, ``quantize_pt2``,
+    ``quantize_and_export_to_edge`` and ``quantize_and_export_to_cadence``
+    (``CADENCE_FOLDING_FUNCTIONS``) look up ``FuseQATConvBN`` in
     ``executorch.backends.cadence.aot.compiler`` when they run, and find
-    qatfold's there (with ``options``) until the block ends. Yields a list
-    that receives the report of each fold::
+    qatfold's there, with the keywords given here (every option of ``fold``,
+    and ``verify``/``calibrate``, checked against each program it folds),
+    until the block ends. ``export_to_cadence`` and ``export_to_edge`` never
+    fold. Yields a list that receives the report of each fold::
 
         with qatfold.in_cadence_compile() as reports:
             fused = compiler.apply_pre_edge_transform_passes(converted, quantizer)
-    """
-    from executorch.backends.cadence.aot import compiler
 
-    _option_values(options, "in_cadence_compile")
+    On Python 3.11 it installs the ``typing.override`` shim that ExecuTorch
+    1.4.0's Cadence modules need (``cadence_compiler``)."""
+    _arguments.option_values(options, "in_cadence_compile")
+    compiler = cadence_compiler()
     reports: list[FoldReport] = []
     original = compiler.FuseQATConvBN
 
     class _Reporting(FuseQATConvBN):
         def __init__(self, exported_program) -> None:
-            super().__init__(exported_program, verify=verify, **options)
+            super().__init__(exported_program, verify=verify, calibrate=calibrate, **options)
 
         def call(self, graph_module):
             result = super().call(graph_module)
@@ -359,3 +386,5 @@ def in_cadence_compile(*, verify: Any = None, **options: Any):
     finally:
         compiler.FuseQATConvBN = original
 
+
+with_fold_options(in_cadence_compile)

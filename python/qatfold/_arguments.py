@@ -18,7 +18,9 @@ FOLD_OPTIONS: dict[str, dict[str, Any]] = {row["python_name"]: row for row in _c
 
 
 def _type_name(value: Any) -> str:
-    return type(value).__name__
+    """"an int", "a str": the type of ``value`` for a message."""
+    name = type(value).__name__
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
 
 def check_program(program: Any, caller: str) -> None:
@@ -52,22 +54,24 @@ def option_values(options: dict[str, Any], caller: str) -> dict[str, str]:
         row = FOLD_OPTIONS[name]
         if row["kind"] == "choice":
             if not isinstance(value, str) or value not in row["choices"]:
-                shown = repr(value) if isinstance(value, str) else f"a {_type_name(value)}"
+                shown = repr(value) if isinstance(value, str) else _type_name(value)
                 raise QatfoldError(f"{caller}: {name} must be one of "
                                    f"{', '.join(repr(c) for c in row['choices'])}, not {shown}")
             values[name] = value
             continue
+        expected = f"{caller}: {name} must be a number in [{row['min']:g}, {row['max']:g}]"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise QatfoldError(f"{caller}: {name} must be a number in [{row['min']:g}, {row['max']:g}], "
-                               f"not a {_type_name(value)}")
-        values[name] = repr(float(value))  # the core checks the range and says so
+            raise QatfoldError(f"{expected}, not {_type_name(value)}")
+        if not row["min"] <= value <= row["max"]:  # also NaN
+            raise QatfoldError(f"{expected}, not {value!r}")
+        values[name] = repr(float(value))
     return values
 
 
 def check_flag(value: Any, name: str, caller: str) -> None:
     """A keyword that takes True or False."""
     if not isinstance(value, bool):
-        raise QatfoldError(f"{caller}: {name} must be True or False, not a {_type_name(value)}")
+        raise QatfoldError(f"{caller}: {name} must be True or False, not {_type_name(value)}")
 
 
 _BATCHES = "a tuple of tensors (one batch) or a list of such tuples"
@@ -94,7 +98,7 @@ def batches(program, inputs: Any, argument: str) -> tuple[str, list[tuple]]:
     elif isinstance(inputs, list):
         given = inputs
     else:
-        shown = repr(inputs) if isinstance(inputs, (str, bool)) else f"a {_type_name(inputs)}"
+        shown = repr(inputs) if isinstance(inputs, (str, bool)) else _type_name(inputs)
         raise QatfoldError(f"{argument} must be {_INPUTS_EXPECTED}, not {shown}")
     if not given:
         raise QatfoldError(f"{argument}: no inputs given (an empty list); give {_BATCHES}")
@@ -103,7 +107,7 @@ def batches(program, inputs: Any, argument: str) -> tuple[str, list[tuple]]:
         if isinstance(batch, torch.Tensor):
             batch = (batch,)
         if not isinstance(batch, (tuple, list)):
-            raise QatfoldError(f"{argument}: batch {index} must be a tuple of tensors, not a {_type_name(batch)}")
+            raise QatfoldError(f"{argument}: batch {index} must be a tuple of tensors, not {_type_name(batch)}")
         flat = tuple(tree_flatten(tuple(batch))[0])
         _check_fits(program, flat, f"{argument}: batch {index}")
         found.append(flat)
@@ -128,15 +132,37 @@ def _check_fits(program, batch: tuple, where: str) -> None:
         if not isinstance(meta, torch.Tensor):
             continue  # a non-tensor input: the program checks it when it runs
         if not isinstance(value, torch.Tensor):
-            raise QatfoldError(f"{where}, input {position} ('{name}') must be a tensor, not a {_type_name(value)}")
-        wanted = [size if isinstance(size, int) else None for size in meta.shape]
-        shown = "[" + ", ".join("?" if size is None else str(size) for size in wanted) + "]"
+            raise QatfoldError(f"{where}, input {position} ('{name}') must be a tensor, not {_type_name(value)}")
+        wanted = [_size_range(program, size) for size in meta.shape]
+        shown = "[" + ", ".join(_shown(low, high) for low, high in wanted) + "]"
         if value.dtype != meta.dtype:
             raise QatfoldError(f"{where}, input {position} ('{name}') has dtype {value.dtype}; "
                                f"the program takes {meta.dtype} {shown}")
-        if value.dim() != len(wanted) or any(w is not None and w != s for w, s in zip(wanted, value.shape)):
+        if value.dim() != len(wanted) or any(not low <= size <= high for (low, high), size in zip(wanted, value.shape)):
             raise QatfoldError(f"{where}, input {position} ('{name}') has shape {list(value.shape)}; "
                                f"the program takes {shown}")
+
+
+def _size_range(program, size) -> tuple[int, float]:
+    """(lowest, highest) a dimension of the program's input may be: one
+    number for a static size, the range torch.export recorded for a dynamic
+    one (the highest may be infinite)."""
+    if isinstance(size, int):
+        return size, size
+    expression = size.node.expr
+    bounds = program.range_constraints.get(expression)
+    if bounds is None:
+        return 0, float("inf")
+    from torch.utils._sympy.numbers import int_oo
+
+    infinite = bounds.upper == int_oo or bool(bounds.upper.is_infinite)
+    return int(bounds.lower), float("inf") if infinite else int(bounds.upper)
+
+
+def _shown(low: int, high: float) -> str:
+    if low == high:
+        return str(low)
+    return f"{low}..{'' if high == float('inf') else int(high)}"
 
 
 def run_batch(run, where: str):

@@ -61,10 +61,13 @@ TEST(Concurrency, WritingFilesFromManyThreadsIntoOneFolder) {
     });
   }
   for (std::thread& thread : threads) thread.join();
+  std::size_t files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    ++files;
     EXPECT_EQ(testing::readFile(entry.path().string()), expected) << entry.path();
     EXPECT_EQ(entry.path().filename().string().find(".qatfold-"), std::string::npos) << "left behind: " << entry.path();
   }
+  EXPECT_EQ(files, static_cast<std::size_t>(kThreads / 2 + 1));  // one own file per even thread, and the shared one
   std::filesystem::remove_all(dir);
 }
 

@@ -92,10 +92,19 @@ TEST(FoldPipeline, WrittenArchiveHoldsTheNewBiases) {
   auto archive = Archive::fromBytes(sink.bytes());
   auto program = Program::load(*archive);
   graph::Graph reread(*program);
+  // The original, as it was read: conv2d has no bias, conv2d_1 an int32 one.
+  LoadedProgram original = LoadedProgram::open(fixturePath("qat_cadence_cnn.pt2"));
+  EXPECT_EQ(original.graph->getValue("conv2d")->producer()->tryGetInput("bias"), nullptr);
+  const auto original_bias = original.graph->getValue("conv2d_1")->producer()->getInput("bias")->producer()->getInput(
+      "input")->payload()->view().values<std::int32_t>();
   for (const char* conv : {"conv2d", "conv2d_1"}) {
     graph::Value* bias = reread.getValue(conv)->producer()->getInput("bias")->producer()->getInput("input");
-    EXPECT_EQ(bias->payload()->view().values<std::int32_t>(),
+    const auto written = bias->payload()->view().values<std::int32_t>();
+    EXPECT_EQ(written,
               f.graph->getValue(conv)->producer()->getInput("bias")->producer()->getInput("input")->payload()->view().values<std::int32_t>());
+    ASSERT_EQ(written.size(), 8u) << conv;
+    // The folded shift C is in the written bias: not the original's, not zeros.
+    EXPECT_NE(written, std::string(conv) == "conv2d_1" ? original_bias : std::vector<std::int32_t>(8, 0)) << conv;
   }
   reread.lint();
 }

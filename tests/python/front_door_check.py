@@ -78,7 +78,9 @@ def assert_equivalent(in_memory, archived, seeds: int = 2) -> None:
     for seed in range(seeds):
         x = random_inputs(archived, seed)
         a, b = in_memory.module()(*x), archived.module()(*x)
-        for left, right in zip(torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)):
+        left_leaves, right_leaves = torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)
+        assert len(left_leaves) == len(right_leaves) > 0
+        for left, right in zip(left_leaves, right_leaves):
             assert torch.equal(left, right)
 
 

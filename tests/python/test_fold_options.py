@@ -87,13 +87,23 @@ def test_passes_listing_and_readme_show_the_table():
 
 
 def test_refusal_codes_come_from_the_core_table():
-    """qatfold.REFUSAL_CODES is the C++ table: unique ids, and every option a
-    refusal names is a keyword of fold()."""
-    assert len(qatfold.REFUSAL_CODES) >= 40
+    """qatfold.REFUSAL_CODES is the C++ table: unique ids (the table's rows,
+    counted before the dict keyed by id could merge two), and every option a
+    refusal names is a keyword of fold(), with a value among its choices
+    where it names one."""
+    rows = qatfold._core.refusal_codes()
+    assert len(rows) >= 40
+    assert len({row["code"] for row in rows}) == len(rows) == len(qatfold.REFUSAL_CODES)
     assert "eps-mismatch-per-tensor" in qatfold.REFUSAL_CODES
-    for code, row in qatfold.REFUSAL_CODES.items():
-        assert row["code"] == code and row["message"]
+    for row in rows:
+        assert row["message"]
         assert "--" not in row["message"], "the core names no CLI flag"
         if row["option"]:
-            assert row["option"] in qatfold._api.FOLD_OPTIONS
+            option = qatfold._api.FOLD_OPTIONS[row["option"]]
+            if option["kind"] == "choice":
+                assert row["option_value"] in option["choices"], row
+            else:
+                assert row["option_value"] == "", row
+        else:
+            assert row["option_value"] == "", row
 

@@ -143,19 +143,13 @@ def test_in_cadence_compile_swaps_executorch_pass_for_the_block():
     """ExecuTorch's own apply_pre_edge_transform_passes, unchanged, folds with
     qatfold inside the block (and with its own pass outside): the same fused
     program either way, and the pass is restored on exit."""
-    import typing
-
-    import typing_extensions
-
-    if not hasattr(typing, "override"):
-        typing.override = typing_extensions.override
-    from executorch.backends.cadence.aot import compiler
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
 
     from program_cache import cadence_zoo_archive
 
     path = cadence_zoo_archive("chain3")
     quantizer = CadenceDefaultQuantizer(is_qat=True)
+    compiler = qatfold.cadence_compiler()
     original = compiler.FuseQATConvBN
     with qatfold.in_cadence_compile(risk_threshold=0.0) as reports:
         assert compiler.FuseQATConvBN is not original
@@ -172,4 +166,49 @@ def test_in_cadence_compile_swaps_executorch_pass_for_the_block():
     with pytest.raises(TypeError):
         with qatfold.in_cadence_compile(no_such_option=1):
             pass
+    # calibrate= reaches each fold (checked against the program it folds) and is reported when unused.
+    program = torch.export.load(path)
+    with qatfold.in_cadence_compile(calibrate=random_inputs(program, 0)) as reports:
+        compiler.apply_pre_edge_transform_passes(program, quantizer)
+    (report,) = reports
+    assert report.folded_count == 3 and any(n.startswith("calibrate: no fold used") for n in report.notes)
+    with pytest.raises(qatfold.QatfoldError, match="calibrate: no inputs given"):
+        with qatfold.in_cadence_compile(calibrate=[]):
+            compiler.apply_pre_edge_transform_passes(torch.export.load(path), quantizer)
+    assert compiler.FuseQATConvBN is original
+
+
+def test_in_cadence_compile_needs_no_shim_from_the_user():
+    """On the Python the project pins (3.11), ExecuTorch 1.4.0's Cadence
+    modules need typing.override; qatfold installs it, and the docs name the
+    functions that fold, which are ExecuTorch's own."""
+    import subprocess
+    import sys
+
+    code = ("import qatfold\n"
+            "with qatfold.in_cadence_compile() as reports:\n"
+            "    from executorch.backends.cadence.aot import compiler\n"
+            "    assert compiler.FuseQATConvBN.__module__ == 'qatfold._api'\n"
+            "print(','.join(n for n in qatfold.CADENCE_FOLDING_FUNCTIONS if callable(getattr(compiler, n))))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().split(",") == list(qatfold.CADENCE_FOLDING_FUNCTIONS)
+    import inspect as python_inspect
+    import re
+
+    # Which of ExecuTorch's compiler functions reach the pass: those that
+    # construct it, and those that call one that does (to a fixed point).
+    compiler = qatfold.cadence_compiler()
+    sources = {name: python_inspect.getsource(function)
+               for name, function in python_inspect.getmembers(compiler, python_inspect.isfunction)
+               if function.__module__ == compiler.__name__}
+    folding = {name for name, source in sources.items() if "FuseQATConvBN(" in source}
+    while True:
+        more = {name for name, source in sources.items()
+                if any(re.search(rf"\b{callee}\(", source.split(":", 1)[1]) for callee in folding)} - folding
+        if not more:
+            break
+        folding |= more
+    assert sorted(folding) == sorted(qatfold.CADENCE_FOLDING_FUNCTIONS)
+    assert "export_to_cadence" not in qatfold.CADENCE_FOLDING_FUNCTIONS
 

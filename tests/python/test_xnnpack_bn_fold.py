@@ -198,8 +198,9 @@ def test_per_tensor_weights_are_refused_unless_requantizing_is_asked():
     result = qatfold.fold(program, calibrate=batches(program, 1, 8), explain=True)
     assert not result.report.changed
     assert {s.code for s in result.report.skipped} == {"per-tensor-weights"}
-    assert {s.option for s in result.report.skipped} == {"per_tensor_weights"}
+    assert {(s.option, s.option_value) for s in result.report.skipped} == {("per_tensor_weights", "requantize")}
     assert "would re-quantize them" in result.report.skipped[0].reason
+    assert "(set per_tensor_weights='requantize')" in result.report.text
     assert_equivalent(result.program, program)
 
     requantized = qatfold.fold(program, calibrate=batches(program, 1, 8), per_tensor_weights="requantize")
@@ -228,7 +229,10 @@ def test_without_calibration_the_reason_names_the_option(tmp_path):
     result = qatfold.fold(program)
     assert not result.report.changed
     assert {s.code for s in result.report.skipped} == {"output-range-unknown"}
-    assert {s.option for s in result.report.skipped} == {"quantized_batch_norm"}
+    assert {(s.option, s.option_value) for s in result.report.skipped} == {("quantized_batch_norm", "estimate")}
+    assert "(pass calibrate=inputs, or set quantized_batch_norm='estimate')" in result.report.text
+    cli = run_cli("fold", str(archive(case)), "--dry-run").stdout
+    assert "(calibrate with `python -m qatfold fold --calibrate INPUTS`, or set --quantized-bn estimate)" in cli
 
     out = tmp_path / "estimated.pt2"
     report = json.loads(run_cli("fold", str(archive(case)), "-o", str(out), "--json", "--quantized-bn", "estimate").stdout)

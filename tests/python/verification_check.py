@@ -161,8 +161,13 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
     figure against the independent computation. Returns the verification."""
     from qatfold._verify import verify_fold
 
+    folded_chains = list(folded_chains)
     chains = [(_field(c, "conv"), _field(c, "batch_norm")) for c in folded_chains
               if _field(c, "bias_dtype") == "int32" or _field(c, "requantized") is not None]
+    # A fold into a float bias leaves the layer's output in float: no output
+    # quantization to measure it in, so the end-to-end outputs below are
+    # what measures it, and they must be there.
+    float_folds = len(folded_chains) - len(chains)
     batches = batches if batches is not None else example_batches(original)
     verification = verify_fold(original, folded, chains, batches)
     assert verification.batches == len(batches)
@@ -199,6 +204,9 @@ def assert_verified(original, folded, folded_chains: Iterable[Any], batches: lis
     with torch.no_grad():
         before = [tree_flatten(original.module()(*b))[0] for b in batches]
         after = [tree_flatten(folded.module()(*b))[0] for b in batches]
+    tensor_outputs = [i for i, value in enumerate(before[0]) if isinstance(value, torch.Tensor)]
+    assert [output.index for output in verification.outputs] == tensor_outputs
+    assert tensor_outputs or not float_folds, "a float-bias fold needs an output to be measured by"
     for i, output in enumerate(verification.outputs):
         node = by_name.get(names[i]) if i < len(names) else None
         dequantized = node is not None and "dequantize_per_tensor" in str(node.target)
