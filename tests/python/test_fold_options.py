@@ -4,6 +4,8 @@ README: these tests hold every consumer to it."""
 
 from __future__ import annotations
 
+import inspect
+
 import re
 
 import pytest
@@ -41,8 +43,12 @@ def test_cli_defaults_and_help_come_from_the_table():
 def test_python_keywords_are_the_table():
     assert set(qatfold._api.FOLD_OPTIONS) == {row["python_name"] for row in table()}
     program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
-    defaults = {row["python_name"]: row["default"] for row in table()}
-    # Every option is accepted by both entry points, as text or as a number.
+    # Every option is accepted by both entry points, with the type and
+    # default its signature shows (the table's default, typed).
+    parameters = inspect.signature(qatfold.fold).parameters
+    defaults = {row["python_name"]: parameters[row["python_name"]].default for row in table()}
+    assert {name: str(value) for name, value in defaults.items() if isinstance(value, str)} == \
+        {row["python_name"]: row["default"] for row in table() if row["kind"] == "choice"}
     assert qatfold.fold(program, **defaults).report.folded_count == 2
     qatfold.FuseQATConvBN(program, **defaults)
     with pytest.raises(TypeError, match="unexpected keyword argument.*risk_treshold"):
@@ -67,7 +73,8 @@ def test_both_front_ends_refuse_the_same_values():
 def test_option_values_reach_the_fold_from_either_front_end():
     program = torch.export.load(FIXTURES / "qat_cadence_cnn.pt2")
     assert qatfold.fold(program, risk_threshold=0.0).report.flagged_count == 2
-    assert qatfold.fold(program, risk_threshold="0").report.flagged_count == 2
+    with pytest.raises(qatfold.QatfoldError, match="risk_threshold must be a number .*, not a str"):
+        qatfold.fold(program, risk_threshold="0")  # a number option takes a number, as its signature says
     import json
 
     report = json.loads(run_cli("fold", str(FIXTURES / "qat_cadence_cnn.pt2"), "--dry-run", "--json",

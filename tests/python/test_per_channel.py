@@ -143,3 +143,14 @@ def test_eps_mismatch_on_per_tensor_weights_is_refused_beyond_tolerance(tmp_path
     relaxed = json.loads(run_cli("fold", str(path), "--dry-run", "--json", "--eps-tolerance", "0.5").stdout)
     assert relaxed["folded_count"] == 1
     assert relaxed["folded"][0]["eps_mismatch"]["handling"] == "ignored: within the eps tolerance"
+    # python -m qatfold verify measures the chain folded under the raised
+    # tolerance (it picked its folds at the default tolerance and skipped it).
+    folded = tmp_path / "relaxed.pt2"
+    run_cli("fold", str(path), "-o", str(folded), "--eps-tolerance", "0.5")
+    import subprocess
+    import sys
+
+    verified = subprocess.run([sys.executable, "-m", "qatfold", "verify", str(path), str(folded), "--json"],
+                              capture_output=True, text=True)
+    assert verified.returncode in (0, 3), verified.stderr[-2000:]
+    assert [c["conv"] for c in json.loads(verified.stdout)["convs"]] == [relaxed["folded"][0]["conv"]]

@@ -231,6 +231,10 @@ def test_without_calibration_the_reason_names_the_option(tmp_path):
     assert {s.code for s in result.report.skipped} == {"output-range-unknown"}
     assert {(s.option, s.option_value) for s in result.report.skipped} == {("quantized_batch_norm", "estimate")}
     assert "(pass calibrate=inputs, or set quantized_batch_norm='estimate')" in result.report.text
+    # Each says why torchao built no chain: the padding="same" conv and the linear.
+    reasons = sorted(s.reason for s in result.report.skipped)
+    assert "(torchao's QAT patterns match no conv with string padding ('same' or 'valid'))" in reasons[0], reasons
+    assert "(torchao's QAT patterns cover convolutions, not linear)" in reasons[1], reasons
     cli = run_cli("fold", str(archive(case)), "--dry-run").stdout
     assert "(calibrate with `python -m qatfold fold --calibrate INPUTS`, or set --quantized-bn estimate)" in cli
 
@@ -262,7 +266,7 @@ def test_calibrated_ranges_reach_the_archive_path_too():
     observed = _verify.observe_batch_norms(program, batches(program, 1, 8))
     # Calibration runs the program, whose QAT BatchNorms count batches in place: on a copy.
     assert_untouched(program, before)
-    values = _api._option_values({}, "fold")
+    values = qatfold._arguments.option_values({}, "fold")
     data, report_json, _ = qatfold._core.fold_archive(_api._to_archive(program), values, False, False, observed)
     through_archive = _api._from_archive(data)
     in_memory = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 1))
