@@ -211,7 +211,9 @@ NB_MODULE(_core, m) {
           row["cli_flag"] = std::string(info.cli_flag);
           row["help"] = std::string(info.help);
           row["default"] = qatfold::passes::foldOptionValue(defaults, info);
-          if (info.real != nullptr) {
+          if (info.flag != nullptr) {
+            row["kind"] = "flag";
+          } else if (info.real != nullptr) {
             row["kind"] = "float";
             row["min"] = info.min;
             row["max"] = info.max;
@@ -226,7 +228,7 @@ NB_MODULE(_core, m) {
         return rows;
       },
       "The fold pipeline's options (passes/fold_options.h): python_name, cli_flag, help, default (as text), kind "
-      "('float' with min and max, or 'choice' with choices).");
+      "('float' with min and max, 'choice' with choices, or 'flag').");
   m.def(
       "refusal_codes",
       [] {

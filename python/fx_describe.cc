@@ -211,18 +211,25 @@ program::TensorMeta Describer::tensorMeta(nb::handle tensor) const {
   const std::optional<int> dtype_code = code(dtypes_, dtype);
   if (!dtype_code) unsupported("a tensor of dtype " + std::string(text(nb::str(dtype))));
   meta.dtype = static_cast<program::ScalarType>(*dtype_code);
-  auto read = [&](nb::handle sequence, std::vector<std::int64_t>& into) {
+  // Each size or stride; a SymInt is symbolic, and a size keeps its symbol
+  // ("s77") as the archive reader gives it.
+  auto read = [&](nb::handle sequence, std::vector<std::int64_t>& into, bool is_sizes) {
     nb::object items = owned(PySequence_Fast(sequence.ptr(), "a tensor's shape"));
     const Py_ssize_t count = PySequence_Fast_GET_SIZE(items.ptr());
     into.reserve(static_cast<std::size_t>(count));
     for (Py_ssize_t i = 0; i < count; ++i) {
-      const std::optional<std::int64_t> value = integer(PySequence_Fast_GET_ITEM(items.ptr(), i));
+      PyObject* item = PySequence_Fast_GET_ITEM(items.ptr(), i);
+      const std::optional<std::int64_t> value = integer(item);
       if (!value) meta.symbolic = true;  // a SymInt
       into.push_back(value.value_or(0));
+      if (is_sizes) {
+        meta.symbolic_sizes.push_back(value);
+        meta.size_symbols.push_back(value ? std::string() : std::string(text(nb::str(item))));
+      }
     }
   };
-  read(attr(tensor, names().shape), meta.sizes);
-  read(call(tensor, names().stride), meta.strides);
+  read(attr(tensor, names().shape), meta.sizes, true);
+  read(call(tensor, names().stride), meta.strides, false);
   const std::optional<std::int64_t> offset = integer(call(tensor, names().storage_offset));
   if (!offset) meta.symbolic = true;
   meta.storage_offset = offset.value_or(0);
@@ -231,6 +238,9 @@ program::TensorMeta Describer::tensorMeta(nb::handle tensor) const {
     meta.sizes.clear();
     meta.strides.clear();
     meta.storage_offset = 0;
+  } else {
+    meta.symbolic_sizes.clear();
+    meta.size_symbols.clear();
   }
   return meta;
 }

@@ -93,19 +93,22 @@ def export_float(model: torch.nn.Module, example: tuple) -> torch.export.Exporte
 
 
 def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 4,
-                teacher: torch.nn.Module | None = None) -> torch.nn.Module:
+                teacher: torch.nn.Module | None = None, dynamic_shapes=None) -> torch.nn.Module:
     """prepare_qat_pt2e, SGD steps on synthetic data, eval, convert_pt2e.
 
     Without a `teacher` the targets are noise: a few steps make a program of
     QAT's shape. With one (a float model in eval) the targets are its outputs
     and the learning rate decays linearly to 0, as a training run ends: the
     last steps barely move the weights, so the BatchNorms' running statistics
-    and the observers' ranges describe the model that is converted."""
+    and the observers' ranges describe the model that is converted.
+
+    `dynamic_shapes` (as torch.export.export takes them) are given to the
+    capture, so the converted module keeps them for the export after it."""
     from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
     model.train()
-    captured = torch.export.export(model, example, strict=True).module()
+    captured = torch.export.export(model, example, dynamic_shapes=dynamic_shapes, strict=True).module()
     prepared = prepare_qat_pt2e(captured, quantizer)
     allow_exported_model_train_eval(prepared)
     optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)
@@ -136,6 +139,13 @@ def export_qat_cadence(model: torch.nn.Module, example: tuple) -> torch.export.E
     return torch.export.export(converted, example)
 
 
+def export_qat_dynamic(model: torch.nn.Module, example: tuple, quantizer, dynamic_shapes) -> torch.export.ExportedProgram:
+    """The QAT flow with `dynamic_shapes` at capture and at the final export:
+    how a user exports a model that takes any batch size or length."""
+    converted = qat_convert(model, example, quantizer, dynamic_shapes=dynamic_shapes)
+    return torch.export.export(converted, example, dynamic_shapes=dynamic_shapes)
+
+
 def fixture_programs() -> dict[str, torch.export.ExportedProgram]:
     """Every committed fixture, by file stem. Made on one torch thread: QAT
     training sums in an order that depends on the thread count, and the
@@ -160,6 +170,14 @@ def _fixture_programs() -> dict[str, torch.export.ExportedProgram]:
     from xnnpack_zoo import export_xnnpack
 
     programs["qat_xnnpack_cnn"] = export_xnnpack("net2d:qat_per_channel")[0]
+    # Cadence QAT with a dynamic batch and length (1-D audio): symbolic sizes.
+    from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
+
+    from qat_zoo import build as build_zoo_model, dynamic_shapes
+
+    model, example = build_zoo_model("keyword_spotter")
+    programs["qat_cadence_dynamic"] = export_qat_dynamic(model, example, CadenceDefaultQuantizer(is_qat=True),
+                                                         dynamic_shapes("both"))
     torch.manual_seed(0)
     programs["tied_weights"] = export_float(TiedWeights(), (torch.randn(2, 6),))
     torch.manual_seed(0)

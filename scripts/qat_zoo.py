@@ -59,6 +59,21 @@ class Residual(nn.Module):
         return torch.relu(x + y)
 
 
+class BasicBlock(nn.Module):
+    """A ResNet basic block of bias-less convs: stem conv-BN-ReLU, then
+    conv-BN-ReLU, conv-BN, the skip add and a ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = ConvBN(cin=3, cout=8, padding=1)
+        self.a = ConvBN(cin=8, cout=8, padding=1)
+        self.b = ConvBN(cin=8, cout=8, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        return torch.relu(x + self.b(torch.relu(self.a(x))))
+
+
 class Depthwise(nn.Module):
     """Depthwise then pointwise, each with BN (MobileNet style)."""
 
@@ -81,6 +96,22 @@ class TwoBranches(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.left(x) + self.right(x)
+
+
+class KeywordSpotter(nn.Module):
+    """An audio-style 1-D CNN (the demo's): three conv-BN blocks, a grouped one
+    in the middle, biases on the last two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            nn.Conv1d(8, 16, 5, padding=2, bias=False), nn.BatchNorm1d(16), nn.ReLU(),
+            nn.Conv1d(16, 16, 3, padding=1, groups=4), nn.BatchNorm1d(16), nn.ReLU(),
+            nn.Conv1d(16, 8, 1), nn.BatchNorm1d(8),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
 
 
 def randomize_bn(model: nn.Module, seed: int) -> nn.Module:
@@ -110,7 +141,18 @@ ZOO: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
     "dilated": lambda: (ConvBN(cin=3, cout=8, dilation=2, padding=2, bias=True), (torch.randn(2, 3, 16, 16),)),
     "eps_1e-3": lambda: (ConvBN(cin=3, cout=8, eps=1e-3, padding=1), (torch.randn(2, 3, 12, 12),)),
     "two_branches": lambda: (TwoBranches(), (torch.randn(2, 4, 10, 10),)),
+    "keyword_spotter": lambda: (KeywordSpotter(), (torch.randn(4, 8, 64),)),
+    "basic_block": lambda: (BasicBlock(), (torch.randn(2, 3, 12, 12),)),
 }
+
+
+def dynamic_shapes(kind: str) -> tuple:
+    """The dynamic_shapes of a one-input model for `kind`: "batch" (dim 0),
+    "length" (dim 2, 1-D audio), "both", or "bounded" (a batch Dim with a
+    min and a max)."""
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", min=16, max=512)
+    return ({"batch": {0: batch}, "length": {2: length}, "both": {0: batch, 2: length},
+             "bounded": {0: torch.export.Dim("batch", min=1, max=8)}}[kind],)
 
 
 def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple]:

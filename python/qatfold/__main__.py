@@ -20,7 +20,9 @@ kept; nothing written on error).
 Exit codes, as the command line's: 0 success; 1 an unreadable input, an
 unwritable output or inputs that do not fit the program (one line on stderr,
 naming the file and the problem); 2 wrong usage; 3 verify flagged a conv
-(saturation up by more than 0.5 percentage points).
+(saturation up by more than 0.5 percentage points); 4 fold --strict: a
+batch_norm is left in a quantized program or runs in training mode (the
+output is written).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 
 EXIT_ERROR = 1
 EXIT_FLAGGED = 3
+EXIT_STRICT = 4
 
 
 class _Failure(Exception):
@@ -111,7 +114,10 @@ def _parser(fold_options: dict) -> argparse.ArgumentParser:
     fold.add_argument("--calibrate", type=Path, required=True,
                       help="torch.save'd tuple of tensors, or list of tuples, to calibrate on")
     for row in fold_options.values():
-        if row["kind"] == "choice":
+        if row["kind"] == "flag":
+            fold.add_argument(row["cli_flag"], dest=row["python_name"], action="store_true", default=None,
+                              help=row["help"])
+        elif row["kind"] == "choice":
             fold.add_argument(row["cli_flag"], dest=row["python_name"], choices=row["choices"], help=row["help"])
         else:
             fold.add_argument(row["cli_flag"], dest=row["python_name"], type=float, metavar="FLOAT",
@@ -204,6 +210,7 @@ def _fold(args, option_names: list[str]) -> int:
     program = _load_program(args.input)
     inputs = _load_inputs(args.calibrate, "--calibrate")
     options = {name: getattr(args, name) for name in option_names if getattr(args, name) is not None}
+    strict = options.pop("strict", False)
     try:
         result = fold(program, calibrate=inputs, **options)
     except _core.QatfoldError as e:
@@ -221,6 +228,13 @@ def _fold(args, option_names: list[str]) -> int:
                          default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o)))
     else:
         print(report.text, end="")
+    if strict and report.strict_failed:  # as the command line's --strict: after writing
+        print(f"qatfold: strict: {len(report.strict_failures)} batch_norm(s) left" if report.strict_failures
+              else "qatfold: strict: the program has batch_norms and no quantization (see the warning)",
+              file=sys.stderr)
+        for failure in report.strict_failures:
+            print(f"  {failure['batch_norm']}: {failure['reason']}", file=sys.stderr)
+        return EXIT_STRICT
     return 0
 
 

@@ -101,6 +101,18 @@ class FoldReport:
     prepared_biases: list[PreparedBias] = field(default_factory=list)
     folded: list[FoldedConv] = field(default_factory=list)
     skipped: list[SkippedBatchNorm] = field(default_factory=list)
+    # Whether the program holds quantize or dequantize ops at all.
+    quantized_program: bool = False
+    # Likely mistakes the program shows (exported in training mode, never
+    # quantized), a line each naming the fix; in ``text`` too.
+    warnings: list[str] = field(default_factory=list)
+    # The batch_norms strict=True fails on: every one left in a quantized
+    # program, and every one in training mode ({"batch_norm", "module_path",
+    # "code", "reason"}).
+    strict_failures: list[dict[str, str]] = field(default_factory=list)
+    # Whether strict=True fails: a strict failure, or batch_norms in a
+    # program that was never quantized.
+    strict_failed: bool = False
     # What the user should know that is not a fold or a refusal (calibration
     # inputs no fold used, ...), a line each, as in ``text``.
     notes: list[str] = field(default_factory=list)
@@ -184,9 +196,29 @@ def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: 
     folded, report = _fold_copy(program, values, explain, observed)
     report = _with_calibration_note(report, calibrate)
     if verify is None or verify is False:
-        return FoldResult(folded, report)
-    verification = verify_fold(program, folded, _measurable(report), verify)
-    return FoldResult(folded, _with_measured_flags(report, verification), verification)
+        result = FoldResult(folded, report)
+    else:
+        verification = verify_fold(program, folded, _measurable(report), verify)
+        result = FoldResult(folded, _with_measured_flags(report, verification), verification)
+    _check_strict(result, options.get("strict", False), "fold")
+    return result
+
+
+def _check_strict(result: Any, strict: bool, caller: str) -> None:
+    """strict=True: QatfoldError when a batch_norm is left that an integer
+    backend cannot take, with the report (and the result) attached."""
+    report = result.report
+    if not strict or not report.strict_failed:
+        return
+    if report.strict_failures:
+        listed = "; ".join(f"{f['batch_norm']}: {f['reason']}" for f in report.strict_failures)
+        message = f"{caller}: strict: {len(report.strict_failures)} batch_norm(s) left: {listed}"
+    else:
+        message = f"{caller}: strict: {report.warnings[0]}"
+    error = _core.QatfoldError(message)
+    error.report = report  # type: ignore[attr-defined]
+    error.result = result  # type: ignore[attr-defined]
+    raise error
 
 
 def _checked_call(program, caller: str, explain: Any, verify: Any, options: dict[str, Any]) -> dict[str, str]:
@@ -318,6 +350,7 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
         if original is not None:
             self.verification = verify_fold(original, program, _measurable(report), self.verify)
             self.report = _with_measured_flags(report, self.verification)
+        _check_strict(self, self.options.get("strict", False), "FuseQATConvBN")
         return PassResult(program.graph_module, report.changed)
 
 

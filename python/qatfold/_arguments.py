@@ -12,8 +12,8 @@ from ._core import QatfoldError
 
 # The fold pipeline's options, from the C++ table (passes/fold_options.h)
 # that also makes the command line's flags: python_name -> row with
-# "cli_flag", "help", "default" (text), "kind" ("float" with "min"/"max", or
-# "choice" with "choices").
+# "cli_flag", "help", "default" (text), "kind" ("float" with "min"/"max",
+# "choice" with "choices", or "flag").
 FOLD_OPTIONS: dict[str, dict[str, Any]] = {row["python_name"]: row for row in _core.fold_options()}
 
 
@@ -52,6 +52,11 @@ def option_values(options: dict[str, Any], caller: str) -> dict[str, str]:
     values = {}
     for name, value in options.items():
         row = FOLD_OPTIONS[name]
+        if row["kind"] == "flag":
+            if not isinstance(value, bool):
+                raise QatfoldError(f"{caller}: {name} must be True or False, not {_type_name(value)}")
+            values[name] = "true" if value else "false"
+            continue
         if row["kind"] == "choice":
             if not isinstance(value, str) or value not in row["choices"]:
                 shown = repr(value) if isinstance(value, str) else _type_name(value)

@@ -19,10 +19,14 @@ from ._arguments import FOLD_OPTIONS
 def _annotation(row: dict[str, Any]) -> str:
     if row["kind"] == "float":
         return "float"
+    if row["kind"] == "flag":
+        return "bool"
     return "Literal[" + ", ".join(repr(choice) for choice in row["choices"]) + "]"
 
 
 def _default(row: dict[str, Any]) -> Any:
+    if row["kind"] == "flag":
+        return row["default"] == "true"
     return float(row["default"]) if row["kind"] == "float" else row["default"]
 
 

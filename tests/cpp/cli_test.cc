@@ -445,3 +445,59 @@ TEST_F(Cli, DotPictures) {
 
 }  // namespace
 }  // namespace qatfold
+
+namespace qatfold {
+namespace {
+
+class CliStrict : public Cli {
+ protected:
+  // The text graph, assembled into an archive in the test folder.
+  std::string assembled(const std::string& name, const std::string& text) {
+    writeFile(path(name + ".txt"), text);
+    CommandResult result = run("assemble " + path(name + ".txt") + " -o " + path(name + ".pt2"));
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return path(name + ".pt2");
+  }
+};
+
+TEST_F(CliStrict, ExitsFourOnTrainingModeAfterWritingTheInputUnchanged) {
+  const std::string model = assembled("train", testing::edited(testing::kQatChain, {{"training=False", "training=True"}}));
+  CommandResult plain = run("fold " + model + " -o " + path("out.pt2"));
+  EXPECT_EQ(plain.exit_code, 0);
+  EXPECT_NE(plain.out.find("warning: 1 batch_norm(s) run in training mode (bn)"), std::string::npos) << plain.out;
+  CommandResult strict = run("fold " + model + " -o " + path("out.pt2") + " --strict");
+  EXPECT_EQ(strict.exit_code, 4);
+  EXPECT_NE(strict.err.find("qatfold: strict: 1 batch_norm(s) left:\n  bn: batch_norm runs in training mode"),
+            std::string::npos)
+      << strict.err;
+  EXPECT_EQ(readFile(path("out.pt2")), readFile(model));  // written, byte for byte the input
+}
+
+TEST_F(CliStrict, ExitsZeroOnAProgramThatFoldsCompletely) {
+  EXPECT_EQ(run("fold " + fixturePath("qat_cadence_cnn.pt2") + " -o " + path("out.pt2") + " --strict").exit_code, 0);
+}
+
+TEST_F(CliStrict, FourWinsOverMaxRiskThree) {
+  const std::string model = assembled(
+      "left", testing::edited(testing::kQatChain,
+                              {{"return %bn", "%bn2 = aten.batch_norm.default(input=%bn, weight=%bn_w, bias=%bn_b, "
+                                              "running_mean=%mean, running_var=%var, training=False, momentum=0.1, "
+                                              "eps=1e-05, cudnn_enabled=False): float32[1, 2, 4, 4]\nreturn %bn2"}}));
+  EXPECT_EQ(run("fold " + model + " -o " + path("out.pt2") + " --max-risk 0").exit_code, 3);
+  CommandResult both = run("fold " + model + " -o " + path("out.pt2") + " --max-risk 0 --strict");
+  EXPECT_EQ(both.exit_code, 4);
+  EXPECT_NE(both.err.find("exceed --max-risk"), std::string::npos) << both.err;
+  EXPECT_NE(both.err.find("  bn2: "), std::string::npos) << both.err;
+  EXPECT_TRUE(std::filesystem::exists(path("out.pt2")));
+}
+
+TEST_F(CliStrict, AnUnquantizedProgramWarnsAndFailsStrict) {
+  const std::string model = assembled("float", testing::kFloatChain);
+  CommandResult strict = run("fold " + model + " --dry-run --strict");
+  EXPECT_EQ(strict.exit_code, 4);
+  EXPECT_NE(strict.out.find("warning: 1 batch_norm(s) and no quantize or dequantize op"), std::string::npos);
+  EXPECT_NE(strict.err.find("no quantization"), std::string::npos) << strict.err;
+}
+
+}  // namespace
+}  // namespace qatfold

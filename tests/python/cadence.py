@@ -18,16 +18,18 @@ if not hasattr(typing, "override"):
     typing.override = typing_extensions.override
 
 
-def lower_to_cadence(program, fuse_pass=None):
-    """QuantFusionPass (after `fuse_pass(program)`, if given), the torch-ops
-    passes, and lowering to the Cadence edge program; returns its ExportedProgram."""
+def lower_to_cadence(program, fuse_pass=None, quantizer=None):
+    """QuantFusionPass (after `fuse_pass(program)`, if given) with the
+    patterns of `quantizer` (the QAT default quantizer's if None), the
+    torch-ops passes, and lowering to the Cadence edge program; returns its
+    ExportedProgram."""
     import executorch.backends.cadence.aot.ref_implementations  # noqa: F401 (Python kernels)
     from executorch.backends.cadence.aot import compiler
     from executorch.backends.cadence.aot.passes import apply_torch_ops_passes
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
     from executorch.exir.pass_manager import PassManager
 
-    patterns = [q.pattern for q in CadenceDefaultQuantizer(is_qat=True).quantizers]
+    patterns = [q.pattern for q in (quantizer or CadenceDefaultQuantizer(is_qat=True)).quantizers]
     passes = ([fuse_pass(program)] if fuse_pass else []) + [compiler.QuantFusionPass(patterns)]
     preserved = list(compiler.TO_EDGE_PRESERVE_OPS)
     try:

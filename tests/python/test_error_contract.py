@@ -140,6 +140,8 @@ def test_every_option_is_a_named_keyword_with_type_and_default():
             assert parameter.kind is parameter.KEYWORD_ONLY
             if row["kind"] == "float":
                 assert parameter.annotation == "float" and parameter.default == float(row["default"])
+            elif row["kind"] == "flag":
+                assert parameter.annotation == "bool" and parameter.default is (row["default"] == "true")
             else:
                 assert parameter.default == row["default"] in row["choices"]
                 assert parameter.annotation == "Literal[" + ", ".join(map(repr, row["choices"])) + "]"

@@ -28,7 +28,8 @@ def regenerated(tmp_path_factory):
     return programs
 
 
-@pytest.mark.parametrize("name", ["float_cnn", "qat_cadence_cnn", "qat_cadence_cnn_decomposed", "qat_xnnpack_cnn", "tied_weights",
+@pytest.mark.parametrize("name", ["float_cnn", "qat_cadence_cnn", "qat_cadence_cnn_decomposed", "qat_xnnpack_cnn",
+                                  "qat_cadence_dynamic", "tied_weights",
                                   "buffers", "lifted_constants"])
 def test_committed_fixture_matches_regenerated(regenerated, name):
     committed = torch.export.load(FIXTURES / f"{name}.pt2")

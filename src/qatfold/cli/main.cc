@@ -4,7 +4,9 @@
 // even if nothing was folded); 1 the input could not be read or the output
 // could not be written (one line on stderr names the file and the problem);
 // 2 wrong usage; 3 fold --max-risk: the archive was written, but a folded
-// conv's output-range risk exceeds the limit (for CI pipelines).
+// conv's output-range risk exceeds the limit (for CI pipelines); 4 fold
+// --strict: the archive was written, but a batch_norm is left in a quantized
+// program or one runs in training mode (4 wins over 3).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -34,6 +36,7 @@ namespace {
 constexpr int kExitInputError = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitRiskAboveLimit = 3;
+constexpr int kExitStrict = 4;
 
 // An error tied to a file: printed as "qatfold: error: FILE: message".
 struct FileError {
@@ -273,6 +276,7 @@ int runFold(const FoldCommand& command) {
     std::cout << report.toText(command.explain, qatfold::passes::OptionStyle::kCli);
     std::cout << (command.dry_run ? "dry run: nothing written\n" : "wrote " + command.output + "\n");
   }
+  int exit_code = 0;
   if (command.max_risk) {
     std::size_t above = 0;
     double worst = 0;
@@ -288,10 +292,24 @@ int runFold(const FoldCommand& command) {
     if (above > 0) {
       std::fprintf(stderr, "qatfold: %zu folded conv(s) exceed --max-risk %g; worst %s at %.1f%% of its output range\n",
                    above, *command.max_risk, worst_conv.c_str(), 100.0 * worst);
-      return kExitRiskAboveLimit;
+      exit_code = kExitRiskAboveLimit;
     }
   }
-  return 0;
+  // --strict: every batch_norm left that an integer backend cannot take.
+  if (command.options.strict && report.strictFailed()) {
+    const std::vector<const qatfold::passes::SkippedBatchNorm*> failures = report.strictFailures();
+    if (failures.empty()) {
+      std::cerr << "qatfold: strict: the program has batch_norms and no quantization (see the warning)\n";
+    } else {
+      std::cerr << "qatfold: strict: " << failures.size() << " batch_norm(s) left:\n";
+    }
+    for (const auto* s : failures) {
+      std::cerr << "  " << (s->module_path.empty() ? s->batch_norm : s->batch_norm + " (" + s->module_path + ")")
+                << ": " << s->reason() << "\n";
+    }
+    exit_code = kExitStrict;  // wins over --max-risk's 3
+  }
+  return exit_code;
 }
 
 // "{keep,widen}": the values of a choice option.
@@ -307,6 +325,10 @@ void addFoldOptions(CLI::App* command, qatfold::passes::FoldOptions& options) {
   const qatfold::passes::FoldOptions defaults;
   for (const qatfold::passes::FoldOptionInfo& info : qatfold::passes::kFoldOptions) {
     const std::string flag(info.cli_flag);
+    if (info.flag != nullptr) {
+      command->add_flag(flag, options.*info.flag, std::string(info.help));
+      continue;
+    }
     command
         ->add_option_function<std::string>(
             flag,
@@ -326,7 +348,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("qatfold ") + qatfold::kVersion);
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 unreadable input or unwritable output, 2 wrong usage, "
-             "3 fold --max-risk exceeded (output written).");
+             "3 fold --max-risk exceeded (output written), 4 fold --strict: batch_norms left (output written; wins over 3).");
 
   std::string input;
   std::string output;

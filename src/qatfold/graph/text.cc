@@ -47,15 +47,9 @@ bool isFloatingType(ScalarType type) {
 // Printer
 // ============================================================================
 
-std::string joinInts(const std::vector<std::int64_t>& values) {
-  std::string out;
-  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + std::to_string(values[i]);
-  return out;
-}
-
 std::string typeText(const program::TensorMeta* meta) {
   if (meta == nullptr) return "?";
-  return program::scalarTypeName(meta->dtype) + (meta->symbolic ? "[?]" : "[" + joinInts(meta->sizes) + "]");
+  return program::scalarTypeName(meta->dtype) + meta->shapeString();
 }
 
 // A float in the shortest form that reads back as the same float.
@@ -283,7 +277,8 @@ class TextParser {
     return value;
   }
 
-  // dtype[sizes]; a size written as a name or '?' is symbolic.
+  // dtype[sizes]; a size written as a name ("s77") or '?' (unnamed) is
+  // symbolic, and prints back as written.
   struct TensorType {
     program::TensorMeta meta;
     std::vector<std::string> symbols;  // per dimension; empty for a concrete size
@@ -313,7 +308,7 @@ class TextParser {
       do {
         const char c = peek();
         if (c == '?' || std::isalpha(static_cast<unsigned char>(c))) {
-          const std::string name = c == '?' ? (++pos_, std::string("s") + std::to_string(symbols.size())) : word();
+          const std::string name = c == '?' ? (++pos_, std::string("?")) : word();
           sizes.push_back(1);
           symbols.push_back(name);
           continue;

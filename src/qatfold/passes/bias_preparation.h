@@ -13,12 +13,19 @@
 //     chain folds get one (kFoldedConvs), so a program where nothing folds
 //     comes out unchanged.
 //
-// The rule kAuto applies: a program "encodes conv biases as int32" when at
-// least one convolution or linear reads its bias through a dequantize
-// (per tensor or per channel) of an int32 tensor. A program with no such
-// bias — all float, or no conv bias at all — gets kFoldedConvs: nothing in
-// it says the backend wants int32 biases, and a folded conv gets its own
-// either way.
+// The rule kAuto applies: a program "encodes conv biases as int32" when
+//   - at least one convolution or linear reads its bias through a dequantize
+//     (per tensor or per channel) of an int32 tensor, or
+//   - a QAT chain of a quantized conv survived (conv -> q -> dq -> div ->
+//     [add] -> batch_norm): torchao's own fold removes every chain whose
+//     pattern matches, and the match fails where the quantizer annotates the
+//     conv's output and gives its bias an int32 spec. A program of bias-less
+//     convs shows the spec only this way (Cadence's FusedConvRelu quantizer
+//     leaves its conv+relu blocks folded by torchao with float biases and its
+//     other convs in chains; ExecuTorch's pass gives them all int32 biases).
+// A program with neither (all float, or every chain folded by torchao, as
+// XNNPACK's) gets kFoldedConvs: nothing in it says the backend wants int32
+// biases, and a folded conv gets its own either way.
 #pragma once
 
 #include <optional>
@@ -53,5 +60,8 @@ BiasPreparationDecision decideBiasPreparation(const graph::Graph& graph, BiasPre
 
 // The first convolution or linear whose bias is dequantized from int32, or null.
 const graph::Node* firstInt32BiasReader(const graph::Graph& graph);
+// The conv of the first surviving QAT chain whose conv reads dequantized
+// input and weight, or null.
+const graph::Node* firstQuantizedChainConv(const graph::Graph& graph);
 
 }  // namespace qatfold::passes

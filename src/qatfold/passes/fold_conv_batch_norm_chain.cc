@@ -104,8 +104,8 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const Ba
   // ---- data: constant parameters, channels, numerics ---------------------------
   const std::int64_t channels = m.prepared ? m.prepared->channels : bias->input->payload()->meta.tensor_meta->numel();
   const program::TensorMeta* out_meta = conv.output()->meta();
-  if (out_meta == nullptr || out_meta->symbolic) return chainFailure(RefusalCode::kOutputShapeUnknown);
-  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
+  if (out_meta == nullptr || out_meta->rank() == 0) return chainFailure(RefusalCode::kOutputShapeUnknown);
+  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->rank());
   if (auto* why = std::get_if<Refusal>(&numbers_or_why)) return std::move(*why);
   const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
 
@@ -207,11 +207,11 @@ std::optional<Refusal> FoldConvBatchNormChain::matchFloatBias(Match& m, const Ba
   if (!zero_bias && !isConstantTensor(bias)) return chainFailure(RefusalCode::kFloatBiasNotConstant, {conv.name()});
 
   const program::TensorMeta* out_meta = conv.output()->meta();
-  if (out_meta == nullptr || out_meta->symbolic || out_meta->sizes.size() < 2) {
-    return chainFailure(RefusalCode::kOutputShapeUnknown);
-  }
-  const std::int64_t channels = out_meta->sizes[1];
-  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->sizes.size());
+  if (out_meta == nullptr || out_meta->rank() < 2) return chainFailure(RefusalCode::kOutputShapeUnknown);
+  const std::optional<std::int64_t> known_channels = out_meta->size(1);
+  if (!known_channels) return chainFailure(RefusalCode::kChannelsSymbolic, {conv.name()});
+  const std::int64_t channels = *known_channels;
+  auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->rank());
   if (auto* why = std::get_if<Refusal>(&numbers_or_why)) return std::move(*why);
   const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
   if (numbers.eps_factor) {

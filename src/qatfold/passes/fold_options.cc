@@ -16,6 +16,13 @@ const FoldOptionInfo* findFoldOption(std::string_view python_name) {
 }
 
 std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionInfo& info, std::string_view text) {
+  if (info.flag != nullptr) {
+    if (text == "true" || text == "false") {
+      options.*info.flag = text == "true";
+      return std::nullopt;
+    }
+    return std::string(info.python_name) + " must be true or false, not '" + std::string(text) + "'";
+  }
   if (!info.choices.empty()) {
     for (std::size_t i = 0; i < info.choices.size(); ++i) {
       if (info.choices[i] != text) continue;
@@ -40,6 +47,7 @@ std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionI
 }
 
 std::string foldOptionValue(const FoldOptions& options, const FoldOptionInfo& info) {
+  if (info.flag != nullptr) return options.*info.flag ? "true" : "false";
   if (!info.choices.empty()) return std::string(info.choices[info.get_choice(options)]);
   return formatFloatLikePython(options.*info.real);
 }

@@ -72,14 +72,16 @@ struct FoldOptions {
   OutputRange output_range = OutputRange::kKeep;
   QuantizedBatchNorm quantized_batch_norm = QuantizedBatchNorm::kAuto;
   PerTensorWeights per_tensor_weights = PerTensorWeights::kRefuse;
+  bool strict = false;
   // Not an option of the table below: data, given by the Python front end.
   std::map<std::string, ObservedRange, std::less<>> observed_ranges;
 };
 
 // One option as every front end spells it. A real-valued option points at
-// its field with `real` and has the bounds [min, max]; a choice takes one of
-// `choices` (its enum's names, in enum order) and reads and writes its field
-// through `get_choice`/`set_choice` as an index (see choiceOption).
+// its field with `real` and has the bounds [min, max]; a flag (on or off)
+// points at its field with `flag`; a choice takes one of `choices` (its
+// enum's names, in enum order) and reads and writes its field through
+// `get_choice`/`set_choice` as an index (see choiceOption).
 struct FoldOptionInfo {
   std::string_view python_name;  // "risk_threshold"
   std::string_view cli_flag;     // "--risk-threshold"
@@ -90,7 +92,16 @@ struct FoldOptionInfo {
   std::span<const std::string_view> choices = {};
   std::size_t (*get_choice)(const FoldOptions&) = nullptr;
   void (*set_choice)(FoldOptions&, std::size_t) = nullptr;
+  bool FoldOptions::*flag = nullptr;
 };
+
+// The row of a flag.
+constexpr FoldOptionInfo flagOption(std::string_view python_name, std::string_view cli_flag, std::string_view help,
+                                    bool FoldOptions::*field) {
+  FoldOptionInfo info{python_name, cli_flag, help};
+  info.flag = field;
+  return info;
+}
 
 // The row of an enum field whose values are 0 .. names.size() - 1.
 template <auto Field>
@@ -136,6 +147,10 @@ inline constexpr FoldOptionInfo kFoldOptions[] = {
         "Such a batch_norm behind a layer with per-tensor weights: 'refuse' to fold it, or 'requantize' the folded "
         "weights to one new per-tensor scale (lossy: the report gives the weight error)",
         kPerTensorWeightsNames),
+    flagOption("strict", "--strict",
+               "Fail (exit 4; Python: QatfoldError with the report) when a batch_norm is left in a quantized program "
+               "or any runs in training mode, listing each with its reason; the output is still written",
+               &FoldOptions::strict),
 };
 
 // The row of `python_name`, or null.

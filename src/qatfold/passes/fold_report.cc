@@ -86,6 +86,17 @@ Json FoldReport::toJson() const {
   json["removed_nodes"] = removed_nodes;
   json["removed_constants"] = removed_constants;
   json["changed"] = changed;
+  json["quantized_program"] = quantized_program;
+  json["warnings"] = warnings;
+  Json strict_json = Json::array();
+  for (const SkippedBatchNorm* s : strictFailures()) {
+    strict_json.push_back(Json{{"batch_norm", s->batch_norm},
+                               {"module_path", s->module_path},
+                               {"code", s->code()},
+                               {"reason", s->reason()}});
+  }
+  json["strict_failures"] = std::move(strict_json);
+  json["strict_failed"] = strictFailed();
   json["bias_preparation"] = Json{{"policy", bias_preparation.policy},
                                   {"requested", bias_preparation.requested},
                                   {"reason", bias_preparation.reason}};
@@ -134,6 +145,14 @@ Json FoldReport::toJson() const {
   return json;
 }
 
+std::vector<const SkippedBatchNorm*> FoldReport::strictFailures() const {
+  std::vector<const SkippedBatchNorm*> failures;
+  for (const SkippedBatchNorm& s : skipped) {
+    if (quantized_program || s.refusal.code == RefusalCode::kTrainingMode) failures.push_back(&s);
+  }
+  return failures;
+}
+
 std::string FoldReport::toText(bool explain, OptionStyle style) const {
   std::ostringstream out;
   const Json summary = toJson();
@@ -141,10 +160,14 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
       << ", skipped " << (summary["chains_found"].get<std::size_t>() - folded.size()) << "; int32 bias elements clamped "
       << clampedTotal() << "\n";
   out << "bias preparation: "
-      << (bias_preparation.policy == "all" ? "every conv with quantized input and weight" : "folded convs only") << " ("
+      << (bias_preparation.policy == "all"      ? "every conv with quantized input and weight"
+          : bias_preparation.policy == "folded" ? "folded convs only"
+                                                : "none")
+      << " ("
       << bias_preparation.requested << ": " << bias_preparation.reason << ")";
   if (!prepared.empty()) out << "; int32 biases prepared: " << prepared.size() << " conv(s)";
   out << "\n";
+  for (const std::string& warning : warnings) out << "warning: " << warning << "\n";
   if (!changed) out << "nothing to change: the program is left as it is\n";
   if (!folded.empty()) {
     // Highest risk first: that is where a user should look.

@@ -101,6 +101,13 @@ struct FoldReport {
   std::size_t removed_constants = 0;
   // Whether any pass changed the program; if not, the output is the input.
   bool changed = false;
+  // Whether the program holds quantize or dequantize ops at all, and how
+  // many batch_norms it had before any pass ran.
+  bool quantized_program = false;
+  std::size_t batch_norms = 0;
+  // Likely mistakes the program shows (exported in training mode, never
+  // quantized), each a line that names the fix; printed without --explain.
+  std::vector<std::string> warnings;
 
   // The outcome of one batch_norm under one pattern (the pass driver's
   // calls). A fold is final: it takes the batch_norm off the skipped list.
@@ -108,6 +115,12 @@ struct FoldReport {
   // A refusal: each batch_norm keeps one, that of the pattern that matched
   // furthest (Refusal::stage), the earlier pattern's on a tie.
   void refuse(const std::string& batch_norm, const std::string& module_path, Refusal refusal);
+  // What strict mode fails on: every batch_norm left in a quantized
+  // program, and every one in training mode.
+  std::vector<const SkippedBatchNorm*> strictFailures() const;
+  // Whether strict mode fails: a strict failure, or batch_norms in a
+  // program that was never quantized (a mistake even where all fold).
+  bool strictFailed() const { return !strictFailures().empty() || (batch_norms > 0 && !quantized_program); }
   std::size_t clampedTotal() const;
   std::size_t flaggedCount() const;
   Json toJson() const;

@@ -38,6 +38,20 @@ std::string whyNoQatChain(const graph::Node& layer) {
   return "torchao built none for this " + kind;
 }
 
+bool holdsQuantization(const graph::Graph& graph) {
+  constexpr std::string_view kQuantizedDecomposed = "torch.ops.quantized_decomposed.";
+  for (const graph::Node* node : graph.nodes()) {
+    if (std::string_view(node->target()).substr(0, kQuantizedDecomposed.size()) == kQuantizedDecomposed) return true;
+  }
+  return false;
+}
+
+bool isTrainingBatchNorm(const graph::Node& node) {
+  if (node.target() != op::kBatchNorm) return false;
+  const program::Argument* training = node.tryGetArgument("training");
+  return training != nullptr && training->asBool() == true;
+}
+
 bool isBatchNorm(const graph::Node& node) {
   return node.target() == op::kBatchNorm || node.target() == op::kBatchNormNoTraining;
 }

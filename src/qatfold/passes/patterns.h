@@ -42,6 +42,11 @@ std::string opKind(const std::string& target);
 // Why torchao's QAT fusion left quantized `layer` without a QAT chain, for
 // a message: "torchao's QAT patterns match no conv with padding='same'".
 std::string whyNoQatChain(const graph::Node& layer);
+// Whether any node of `graph` quantizes or dequantizes (quantized_decomposed).
+bool holdsQuantization(const graph::Graph& graph);
+// A batch_norm that computes batch statistics (training=True): the program
+// was exported from a model still in training mode.
+bool isTrainingBatchNorm(const graph::Node& node);
 // reshape or view.
 bool isReshape(const graph::Node& node);
 

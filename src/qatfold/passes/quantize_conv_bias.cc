@@ -18,14 +18,15 @@ constexpr std::int64_t kInt32Max = QuantizeConvBias::kQuantMax;
 static_assert(kInt32Min == std::numeric_limits<std::int32_t>::min() && kInt32Max == std::numeric_limits<std::int32_t>::max());
 
 // Output channels of a conv from its output shape: dim 1 when batched (the
-// output has the weight's rank), else dim 0.
+// output has the weight's rank), else dim 0; nullopt when that dimension is
+// symbolic (a dynamic batch or length leaves it static).
 std::optional<std::int64_t> outputChannels(const graph::Node& conv, const graph::Value& weight) {
   const TensorMeta* out = conv.output()->meta();
   const TensorMeta* w = weight.meta();
-  if (out == nullptr || w == nullptr || out->symbolic || w->symbolic || out->sizes.empty()) return std::nullopt;
-  const bool batched = out->sizes.size() == w->sizes.size();
-  if (batched && out->sizes.size() < 2) return std::nullopt;
-  return out->sizes[batched ? 1 : 0];
+  if (out == nullptr || w == nullptr || out->rank() == 0) return std::nullopt;
+  const bool batched = out->rank() == w->rank();
+  if (batched && out->rank() < 2) return std::nullopt;
+  return out->size(batched ? 1 : 0);
 }
 
 program::Metadata copiedMetadata(const graph::Node& source) {
@@ -77,7 +78,11 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
   }
 
   auto channels = outputChannels(conv, *weight_value);
-  if (!channels || *channels <= 0) return "output channel count is unknown";
+  if (!channels || *channels <= 0) {
+    return conv.output()->meta() != nullptr && conv.output()->meta()->symbolic
+               ? "its output channel dimension is symbolic (exported as dynamic)"
+               : "output channel count is unknown";
+  }
   m.channels = *channels;
 
   // Data: the bias scale.

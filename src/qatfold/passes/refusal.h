@@ -62,6 +62,8 @@ namespace qatfold::passes {
     "the quantize/dequantize pair after the conv disagree on their parameters", "")                                   \
   X(kNotConvOutput, "not-conv-output", "the quantized value is not a convolution or linear output", "")               \
   X(kOutputShapeUnknown, "output-shape-unknown", "conv output shape is unknown", "")                                  \
+  X(kChannelsSymbolic, "channels-symbolic",                                                                            \
+    "the channel dimension of '{0}''s output is symbolic (exported as dynamic): its bias needs the channel count", "") \
   X(kBiasNotPreparable, "bias-not-preparable", "'{0}' has no int32 dequantized bias and cannot be given one: {1}", "") \
   X(kBiasNotInt32Constant, "bias-not-int32-constant", "the bias of conv '{0}' is not a constant int32 tensor", "")    \
   X(kBiasScalesNotConstant, "bias-scales-not-constant", "the per-channel bias scales or zero points are not constant", \

@@ -282,12 +282,22 @@ std::uint64_t TensorMeta::requiredStorageBytes() const {
   return bytes;
 }
 
+std::optional<std::int64_t> TensorMeta::size(std::size_t dim) const {
+  if (!symbolic) return dim < sizes.size() ? std::optional<std::int64_t>(sizes[dim]) : std::nullopt;
+  return dim < symbolic_sizes.size() ? symbolic_sizes[dim] : std::nullopt;
+}
+
 std::string TensorMeta::shapeString() const {
-  if (symbolic) return "[symbolic]";
   std::string out = "[";
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
+  for (std::size_t i = 0; i < rank(); ++i) {
     if (i) out += ", ";
-    out += std::to_string(sizes[i]);
+    const std::optional<std::int64_t> known = size(i);
+    if (known) {
+      out += std::to_string(*known);
+    } else {
+      const std::string& symbol = i < size_symbols.size() ? size_symbols[i] : std::string();
+      out += symbol.empty() ? "?" : symbol;
+    }
   }
   return out + "]";
 }

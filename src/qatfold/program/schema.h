@@ -188,9 +188,17 @@ struct TensorMeta {
   std::vector<std::int64_t> strides;
   std::int64_t storage_offset = 0;
   bool requires_grad = false;
-  // True when a size, stride or offset is symbolic; the numbers are then not
-  // meaningful and only `source` describes the tensor.
+  // True when a size, stride or offset is symbolic; `sizes` and `strides`
+  // are then empty and `source` describes the tensor, while
+  // `symbolic_sizes` still gives every dimension whose size is a number.
   bool symbolic = false;
+  // Only when `symbolic`: per dimension, the size where it is a number and
+  // nullopt where it is symbolic, and the symbol of each symbolic one as the
+  // archive spells it ("s77", or an expression such as "2*s77"; "" where
+  // static). A pass asks rank() and size(d) and gets what it needs whenever
+  // that dimension is static.
+  std::vector<std::optional<std::int64_t>> symbolic_sizes;
+  std::vector<std::string> size_symbols;
   // The record's text of this meta; empty for metas built in memory, which
   // are written as contiguous CPU tensors.
   std::string_view source;
@@ -202,7 +210,11 @@ struct TensorMeta {
   // Bytes the storage must hold for this view (0 for empty tensors);
   // throws Error on overflow or negative strides.
   std::uint64_t requiredStorageBytes() const;
-  std::string shapeString() const;  // "[1, 3, 16, 16]"
+  std::string shapeString() const;  // "[1, 3, 16, 16]", "[s77, 8, 64]"
+  // Number of dimensions, symbolic or not.
+  std::size_t rank() const { return symbolic ? symbolic_sizes.size() : sizes.size(); }
+  // Size of dimension `dim`; nullopt where it is symbolic or past the rank.
+  std::optional<std::int64_t> size(std::size_t dim) const;
 };
 
 // A node input: schema name, argument, and its other members (kind).

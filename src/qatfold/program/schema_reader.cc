@@ -317,23 +317,53 @@ Argument readArgument(od::value& value, const Where& where) {
   return argument;
 }
 
-// A SymInt that is a concrete {"as_int": n}; nullopt when symbolic.
-std::optional<std::int64_t> readSymInt(od::value& value, const Where& where) {
+// A SymInt: a concrete {"as_int": n}, or symbolic ({"as_expr": {"expr_str":
+// ...}} and the like), whose symbol this gives as the printer shows it.
+struct SymInt {
+  std::optional<std::int64_t> value;
+  std::string symbol;
+};
+
+// "s77" of torch's "Symbol('s77', positive=True, integer=True)"; any other
+// expression ("2*s77") as it is written.
+std::string symbolOf(std::string_view expression) {
+  constexpr std::string_view kSymbol = "Symbol('";
+  if (expression.substr(0, kSymbol.size()) == kSymbol) {
+    const std::size_t end = expression.find('\'', kSymbol.size());
+    if (end != std::string_view::npos) return std::string(expression.substr(kSymbol.size(), end - kSymbol.size()));
+  }
+  return std::string(expression);
+}
+
+SymInt readSymInt(od::value& value, const Where& where) {
   if (typeOf(value, where) != json_type::object) fail(where, "expected a SymInt union");
   od::object object = take(value.get_object(), where);
   std::size_t members = 0;
-  std::optional<std::int64_t> concrete;
+  SymInt read;
   forEachMember(object, where, [&](od::field& field) {
     ++members;
-    if (keyOf(field) == "as_int") concrete = expectInt(field.value(), where);
-    else validate(field.value(), where);
+    const std::string_view key = keyOf(field);
+    if (key == "as_int") {
+      read.value = expectInt(field.value(), where);
+    } else if (key == "as_expr" && typeOf(field.value(), where) == json_type::object) {
+      od::object expression = take(field.value().get_object(), where);
+      forEachMember(expression, where, [&](od::field& member) {
+        if (keyOf(member) == "expr_str" && typeOf(member.value(), where) == json_type::string) {
+          read.symbol = symbolOf(expectString(member.value(), where));
+        } else {
+          validate(member.value(), where);
+        }
+      });
+    } else {
+      validate(field.value(), where);
+    }
   });
   if (members != 1) fail(where, "expected a SymInt union");
-  return concrete;
+  return read;
 }
 
-std::vector<std::optional<std::int64_t>> readSymInts(od::value& value, const Where& where) {
-  std::vector<std::optional<std::int64_t>> values;
+std::vector<SymInt> readSymInts(od::value& value, const Where& where) {
+  std::vector<SymInt> values;
   od::array array = expectArray(value, where);
   forEachItem(array, where, [&](od::value& item, std::size_t) { values.push_back(readSymInt(item, where)); });
   return values;
@@ -344,7 +374,7 @@ TensorMeta readTensorMeta(od::value& value, const Where& where) {
   TensorMeta meta;
   meta.source = sourceOf(object, where);
   bool seen_dtype = false, seen_grad = false, seen_sizes = false, seen_strides = false, seen_offset = false;
-  std::vector<std::optional<std::int64_t>> sizes, strides;
+  std::vector<SymInt> sizes, strides;
   std::optional<std::int64_t> offset;
   forEachMember(object, where, [&](od::field& field) {
     const std::string_view key = keyOf(field);
@@ -361,7 +391,7 @@ TensorMeta readTensorMeta(od::value& value, const Where& where) {
       strides = readSymInts(field.value(), Where(where, ".strides"));
       seen_strides = true;
     } else if (key == "storage_offset") {
-      offset = readSymInt(field.value(), Where(where, ".storage_offset"));
+      offset = readSymInt(field.value(), Where(where, ".storage_offset")).value;
       seen_offset = true;
     } else {
       validate(field.value(), where);
@@ -374,13 +404,17 @@ TensorMeta readTensorMeta(od::value& value, const Where& where) {
   requireField(seen_offset, "storage_offset", where);
   if (sizes.size() != strides.size()) fail(where, "sizes and strides have different lengths");
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    if (!sizes[i] || !strides[i]) {
+    if (sizes[i].value && *sizes[i].value < 0) {
+      fail(Where(where, ".sizes"), "negative size " + std::to_string(*sizes[i].value));
+    }
+    meta.symbolic_sizes.push_back(sizes[i].value);
+    meta.size_symbols.push_back(sizes[i].value ? std::string() : std::move(sizes[i].symbol));
+    if (!sizes[i].value || !strides[i].value) {
       meta.symbolic = true;
       continue;
     }
-    if (*sizes[i] < 0) fail(Where(where, ".sizes"), "negative size " + std::to_string(*sizes[i]));
-    meta.sizes.push_back(*sizes[i]);
-    meta.strides.push_back(*strides[i]);
+    meta.sizes.push_back(*sizes[i].value);
+    meta.strides.push_back(*strides[i].value);
   }
   std::int64_t elements = 1;
   for (std::int64_t size : meta.sizes) {
@@ -395,6 +429,9 @@ TensorMeta readTensorMeta(od::value& value, const Where& where) {
   if (meta.symbolic) {
     meta.sizes.clear();
     meta.strides.clear();
+  } else {
+    meta.symbolic_sizes.clear();
+    meta.size_symbols.clear();
   }
   return meta;
 }

@@ -20,7 +20,14 @@ Json describeTensor(const std::string& name, const program::TensorMeta* meta) {
   Json entry = Json{{"name", name}};
   if (meta != nullptr) {
     entry["dtype"] = program::scalarTypeName(meta->dtype);
-    entry["shape"] = meta->symbolic ? Json("symbolic") : Json(meta->sizes);
+    // A symbolic dimension by its symbol: [2, 3, 16, 16], ["s77", 8, 64].
+    Json shape = Json::array();
+    for (std::size_t d = 0; d < meta->rank(); ++d) {
+      const std::optional<std::int64_t> size = meta->size(d);
+      const std::string symbol = d < meta->size_symbols.size() ? meta->size_symbols[d] : std::string();
+      shape.push_back(size ? Json(*size) : Json(symbol.empty() ? "?" : symbol));
+    }
+    entry["shape"] = std::move(shape);
   }
   return entry;
 }
@@ -103,16 +110,13 @@ std::string formatInspectReport(const Json& report) {
     std::string line = entry["name"].get<std::string>();
     if (entry.contains("dtype")) {
       line += ": " + entry["dtype"].get<std::string>();
-      if (entry["shape"].is_array()) {
-        line += "[";
-        for (std::size_t i = 0; i < entry["shape"].size(); ++i) {
-          if (i) line += ", ";
-          line += std::to_string(entry["shape"][i].get<std::int64_t>());
-        }
-        line += "]";
-      } else {
-        line += "[symbolic]";
+      line += "[";
+      for (std::size_t i = 0; i < entry["shape"].size(); ++i) {
+        if (i) line += ", ";
+        const Json& size = entry["shape"][i];
+        line += size.is_string() ? size.get<std::string>() : std::to_string(size.get<std::int64_t>());
       }
+      line += "]";
     }
     return line;
   };
