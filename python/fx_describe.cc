@@ -211,36 +211,32 @@ program::TensorMeta Describer::tensorMeta(nb::handle tensor) const {
   const std::optional<int> dtype_code = code(dtypes_, dtype);
   if (!dtype_code) unsupported("a tensor of dtype " + std::string(text(nb::str(dtype))));
   meta.dtype = static_cast<program::ScalarType>(*dtype_code);
-  // Each size or stride; a SymInt is symbolic, and a size keeps its symbol
-  // ("s77") as the archive reader gives it.
-  auto read = [&](nb::handle sequence, std::vector<std::int64_t>& into, bool is_sizes) {
-    nb::object items = owned(PySequence_Fast(sequence.ptr(), "a tensor's shape"));
+  auto read = [&](const nb::object& items, std::vector<std::int64_t>& into) {
     const Py_ssize_t count = PySequence_Fast_GET_SIZE(items.ptr());
     into.reserve(static_cast<std::size_t>(count));
     for (Py_ssize_t i = 0; i < count; ++i) {
-      PyObject* item = PySequence_Fast_GET_ITEM(items.ptr(), i);
-      const std::optional<std::int64_t> value = integer(item);
+      const std::optional<std::int64_t> value = integer(PySequence_Fast_GET_ITEM(items.ptr(), i));
       if (!value) meta.symbolic = true;  // a SymInt
       into.push_back(value.value_or(0));
-      if (is_sizes) {
-        meta.symbolic_sizes.push_back(value);
-        meta.size_symbols.push_back(value ? std::string() : std::string(text(nb::str(item))));
-      }
     }
   };
-  read(attr(tensor, names().shape), meta.sizes, true);
-  read(call(tensor, names().stride), meta.strides, false);
+  nb::object shape = owned(PySequence_Fast(attr(tensor, names().shape).ptr(), "a tensor's shape"));
+  read(shape, meta.sizes);
+  read(owned(PySequence_Fast(call(tensor, names().stride).ptr(), "a tensor's strides")), meta.strides);
   const std::optional<std::int64_t> offset = integer(call(tensor, names().storage_offset));
   if (!offset) meta.symbolic = true;
   meta.storage_offset = offset.value_or(0);
   meta.requires_grad = attr(tensor, names().requires_grad).is(Py_True);
-  if (meta.symbolic) {  // as the archive reader leaves a symbolic meta
+  if (meta.symbolic) {  // as the archive reader leaves a symbolic meta: each size, a SymInt by its symbol ("s77")
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(shape.ptr()); ++i) {
+      PyObject* item = PySequence_Fast_GET_ITEM(shape.ptr(), i);
+      const std::optional<std::int64_t> value = integer(item);
+      meta.symbolic_sizes.push_back(value);
+      meta.size_symbols.push_back(value ? std::string() : std::string(text(nb::str(item))));
+    }
     meta.sizes.clear();
     meta.strides.clear();
     meta.storage_offset = 0;
-  } else {
-    meta.symbolic_sizes.clear();
-    meta.size_symbols.clear();
   }
   return meta;
 }

@@ -403,35 +403,35 @@ TensorMeta readTensorMeta(od::value& value, const Where& where) {
   requireField(seen_strides, "strides", where);
   requireField(seen_offset, "storage_offset", where);
   if (sizes.size() != strides.size()) fail(where, "sizes and strides have different lengths");
+  meta.symbolic = !offset;
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     if (sizes[i].value && *sizes[i].value < 0) {
       fail(Where(where, ".sizes"), "negative size " + std::to_string(*sizes[i].value));
     }
-    meta.symbolic_sizes.push_back(sizes[i].value);
-    meta.size_symbols.push_back(sizes[i].value ? std::string() : std::move(sizes[i].symbol));
-    if (!sizes[i].value || !strides[i].value) {
-      meta.symbolic = true;
-      continue;
+    meta.symbolic = meta.symbolic || !sizes[i].value || !strides[i].value;
+  }
+  if (meta.symbolic) {  // each dimension, and the symbols of the symbolic ones
+    for (SymInt& size : sizes) {
+      meta.symbolic_sizes.push_back(size.value);
+      meta.size_symbols.push_back(size.value ? std::string() : std::move(size.symbol));
     }
-    meta.sizes.push_back(*sizes[i].value);
-    meta.strides.push_back(*strides[i].value);
-  }
-  std::int64_t elements = 1;
-  for (std::int64_t size : meta.sizes) {
-    if (__builtin_mul_overflow(elements, size, &elements)) fail(Where(where, ".sizes"), "element count overflows");
-  }
-  if (!offset) {
-    meta.symbolic = true;
   } else {
+    meta.sizes.reserve(sizes.size());
+    meta.strides.reserve(sizes.size());
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      meta.sizes.push_back(*sizes[i].value);
+      meta.strides.push_back(*strides[i].value);
+    }
+  }
+  std::int64_t elements = 1;  // of the static sizes, symbolic meta or not
+  for (const SymInt& size : sizes) {
+    if (size.value && __builtin_mul_overflow(elements, *size.value, &elements)) {
+      fail(Where(where, ".sizes"), "element count overflows");
+    }
+  }
+  if (offset) {
     if (*offset < 0) fail(Where(where, ".storage_offset"), "negative storage offset");
     meta.storage_offset = *offset;
-  }
-  if (meta.symbolic) {
-    meta.sizes.clear();
-    meta.strides.clear();
-  } else {
-    meta.symbolic_sizes.clear();
-    meta.size_symbols.clear();
   }
   return meta;
 }
