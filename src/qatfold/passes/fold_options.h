@@ -148,8 +148,9 @@ inline constexpr FoldOptionInfo kFoldOptions[] = {
         "weights to one new per-tensor scale (lossy: the report gives the weight error)",
         kPerTensorWeightsNames),
     flagOption("strict", "--strict",
-               "Fail (exit 4; Python: QatfoldError with the report) when a batch_norm is left in a quantized program "
-               "or any runs in training mode, listing each with its reason; the output is still written",
+               "Fail (exit 4 after writing the output; Python: QatfoldError with the report) when a batch_norm is "
+               "left in a quantized program, one runs in training mode, or the program has batch_norms and no "
+               "quantization, listing each with its reason",
                &FoldOptions::strict),
 };
 

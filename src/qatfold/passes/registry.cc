@@ -80,6 +80,16 @@ std::string describeFoldPipeline() {
     if (!flags.empty()) text += " [" + flags + "]";
     text += "\n";
   }
+  // Options of the whole run rather than of one pass (strict).
+  for (const FoldOptionInfo& info : kFoldOptions) {
+    bool of_a_pass = false;
+    for (const PassInfo& pass : foldPipeline()) {
+      for (std::string_view option : pass.options) of_a_pass = of_a_pass || option == info.python_name;
+    }
+    if (of_a_pass) continue;
+    text += "  (the whole run): " + std::string(info.help) + " [" + std::string(info.cli_flag) + " / " +
+            std::string(info.python_name) + "]\n";
+  }
   return text;
 }
 
