@@ -287,18 +287,14 @@ std::optional<std::int64_t> TensorMeta::size(std::size_t dim) const {
   return dim < symbolic_sizes.size() ? symbolic_sizes[dim] : std::nullopt;
 }
 
+std::string TensorMeta::sizeText(std::size_t dim) const {
+  if (const std::optional<std::int64_t> known = size(dim)) return std::to_string(*known);
+  return dim < size_symbols.size() && !size_symbols[dim].empty() ? size_symbols[dim] : std::string("?");
+}
+
 std::string TensorMeta::shapeString() const {
   std::string out = "[";
-  for (std::size_t i = 0; i < rank(); ++i) {
-    if (i) out += ", ";
-    const std::optional<std::int64_t> known = size(i);
-    if (known) {
-      out += std::to_string(*known);
-    } else {
-      const std::string& symbol = i < size_symbols.size() ? size_symbols[i] : std::string();
-      out += symbol.empty() ? "?" : symbol;
-    }
-  }
+  for (std::size_t i = 0; i < rank(); ++i) out += (i ? ", " : "") + sizeText(i);
   return out + "]";
 }
 

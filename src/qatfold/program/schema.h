@@ -215,6 +215,8 @@ struct TensorMeta {
   std::size_t rank() const { return symbolic ? symbolic_sizes.size() : sizes.size(); }
   // Size of dimension `dim`; nullopt where it is symbolic or past the rank.
   std::optional<std::int64_t> size(std::size_t dim) const;
+  // Dimension `dim` as text: its size, or its symbol ("s77"; "?" unnamed).
+  std::string sizeText(std::size_t dim) const;
 };
 
 // A node input: schema name, argument, and its other members (kind).

@@ -24,8 +24,7 @@ Json describeTensor(const std::string& name, const program::TensorMeta* meta) {
     Json shape = Json::array();
     for (std::size_t d = 0; d < meta->rank(); ++d) {
       const std::optional<std::int64_t> size = meta->size(d);
-      const std::string symbol = d < meta->size_symbols.size() ? meta->size_symbols[d] : std::string();
-      shape.push_back(size ? Json(*size) : Json(symbol.empty() ? "?" : symbol));
+      shape.push_back(size ? Json(*size) : Json(meta->sizeText(d)));
     }
     entry["shape"] = std::move(shape);
   }
