@@ -1,11 +1,15 @@
-"""python -m qatfold verify ORIGINAL.pt2 FOLDED.pt2 [--inputs FILE] [--json]
+"""python -m qatfold verify ORIGINAL.pt2 FOLDED.pt2 [--inputs FILE] [--labels FILE] [--top1] [--json]
 python -m qatfold fold IN.pt2 -o OUT.pt2 --calibrate FILE [fold options] [--json]
 
 verify runs both programs on the inputs (a file torch.save'd as a tuple of
 tensors or a list of such tuples; the original program's example inputs when
 none are given) and prints, per folded conv, the share of its output
 quantization that saturates before and after the fold and its deviation in
-steps, and each output's deviation. The folds it measures are the ones any
+steps, and each output's deviation. With --labels (a torch.save'd 1-D
+integer tensor of class indices over every batch, or a list, one per batch)
+or --top1, it also prints how often the two programs' top-1 (argmax over the
+last dimension of the first output) agree and, with labels, each one's
+accuracy. The folds it measures are the ones any
 option could have made whose batch_norm the folded program no longer has, so
 a program folded with calibration or re-quantized weights is measured too.
 
@@ -86,7 +90,7 @@ def _load_program(path: Path):
         raise _Failure(path, f"torch.export.load cannot load it: {_first_line(e)}") from e
 
 
-def _load_inputs(path: Path, option: str):
+def _load_inputs(path: Path, option: str, holding: str = "a tuple of tensors or a list of such tuples"):
     import pickle
 
     import torch
@@ -97,7 +101,7 @@ def _load_inputs(path: Path, option: str):
         return torch.load(path)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
         raise _Failure(path, f"{option}: torch.load (weights only) cannot read it: expected a file torch.save wrote "
-                             "holding a tuple of tensors or a list of such tuples") from e
+                             f"holding {holding}") from e
 
 
 def _parser(fold_options: dict) -> argparse.ArgumentParser:
@@ -107,6 +111,11 @@ def _parser(fold_options: dict) -> argparse.ArgumentParser:
     verify.add_argument("original", type=Path)
     verify.add_argument("folded", type=Path)
     verify.add_argument("--inputs", type=Path, help="torch.save'd tuple of tensors, or list of tuples")
+    verify.add_argument("--labels", type=Path,
+                        help="torch.save'd class indices (a 1-D integer tensor over every input batch, or a list, "
+                             "one per batch): adds top-1 agreement and each program's accuracy")
+    verify.add_argument("--top1", action="store_true",
+                        help="top-1 agreement of the first output (argmax over its last dimension), without labels")
     verify.add_argument("--json", action="store_true", help="print the measurements as JSON")
     fold = commands.add_parser("fold", help="fold with calibration inputs")
     fold.add_argument("input", type=Path)
@@ -165,20 +174,25 @@ def _verify(args) -> int:
     original = _load_program(args.original)
     folded = _load_program(args.folded)
     inputs = _load_inputs(args.inputs, "--inputs") if args.inputs else None
+    labels = _load_inputs(args.labels, "--labels", "a 1-D integer tensor or a list of them") if args.labels else None
     _check_related(args.original, original, args.folded, folded)
     where = args.inputs if args.inputs else args.original
     try:
-        _arguments.batches(original, inputs, "--inputs")
+        _, batches = _arguments.batches(original, inputs, "--inputs")
     except _core.QatfoldError as e:
         raise _Failure(where, str(e)) from e
+    try:
+        _arguments.labels(labels, len(batches), "--labels")
+    except _core.QatfoldError as e:
+        raise _Failure(args.labels, str(e)) from e
     _, report_json, _ = _core.fold_archive(args.original.read_bytes(), _EVERY_FOLD, True, False)
     report = FoldReport.from_json(json.loads(report_json), "", True)
     remaining = {n.name for n in folded.graph.nodes}
     folds = [(conv, batch_norm) for conv, batch_norm in _measurable(report) if batch_norm not in remaining]
     try:
-        verification = verify_fold(original, folded, folds, inputs, "--inputs")
+        verification = verify_fold(original, folded, folds, inputs, "--inputs", labels, args.top1)
     except _core.QatfoldError as e:
-        raise _Failure(where, str(e)) from e
+        raise _Failure(args.labels if str(e).startswith("--labels") else where, str(e)) from e
     if args.json:
         print(json.dumps(verification.to_json()))
     else:

@@ -168,7 +168,8 @@ def _from_archive(data: bytes):
 REFUSAL_CODES: dict[str, dict[str, str]] = {row["code"]: row for row in _core.refusal_codes()}
 
 
-def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: Any = None, **options: Any) -> FoldResult:
+def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: Any = None, labels: Any = None,
+         top1: bool = False, **options: Any) -> FoldResult:
     """Folds every QAT Conv+BatchNorm chain of ``program`` into its conv's
     bias; returns a new ExportedProgram and the report. ``explain`` lists
     every batch_norm left in the report, not only QAT chains.
@@ -181,6 +182,13 @@ def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: 
     (saturation up by more than 0.5 percentage points), not from the
     estimate. Representative data gives a representative answer.
 
+    ``labels``: with ``verify``, the class of each sample: a 1-D integer
+    tensor over every batch in order, or a list of such tensors, one per
+    batch. ``result.verification.top1`` then gives how often the folded
+    program's top-1 (argmax over the last dimension of the first output)
+    agrees with the un-folded one's, and each one's accuracy. ``top1=True``
+    gives the agreement without labels.
+
     ``calibrate``: inputs as ``verify`` takes them, for a batch_norm that
     follows a quantized conv or linear without a QAT chain (XNNPACK's conv3d,
     padding="same", linear + BatchNorm1d): its output range on these inputs
@@ -191,14 +199,14 @@ def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: 
     Raises QatfoldError for programs qatfold cannot read and for arguments
     of the wrong type or value (the message names the argument and what it
     expects), TypeError for unknown keywords."""
-    values = _checked_call(program, "fold", explain, verify, options)
+    values = _checked_call(program, "fold", explain, verify, options, labels, top1)
     observed = _calibrated(program, calibrate)
     folded, report = _fold_copy(program, values, explain, observed)
     report = _with_calibration_note(report, calibrate)
     if verify is None or verify is False:
         result = FoldResult(folded, report)
     else:
-        verification = verify_fold(program, folded, _measurable(report), verify)
+        verification = verify_fold(program, folded, _measurable(report), verify, labels=labels, top1=top1)
         result = FoldResult(folded, _with_measured_flags(report, verification), verification)
     _check_strict(result, options.get("strict", False), "fold")
     return result
@@ -221,13 +229,20 @@ def _check_strict(result: Any, strict: bool, caller: str) -> None:
     raise error
 
 
-def _checked_call(program, caller: str, explain: Any, verify: Any, options: dict[str, Any]) -> dict[str, str]:
+def _checked_call(program, caller: str, explain: Any, verify: Any, options: dict[str, Any],
+                  labels: Any = None, top1: Any = False) -> dict[str, str]:
     """The option values of a fold call, once every argument is checked."""
     _arguments.check_program(program, caller)
     _arguments.check_flag(explain, "explain", caller)
+    _arguments.check_flag(top1, "top1", caller)
     values = _arguments.option_values(options, caller)
-    if verify is not None and verify is not False:
-        _arguments.batches(program, verify, "verify")
+    verifying = verify is not None and verify is not False
+    if verifying:
+        _, batches = _arguments.batches(program, verify, "verify")
+        _arguments.labels(labels, len(batches))
+    elif labels is not None or top1:
+        raise _core.QatfoldError(f"{caller}: {'labels' if labels is not None else 'top1'} needs verify= "
+                           "(the inputs the labels belong to)")
     return values
 
 
@@ -314,17 +329,18 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
     The last run's report is kept in ``self.report``. Takes the same
     keyword options as ``qatfold.fold``."""
 
-    def __init__(self, exported_program: Any, *, verify: Any = None, calibrate: Any = None,
-                 **options: Any) -> None:
+    def __init__(self, exported_program: Any, *, verify: Any = None, calibrate: Any = None, labels: Any = None,
+                 top1: bool = False, **options: Any) -> None:
         super().__init__()
         # Wrong arguments fail here, not at the first call.
-        _checked_call(exported_program, "FuseQATConvBN", False, verify, options)
+        _checked_call(exported_program, "FuseQATConvBN", False, verify, options, labels, top1)
         if calibrate is not None:
             _arguments.batches(exported_program, calibrate, "calibrate")
         self.exported_program = exported_program
         self.options = dict(options)
         self.verify = verify
         self.calibrate = calibrate
+        self.labels, self.top1 = labels, top1
         self.report: FoldReport | None = None
         self.verification: Verification | None = None
 
@@ -348,7 +364,8 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
         report = _with_calibration_note(report, self.calibrate)
         self.report, self.verification = report, None
         if original is not None:
-            self.verification = verify_fold(original, program, _measurable(report), self.verify)
+            self.verification = verify_fold(original, program, _measurable(report), self.verify,
+                                            labels=self.labels, top1=self.top1)
             self.report = _with_measured_flags(report, self.verification)
         _check_strict(self, self.options.get("strict", False), "FuseQATConvBN")
         return PassResult(program.graph_module, report.changed)
@@ -383,14 +400,15 @@ def cadence_compiler():
 
 
 @contextlib.contextmanager
-def in_cadence_compile(*, verify: Any = None, calibrate: Any = None, **options: Any):
+def in_cadence_compile(*, verify: Any = None, calibrate: Any = None, labels: Any = None, top1: bool = False,
+                       **options: Any):
     """Within the block, ExecuTorch's Cadence compile folds with qatfold:
     ``apply_pre_edge_transform_passes``, ``quantize_pt2``,
     ``quantize_and_export_to_edge`` and ``quantize_and_export_to_cadence``
     (``CADENCE_FOLDING_FUNCTIONS``) look up ``FuseQATConvBN`` in
     ``executorch.backends.cadence.aot.compiler`` when they run, and find
     qatfold's there, with the keywords given here (every option of ``fold``,
-    and ``verify``/``calibrate``, checked against each program it folds),
+    and ``verify``/``calibrate``/``labels``/``top1``, checked against each program it folds),
     until the block ends. ``export_to_cadence`` and ``export_to_edge`` never
     fold. Yields a list that receives the report of each fold::
 
@@ -406,7 +424,8 @@ def in_cadence_compile(*, verify: Any = None, calibrate: Any = None, **options: 
 
     class _Reporting(FuseQATConvBN):
         def __init__(self, exported_program) -> None:
-            super().__init__(exported_program, verify=verify, calibrate=calibrate, **options)
+            super().__init__(exported_program, verify=verify, calibrate=calibrate, labels=labels, top1=top1,
+                             **options)
 
         def call(self, graph_module):
             result = super().call(graph_module)

@@ -181,3 +181,41 @@ def run_batch(run, where: str):
     except (AssertionError, RuntimeError, TypeError, ValueError, IndexError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QatfoldError(f"{where} does not fit the program: {first}") from e
+
+
+_LABELS_EXPECTED = ("a 1-D integer tensor of class indices (one per sample, over every batch in order) "
+                    "or a list of such tensors, one per batch")
+
+
+def labels(value: Any, batch_count: int, argument: str = "labels") -> list | None:
+    """The labels given for verifying (``labels=``, ``--labels``), checked
+    for what can be known before anything runs: a list of 1-D int64 tensors,
+    one per batch, or one such tensor for every batch (a one-element list)
+    that the verification splits by the rows of each batch's output. None
+    when ``value`` is None."""
+    import torch
+
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        given, per_batch = [value], False
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        given, per_batch = list(value), True
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            for v in value):
+        given, per_batch = [torch.tensor(list(value))], False
+    else:
+        shown = "an empty list" if isinstance(value, (list, tuple)) and not value else _type_name(value)
+        raise QatfoldError(f"{argument} must be {_LABELS_EXPECTED}, not {shown}")
+    if per_batch and len(given) != batch_count:
+        raise QatfoldError(f"{argument}: {len(given)} tensors of labels for {batch_count} batch(es); "
+                           "give one per batch, or one tensor for all of them")
+    checked = []
+    for index, tensor in enumerate(given):
+        where = f"{argument}[{index}]" if per_batch else argument
+        if tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool:
+            raise QatfoldError(f"{where} must hold integer class indices, not {tensor.dtype}")
+        if tensor.dim() != 1:
+            raise QatfoldError(f"{where} must be 1-D (one class index per sample), not of shape {list(tensor.shape)}")
+        checked.append(tensor.to(torch.int64))
+    return checked

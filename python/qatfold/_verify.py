@@ -83,13 +83,55 @@ class OutputDeviation:
 
 
 @dataclass(frozen=True)
+class Top1:
+    """Top-1 on the program's first output: the class with the highest score
+    (argmax over the output's last dimension; each row of the other
+    dimensions is one sample), un-folded against folded. ``agreeing``: the
+    samples whose top-1 is the same in both programs; with labels,
+    ``correct_before`` / ``correct_after``: the samples each program
+    classifies as labelled (None without labels)."""
+
+    output: str
+    samples: int
+    agreeing: int
+    correct_before: int | None = None
+    correct_after: int | None = None
+
+    @property
+    def agreement(self) -> float:
+        return self.agreeing / max(self.samples, 1)
+
+    @property
+    def accuracy_before(self) -> float | None:
+        return None if self.correct_before is None else self.correct_before / max(self.samples, 1)
+
+    @property
+    def accuracy_after(self) -> float | None:
+        return None if self.correct_after is None else self.correct_after / max(self.samples, 1)
+
+    def text(self) -> str:
+        line = (f"  top-1 of output 0 ({self.output}) over {self.samples} samples: folded agrees with un-folded on "
+                f"{100 * self.agreement:.2f}% ({self.agreeing}/{self.samples})")
+        if self.correct_before is not None:
+            line += (f"; accuracy un-folded {100 * self.accuracy_before:.2f}% ({self.correct_before}), "
+                     f"folded {100 * self.accuracy_after:.2f}% ({self.correct_after})")
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "agreement": self.agreement, "accuracy_before": self.accuracy_before,
+                "accuracy_after": self.accuracy_after}
+
+
+@dataclass(frozen=True)
 class Verification:
-    """What verifying a fold measured, and on which inputs."""
+    """What verifying a fold measured, and on which inputs. ``top1`` is set
+    when labels were given or top-1 was asked for."""
 
     inputs: str  # "given" or "example_inputs"
     batches: int
     convs: list[ConvVerification] = field(default_factory=list)
     outputs: list[OutputDeviation] = field(default_factory=list)
+    top1: Top1 | None = None
 
     @property
     def flagged_count(self) -> int:
@@ -113,11 +155,14 @@ class Verification:
                              f"max {c.coarser_max_steps:.2f}")
         for o in self.outputs:
             lines.append(f"  output {o.index} ({o.name}): mean {o.mean:.4g}, max {o.max:.4g} {o.unit}")
+        if self.top1 is not None:
+            lines.append(self.top1.text())
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "batches": self.batches, "flagged_count": self.flagged_count,
-                "convs": [c.__dict__ for c in self.convs], "outputs": [o.__dict__ for o in self.outputs]}
+                "convs": [c.__dict__ for c in self.convs], "outputs": [o.__dict__ for o in self.outputs],
+                "top1": None if self.top1 is None else self.top1.to_json()}
 
 
 def _op_name(node) -> str:
@@ -327,15 +372,78 @@ def _saturated(node, q, high_only: bool) -> int:
     return int((q == high).sum()) if high_only else int(((q == low) | (q == high)).sum())
 
 
+class _Top1Count:
+    """Top-1 over the batches: the scores of the first output, un-folded and
+    folded, against the labels (a list from _arguments.labels, or None)."""
+
+    def __init__(self, labels: list | None, batch_count: int, argument: str) -> None:
+        self.labels = labels
+        self.split = labels is not None and len(labels) == 1 and batch_count > 1  # one tensor for all batches
+        self.argument = argument
+        self.samples = self.agreeing = self.correct_before = self.correct_after = 0
+
+    def _scores(self, output) -> Any:
+        import torch
+
+        if not isinstance(output, torch.Tensor) or output.dim() < 1 or not output.is_floating_point():
+            shown = "not a tensor" if not isinstance(output, torch.Tensor) else \
+                f"of dtype {output.dtype} and shape {list(output.shape)}"
+            raise _arguments.QatfoldError(f"{self.argument}: top-1 takes the program's first output as scores "
+                                          f"(a floating tensor, classes on its last dimension); it is {shown}")
+        return output.detach().float().reshape(-1, output.shape[-1])
+
+    def add(self, index: int, before, after) -> None:
+        scores_before, scores_after = self._scores(before), self._scores(after)
+        top_before, top_after = scores_before.argmax(-1), scores_after.argmax(-1)
+        rows = top_before.numel()
+        self.agreeing += int((top_before == top_after).sum())
+        if self.labels is not None:
+            if self.split:
+                labels = self.labels[0][self.samples:self.samples + rows]
+            else:
+                labels = self.labels[index]
+            where = self.argument if self.split else f"{self.argument}[{index}]"
+            if labels.numel() != rows:
+                if self.split:  # too few for every batch: said with the totals, once every batch has run
+                    self.samples += rows
+                    return
+                raise _arguments.QatfoldError(f"{where}: {labels.numel()} label(s) for the {rows} samples of "
+                                              f"batch {index} (the rows of output 0)")
+            classes = scores_before.shape[-1]
+            outside = (labels < 0) | (labels >= classes)
+            if bool(outside.any()):
+                position = int(outside.nonzero()[0, 0])
+                raise _arguments.QatfoldError(
+                    f"{where}: label {int(labels[position])} (sample {self.samples + position}) is not a class of "
+                    f"output 0, which scores {classes} classes (0..{classes - 1})")
+            self.correct_before += int((top_before == labels).sum())
+            self.correct_after += int((top_after == labels).sum())
+        self.samples += rows
+
+    def result(self, output: str, batch_count: int) -> Top1:
+        if self.split and self.samples != self.labels[0].numel():
+            raise _arguments.QatfoldError(f"{self.argument}: {self.labels[0].numel()} label(s) for the "
+                                          f"{self.samples} samples of {batch_count} batch(es) (the rows of output 0)")
+        if self.labels is None:
+            return Top1(output, self.samples, self.agreeing)
+        return Top1(output, self.samples, self.agreeing, self.correct_before, self.correct_after)
+
+
 def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], inputs=None,
-                argument: str = "verify") -> Verification:
+                argument: str = "verify", labels: Any = None, top1: bool = False) -> Verification:
     """Measures the fold of `original` into `folded` on `inputs` (a tuple of
     tensors, a list of such tuples, or None/True for the program's example
     inputs). `folded_convs` lists (conv, batch_norm) node names of the folds
-    to measure, as the fold report names them."""
+    to measure, as the fold report names them. With `labels` (class indices,
+    see _arguments.labels) or `top1`, also the top-1 agreement of the first
+    output and, with labels, each program's accuracy."""
     import torch
 
     source, batches = _arguments.batches(original, inputs, argument)
+    labels_argument = "--labels" if argument == "--inputs" else "labels"
+    checked_labels = _arguments.labels(labels, len(batches), labels_argument)
+    counting = _Top1Count(checked_labels, len(batches), labels_argument) \
+        if checked_labels is not None or top1 else None
     before_module, after_module = _private_module(original), _private_module(folded)
     convs = _measured_convs(original, folded, folded_convs)
     names_before = {n for c in convs for n in (c.batch_norm, c.q_before.name)}
@@ -367,6 +475,9 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
                 # Channels on axis 1 (conv and linear outputs alike).
                 coarser = c.removed_step.clamp_min(scale).reshape([1, -1] + [1] * (reference.dim() - 2))
                 c.coarser_steps.add((after - reference).abs() / coarser)
+        if counting is not None:
+            counting.add(index, outputs_before[0] if outputs_before else None,
+                         outputs_after[0] if outputs_after else None)
         for i, (a, b) in enumerate(zip(outputs_before, outputs_after)):
             if not isinstance(a, torch.Tensor):
                 continue
@@ -389,4 +500,6 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
                                          after - before > SATURATION_RISE_LIMIT, **split))
     outputs = [OutputDeviation(i, name, unit, steps.mean, steps.max)
                for i, (name, unit, steps) in sorted(output_totals.items())]
-    return Verification(source, len(batches), measured, outputs)
+    first_output = output_nodes[0].name if output_nodes and output_nodes[0] is not None else "0"
+    return Verification(source, len(batches), measured, outputs,
+                        counting.result(first_output, len(batches)) if counting is not None else None)
