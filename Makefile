@@ -18,7 +18,7 @@ EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
 .PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
-        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench clean
+        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy clean
 
 all: build
 
@@ -81,6 +81,11 @@ demo: build python-install
 	@echo
 	@echo "== python examples/cadence_qat.py   (QAT -> convert -> qatfold.fold -> Cadence lowering)"
 	@$(VPY) examples/cadence_qat.py
+
+# Top-1 on scikit-learn's digits at every stage, down to the backends'
+# runtimes (docs/accuracy.md has the table it prints).
+accuracy: build python-install
+	$(VPY) examples/digits.py
 
 # Each stage in turn, with the time it took (scripts/run_stages.sh).
 test:
