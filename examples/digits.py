@@ -33,6 +33,7 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -283,10 +284,24 @@ def run_arm(program, x: torch.Tensor, folded: bool) -> dict[str, object]:
     edge = to_edge_transform_and_lower(program, partitioner=[TOSAPartitioner(arm_compile_spec())])
     lowered = edge.exported_program()
     outside = [str(n.target) for n in lowered.graph.nodes if n.op == "call_function"]
-    with contextlib.redirect_stdout(sys.stderr), torch.no_grad(), TosaReferenceModelDispatch():
+    with stdout_to_stderr(), torch.no_grad(), TosaReferenceModelDispatch():
         scores = lowered.module()(x)
     return {"scores": scores, "batch_norms": sum("batch_norm" in t for t in outside),
             "convs_outside": sum("convolution" in t for t in outside)}
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """The reference model prints its warnings from C++ on file descriptor
+    1: send them to stderr, so stdout holds only the table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 RUNTIMES = {"cadence": run_cadence, "xnnpack": run_xnnpack, "arm": run_arm}

@@ -74,3 +74,24 @@ def test_cadence_lowers_max_pool2d_with_the_stride_spelled_out():
     from executorch_repros import max_pool2d_default_stride_error
 
     assert max_pool2d_default_stride_error(stride=2) is None
+
+
+def test_the_report_snippets_run_and_show_the_bugs(tmp_path):
+    """The repros in docs/upstream.md run as written and print what the
+    report says they print (on 1.4.0; once fixed, the report is moot)."""
+    import re
+    import subprocess
+
+    text = (REPO / "docs" / "upstream.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    printed = []
+    for index, block in enumerate(blocks):
+        script = tmp_path / f"report_{index}.py"
+        script.write_text(block)
+        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-2000:]
+        printed.append(run.stdout.split())
+    if BUGGY:
+        assert printed[0] == ["tensor(-1.0000)"] or printed[0][-1].startswith("tensor(-0.99"), printed[0]
+        assert printed[1] == ["1", "16"], printed[1]
