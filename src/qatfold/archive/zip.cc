@@ -301,14 +301,6 @@ std::string ZipReader::read(const ZipEntry& entry, std::size_t spare) const {
   return data;
 }
 
-void ZipReader::readStoredRange(const ZipEntry& entry, std::uint64_t offset, void* out, std::size_t count) const {
-  if (entry.method != ZipMethod::kStored) throw Error(recordLabel(entry) + " is compressed; read it whole");
-  if (offset > entry.uncompressed_size || count > entry.uncompressed_size - offset) {
-    throw Error("read past the end of " + recordLabel(entry));
-  }
-  source_->readAt(entry.data_offset + offset, out, count);
-}
-
 void ZipReader::streamRaw(const ZipEntry& entry, const std::function<void(const char*, std::size_t)>& sink) const {
   std::string buffer(std::min<std::uint64_t>(kChunk, entry.compressed_size), '\0');
   uLong crc = ::crc32(0L, Z_NULL, 0);

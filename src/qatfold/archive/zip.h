@@ -50,8 +50,6 @@ class ZipReader {
   // string has room for `spare` more bytes, so a reader that needs padding
   // (simdjson) grows it without a copy.
   std::string read(const ZipEntry& entry, std::size_t spare = 0) const;
-  // Reads `count` bytes at `offset` inside a stored record.
-  void readStoredRange(const ZipEntry& entry, std::uint64_t offset, void* out, std::size_t count) const;
   // Streams the record's raw (possibly compressed) bytes in chunks, verifying
   // the CRC of stored records on the way.
   void streamRaw(const ZipEntry& entry, const std::function<void(const char*, std::size_t)>& sink) const;

@@ -457,9 +457,4 @@ void Graph::lint() const {
   if (values_by_name_.size() != defined) fail("name index holds values that are not in the graph");
 }
 
-std::string describeValue(const Value& value) {
-  if (value.meta() == nullptr) return value.name();
-  return program::scalarTypeName(value.meta()->dtype) + value.meta()->shapeString();
-}
-
 }  // namespace qatfold::graph

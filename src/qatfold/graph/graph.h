@@ -278,7 +278,4 @@ class Graph {
   GraphListener* listener_ = nullptr;
 };
 
-// The node's output tensor metadata as a readable "float32[1, 8, 16, 16]".
-std::string describeValue(const Value& value);
-
 }  // namespace qatfold::graph

@@ -21,8 +21,7 @@ namespace qatfold::passes {
 
 // `pass` names the pattern in the report (FoldedChain::folded_by).
 template <class Pattern>
-bool foldBatchNorms(graph::Graph& graph, std::string_view pass, const Pattern& pattern, FoldReport& report) {
-  bool changed = false;
+void foldBatchNorms(graph::Graph& graph, std::string_view pass, const Pattern& pattern, FoldReport& report) {
   for (graph::Node* node : graph.nodes()) {
     if (!isBatchNorm(*node)) continue;
     auto result = pattern.match(*node);
@@ -35,9 +34,7 @@ bool foldBatchNorms(graph::Graph& graph, std::string_view pass, const Pattern& p
     FoldedChain folded = match.report;
     folded.folded_by = pass;
     report.recordFolded(std::move(folded));
-    changed = true;
   }
-  return changed;
 }
 
 }  // namespace qatfold::passes

@@ -4,6 +4,7 @@
 
 #include "qatfold/numerics/weight_fold.h"
 #include "qatfold/passes/batch_norm_tail.h"
+#include "qatfold/passes/fold_report.h"
 #include "qatfold/passes/patterns.h"
 #include "qatfold/program/payload.h"
 

@@ -260,4 +260,12 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
   return out.str();
 }
 
+void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels) {
+  report.conv = conv.name();
+  report.conv_target = conv.target();
+  report.module_path = modulePath(conv);
+  report.batch_norm = batch_norm.name();
+  report.channels = channels;
+}
+
 }  // namespace qatfold::passes

@@ -11,6 +11,10 @@
 #include "qatfold/passes/refusal.h"
 #include "qatfold/program/json.h"
 
+namespace qatfold::graph {
+class Node;
+}  // namespace qatfold::graph
+
 namespace qatfold::passes {
 
 // A conv whose bias the bias-preparation step created or quantized.
@@ -128,5 +132,8 @@ struct FoldReport {
   // Options are named as the front end spells them.
   std::string toText(bool explain, OptionStyle style = OptionStyle::kPython) const;
 };
+
+// Fills in which conv and batch_norm a folded chain joined, and its channels.
+void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels);
 
 }  // namespace qatfold::passes

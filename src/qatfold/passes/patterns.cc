@@ -126,17 +126,4 @@ std::string modulePath(const graph::Node& node) {
   return last.substr(first_comma + 1, second_comma == std::string::npos ? std::string::npos : second_comma - first_comma - 1);
 }
 
-std::string describeNode(const graph::Node& node) {
-  std::string path = modulePath(node);
-  return path.empty() ? node.name() : node.name() + " (" + path + ")";
-}
-
-void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels) {
-  report.conv = conv.name();
-  report.conv_target = conv.target();
-  report.module_path = modulePath(conv);
-  report.batch_norm = batch_norm.name();
-  report.channels = channels;
-}
-
 }  // namespace qatfold::passes

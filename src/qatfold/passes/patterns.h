@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
-#include "qatfold/passes/fold_report.h"
 
 namespace qatfold::passes {
 
@@ -79,13 +78,7 @@ struct AffineQuantization {
 // node; nullopt if `node` is none of those or its arguments are not constants.
 std::optional<AffineQuantization> readAffineQuantization(graph::Node* node);
 
-// The node's display name with its module path (from nn_module_stack) when
-// present: "conv2d (conv1)".
-std::string describeNode(const graph::Node& node);
 // The innermost module path of a node ("layer1.0.conv1"), or "".
 std::string modulePath(const graph::Node& node);
-
-// Fills in which conv and batch_norm a folded chain joined, and its channels.
-void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels);
 
 }  // namespace qatfold::passes
