@@ -18,7 +18,7 @@ EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
 .PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
-        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy clean
+        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy check clean
 
 all: build
 
@@ -120,9 +120,14 @@ PYTEST := $(VPY) -m pytest -q -n 2 --dist loadfile tests/python
 test-python: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST)
 
-# The fast tier: everything but the end-to-end backend lowerings.
+# The fast tier: everything but the end-to-end backend lowerings and the
+# package build from a clean clone.
 test-python-fast: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST) -m "not slow"
+
+# The edit-test loop: the plain C++ tests and the fast Python tier (at most
+# 3 minutes after a build; `make test` runs every tier).
+check: test-cpp test-python-fast
 
 # The typing stub of qatfold's API, from the fold options table (qatfold/_signatures.py).
 stubs: python-install

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # a clone and an isolated pip build: the full tier
 
 
 def test_pip_install_from_a_clean_clone(tmp_path):

@@ -20,6 +20,8 @@ from conftest import REPO
 
 BUGGY = metadata.version("executorch") == "1.4.0"
 
+pytestmark = pytest.mark.slow  # Cadence lowerings
+
 
 def digits_example():
     """examples/digits.py as a module (its cadence_sign_patch)."""
