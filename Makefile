@@ -18,7 +18,7 @@ EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
 .PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
-        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy check clean
+        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy check wheel sdist clean
 
 all: build
 
@@ -81,6 +81,15 @@ demo: build python-install
 	@echo
 	@echo "== python examples/cadence_qat.py   (QAT -> convert -> qatfold.fold -> Cadence lowering)"
 	@$(VPY) examples/cadence_qat.py
+
+# A manylinux wheel that installs anywhere: libsimdjson bundled (docs in
+# README, "Install"); tests/python/test_wheel.py installs it in a fresh venv.
+wheel: python-install
+	bash scripts/build_wheel.sh dist
+
+# The source distribution (scikit-build-core's PEP 517 hook; no extra tool).
+sdist: venv
+	$(VPY) -c "from scikit_build_core.build import build_sdist; print('dist/' + build_sdist('dist'))"
 
 # Top-1 on scikit-learn's digits at every stage, down to the backends'
 # runtimes (docs/accuracy.md has the table it prints).
