@@ -18,7 +18,7 @@ EXAMPLE := tests/fixtures/qat_cadence_cnn.pt2
 DEMO_OUT := demo-out
 
 .PHONY: all setup system-deps venv python-install build build-asan build-tsan build-fuzz demo test test-cpp test-asan \
-        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy check wheel sdist clean
+        test-tsan test-fuzz test-python test-python-fast fuzz fuzz-coverage fixtures stubs bench accuracy check wheel sdist lint format clean
 
 all: build
 
@@ -98,7 +98,7 @@ accuracy: build python-install
 
 # Each stage in turn, with the time it took (scripts/run_stages.sh).
 test:
-	@MAKE="$(MAKE)" bash scripts/run_stages.sh test-cpp test-asan test-tsan test-fuzz test-python
+	@MAKE="$(MAKE)" bash scripts/run_stages.sh lint test-cpp test-asan test-tsan test-fuzz test-python
 
 test-cpp: build
 	ctest --test-dir $(BUILD) --output-on-failure -j2
@@ -133,6 +133,20 @@ test-python: build python-install
 # package build from a clean clone.
 test-python-fast: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST) -m "not slow"
+
+# Lint: ruff on every Python file, mypy on the package, clang-format on every
+# C++ file git knows (.clang-format: the house style). `make format` fixes
+# what the formatters can.
+CXX_SOURCES = $(shell git ls-files '*.cc' '*.h')
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	@echo "$(VENV)/bin/clang-format --dry-run --Werror ($(words $(CXX_SOURCES)) C++ files)"
+	@$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 # The edit-test loop: the plain C++ tests and the fast Python tier (at most
 # 3 minutes after a build; `make test` runs every tier).

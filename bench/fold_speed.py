@@ -107,7 +107,8 @@ def wide_programs(cli: str, chains_list: list[int], repeat: int, folder: str) ->
     for chains in chains_list:
         archive = program_archive(chains)
         output = os.path.join(folder, f"wide{chains}-folded.pt2")
-        seconds = median_seconds(lambda: lambda: subprocess.run([cli, "fold", archive, "-o", output], check=True,
+        seconds = median_seconds(lambda a=archive, o=output: lambda: subprocess.run([cli, "fold", a, "-o", o],
+                                                                                      check=True,
                                                                stdout=subprocess.DEVNULL), repeat)
         mib = model_json_bytes(archive) / 2**20
         peak = fold_peak_rss_mib(cli, archive, output)
@@ -135,7 +136,7 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
     for chains in chains_list:
         archive = program_archive(chains)
 
-        def timed(run_on) -> float:
+        def timed(run_on, archive=archive) -> float:
             def prepare():
                 program = torch.export.load(archive)
                 return lambda: run_on(program)
@@ -173,7 +174,8 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
         # two medians of noisy runs).
         own[chains] = sum(statistics.median(v) for v in parts.values())
         print(f"  {chains:4d} chains: ExecuTorch's pass {reference * 1000:8.1f} ms; qatfold.FuseQATConvBN "
-              f"{fuse * 1000:7.1f} ms = {reference / fuse:5.1f}x faster ({split}, recompile {recompile * 1000:.1f} ms); "
+              f"{fuse * 1000:7.1f} ms = {reference / fuse:5.1f}x faster ({split}, "
+              f"recompile {recompile * 1000:.1f} ms); "
               f"qatfold.fold {fold * 1000:7.1f} ms = FuseQATConvBN + {(fold - fuse) * 1000:.1f} ms "
               f"(a graph copy alone: {copy * 1000:.1f} ms)")
     if len(own) >= 2:
@@ -239,9 +241,9 @@ def memory_growth(chains: int, times: int, runs: int = 3) -> None:
 def main() -> None:
     import torch.ao.quantization.fx._decomposed  # noqa: F401
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
+    from fixture_models import export_qat_cadence
 
     import qatfold
-    from fixture_models import export_qat_cadence
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--chains", type=int, default=50)

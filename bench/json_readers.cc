@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <rapidjson/document.h>
 #include <simdjson.h>
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -53,11 +53,8 @@ void walkSimdjsonDom(simdjson::dom::element e, Walk& w) {
       break;
     case simdjson::dom::element_type::DOUBLE:
     case simdjson::dom::element_type::INT64:
-    case simdjson::dom::element_type::UINT64:
-      w.sum += double(e.get_double());
-      break;
-    default:
-      break;
+    case simdjson::dom::element_type::UINT64: w.sum += double(e.get_double()); break;
+    default: break;
   }
 }
 
@@ -70,9 +67,7 @@ void walkOnDemand(simdjson::ondemand::value v, Walk& w, std::size_t& raw_bytes) 
     case simdjson::ondemand::json_type::array:
       for (auto item : v.get_array()) walkOnDemand(item.value(), w, raw_bytes);
       break;
-    case simdjson::ondemand::json_type::number:
-      w.sum += double(v.get_double());
-      break;
+    case simdjson::ondemand::json_type::number: w.sum += double(v.get_double()); break;
     default: {
       std::string_view raw = v.raw_json_token();  // a slice of the input
       raw_bytes += raw.size();
@@ -147,7 +142,7 @@ int main(int argc, char** argv) {
   std::sort(ms.begin(), ms.end());
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("%s %.3f ms %zu values %.6g sum %.1f MiB peak\n", reader.c_str(), ms[ms.size() / 2], walk.values, walk.sum,
-              usage.ru_maxrss / 1024.0);
+  std::printf("%s %.3f ms %zu values %.6g sum %.1f MiB peak\n", reader.c_str(), ms[ms.size() / 2], walk.values,
+              walk.sum, usage.ru_maxrss / 1024.0);
   return 0;
 }

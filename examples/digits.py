@@ -342,7 +342,8 @@ def fold_and_measure(name: str, quantizer_name: str, model: nn.Module, float_acc
         converted = accuracy(program.module()(data.test_x), data.test_y)
         folded = accuracy(result.program.module()(data.test_x), data.test_y)
     row = Row(name, quantizer_name, float_accuracy, qat_accuracy, converted, folded, top1.agreement, top1.agreeing,
-              top1.samples, top1.accuracy_before, top1.accuracy_after, batch_norm_count(program), batch_norm_count(result.program),
+              top1.samples, top1.accuracy_before, top1.accuracy_after, batch_norm_count(program),
+              batch_norm_count(result.program),
               [f"{s.batch_norm}: {s.reason}" for s in result.report.skipped])
     if runtimes:
         for stage, which in (("unfolded", program), ("folded", result.program)):

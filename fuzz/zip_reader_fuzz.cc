@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
     try {
-      Archive archive(std::make_unique<ZipReader>(makeMemorySource(std::string(fuzz::asView(data, size)), "fuzz.pt2"), limits));
+      Archive archive(
+          std::make_unique<ZipReader>(makeMemorySource(std::string(fuzz::asView(data, size)), "fuzz.pt2"), limits));
       (void)archive.paths();
     } catch (const Error&) {
     }

@@ -117,9 +117,7 @@ nb::dict editDict(const qatfold::graph::Edit& edit) {
       out["meta"] = edit.meta ? nb::object(metaDict(*edit.meta)) : nb::none();
       break;
     }
-    case Kind::kEraseNode:
-      out["node"] = edit.node;
-      break;
+    case Kind::kEraseNode: out["node"] = edit.node; break;
     case Kind::kAddConstant:
     case Kind::kReplaceTensorData: {
       out["value"] = edit.value;
@@ -242,8 +240,9 @@ NB_MODULE(_core, m) {
         return rows;
       },
       "Every reason a batch_norm can be kept (passes/refusal.h): code, message template, option, option_value.");
-  m.def("describe_passes", [] { return qatfold::passes::describeFoldPipeline(); },
-        "The fold pipeline as `qatfold passes` prints it.");
+  m.def(
+      "describe_passes", [] { return qatfold::passes::describeFoldPipeline(); },
+      "The fold pipeline as `qatfold passes` prints it.");
 
   m.def(
       "fold_archive",
@@ -309,7 +308,9 @@ NB_MODULE(_core, m) {
 
   m.def(
       "inspect_archive",
-      [](nb::bytes data) { return qatfold::dumpJson(qatfold::inspectArchiveBytes(std::string(data.c_str(), data.size()))); },
+      [](nb::bytes data) {
+        return qatfold::dumpJson(qatfold::inspectArchiveBytes(std::string(data.c_str(), data.size())));
+      },
       nb::arg("data"), "The inspect report of the PT2 archive `data`, as JSON.");
   m.def(
       "write_output",

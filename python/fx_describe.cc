@@ -575,8 +575,8 @@ void Describer::payloads(nb::handle exported_program, FxProgram& into) const {
     }
     nb::object held = nb::steal(tensor);
     if (!isTensor(held)) unsupported("'" + spec.target + "' is not a tensor");
-    if (text(attr(attr(held, names().device), names().type)) != "cpu" ||
-        attr(held, names().is_quantized).is(Py_True) || !attr(held, names().layout).is(strided_)) {
+    if (text(attr(attr(held, names().device), names().type)) != "cpu" || attr(held, names().is_quantized).is(Py_True) ||
+        !attr(held, names().layout).is(strided_)) {
       unsupported("'" + spec.target + "' is not a dense CPU tensor");
     }
     BorrowedPayload payload;

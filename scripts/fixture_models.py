@@ -139,7 +139,8 @@ def export_qat_cadence(model: torch.nn.Module, example: tuple) -> torch.export.E
     return torch.export.export(converted, example)
 
 
-def export_qat_dynamic(model: torch.nn.Module, example: tuple, quantizer, dynamic_shapes) -> torch.export.ExportedProgram:
+def export_qat_dynamic(model: torch.nn.Module, example: tuple, quantizer,
+                       dynamic_shapes) -> torch.export.ExportedProgram:
     """The QAT flow with `dynamic_shapes` at capture and at the final export:
     how a user exports a model that takes any batch size or length."""
     converted = qat_convert(model, example, quantizer, dynamic_shapes=dynamic_shapes)
@@ -172,8 +173,8 @@ def _fixture_programs() -> dict[str, torch.export.ExportedProgram]:
     programs["qat_xnnpack_cnn"] = export_xnnpack("net2d:qat_per_channel")[0]
     # Cadence QAT with a dynamic batch and length (1-D audio): symbolic sizes.
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-
-    from qat_zoo import build as build_zoo_model, dynamic_shapes
+    from qat_zoo import build as build_zoo_model
+    from qat_zoo import dynamic_shapes
 
     model, example = build_zoo_model("keyword_spotter")
     programs["qat_cadence_dynamic"] = export_qat_dynamic(model, example, CadenceDefaultQuantizer(is_qat=True),

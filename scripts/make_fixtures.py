@@ -13,7 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zipfile  # noqa: E402
 
 import torch  # noqa: E402
-
 from fixture_models import fixture_programs  # noqa: E402
 
 

@@ -8,14 +8,15 @@ qatfold and with ExecuTorch's FuseQATConvBN.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
 class ConvBN(nn.Module):
-    def __init__(self, dims: int = 2, cin: int = 3, cout: int = 8, bias: bool = False, eps: float = 1e-5, **conv) -> None:
+    def __init__(self, dims: int = 2, cin: int = 3, cout: int = 8, bias: bool = False, eps: float = 1e-5,
+                 **conv) -> None:
         super().__init__()
         conv_cls = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
         bn_cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims]

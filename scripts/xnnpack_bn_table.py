@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401  (registers the quantized ops)
-
-import qatfold  # noqa: E402
 import xnnpack_zoo  # noqa: E402
 from program_cache import cached_archive  # noqa: E402
 from verification_check import output_steps  # noqa: E402
 from xnnpack import lower_to_xnnpack  # noqa: E402
+
+import qatfold  # noqa: E402
 
 CASES = [(case, {}) for case in ("net2d:qat_trained_per_channel", "net1d:qat_trained_per_channel",
                                   "net3d:qat_trained_per_channel")]
@@ -82,7 +82,7 @@ def main() -> None:
           "| vs un-folded without them mean / max | XNNPACK 1.4.0 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for case, options in CASES:
-        program = torch.export.load(cached_archive(f"xnnpack-{case}", lambda: xnnpack_zoo.export_xnnpack(case)[0]))
+        program = torch.export.load(cached_archive(f"xnnpack-{case}", lambda c=case: xnnpack_zoo.export_xnnpack(c)[0]))
         result = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 4), **options)
         folds = {c.conv: c for c in result.report.folded}
         name = case + "".join(f", {key}={value}" for key, value in options.items())

@@ -25,13 +25,12 @@ deviations in the last 40 steps, past the range its observer had seen.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
-from torch import nn
-
 from qat_zoo import randomize_bn
+from torch import nn
 
 
 class Net2d(nn.Module):
@@ -122,9 +121,8 @@ def export_xnnpack(case: str) -> tuple[torch.export.ExportedProgram, tuple]:
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     from fixture_models import qat_convert
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     model_name, config_name = case.split(":")
     config = CONFIGS[config_name]

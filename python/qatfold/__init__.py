@@ -25,21 +25,21 @@ try:  # the command-line-only install has no torch
 except ImportError:
     pass
 
-from ._core import QatfoldError, __version__
 from ._api import (
     CADENCE_FOLDING_FUNCTIONS,
+    REFUSAL_CODES,
     FoldedConv,
     FoldReport,
     FoldResult,
     FuseQATConvBN,
     PreparedBias,
-    REFUSAL_CODES,
     SkippedBatchNorm,
     cadence_compiler,
     fold,
     in_cadence_compile,
     inspect,
 )
+from ._core import QatfoldError, __version__  # type: ignore[attr-defined]  # set by the extension at load
 
 __all__ = [
     "CADENCE_FOLDING_FUNCTIONS",

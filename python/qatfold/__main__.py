@@ -168,8 +168,8 @@ _EVERY_FOLD = {"quantized_batch_norm": "estimate", "per_tensor_weights": "requan
 
 def _verify(args) -> int:
     from . import _arguments, _core
-    from ._api import FoldReport, _measurable
-    from ._verify import verify_fold
+    from ._api import FoldReport
+    from ._verify import measurable_folds, verify_fold
 
     original = _load_program(args.original)
     folded = _load_program(args.folded)
@@ -188,7 +188,7 @@ def _verify(args) -> int:
     _, report_json, _ = _core.fold_archive(args.original.read_bytes(), _EVERY_FOLD, True, False)
     report = FoldReport.from_json(json.loads(report_json), "", True)
     remaining = {n.name for n in folded.graph.nodes}
-    folds = [(conv, batch_norm) for conv, batch_norm in _measurable(report) if batch_norm not in remaining]
+    folds = [(conv, batch_norm) for conv, batch_norm in measurable_folds(report) if batch_norm not in remaining]
     try:
         verification = verify_fold(original, folded, folds, inputs, "--inputs", labels, args.top1)
     except _core.QatfoldError as e:
@@ -239,7 +239,8 @@ def _fold(args, option_names: list[str]) -> int:
     report = result.report
     if args.json:
         print(json.dumps({f.name: getattr(report, f.name) for f in dataclasses.fields(report) if f.name != "text"},
-                         default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o)))
+                         default=lambda o: dataclasses.asdict(o)
+                         if dataclasses.is_dataclass(o) and not isinstance(o, type) else str(o)))
     else:
         print(report.text, end="")
     if strict and report.strict_failed:  # as the command line's --strict: after writing

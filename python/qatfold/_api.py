@@ -10,9 +10,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _arguments, _core
-from ._arguments import FOLD_OPTIONS
 from ._signatures import with_fold_options
-from ._verify import Verification, observe_batch_norms, verify_fold
+from ._verify import Verification, measurable_folds, observe_batch_norms, verify_fold
 
 
 @dataclass(frozen=True)
@@ -124,10 +123,12 @@ class FoldReport:
         folded = [
             FoldedConv(**{**c, "max_abs_shift": float(c["max_abs_shift"]),
                           "relative_shift": None if c["relative_shift"] is None else float(c["relative_shift"]),
-                          "output_range": None if c["output_range"] is None else tuple(float(v) for v in c["output_range"])})
+                          "output_range": None if c["output_range"] is None
+                          else tuple(float(v) for v in c["output_range"])})
             for c in data["folded"]
         ]
-        counts = {f.name: data[f.name] for f in fields(cls) if f.name not in ("prepared_biases", "folded", "skipped", "notes", "text")}
+        listed = ("prepared_biases", "folded", "skipped", "notes", "text")
+        counts = {f.name: data[f.name] for f in fields(cls) if f.name not in listed}
         return cls(
             **counts,
             prepared_biases=[PreparedBias(**p) for p in data["prepared_biases"]],
@@ -206,7 +207,7 @@ def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: 
     if verify is None or verify is False:
         result = FoldResult(folded, report)
     else:
-        verification = verify_fold(program, folded, _measurable(report), verify, labels=labels, top1=top1)
+        verification = verify_fold(program, folded, measurable_folds(report), verify, labels=labels, top1=top1)
         result = FoldResult(folded, _with_measured_flags(report, verification), verification)
     _check_strict(result, options.get("strict", False), "fold")
     return result
@@ -259,12 +260,6 @@ def _with_calibration_note(report: FoldReport, calibrate: Any) -> FoldReport:
     note = ("calibrate: no fold used the calibration inputs (no batch_norm behind a quantized layer needed an "
             "output range)")
     return dataclasses.replace(report, notes=[*report.notes, note], text=report.text + note + "\n")
-
-
-def _measurable(report: FoldReport) -> list[tuple[str, str]]:
-    """(conv, batch_norm) of the folds whose layer output stays quantized:
-    int32-bias folds and batch_norms folded behind a quantized layer."""
-    return [(c.conv, c.batch_norm) for c in report.folded if c.bias_dtype == "int32" or c.requantized is not None]
 
 
 def _fold_copy(program, values: dict[str, str], explain: bool, observed: dict[str, tuple[float, float]] | None = None):
@@ -364,7 +359,7 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
         report = _with_calibration_note(report, self.calibrate)
         self.report, self.verification = report, None
         if original is not None:
-            self.verification = verify_fold(original, program, _measurable(report), self.verify,
+            self.verification = verify_fold(original, program, measurable_folds(report), self.verify,
                                             labels=self.labels, top1=self.top1)
             self.report = _with_measured_flags(report, self.verification)
         _check_strict(self, self.options.get("strict", False), "FuseQATConvBN")

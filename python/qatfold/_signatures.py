@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._arguments import FOLD_OPTIONS
 
@@ -91,9 +92,13 @@ def _parameters_text(signature: inspect.Signature, skip_self: bool = False) -> s
 
 def _dataclass_stub(cls: type) -> str:
     lines = ["@dataclass(frozen=True)", f"class {cls.__name__}:"]
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         lines.append(f"    {f.name}: {f.type}" + (" = ..." if has_default else ""))
+    from_json = cls.__dict__.get("from_json")
+    if isinstance(from_json, classmethod):
+        parameters = _parameters_text(inspect.signature(from_json.__func__)).replace("cls, ", "", 1)
+        lines += ["    @classmethod", f"    def from_json(cls, {parameters}) -> {cls.__name__}: ..."]
     return "\n".join(lines) + "\n"
 
 

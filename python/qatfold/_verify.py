@@ -18,8 +18,9 @@ calibrated output range) cannot know which way the data leans; this runs it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from . import _arguments
 
@@ -112,9 +113,10 @@ class Top1:
     def text(self) -> str:
         line = (f"  top-1 of output 0 ({self.output}) over {self.samples} samples: folded agrees with un-folded on "
                 f"{100 * self.agreement:.2f}% ({self.agreeing}/{self.samples})")
-        if self.correct_before is not None:
-            line += (f"; accuracy un-folded {100 * self.accuracy_before:.2f}% ({self.correct_before}), "
-                     f"folded {100 * self.accuracy_after:.2f}% ({self.correct_after})")
+        if self.correct_before is not None and self.correct_after is not None:
+            before, after = self.correct_before / max(self.samples, 1), self.correct_after / max(self.samples, 1)
+            line += (f"; accuracy un-folded {100 * before:.2f}% ({self.correct_before}), "
+                     f"folded {100 * after:.2f}% ({self.correct_after})")
         return line
 
     def to_json(self) -> dict[str, Any]:
@@ -267,7 +269,7 @@ def observe_batch_norms(program, inputs, argument: str = "calibrate") -> dict[st
     module = _private_module(program)
     observed: dict[str, tuple[float, float]] = {}
     for index, batch in enumerate(batches):
-        values, _ = _arguments.run_batch(lambda: _record(module, names, batch), f"{argument}: batch {index}")
+        values, _ = _arguments.run_batch(lambda b=batch: _record(module, names, b), f"{argument}: batch {index}")
         for name, value in values.items():
             low, high = float(value.min()), float(value.max())
             if name in observed:
@@ -421,12 +423,19 @@ class _Top1Count:
         self.samples += rows
 
     def result(self, output: str, batch_count: int) -> Top1:
-        if self.split and self.samples != self.labels[0].numel():
+        if self.split and self.labels is not None and self.samples != self.labels[0].numel():
             raise _arguments.QatfoldError(f"{self.argument}: {self.labels[0].numel()} label(s) for the "
                                           f"{self.samples} samples of {batch_count} batch(es) (the rows of output 0)")
         if self.labels is None:
             return Top1(output, self.samples, self.agreeing)
         return Top1(output, self.samples, self.agreeing, self.correct_before, self.correct_after)
+
+
+def measurable_folds(report) -> list[tuple[str, str]]:
+    """(conv, batch_norm) of the folds of a FoldReport whose layer output
+    stays quantized: int32-bias folds and batch_norms folded behind a
+    quantized layer. The ones verify_fold measures."""
+    return [(c.conv, c.batch_norm) for c in report.folded if c.bias_dtype == "int32" or c.requantized is not None]
 
 
 def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], inputs=None,
@@ -454,7 +463,8 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
     output_totals: dict[int, tuple[str, str, _Steps]] = {}  # index: (name, unit, steps)
     for index, batch in enumerate(batches):
         where = f"{argument}: batch {index}"
-        values_before, outputs_before = _arguments.run_batch(lambda: _record(before_module, names_before, batch), where)
+        values_before, outputs_before = _arguments.run_batch(lambda b=batch: _record(before_module, names_before, b),
+                                                                where)
         values_after, outputs_after = _record(after_module, names_after, batch)
         unquantized_values = _record(before_module, names_before, batch, bypass)[0] if bypass else {}
         for c in convs:
@@ -482,10 +492,10 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
             if not isinstance(a, torch.Tensor):
                 continue
             node = output_nodes[i] if i < len(output_nodes) else None
-            scale = float(_argument(node, 1, "scale")) if node is not None and _is_dequantize(node) else None
+            step = float(_argument(node, 1, "scale")) if node is not None and _is_dequantize(node) else None
             if i not in output_totals:
-                output_totals[i] = (node.name if node is not None else str(i), "steps" if scale else "float", _Steps())
-            output_totals[i][2].add((b.float() - a.float()).abs() / (scale if scale else 1.0))
+                output_totals[i] = (node.name if node is not None else str(i), "steps" if step else "float", _Steps())
+            output_totals[i][2].add((b.float() - a.float()).abs() / (step if step else 1.0))
     measured = []
     for c in convs:
         before, after = c.saturated_before / max(c.count, 1), c.saturated_after / max(c.count, 1)

@@ -1,7 +1,7 @@
 #include "qatfold/fold.h"
 
-#include "qatfold/report/inspect.h"
 #include "qatfold/loaded_program.h"
+#include "qatfold/report/inspect.h"
 #include "qatfold/writer/pt2_writer.h"
 
 namespace qatfold {

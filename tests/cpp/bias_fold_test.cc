@@ -184,12 +184,13 @@ TEST(WeightFold, ScalesEachOutputChannelAndShiftsTheBias) {
   const std::vector<float> bn_w = {2, 1}, bn_b = {0.25f, 1}, mean = {1.5f, 0.5f}, var = {3, 0};
   numerics::FoldedWeights folded =
       numerics::foldBatchNormIntoWeights(weight, 2, std::span<const float>(bias), {bn_w, bn_b, mean, var, 0.25f});
-  EXPECT_EQ(folded.weight, (std::vector<float>{1 * 2 / std::sqrt(3.25f), 2 * 2 / std::sqrt(3.25f), 3 * 2 / std::sqrt(3.25f),
-                                               -2, -4, -6}));
+  EXPECT_EQ(folded.weight, (std::vector<float>{1 * 2 / std::sqrt(3.25f), 2 * 2 / std::sqrt(3.25f),
+                                               3 * 2 / std::sqrt(3.25f), -2, -4, -6}));
   EXPECT_FLOAT_EQ(folded.bias[0], (0.5f - 1.5f) * 2 / std::sqrt(3.25f) + 0.25f);
   EXPECT_FLOAT_EQ(folded.bias[1], (-0.5f - 0.5f) * 2 + 1);
   // Without a conv bias, b = 0.
-  numerics::FoldedWeights no_bias = numerics::foldBatchNormIntoWeights(weight, 2, std::nullopt, {bn_w, bn_b, mean, var, 0.25f});
+  numerics::FoldedWeights no_bias =
+      numerics::foldBatchNormIntoWeights(weight, 2, std::nullopt, {bn_w, bn_b, mean, var, 0.25f});
   EXPECT_FLOAT_EQ(no_bias.bias[1], -0.5f * 2 + 1);
 }
 

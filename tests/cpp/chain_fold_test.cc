@@ -50,7 +50,8 @@ buffer %b_q = "_frozen_param1": int32[2] = [-90, 80]
 %y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]
 %y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]
 return %y_dq
-)", {}));
+)",
+                              {}));
   const FoldedChain& chain = f.report.folded[0];
   EXPECT_EQ(chain.folded_by, "FoldConvBatchNormChain");
   EXPECT_EQ(f.report.toJson()["folded"][0]["folded_by"], "FoldConvBatchNormChain");
@@ -109,9 +110,10 @@ TEST(FoldConvBatchNormChain, SharedInt32BiasIsCopied) {
 }
 
 TEST(FoldConvBatchNormChain, ConvWithoutBiasGetsThePreparedOneShifted) {
-  TextFold f = foldText(edited(kQatChain, {{"bias=%b_dq)", "bias=None)"},
-                                           {"%biased = aten.add.Tensor(self=%unscaled, other=%orig_r): float32[1, 2, 4, 4]\n", ""},
-                                           {"batch_norm.default(input=%biased", "batch_norm.default(input=%unscaled"}}));
+  TextFold f = foldText(
+      edited(kQatChain, {{"bias=%b_dq)", "bias=None)"},
+                         {"%biased = aten.add.Tensor(self=%unscaled, other=%orig_r): float32[1, 2, 4, 4]\n", ""},
+                         {"batch_norm.default(input=%biased", "batch_norm.default(input=%unscaled"}}));
   ASSERT_EQ(f.report.folded.size(), 1u);
   ASSERT_EQ(f.report.prepared.size(), 1u);
   EXPECT_EQ(f.report.prepared[0].conv, "conv");
@@ -125,11 +127,14 @@ TEST(FoldConvBatchNormChain, ConvWithoutBiasGetsThePreparedOneShifted) {
 
 TEST(FoldConvBatchNormChain, QuantizedConvWithoutOutputQuantizationFoldsIntoInt32) {
   // A quantizer that annotates conv + BN as one unit puts no q/dq between them.
-  TextFold f = foldText(edited(
-      kQatChain,
-      {{"div.Tensor(self=%y_dq", "div.Tensor(self=%conv"},
-       {"%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n", ""},
-       {"%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n", ""}}));
+  TextFold f =
+      foldText(edited(kQatChain, {{"div.Tensor(self=%y_dq", "div.Tensor(self=%conv"},
+                                  {"%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, "
+                                   "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
+                                   ""},
+                                  {"%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, "
+                                   "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
+                                   ""}}));
   ASSERT_EQ(f.report.folded.size(), 1u);
   EXPECT_FALSE(f.report.folded[0].output_quantized);
   EXPECT_FALSE(f.report.folded[0].float_bias);
@@ -147,7 +152,8 @@ TEST(FoldConvBatchNormChain, ClampsAndCountsBiasElementsBeyondInt32) {
 
 TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
   // r_c = sqrt(var_c + 0.01) / sqrt(var_c + 1e-5): at most 1.0198 (var 0.25).
-  const std::string program = edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
+  const std::string program =
+      edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
   TextFold refused = foldText(program);
   ASSERT_EQ(refused.report.skipped.size(), 1u);
   EXPECT_EQ(refused.report.skipped[0].code(), "eps-mismatch-per-tensor");
@@ -167,14 +173,18 @@ TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
 }
 
 TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
-  const std::string per_channel = edited(kQatChain, {
-      {"buffer %mean", "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
-                       "buffer %zp = \"zp\": int64[2] = fill(0)\nbuffer %mean"},
-      {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
-       "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, axis=0,"},
-      {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
-       "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, axis=0,"},
-      {"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
+  const std::string per_channel =
+      edited(kQatChain,
+             {{"buffer %mean",
+               "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
+               "buffer %zp = \"zp\": int64[2] = fill(0)\nbuffer %mean"},
+              {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
+               "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, "
+               "axis=0,"},
+              {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
+               "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, "
+               "axis=0,"},
+              {"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
   TextFold f = foldText(per_channel);
   ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
   ASSERT_TRUE(f.report.folded[0].eps_mismatch.has_value());
@@ -206,7 +216,8 @@ TEST(FoldConvBatchNormChain, UnquantizedConvTakesAFloatBias) {
 TEST(FoldConvBatchNormChain, FloatChainWithEpsMismatchKeepsItsOwnReason) {
   // The issue's case: an unquantized conv whose scale chain's eps differs.
   // The report names that, not some other pattern's "no int32 bias".
-  TextFold f = foldText(edited(kFloatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}}));
+  TextFold f =
+      foldText(edited(kFloatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}}));
   ASSERT_EQ(f.report.skipped.size(), 1u);
   EXPECT_EQ(f.report.skipped[0].code(), "eps-mismatch-float");
   EXPECT_EQ(f.report.skipped[0].reason(),
@@ -232,10 +243,14 @@ TEST(FoldBatchNormIntoWeights, PlainBatchNormScalesTheFloatWeights) {
 
 TEST(FoldBatchNormIntoWeights, LeavesFloatProgramsAlone) {
   // The same conv + batch_norm without any quantize/dequantize: not a quantized program.
-  TextFold f = foldText(edited(kPlainBatchNorm, {
-      {"%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n", ""},
-      {"%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n", ""},
-      {"input=%x_dq", "input=%x"}}));
+  TextFold f = foldText(
+      edited(kPlainBatchNorm, {{"%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, "
+                                "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
+                                ""},
+                               {"%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, "
+                                "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
+                                ""},
+                               {"input=%x_dq", "input=%x"}}));
   EXPECT_TRUE(f.report.folded.empty());
   EXPECT_EQ(f.after(), f.before);
   ASSERT_EQ(f.report.skipped.size(), 1u);

@@ -17,9 +17,9 @@ namespace qatfold {
 namespace {
 
 using testing::fixturePath;
+using testing::loadFixture;
 using testing::readFile;
 using testing::writeFile;
-using testing::loadFixture;
 
 struct CommandResult {
   int exit_code;
@@ -125,7 +125,8 @@ TEST_F(Cli, RoundtripWritesAnEquivalentArchive) {
   auto written = Archive::open(output);
   ASSERT_EQ(written->paths(), original->paths());
   ASSERT_FALSE(original->paths().empty());
-  for (const std::string& record : original->paths()) EXPECT_EQ(written->read(record), original->read(record)) << record;
+  for (const std::string& record : original->paths())
+    EXPECT_EQ(written->read(record), original->read(record)) << record;
 }
 
 TEST_F(Cli, RoundtripOntoItsInputIsSafe) {
@@ -163,11 +164,11 @@ class CliOutput : public Cli {
     return ::mknod(path(name).c_str(), S_IFCHR | 0666, makedev(1, minor)) == 0;
   }
   static mode_t kind(const std::string& file) {
-    struct stat st {};
+    struct stat st{};
     return ::lstat(file.c_str(), &st) == 0 ? (st.st_mode & S_IFMT) : 0;
   }
   static mode_t permissions(const std::string& file) {
-    struct stat st {};
+    struct stat st{};
     return ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
   }
   // The one-line error of a refused or failed output, naming `output`.
@@ -282,8 +283,8 @@ TEST_F(Cli, FoldExplainsEveryBatchNormLeft) {
 TEST_F(Cli, ExplainGivesTheFloatChainItsOwnEpsReason) {
   // A text graph, assembled into an archive and folded as a user would.
   const std::string text = path("chain.txt");
-  writeFile(text, testing::edited(testing::kFloatChain, {{"add.Tensor(self=%var, other=1e-05)",
-                                                          "add.Tensor(self=%var, other=0.01)"}}));
+  writeFile(text, testing::edited(testing::kFloatChain,
+                                  {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}}));
   CommandResult assembled = run("assemble " + text + " -o " + path("chain.pt2"));
   ASSERT_EQ(assembled.exit_code, 0) << assembled.err;
   CommandResult explained = run("fold --dry-run --explain " + path("chain.pt2"));
@@ -299,8 +300,8 @@ TEST_F(Cli, ExplainGivesTheFloatChainItsOwnEpsReason) {
 
 TEST_F(Cli, RefusalsWithALimitSayWhichFlagRaisesIt) {
   const std::string text = path("chain.txt");
-  writeFile(text, testing::edited(testing::kQatChain, {{"add.Tensor(self=%var, other=1e-05)",
-                                                        "add.Tensor(self=%var, other=0.01)"}}));
+  writeFile(text, testing::edited(testing::kQatChain,
+                                  {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}}));
   ASSERT_EQ(run("assemble " + text + " -o " + path("chain.pt2")).exit_code, 0);
   CommandResult refused = run("fold --dry-run " + path("chain.pt2"));
   EXPECT_NE(refused.out.find("more than the eps tolerance 0.001 (raise it with --eps-tolerance)"), std::string::npos)
@@ -387,10 +388,11 @@ TEST_F(Cli, RejectsMalformedJson) {
 }
 
 TEST_F(Cli, RejectsTensorMetaLargerThanItsPayload) {
-  expectRejected(testing::withWeightsConfig("float_cnn.pt2", [](Json& config) {
-                   config["config"]["fc.weight"]["tensor_meta"]["sizes"][1] = Json{{"as_int", 4096}};
-                 }),
-                 "payload 'fc.weight'");
+  expectRejected(
+      testing::withWeightsConfig(
+          "float_cnn.pt2",
+          [](Json& config) { config["config"]["fc.weight"]["tensor_meta"]["sizes"][1] = Json{{"as_int", 4096}}; }),
+      "payload 'fc.weight'");
 }
 
 TEST_F(Cli, RejectsUnknownSchemaMajorVersion) {
@@ -461,7 +463,8 @@ class CliStrict : public Cli {
 };
 
 TEST_F(CliStrict, ExitsFourOnTrainingModeAfterWritingTheInputUnchanged) {
-  const std::string model = assembled("train", testing::edited(testing::kQatChain, {{"training=False", "training=True"}}));
+  const std::string model =
+      assembled("train", testing::edited(testing::kQatChain, {{"training=False", "training=True"}}));
   CommandResult plain = run("fold " + model + " -o " + path("out.pt2"));
   EXPECT_EQ(plain.exit_code, 0);
   EXPECT_NE(plain.out.find("warning: 1 batch_norm(s) run in training mode (bn)"), std::string::npos) << plain.out;
@@ -479,10 +482,11 @@ TEST_F(CliStrict, ExitsZeroOnAProgramThatFoldsCompletely) {
 
 TEST_F(CliStrict, FourWinsOverMaxRiskThree) {
   const std::string model = assembled(
-      "left", testing::edited(testing::kQatChain,
-                              {{"return %bn", "%bn2 = aten.batch_norm.default(input=%bn, weight=%bn_w, bias=%bn_b, "
-                                              "running_mean=%mean, running_var=%var, training=False, momentum=0.1, "
-                                              "eps=1e-05, cudnn_enabled=False): float32[1, 2, 4, 4]\nreturn %bn2"}}));
+      "left",
+      testing::edited(testing::kQatChain, {{"return %bn",
+                                            "%bn2 = aten.batch_norm.default(input=%bn, weight=%bn_w, bias=%bn_b, "
+                                            "running_mean=%mean, running_var=%var, training=False, momentum=0.1, "
+                                            "eps=1e-05, cudnn_enabled=False): float32[1, 2, 4, 4]\nreturn %bn2"}}));
   EXPECT_EQ(run("fold " + model + " -o " + path("out.pt2") + " --max-risk 0").exit_code, 3);
   CommandResult both = run("fold " + model + " -o " + path("out.pt2") + " --max-risk 0 --strict");
   EXPECT_EQ(both.exit_code, 4);

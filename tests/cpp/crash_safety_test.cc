@@ -88,7 +88,9 @@ TEST_F(CrashSafety, KilledWriteLeavesThePreviousFile) {
   EXPECT_EQ(temporaries(target).size(), 1u) << "a killed process cannot clean up; its temporary file stays";
 
   // The next run clears the dead run's temporary file and writes the target.
-  ASSERT_EQ(std::system((std::string(QATFOLD_CLI) + " roundtrip " + input_ + " -o " + target.string() + " >/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system(
+                (std::string(QATFOLD_CLI) + " roundtrip " + input_ + " -o " + target.string() + " >/dev/null").c_str()),
+            0);
   EXPECT_TRUE(temporaries(target).empty());
   EXPECT_EQ(fs::file_size(target), fs::file_size(input_));
   EXPECT_NO_THROW(LoadedProgram::open(target.string()));
@@ -103,7 +105,9 @@ TEST_F(CrashSafety, KilledWriteLeavesNothingWhereThereWasNothing) {
 TEST_F(CrashSafety, OutputFileGetsTheUsualPermissions) {
   const fs::path target = dir_ / "perm.pt2";
   const mode_t mask = ::umask(022);
-  ASSERT_EQ(std::system((std::string(QATFOLD_CLI) + " roundtrip " + input_ + " -o " + target.string() + " >/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system(
+                (std::string(QATFOLD_CLI) + " roundtrip " + input_ + " -o " + target.string() + " >/dev/null").c_str()),
+            0);
   ::umask(mask);
   EXPECT_EQ(fs::status(target).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);

@@ -53,8 +53,7 @@ void replay(Graph& graph, const std::vector<Edit>& edits) {
       case Edit::Kind::kReplaceTensorData:
         graph.replaceTensorData(graph.getValue(edit.value), *edit.meta, edit.storage);
         break;
-      case Edit::Kind::kRemoveConstant:
-        break;  // removeUnusedConstants below drops the same ones
+      case Edit::Kind::kRemoveConstant: break;  // removeUnusedConstants below drops the same ones
     }
   }
   graph.removeUnusedConstants();
@@ -64,7 +63,9 @@ TEST(EditLog, ReplayingTheLogGivesTheFoldedGraph) {
   passes::FoldOptions widen;
   widen.output_range = passes::OutputRange::kWiden;
   const std::vector<std::pair<std::string, passes::FoldOptions>> programs = {
-      {testing::kQatChain, {}}, {testing::kFloatChain, {}}, {testing::kPlainBatchNorm, {}},
+      {testing::kQatChain, {}},
+      {testing::kFloatChain, {}},
+      {testing::kPlainBatchNorm, {}},
       // No bias: bias preparation adds a constant and a dequantize, and sets the conv's input.
       {testing::edited(testing::kQatChain, {{"bias=%b_dq)", "bias=None)"}}), {}},
       // A shared bias: copied, with its own dequantize.
@@ -88,7 +89,8 @@ TEST(EditLog, ReplayingTheLogGivesTheFoldedGraph) {
 }
 
 TEST(EditLog, ANoOpFoldLogsNothing) {
-  LoadedProgram loaded = LoadedProgram::fromText(testing::edited(testing::kQatChain, {{"training=False", "training=True"}}));
+  LoadedProgram loaded =
+      LoadedProgram::fromText(testing::edited(testing::kQatChain, {{"training=False", "training=True"}}));
   EditLog log;
   loaded.graph->setListener(&log);
   passes::FoldReport report = passes::runFoldPipeline(*loaded.graph, {});

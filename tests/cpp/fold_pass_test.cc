@@ -25,7 +25,8 @@ struct Folded : LoadedProgram {
 
   std::size_t count(const std::string& target) const {
     auto nodes = graph->nodes();
-    return static_cast<std::size_t>(std::count_if(nodes.begin(), nodes.end(), [&](auto* n) { return n->target() == target; }));
+    return static_cast<std::size_t>(
+        std::count_if(nodes.begin(), nodes.end(), [&](auto* n) { return n->target() == target; }));
   }
   const SkippedBatchNorm* skipped(const std::string& name) const {
     for (const auto& s : report.skipped) {
@@ -95,13 +96,25 @@ TEST(FoldPipeline, WrittenArchiveHoldsTheNewBiases) {
   // The original, as it was read: conv2d has no bias, conv2d_1 an int32 one.
   LoadedProgram original = LoadedProgram::open(fixturePath("qat_cadence_cnn.pt2"));
   EXPECT_EQ(original.graph->getValue("conv2d")->producer()->tryGetInput("bias"), nullptr);
-  const auto original_bias = original.graph->getValue("conv2d_1")->producer()->getInput("bias")->producer()->getInput(
-      "input")->payload()->view().values<std::int32_t>();
+  const auto original_bias = original.graph->getValue("conv2d_1")
+                                 ->producer()
+                                 ->getInput("bias")
+                                 ->producer()
+                                 ->getInput("input")
+                                 ->payload()
+                                 ->view()
+                                 .values<std::int32_t>();
   for (const char* conv : {"conv2d", "conv2d_1"}) {
     graph::Value* bias = reread.getValue(conv)->producer()->getInput("bias")->producer()->getInput("input");
     const auto written = bias->payload()->view().values<std::int32_t>();
-    EXPECT_EQ(written,
-              f.graph->getValue(conv)->producer()->getInput("bias")->producer()->getInput("input")->payload()->view().values<std::int32_t>());
+    EXPECT_EQ(written, f.graph->getValue(conv)
+                           ->producer()
+                           ->getInput("bias")
+                           ->producer()
+                           ->getInput("input")
+                           ->payload()
+                           ->view()
+                           .values<std::int32_t>());
     ASSERT_EQ(written.size(), 8u) << conv;
     // The folded shift C is in the written bias: not the original's, not zeros.
     EXPECT_NE(written, std::string(conv) == "conv2d_1" ? original_bias : std::vector<std::int32_t>(8, 0)) << conv;

@@ -109,7 +109,7 @@ TEST(Graph, InsertsNodesAndConstantTensors) {
   EXPECT_EQ(mul->output()->name(), "mul");  // free name taken as is
   Node* second = f.graph->insertNodeBefore(bn, spec);
   EXPECT_EQ(second->output()->name(), "mul_1");  // then derived
-  EXPECT_EQ(f.graph->eliminateDeadCode(), 1u);  // the unused second mul
+  EXPECT_EQ(f.graph->eliminateDeadCode(), 1u);   // the unused second mul
   program::ExportedProgram emitted = f.graph->toExportedProgram();
   auto it = std::find_if(emitted.signature.input_specs.begin(), emitted.signature.input_specs.end(),
                          [](const auto& s) { return s.target == "extra.scale"; });

@@ -105,16 +105,19 @@ TEST(Json, RefusesPathologicalNesting) {
 TEST(JsonText, MalformedTextIsRejectedWhereverItSits) {
   auto model = [](const std::string& metadata, const std::string& extra) {
     return "{\"graph_module\": {\"graph\": {\"inputs\": [], \"outputs\": [], \"nodes\": [{\"target\": \"t\", "
-           "\"inputs\": [], \"outputs\": [], \"metadata\": {\"k\": " + metadata + "}}], \"tensor_values\": {}}, "
+           "\"inputs\": [], \"outputs\": [], \"metadata\": {\"k\": " +
+           metadata +
+           "}}], \"tensor_values\": {}}, "
            "\"signature\": {\"input_specs\": [], \"output_specs\": []}}, \"schema_version\": {\"major\": 8, "
-           "\"minor\": 0}, \"extra\": " + extra + "}";
+           "\"minor\": 0}, \"extra\": " +
+           extra + "}";
   };
   ASSERT_NO_THROW(program::ExportedProgram::parse(JsonText::parse(model("\"ok\"", "[1, {\"a\": null}]")), "m"));
   ASSERT_NO_THROW(program::ExportedProgram::parse(
       JsonText::parse(model("\"\\ud83d\\ude00 \\u00e9 \\n\\t\\\"\\\\\\/\"", "{\"\\u0041\": 1e-5}")), "m"));
-  for (std::string bad : {"tru", "[1 2]", "\"\\q\"", "01", "\"\x01\"", "\"\xff\"", "{\"a\": 1,}", "{\"a\" 1}",
-                          "[1, 2,]", "nul", "-", "1e", "{oops}", "\"\\ud800\"", "\"\\udc00\"", "\"\\u12G4\"",
-                          "{\"\\x\": 1}", "\"\\ud800\\u0041\""}) {
+  for (std::string bad :
+       {"tru", "[1 2]", "\"\\q\"", "01", "\"\x01\"", "\"\xff\"", "{\"a\": 1,}", "{\"a\" 1}", "[1, 2,]", "nul", "-",
+        "1e", "{oops}", "\"\\ud800\"", "\"\\udc00\"", "\"\\u12G4\"", "{\"\\x\": 1}", "\"\\ud800\\u0041\""}) {
     for (const std::string& text : {model(bad, "1"), model("1", bad)}) {
       try {
         program::ExportedProgram::parse(JsonText::parse(text), "m");

@@ -66,7 +66,8 @@ struct Layout {
   // Index of the record whose name ends with `suffix`.
   std::size_t find(const std::string& suffix) const {
     for (std::size_t i = 0; i < names.size(); ++i) {
-      if (names[i].size() >= suffix.size() && names[i].compare(names[i].size() - suffix.size(), suffix.size(), suffix) == 0) {
+      if (names[i].size() >= suffix.size() &&
+          names[i].compare(names[i].size() - suffix.size(), suffix.size(), suffix) == 0) {
         return i;
       }
     }
@@ -153,87 +154,305 @@ std::vector<Corruption> corpus() {
   return {
       // Truncation at every structural boundary.
       {"EmptyFile", [] { return std::string(); }, "not a zip archive (too short)"},
-      {"TruncatedInFirstSignature", [] { return truncatedAt(kStored, [](const Layout&) { return 4; }); }, "not a zip archive"},
-      {"TruncatedAfterFirstLocalHeader", [] { return truncatedAt(kStored, [](const Layout&) { return 30; }); }, "no end of central directory"},
-      {"TruncatedAfterFirstRecord", [] { return truncatedAt(kStored, [](const Layout& z) { return z.local[1]; }); }, "no end of central directory"},
-      {"TruncatedBeforeCentralDirectory", [] { return truncatedAt(kStored, [](const Layout& z) { return z.directory; }); }, "no end of central directory"},
-      {"TruncatedInsideCentralDirectory", [] { return truncatedAt(kStored, [](const Layout& z) { return z.central[3] + 20; }); }, "no end of central directory"},
-      {"TruncatedBeforeEndRecord", [] { return truncatedAt(kStored, [](const Layout& z) { return z.eocd; }); }, "no end of central directory"},
-      {"TruncatedInsideEndRecord", [] { return truncatedAt(kStored, [](const Layout& z) { return z.eocd + 21; }); }, "no end of central directory"},
+      {"TruncatedInFirstSignature", [] { return truncatedAt(kStored, [](const Layout&) { return 4; }); },
+       "not a zip archive"},
+      {"TruncatedAfterFirstLocalHeader", [] { return truncatedAt(kStored, [](const Layout&) { return 30; }); },
+       "no end of central directory"},
+      {"TruncatedAfterFirstRecord", [] { return truncatedAt(kStored, [](const Layout& z) { return z.local[1]; }); },
+       "no end of central directory"},
+      {"TruncatedBeforeCentralDirectory",
+       [] { return truncatedAt(kStored, [](const Layout& z) { return z.directory; }); }, "no end of central directory"},
+      {"TruncatedInsideCentralDirectory",
+       [] { return truncatedAt(kStored, [](const Layout& z) { return z.central[3] + 20; }); },
+       "no end of central directory"},
+      {"TruncatedBeforeEndRecord", [] { return truncatedAt(kStored, [](const Layout& z) { return z.eocd; }); },
+       "no end of central directory"},
+      {"TruncatedInsideEndRecord", [] { return truncatedAt(kStored, [](const Layout& z) { return z.eocd + 21; }); },
+       "no end of central directory"},
       {"NotAZipAtAll", [] { return std::string(4096, 'x'); }, "no end of central directory"},
       // End record and central directory lying.
-      {"DirectoryOffsetPastEnd", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.eocd + 16, b.size(), 4); put(b, z.end64 + 48, b.size(), 8); }); }, "runs past the end of the file"},
-      {"DirectorySizePastEnd", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.eocd + 12, 0x7FFFFFFF, 4); put(b, z.end64 + 40, 0x7FFFFFFF, 8); }); }, "runs past the end of the file"},
-      {"MoreRecordsThanDirectoryHolds", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.eocd + 8, 0xFFF0, 2); put(b, z.eocd + 10, 0xFFF0, 2); put(b, z.end64 + 24, 0xFFF0, 8); put(b, z.end64 + 32, 0xFFF0, 8); }); }, "records cannot fit a central directory"},
-      {"EndRecordsDisagree", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.eocd + 16, le32(b, z.eocd + 16) - 1, 4); }); }, "disagree on the central directory offset"},
-      {"Zip64RecordCountLies", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.eocd + 10, 0xFFFF, 2); put(b, z.end64 + 32, 1ull << 40, 8); }); }, "more than the limit of 1000000"},
-      {"CentralHeaderSignatureWrong", [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.central[2]] = 'X'; }); }, "central directory entry 2 is malformed"},
-      {"CentralNameRunsPastDirectory", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central.back() + 28, 0xFFFF, 2); }); }, "runs past the directory"},
-      {"LocalHeaderOffsetOutsideFile", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central[0] + 42, 0xFFFFFF00, 4); }); }, "local header of"},
-      {"LocalHeaderSignatureWrong", [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.local[1]] = 'X'; }); }, "bad local header signature"},
-      {"LocalNameLengthDisagrees", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.local[0] + 26, le16(b, z.local[0] + 26) + 1, 2); }); }, "disagree on the name"},
-      {"LocalNameDisagrees", [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.local[0] + 31] ^= 0x20; }); }, "disagree on the name"},
-      {"CrcWrongOnModelJson", [model] { return patched(kStored, [&](std::string& b, const Layout& z) { b[z.central[z.find(model)] + 16] ^= 1; }); }, "CRC mismatch in record"},
-      {"CrcWrongOnCopiedRecord", [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.central[z.find("/byteorder")] + 16] ^= 1; }); }, "CRC mismatch in record", "--verify-crc"},
-      {"WeightBytesFlipped", [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.dataOffset(b, 0) + 5] ^= 0x40; }); }, "CRC mismatch in record", "--verify-crc"},
-      {"RecordSizePastEnd", [model] { return patched(kStored, [&](std::string& b, const Layout& z) { std::size_t c = z.central[z.find(model)]; put(b, c + 20, 0x7FFFFFF0, 4); put(b, c + 24, 0x7FFFFFF0, 4); }); }, "run past the end of the file"},
-      {"StoredSizesDisagree", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central[0] + 24, le32(b, z.central[0] + 24) + 1, 4); }); }, "different compressed and plain sizes"},
-      {"UnknownCompressionMethod", [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central[0] + 10, 12, 2); }); }, "unsupported compression method 12"},
-      {"EncryptedRecord", [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.central[0] + 8] |= 1; }); }, "is encrypted"},
-      {"Zip64LocatorOutsideFile", [] { return withZip64Locator(1ull << 40); }, "zip64 end record offset 1099511627776 lies outside the file"},
+      {"DirectoryOffsetPastEnd",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) {
+           put(b, z.eocd + 16, b.size(), 4);
+           put(b, z.end64 + 48, b.size(), 8);
+         });
+       },
+       "runs past the end of the file"},
+      {"DirectorySizePastEnd",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) {
+           put(b, z.eocd + 12, 0x7FFFFFFF, 4);
+           put(b, z.end64 + 40, 0x7FFFFFFF, 8);
+         });
+       },
+       "runs past the end of the file"},
+      {"MoreRecordsThanDirectoryHolds",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) {
+           put(b, z.eocd + 8, 0xFFF0, 2);
+           put(b, z.eocd + 10, 0xFFF0, 2);
+           put(b, z.end64 + 24, 0xFFF0, 8);
+           put(b, z.end64 + 32, 0xFFF0, 8);
+         });
+       },
+       "records cannot fit a central directory"},
+      {"EndRecordsDisagree",
+       [] {
+         return patched(kStored,
+                        [](std::string& b, const Layout& z) { put(b, z.eocd + 16, le32(b, z.eocd + 16) - 1, 4); });
+       },
+       "disagree on the central directory offset"},
+      {"Zip64RecordCountLies",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) {
+           put(b, z.eocd + 10, 0xFFFF, 2);
+           put(b, z.end64 + 32, 1ull << 40, 8);
+         });
+       },
+       "more than the limit of 1000000"},
+      {"CentralHeaderSignatureWrong",
+       [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.central[2]] = 'X'; }); },
+       "central directory entry 2 is malformed"},
+      {"CentralNameRunsPastDirectory",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central.back() + 28, 0xFFFF, 2); });
+       },
+       "runs past the directory"},
+      {"LocalHeaderOffsetOutsideFile",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central[0] + 42, 0xFFFFFF00, 4); });
+       },
+       "local header of"},
+      {"LocalHeaderSignatureWrong",
+       [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.local[1]] = 'X'; }); },
+       "bad local header signature"},
+      {"LocalNameLengthDisagrees",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) {
+           put(b, z.local[0] + 26, le16(b, z.local[0] + 26) + 1, 2);
+         });
+       },
+       "disagree on the name"},
+      {"LocalNameDisagrees",
+       [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.local[0] + 31] ^= 0x20; }); },
+       "disagree on the name"},
+      {"CrcWrongOnModelJson",
+       [model] {
+         return patched(kStored, [&](std::string& b, const Layout& z) { b[z.central[z.find(model)] + 16] ^= 1; });
+       },
+       "CRC mismatch in record"},
+      {"CrcWrongOnCopiedRecord",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) { b[z.central[z.find("/byteorder")] + 16] ^= 1; });
+       },
+       "CRC mismatch in record", "--verify-crc"},
+      {"WeightBytesFlipped",
+       [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.dataOffset(b, 0) + 5] ^= 0x40; }); },
+       "CRC mismatch in record", "--verify-crc"},
+      {"RecordSizePastEnd",
+       [model] {
+         return patched(kStored, [&](std::string& b, const Layout& z) {
+           std::size_t c = z.central[z.find(model)];
+           put(b, c + 20, 0x7FFFFFF0, 4);
+           put(b, c + 24, 0x7FFFFFF0, 4);
+         });
+       },
+       "run past the end of the file"},
+      {"StoredSizesDisagree",
+       [] {
+         return patched(kStored, [](std::string& b, const Layout& z) {
+           put(b, z.central[0] + 24, le32(b, z.central[0] + 24) + 1, 4);
+         });
+       },
+       "different compressed and plain sizes"},
+      {"UnknownCompressionMethod",
+       [] { return patched(kStored, [](std::string& b, const Layout& z) { put(b, z.central[0] + 10, 12, 2); }); },
+       "unsupported compression method 12"},
+      {"EncryptedRecord",
+       [] { return patched(kStored, [](std::string& b, const Layout& z) { b[z.central[0] + 8] |= 1; }); },
+       "is encrypted"},
+      {"Zip64LocatorOutsideFile", [] { return withZip64Locator(1ull << 40); },
+       "zip64 end record offset 1099511627776 lies outside the file"},
       {"Zip64EndSignatureWrong", [] { return withZip64Locator(0); }, "bad zip64 end record signature"},
-      {"Zip64SizesWithoutExtraField", [] { return patched(kDeflated, [](std::string& b, const Layout& z) { put(b, z.central[0] + 20, 0xFFFFFFFF, 4); put(b, z.central[0] + 24, 0xFFFFFFFF, 4); }); }, "declares 4294967295 bytes"},
+      {"Zip64SizesWithoutExtraField",
+       [] {
+         return patched(kDeflated, [](std::string& b, const Layout& z) {
+           put(b, z.central[0] + 20, 0xFFFFFFFF, 4);
+           put(b, z.central[0] + 24, 0xFFFFFFFF, 4);
+         });
+       },
+       "declares 4294967295 bytes"},
       // Record names.
-      {"DuplicateRecordName", [] { return renamed(kStored, "weights/weight_1", "weights/weight_2"); }, "duplicate record name"},
+      {"DuplicateRecordName", [] { return renamed(kStored, "weights/weight_1", "weights/weight_2"); },
+       "duplicate record name"},
       {"DirectoryEntry", [] { return renamed(kStored, "/byteorder", "/byteorde/"); }, "is a directory entry"},
-      {"RecordOutsideRoot", [] { return renamed(kStored, "qat_cadence_cnn/byteorder", "qat_cadence_cnX/byteorder"); }, "outside the archive's root folder"},
-      {"ParentDirectoryInName", [] { return renamed(kStored, "/archive_version", "/../hive_version"); }, "not a plain relative path"},
-      {"EmptyPathComponent", [] { return renamed(kStored, "/archive_version", "//rchive_version"); }, "not a plain relative path"},
-      {"ControlCharacterInName", [] { return renamed(kStored, "/archive_version", std::string("/archive\x01version")); }, "control character"},
+      {"RecordOutsideRoot", [] { return renamed(kStored, "qat_cadence_cnn/byteorder", "qat_cadence_cnX/byteorder"); },
+       "outside the archive's root folder"},
+      {"ParentDirectoryInName", [] { return renamed(kStored, "/archive_version", "/../hive_version"); },
+       "not a plain relative path"},
+      {"EmptyPathComponent", [] { return renamed(kStored, "/archive_version", "//rchive_version"); },
+       "not a plain relative path"},
+      {"ControlCharacterInName",
+       [] { return renamed(kStored, "/archive_version", std::string("/archive\x01version")); }, "control character"},
       // Deflated records lying about their sizes, corrupt streams, bombs.
-      {"DeflateStreamCorrupt", [model] { return patched(kDeflated, [&](std::string& b, const Layout& z) { std::size_t i = z.find(model); b.replace(z.dataOffset(b, i), 8, std::string(8, '\xFF')); }); }, "does not inflate to its declared size"},
-      {"DeflateDeclaredTooSmall", [model] { return patched(kDeflated, [&](std::string& b, const Layout& z) { std::size_t c = z.central[z.find(model)]; put(b, c + 24, le32(b, c + 24) - 100, 4); }); }, "does not inflate to its declared size"},
-      {"DeflateDeclaredTooLarge", [model] { return patched(kDeflated, [&](std::string& b, const Layout& z) { std::size_t c = z.central[z.find(model)]; put(b, c + 24, le32(b, c + 24) + 100, 4); }); }, "does not inflate to its declared size"},
-      {"ZipBombRatio", [model] { return patched(kDeflated, [&](std::string& b, const Layout& z) { std::size_t c = z.central[z.find(model)]; put(b, c + 24, le32(b, c + 20) * 5000ull, 4); }); }, "(a zip bomb?) (raise it with --max-compression-ratio)"},
+      {"DeflateStreamCorrupt",
+       [model] {
+         return patched(kDeflated, [&](std::string& b, const Layout& z) {
+           std::size_t i = z.find(model);
+           b.replace(z.dataOffset(b, i), 8, std::string(8, '\xFF'));
+         });
+       },
+       "does not inflate to its declared size"},
+      {"DeflateDeclaredTooSmall",
+       [model] {
+         return patched(kDeflated, [&](std::string& b, const Layout& z) {
+           std::size_t c = z.central[z.find(model)];
+           put(b, c + 24, le32(b, c + 24) - 100, 4);
+         });
+       },
+       "does not inflate to its declared size"},
+      {"DeflateDeclaredTooLarge",
+       [model] {
+         return patched(kDeflated, [&](std::string& b, const Layout& z) {
+           std::size_t c = z.central[z.find(model)];
+           put(b, c + 24, le32(b, c + 24) + 100, 4);
+         });
+       },
+       "does not inflate to its declared size"},
+      {"ZipBombRatio",
+       [model] {
+         return patched(kDeflated, [&](std::string& b, const Layout& z) {
+           std::size_t c = z.central[z.find(model)];
+           put(b, c + 24, le32(b, c + 20) * 5000ull, 4);
+         });
+       },
+       "(a zip bomb?) (raise it with --max-compression-ratio)"},
       // Limits, each with the option that raises it.
-      {"InflatedSizeOverLimit", [] { return readFile(fixturePath(kDeflated)); }, "more than the limit of 1000 (raise it with --max-inflated-size)", "--max-inflated-size 1000"},
-      {"RecordCountOverLimit", [] { return readFile(fixturePath(kStored)); }, "more than the limit of 5 (raise it with --max-records)", "--max-records 5"},
-      {"JsonSizeOverLimit", [] { return readFile(fixturePath(kStored)); }, "models/model.json: JSON record of 72998 bytes, more than the limit of 4096 (raise it with --max-json-size)", "--max-json-size 4096"},
-      {"JsonTooDeep", [model] { return withRecordText(model, std::string(600, '[') + std::string(600, ']')); }, "nests deeper than the limit of 512 levels (raise it with --max-json-depth)"},
+      {"InflatedSizeOverLimit", [] { return readFile(fixturePath(kDeflated)); },
+       "more than the limit of 1000 (raise it with --max-inflated-size)", "--max-inflated-size 1000"},
+      {"RecordCountOverLimit", [] { return readFile(fixturePath(kStored)); },
+       "more than the limit of 5 (raise it with --max-records)", "--max-records 5"},
+      {"JsonSizeOverLimit", [] { return readFile(fixturePath(kStored)); },
+       "models/model.json: JSON record of 72998 bytes, more than the limit of 4096 (raise it with --max-json-size)",
+       "--max-json-size 4096"},
+      {"JsonTooDeep", [model] { return withRecordText(model, std::string(600, '[') + std::string(600, ']')); },
+       "nests deeper than the limit of 512 levels (raise it with --max-json-depth)"},
       // JSON type confusion at every level.
-      {"ModelJsonTruncated", [model] { auto text = Archive::open(fixturePath(kStored))->read(model); return withRecordText(model, text.substr(0, text.size() / 2)); }, "models/model.json: malformed JSON"},
-      {"ModelJsonNotUtf8Json", [model] { return withRecordText(model, "\xff\xfe{}"); }, "models/model.json: malformed JSON"},
+      {"ModelJsonTruncated",
+       [model] {
+         auto text = Archive::open(fixturePath(kStored))->read(model);
+         return withRecordText(model, text.substr(0, text.size() / 2));
+       },
+       "models/model.json: malformed JSON"},
+      {"ModelJsonNotUtf8Json", [model] { return withRecordText(model, "\xff\xfe{}"); },
+       "models/model.json: malformed JSON"},
       {"ModelIsList", [model] { return withRecordText(model, "[]"); }, "models/model.json"},
       {"GraphModuleMissing", [] { return withModel([](Json& m) { m.erase("graph_module"); }); }, "graph_module"},
       {"GraphIsString", [] { return withModel([](Json& m) { m["graph_module"]["graph"] = "graph"; }); }, "graph"},
       {"NodesIsObject", [] { return withModel([](Json& m) { graphOf(m)["nodes"] = Json::object(); }); }, "nodes"},
       {"NodeTargetIsInt", [] { return withModel([](Json& m) { graphOf(m)["nodes"][0]["target"] = 5; }); }, "target"},
-      {"NodeInputsIsObject", [] { return withModel([](Json& m) { graphOf(m)["nodes"][3]["inputs"] = Json::object(); }); }, "inputs"},
-      {"SizeIsString", [] { return withModel([](Json& m) { graphOf(m)["tensor_values"].begin().value()["sizes"][0]["as_int"] = "8"; }); }, "sizes"},
-      {"ScalarArgIsList", [] { return withModel([](Json& m) { graphOf(m)["nodes"][0]["inputs"][1]["arg"]["as_float"] = Json::array(); }); }, "as_float"},
-      {"UnknownArgumentKind", [] { return withModel([](Json& m) { graphOf(m)["nodes"][0]["inputs"][0]["arg"] = {{"as_mystery", 1}}; }); }, "as_mystery"},
+      {"NodeInputsIsObject",
+       [] { return withModel([](Json& m) { graphOf(m)["nodes"][3]["inputs"] = Json::object(); }); }, "inputs"},
+      {"SizeIsString",
+       [] {
+         return withModel([](Json& m) { graphOf(m)["tensor_values"].begin().value()["sizes"][0]["as_int"] = "8"; });
+       },
+       "sizes"},
+      {"ScalarArgIsList",
+       [] {
+         return withModel([](Json& m) { graphOf(m)["nodes"][0]["inputs"][1]["arg"]["as_float"] = Json::array(); });
+       },
+       "as_float"},
+      {"UnknownArgumentKind",
+       [] { return withModel([](Json& m) { graphOf(m)["nodes"][0]["inputs"][0]["arg"] = {{"as_mystery", 1}}; }); },
+       "as_mystery"},
       // A graph that does not hold together.
-      {"NodeUsesUndefinedValue", [] { return withModel([](Json& m) { graphOf(m)["nodes"][6]["inputs"][0]["arg"]["as_tensor"]["name"] = "ghost"; }); }, "ghost"},
-      {"ValueDefinedTwice", [] { return withModel([](Json& m) { Json& nodes = graphOf(m)["nodes"]; nodes[2]["outputs"] = nodes[0]["outputs"]; }); }, "quantize_per_tensor"},
-      {"GraphCycle", [] { return withModel([](Json& m) { Json& nodes = graphOf(m)["nodes"]; nodes[1]["inputs"][0]["arg"] = nodes[8]["outputs"][0]; }); }, "before it is defined"},
-      {"OutputNamesUndefinedValue", [] { return withModel([](Json& m) { graphOf(m)["outputs"][0]["as_tensor"]["name"] = "ghost"; }); }, "ghost"},
-      {"TensorValueMissing", [] { return withModel([](Json& m) { Json& g = graphOf(m); g["tensor_values"].erase(g["nodes"][3]["outputs"][0]["as_tensor"]["name"].get<std::string>()); }); }, "tensor_values"},
+      {"NodeUsesUndefinedValue",
+       [] {
+         return withModel([](Json& m) { graphOf(m)["nodes"][6]["inputs"][0]["arg"]["as_tensor"]["name"] = "ghost"; });
+       },
+       "ghost"},
+      {"ValueDefinedTwice",
+       [] {
+         return withModel([](Json& m) {
+           Json& nodes = graphOf(m)["nodes"];
+           nodes[2]["outputs"] = nodes[0]["outputs"];
+         });
+       },
+       "quantize_per_tensor"},
+      {"GraphCycle",
+       [] {
+         return withModel([](Json& m) {
+           Json& nodes = graphOf(m)["nodes"];
+           nodes[1]["inputs"][0]["arg"] = nodes[8]["outputs"][0];
+         });
+       },
+       "before it is defined"},
+      {"OutputNamesUndefinedValue",
+       [] { return withModel([](Json& m) { graphOf(m)["outputs"][0]["as_tensor"]["name"] = "ghost"; }); }, "ghost"},
+      {"TensorValueMissing",
+       [] {
+         return withModel([](Json& m) {
+           Json& g = graphOf(m);
+           g["tensor_values"].erase(g["nodes"][3]["outputs"][0]["as_tensor"]["name"].get<std::string>());
+         });
+       },
+       "tensor_values"},
       // Signature entries pointing nowhere.
-      {"InputSpecNamesUnknownInput", [] { return withModel([](Json& m) { m["graph_module"]["signature"]["input_specs"][0]["parameter"]["arg"]["name"] = "ghost"; }); }, "ghost"},
-      {"InputSpecCountWrong", [] { return withModel([](Json& m) { m["graph_module"]["signature"]["input_specs"].erase(0); }); }, "input specs"},
-      {"OutputSpecNamesUnknownValue", [] { return withModel([](Json& m) { m["graph_module"]["signature"]["output_specs"][0]["user_output"]["arg"]["as_tensor"]["name"] = "ghost"; }); }, "its signature entry names 'ghost'"},
-      {"ParameterNotInStateDict", [] { return withModel([](Json& m) { m["graph_module"]["signature"]["input_specs"][0]["parameter"]["parameter_name"] = "ghost.weight"; }); }, "ghost.weight"},
+      {"InputSpecNamesUnknownInput",
+       [] {
+         return withModel(
+             [](Json& m) { m["graph_module"]["signature"]["input_specs"][0]["parameter"]["arg"]["name"] = "ghost"; });
+       },
+       "ghost"},
+      {"InputSpecCountWrong",
+       [] { return withModel([](Json& m) { m["graph_module"]["signature"]["input_specs"].erase(0); }); },
+       "input specs"},
+      {"OutputSpecNamesUnknownValue",
+       [] {
+         return withModel([](Json& m) {
+           m["graph_module"]["signature"]["output_specs"][0]["user_output"]["arg"]["as_tensor"]["name"] = "ghost";
+         });
+       },
+       "its signature entry names 'ghost'"},
+      {"ParameterNotInStateDict",
+       [] {
+         return withModel([](Json& m) {
+           m["graph_module"]["signature"]["input_specs"][0]["parameter"]["parameter_name"] = "ghost.weight";
+         });
+       },
+       "ghost.weight"},
       {"ModelJsonMissing", [model] { return withoutRecord(model); }, "no models/*.json"},
       // Payload configs and payloads.
-      {"PayloadRecordMissing", [] { return withConfig([](Json& c) { firstWeight(c)["path_name"] = "weight_999"; }); }, "weight_999"},
-      {"PayloadShorterThanMeta", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["sizes"][0]["as_int"] = 800; }); }, "bytes"},
-      {"PayloadDtypeUnknown", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["dtype"] = 99; }); }, "dtype"},
-      {"PayloadSizeNegative", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["sizes"][0]["as_int"] = -1; }); }, "negative size"},
-      {"PayloadElementCountOverflows", [] { return withConfig([](Json& c) { Json& meta = firstWeight(c)["tensor_meta"]; for (auto& s : meta["sizes"]) s["as_int"] = 1ll << 40; }); }, "element count overflows"},
-      {"PayloadStrideOverflows", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["strides"][0]["as_int"] = 1ll << 62; }); }, "overflows"},
-      {"PayloadOffsetNegative", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["storage_offset"]["as_int"] = -4; }); }, "negative storage offset"},
-      {"PayloadOffsetPastRecord", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["storage_offset"]["as_int"] = 1 << 20; }); }, "bytes"},
-      {"UsePickleIsString", [] { return withConfig([](Json& c) { firstWeight(c)["use_pickle"] = "yes"; }); }, "use_pickle"},
+      {"PayloadRecordMissing", [] { return withConfig([](Json& c) { firstWeight(c)["path_name"] = "weight_999"; }); },
+       "weight_999"},
+      {"PayloadShorterThanMeta",
+       [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["sizes"][0]["as_int"] = 800; }); }, "bytes"},
+      {"PayloadDtypeUnknown", [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["dtype"] = 99; }); },
+       "dtype"},
+      {"PayloadSizeNegative",
+       [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["sizes"][0]["as_int"] = -1; }); },
+       "negative size"},
+      {"PayloadElementCountOverflows",
+       [] {
+         return withConfig([](Json& c) {
+           Json& meta = firstWeight(c)["tensor_meta"];
+           for (auto& s : meta["sizes"]) s["as_int"] = 1ll << 40;
+         });
+       },
+       "element count overflows"},
+      {"PayloadStrideOverflows",
+       [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["strides"][0]["as_int"] = 1ll << 62; }); },
+       "overflows"},
+      {"PayloadOffsetNegative",
+       [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["storage_offset"]["as_int"] = -4; }); },
+       "negative storage offset"},
+      {"PayloadOffsetPastRecord",
+       [] { return withConfig([](Json& c) { firstWeight(c)["tensor_meta"]["storage_offset"]["as_int"] = 1 << 20; }); },
+       "bytes"},
+      {"UsePickleIsString", [] { return withConfig([](Json& c) { firstWeight(c)["use_pickle"] = "yes"; }); },
+       "use_pickle"},
       {"ConfigIsList", [] { return withConfig([](Json& c) { c["config"] = Json::array(); }); }, "config"},
   };
 }
@@ -320,9 +539,12 @@ std::string withBiasScale(const Json& scale) {
 std::vector<InvalidNumbers> invalidNumbers() {
   using testing::withPayloadFloat;
   return {
-      {"RunningVarNaN", [] { return withPayloadFloat(kStored, "bn2.running_var", 3, kNaN); }, "running_var + eps is nan for channel 3"},
-      {"RunningVarInfinite", [] { return withPayloadFloat(kStored, "bn2.running_var", 0, kInf); }, "running_var + eps is inf for channel 0"},
-      {"RunningVarNegative", [] { return withPayloadFloat(kStored, "bn2.running_var", 5, -1.0f); }, "for channel 5, not a positive finite number"},
+      {"RunningVarNaN", [] { return withPayloadFloat(kStored, "bn2.running_var", 3, kNaN); },
+       "running_var + eps is nan for channel 3"},
+      {"RunningVarInfinite", [] { return withPayloadFloat(kStored, "bn2.running_var", 0, kInf); },
+       "running_var + eps is inf for channel 0"},
+      {"RunningVarNegative", [] { return withPayloadFloat(kStored, "bn2.running_var", 5, -1.0f); },
+       "for channel 5, not a positive finite number"},
       {"RunningMeanNaN", [] { return withPayloadFloat(kStored, "bn2.running_mean", 1, kNaN); }, "non-finite shift"},
       {"BatchNormWeightNaN", [] { return withPayloadFloat(kStored, "bn2.weight", 2, kNaN); }, "non-finite shift"},
       {"BatchNormBiasInfinite", [] { return withPayloadFloat(kStored, "bn2.bias", 7, kInf); }, "non-finite shift"},
@@ -330,7 +552,9 @@ std::vector<InvalidNumbers> invalidNumbers() {
       {"BiasScaleZero", [] { return withBiasScale(0.0); }, "the bias scale is not a positive finite number"},
       {"BiasScaleNegative", [] { return withBiasScale(-2e-5); }, "the bias scale is not a positive finite number"},
       {"BiasScaleNaN", [] { return withBiasScale("NaN"); }, "the bias scale is not a positive finite number"},
-      {"Int32BiasStoredAsFloat", [] { return withConfig([](Json& c) { c["config"]["_frozen_param2"]["tensor_meta"]["dtype"] = 7; }); }, "is not a constant int32 tensor"},
+      {"Int32BiasStoredAsFloat",
+       [] { return withConfig([](Json& c) { c["config"]["_frozen_param2"]["tensor_meta"]["dtype"] = 7; }); },
+       "is not a constant int32 tensor"},
   };
 }
 
@@ -348,8 +572,8 @@ TEST_P(InvalidNumbersTest, ChainIsKeptWithAReason) {
   const std::string output = (dir_ / "out.pt2").string();
   const std::string out_path = (dir_ / "stdout.txt").string();
   writeFile(input, bytes);
-  std::string command = std::string(QATFOLD_CLI) + " fold --explain " + input + " -o " + output + " >" + out_path +
-                        " 2>&1 </dev/null";
+  std::string command =
+      std::string(QATFOLD_CLI) + " fold --explain " + input + " -o " + output + " >" + out_path + " 2>&1 </dev/null";
   int status = std::system(command.c_str());
   const std::string out = readFile(out_path);
 
@@ -360,7 +584,8 @@ TEST_P(InvalidNumbersTest, ChainIsKeptWithAReason) {
   EXPECT_EQ(readFile(input), bytes);
   LoadedProgram folded = LoadedProgram::open(output);
   int batch_norms = 0;
-  for (const graph::Node* node : folded.graph->nodes()) batch_norms += node->target().find("batch_norm") != std::string::npos;
+  for (const graph::Node* node : folded.graph->nodes())
+    batch_norms += node->target().find("batch_norm") != std::string::npos;
   EXPECT_EQ(batch_norms, 1) << "only the chain with bad numbers keeps its batch_norm";
 }
 

@@ -99,7 +99,8 @@ TEST(DynamicShapes, EveryChainOfADynamicProgramFolds) {
 }
 
 TEST(DynamicShapes, TextGraphsNameSymbolicSizes) {
-  const std::string text = "input %x: float32[s0, 3, n]\n%y = aten.relu.default(self=%x): float32[s0, 3, n]\nreturn %y\n";
+  const std::string text =
+      "input %x: float32[s0, 3, n]\n%y = aten.relu.default(self=%x): float32[s0, 3, n]\nreturn %y\n";
   LoadedProgram loaded = LoadedProgram::fromText(text);
   EXPECT_EQ(graph::printGraph(*loaded.graph), text);
   EXPECT_EQ(loaded.graph->getValue("y")->meta()->size(1), 3);

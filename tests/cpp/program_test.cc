@@ -128,7 +128,8 @@ TEST(Program, ReadsLiftedConstants) {
 }
 
 TEST(Program, RefusesUnknownSchemaMajorVersion) {
-  std::string bytes = testing::withModelJson("float_cnn.pt2", [](Json& model) { model["schema_version"]["major"] = 9; });
+  std::string bytes =
+      testing::withModelJson("float_cnn.pt2", [](Json& model) { model["schema_version"]["major"] = 9; });
   EXPECT_NE(loadError(bytes).find("unsupported schema major version 9"), std::string::npos) << loadError(bytes);
 }
 
@@ -141,9 +142,8 @@ TEST(Program, RefusesPayloadsThatDoNotFitTheirRecord) {
 }
 
 TEST(Program, ReportsTypeConfusionWithItsLocation) {
-  std::string bytes = testing::withModelJson("float_cnn.pt2", [](Json& model) {
-    model["graph_module"]["graph"]["nodes"][0]["inputs"] = "not a list";
-  });
+  std::string bytes = testing::withModelJson(
+      "float_cnn.pt2", [](Json& model) { model["graph_module"]["graph"]["nodes"][0]["inputs"] = "not a list"; });
   std::string message = loadError(bytes);
   EXPECT_NE(message.find("nodes[0].inputs"), std::string::npos) << message;
   EXPECT_NE(message.find("expected a list"), std::string::npos) << message;

@@ -44,8 +44,8 @@ const std::string kNoTrainingArgs =
 std::string perChannelBias(const std::string& scales_type, const std::string& zero_points_type,
                            const std::string& before = "", const std::string& scales = "%b_s") {
   return edited(kQatChain,
-                {{"buffer %mean", "buffer %b_s = \"b_s\": " + scales_type + "\nbuffer %b_zp = \"b_zp\": " +
-                                      zero_points_type + "\nbuffer %mean"},
+                {{"buffer %mean", "buffer %b_s = \"b_s\": " + scales_type +
+                                      "\nbuffer %b_zp = \"b_zp\": " + zero_points_type + "\nbuffer %mean"},
                  {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
                   before + "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=" + scales +
                       ", zero_points=%b_zp, axis=0,"}});
@@ -66,17 +66,20 @@ std::vector<RefusalCase> refusalCases() {
        edited(kQatChain, {{kBatchNormLine, "%bn, %saved = aten._native_batch_norm_legit_no_training.default" +
                                                kNoTrainingArgs + ": float32[1, 2, 4, 4], float32[0]"}})},
       {"BatchNormWithoutOutputs", C::kNoOutput,
-       edited(kQatChain, {{kBatchNormLine, "() = aten.batch_norm.default(input=%biased, weight=%bn_w, bias=%bn_b, "
-                                           "running_mean=%mean, running_var=%var, training=False, momentum=0.1, "
-                                           "eps=1e-05, cudnn_enabled=False) @bn"},
+       edited(kQatChain, {{kBatchNormLine,
+                           "() = aten.batch_norm.default(input=%biased, weight=%bn_w, bias=%bn_b, "
+                           "running_mean=%mean, running_var=%var, training=False, momentum=0.1, "
+                           "eps=1e-05, cudnn_enabled=False) @bn"},
                           {"return %bn", "return %biased"}})},
       {"SavedStatisticsAreRead", C::kStatisticsUsed,
-       edited(kQatChain, {{kBatchNormLine, "%bn, %saved_mean, %saved_invstd = "
-                                           "aten._native_batch_norm_legit_no_training.default" +
-                                               kNoTrainingArgs + ": float32[1, 2, 4, 4], float32[2], float32[2]"},
+       edited(kQatChain, {{kBatchNormLine,
+                           "%bn, %saved_mean, %saved_invstd = "
+                           "aten._native_batch_norm_legit_no_training.default" +
+                               kNoTrainingArgs + ": float32[1, 2, 4, 4], float32[2], float32[2]"},
                           {"return %bn", "return %bn, %saved_mean"}})},
       {"EpsIsNotAConstant", C::kEpsNotConstant, edited(kQatChain, {{"eps=1e-05, cudnn", "eps=None, cudnn"}})},
-      {"InputIsAGraphInput", C::kInputNotComputed, edited(kQatChain, {{"batch_norm.default(input=%biased", "batch_norm.default(input=%x"}})},
+      {"InputIsAGraphInput", C::kInputNotComputed,
+       edited(kQatChain, {{"batch_norm.default(input=%biased", "batch_norm.default(input=%x"}})},
       // ---- its parameters ----
       {"RunningMeanIsComputed", C::kParameterNotConstant,
        edited(kQatChain, {{"%var_eps =", "%mean2 = aten.mul.Tensor(self=%mean, other=1.0): float32[2]\n%var_eps ="},
@@ -84,13 +87,16 @@ std::vector<RefusalCase> refusalCases() {
       {"RunningMeanIsFloat64", C::kParameterDtype,
        edited(kQatChain, {{"\"bn.running_mean\": float32[2]", "\"bn.running_mean\": float64[2]"}})},
       {"RunningMeanHasThreeChannels", C::kParameterLength,
-       edited(kQatChain, {{"\"bn.running_mean\": float32[2] = [0.5, -0.5]", "\"bn.running_mean\": float32[3] = [0.5, -0.5, 0]"}})},
-      {"NegativeVariance", C::kVarianceNotPositive, edited(kQatChain, {{"float32[2] = [4, 0.25]", "float32[2] = [-4, 0.25]"}})},
+       edited(kQatChain,
+              {{"\"bn.running_mean\": float32[2] = [0.5, -0.5]", "\"bn.running_mean\": float32[3] = [0.5, -0.5, 0]"}})},
+      {"NegativeVariance", C::kVarianceNotPositive,
+       edited(kQatChain, {{"float32[2] = [4, 0.25]", "float32[2] = [-4, 0.25]"}})},
       // ---- the tail: div, [add], batch_norm ----
       {"BatchNormAfterARelu", C::kNotAChain,
        edited(kFloatChain, {{"%bn =", "%relu = aten.relu.default(self=%x): float32[1, 2, 4, 4]\n%bn ="},
                             {"batch_norm.default(input=%biased", "batch_norm.default(input=%relu"}})},
-      {"AddWithoutDiv", C::kAddWithoutDiv, edited(kFloatChain, {{"add.Tensor(self=%unscaled", "add.Tensor(self=%conv"}})},
+      {"AddWithoutDiv", C::kAddWithoutDiv,
+       edited(kFloatChain, {{"add.Tensor(self=%unscaled", "add.Tensor(self=%conv"}})},
       {"OrigBiasAddWithAlpha", C::kOrigBiasAlpha, edited(kQatChain, {{"other=%orig_r)", "other=%orig_r, alpha=2)"}})},
       {"OrigBiasNotReshaped", C::kOrigBiasNotReshape, edited(kQatChain, {{"other=%orig_r)", "other=%orig_b)"}})},
       {"DivOfAScalar", C::kNothingDivided, edited(kQatChain, {{"div.Tensor(self=%y_dq", "div.Tensor(self=2.0"}})},
@@ -101,7 +107,8 @@ std::vector<RefusalCase> refusalCases() {
        edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%mean, other=1e-05)"}})},
       {"ChainEpsIsATensor", C::kChainEpsNotConstant,
        edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=%var)"}})},
-      {"DequantizedOutputIsAlsoAGraphOutput", C::kUsedOutsideChain, edited(kQatChain, {{"return %bn", "return %bn, %y_dq"}})},
+      {"DequantizedOutputIsAlsoAGraphOutput", C::kUsedOutsideChain,
+       edited(kQatChain, {{"return %bn", "return %bn, %y_dq"}})},
       {"DivisorBroadcastAlongWidth", C::kDivisorNotPerChannel,
        edited(kQatChain, {{"self=%scale, shape=[1, -1, 1, 1]", "self=%scale, shape=[1, 1, 1, 2]"}})},
       {"OrigBiasBroadcastAlongBatch", C::kOrigBiasNotPerChannel,
@@ -116,7 +123,8 @@ std::vector<RefusalCase> refusalCases() {
       {"DequantizeOfAConstant", C::kNoOutputQuantize,
        edited(kQatChain, {{"dequantize_per_tensor.default(input=%y_q,", "dequantize_per_tensor.default(input=%w_q,"}})},
       {"QuantizeDequantizeDisagree", C::kOutputQuantizationMismatch,
-       edited(kQatChain, {{"dequantize_per_tensor.default(input=%y_q, scale=0.1", "dequantize_per_tensor.default(input=%y_q, scale=0.2"}})},
+       edited(kQatChain, {{"dequantize_per_tensor.default(input=%y_q, scale=0.1",
+                           "dequantize_per_tensor.default(input=%y_q, scale=0.2"}})},
       {"QuantizedValueIsNotAConv", C::kNotConvOutput,
        edited(kQatChain, {{"quantize_per_tensor.default(input=%conv,", "quantize_per_tensor.default(input=%x_dq,"}})},
       {"ConvOutputHasNoDimensions", C::kOutputShapeUnknown,
@@ -130,7 +138,8 @@ std::vector<RefusalCase> refusalCases() {
       {"PerChannelBiasScalesComputed", C::kBiasScalesNotConstant,
        perChannelBias("float32[2] = [0.0005, 0.0005]", "int64[2] = fill(0)",
                       "%b_s2 = aten.mul.Tensor(self=%b_s, other=1.0): float32[2]\n", "%b_s2")},
-      {"PerChannelBiasScalesFloat64", C::kBiasScalesShape, perChannelBias("float64[2] = [0.0005, 0.0005]", "int64[2] = fill(0)")},
+      {"PerChannelBiasScalesFloat64", C::kBiasScalesShape,
+       perChannelBias("float64[2] = [0.0005, 0.0005]", "int64[2] = fill(0)")},
       {"PerChannelBiasZeroPointsTooMany", C::kBiasZeroPointsShape,
        perChannelBias("float32[2] = [0.0005, 0.0005]", "int64[3] = fill(0)")},
       {"ZeroBiasScale", C::kBiasScaleNotPositive,
@@ -139,7 +148,9 @@ std::vector<RefusalCase> refusalCases() {
        edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}})},
       {"FloatConvWithAnInt8Bias", C::kQuantizedBiasUnquantizedOutput,
        edited(kFloatChain, {{"buffer %mean", "buffer %b8 = \"b8\": int8[2] = [3, -3]\nbuffer %mean"},
-                            {"%conv =", "%b8_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b8, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[2]\n%conv ="},
+                            {"%conv =",
+                             "%b8_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b8, scale=0.1, "
+                             "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[2]\n%conv ="},
                             {"bias=%b0)", "bias=%b8_dq)"}})},
       {"FloatConvBiasIsComputed", C::kFloatBiasNotConstant,
        edited(kFloatChain, {{"%var_eps =", "%b1 = aten.mul.Tensor(self=%b0, other=1.0): float32[2]\n%var_eps ="},
@@ -151,37 +162,50 @@ std::vector<RefusalCase> refusalCases() {
       {"FloatChainEpsDiffers", C::kEpsMismatchFloat,
        edited(kFloatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}})},
       // ---- a plain batch_norm after a conv or linear ----
-      {"PlainBatchNormAfterARelu", C::kNotAfterConv,
+      {"PlainBatchNormAfterARelu",
+       C::kNotAfterConv,
        edited(kPlainBatchNorm, {{"%bn =", "%relu = aten.relu.default(self=%conv): float32[1, 2, 4, 4]\n%bn ="},
                                 {"batch_norm.default(input=%conv", "batch_norm.default(input=%relu"}}),
-       {}, true},
+       {},
+       true},
       {"BatchNormAfterTheOutputQuantization", C::kPerTensorWeights,
-       edited(kPlainBatchNorm, {{"buffer %mean", "buffer %w_q = \"w_q\": int8[2, 2, 1, 1] = [1, 0, 0, 1]\nbuffer %mean"},
-                                {"%conv = aten.conv2d.default(input=%x_dq, weight=%w, bias=%b): float32[1, 2, 4, 4]",
-                                 "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]\n"
-                                 "%conv = aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b): float32[1, 2, 4, 4]\n"
-                                 "%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n"
-                                 "%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]"},
-                                {"batch_norm.default(input=%conv", "batch_norm.default(input=%y_dq"}})},
+       edited(kPlainBatchNorm,
+              {{"buffer %mean", "buffer %w_q = \"w_q\": int8[2, 2, 1, 1] = [1, 0, 0, 1]\nbuffer %mean"},
+               {"%conv = aten.conv2d.default(input=%x_dq, weight=%w, bias=%b): float32[1, 2, 4, 4]",
+                "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, "
+                "quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]\n"
+                "%conv = aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b): float32[1, 2, 4, 4]\n"
+                "%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, "
+                "quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n"
+                "%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, "
+                "quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]"},
+               {"batch_norm.default(input=%conv", "batch_norm.default(input=%y_dq"}})},
       {"TransposedConv", C::kTransposedConv,
        edited(kPlainBatchNorm, {{"aten.conv2d.default(input=%x_dq, weight=%w, bias=%b)",
                                  "aten.conv_transpose2d.input(input=%x_dq, weight=%w, bias=%b)"}})},
-      {"ConvOutputIsAlsoAGraphOutput", C::kConvOutputShared, edited(kPlainBatchNorm, {{"return %bn", "return %bn, %conv"}})},
+      {"ConvOutputIsAlsoAGraphOutput", C::kConvOutputShared,
+       edited(kPlainBatchNorm, {{"return %bn", "return %bn, %conv"}})},
       {"ConvWeightIsQuantized", C::kQuantizedWeights,
-       edited(kPlainBatchNorm, {{"buffer %mean", "buffer %w_q = \"w_q\": int8[2, 2, 1, 1] = [1, 0, 0, 1]\nbuffer %mean"},
-                                {"%conv =", "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]\n%conv ="},
-                                {"weight=%w,", "weight=%w_dq,"}})},
+       edited(kPlainBatchNorm,
+              {{"buffer %mean", "buffer %w_q = \"w_q\": int8[2, 2, 1, 1] = [1, 0, 0, 1]\nbuffer %mean"},
+               {"%conv =",
+                "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, "
+                "quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]\n%conv ="},
+               {"weight=%w,", "weight=%w_dq,"}})},
       {"ConvWeightIsComputed", C::kConvParameterNotConstant,
        edited(kPlainBatchNorm, {{"%conv =", "%w2 = aten.mul.Tensor(self=%w, other=1.0): float32[2, 2, 1, 1]\n%conv ="},
                                 {"weight=%w,", "weight=%w2,"}})},
       {"ConvWeightIsFloat64", C::kConvParameterDtype,
        edited(kPlainBatchNorm, {{"\"conv.weight\": float32[2, 2, 1, 1]", "\"conv.weight\": float64[2, 2, 1, 1]"}})},
       {"ConvWeightIsAScalar", C::kScalarWeight,
-       edited(kPlainBatchNorm, {{"\"conv.weight\": float32[2, 2, 1, 1] = [1, 0, 0, 1]", "\"conv.weight\": float32[] = [1]"}})},
+       edited(kPlainBatchNorm,
+              {{"\"conv.weight\": float32[2, 2, 1, 1] = [1, 0, 0, 1]", "\"conv.weight\": float32[] = [1]"}})},
       {"ConvBiasHasThreeChannels", C::kConvBiasLength,
-       edited(kPlainBatchNorm, {{"\"conv.bias\": float32[2] = [0.5, 0.25]", "\"conv.bias\": float32[3] = [0.5, 0.25, 0]"}})},
+       edited(kPlainBatchNorm,
+              {{"\"conv.bias\": float32[2] = [0.5, 0.25]", "\"conv.bias\": float32[3] = [0.5, 0.25, 0]"}})},
       {"InfiniteConvBias", C::kNonFiniteBias,
-       edited(kPlainBatchNorm, {{"\"conv.bias\": float32[2] = [0.5, 0.25]", "\"conv.bias\": float32[2] = [inf, 0.25]"}})},
+       edited(kPlainBatchNorm,
+              {{"\"conv.bias\": float32[2] = [0.5, 0.25]", "\"conv.bias\": float32[2] = [inf, 0.25]"}})},
       // ---- a plain batch_norm behind a quantized conv (FoldBatchNormIntoWeightScales) ----
       {"QuantizedBatchNormKept", C::kQuantizedWithoutChain, kQuantizedBatchNorm, keepQuantizedBatchNorms()},
       {"QuantizedOutputAlsoReturned", C::kQuantizedOutputShared,

@@ -21,9 +21,13 @@ const float kBnW[] = {1.5f, -0.5f}, kBnB[] = {0.25f, -0.25f}, kMean[] = {0.5f, -
 const float kBias[] = {0.5f, 0.25f}, kScales[] = {0.01f, 0.02f};
 float factor(int c) { return kBnW[c] * (1.0f / std::sqrt(kVar[c] + 1e-5f)); }
 
-const graph::Node* node(const TextFold& f, const std::string& name) { return f.loaded.graph->getValue(name)->producer(); }
+const graph::Node* node(const TextFold& f, const std::string& name) {
+  return f.loaded.graph->getValue(name)->producer();
+}
 template <class T>
-std::vector<T> data(const graph::Value* v) { return v->payload()->view().values<T>(); }
+std::vector<T> data(const graph::Value* v) {
+  return v->payload()->view().values<T>();
+}
 
 // The folded weight, scales and bias: the integers kept (channel 1's
 // negated, its factor is negative), the scales times |f|, the bias shifted.
@@ -33,7 +37,8 @@ void expectFoldedLayer(const TextFold& f) {
   EXPECT_EQ(data<float>(w_dq->getInput("scales")),
             (std::vector<float>{kScales[0] * std::fabs(factor(0)), kScales[1] * std::fabs(factor(1))}));
   std::vector<float> bias;
-  for (int c = 0; c < 2; ++c) bias.push_back((kBias[c] - kMean[c]) * (1.0f / std::sqrt(kVar[c] + 1e-5f)) * kBnW[c] + kBnB[c]);
+  for (int c = 0; c < 2; ++c)
+    bias.push_back((kBias[c] - kMean[c]) * (1.0f / std::sqrt(kVar[c] + 1e-5f)) * kBnW[c] + kBnB[c]);
   EXPECT_EQ(data<float>(node(f, "conv")->getInput("bias")), bias);
   EXPECT_EQ(f.loaded.graph->tryGetValue("bn"), nullptr);
 }
@@ -56,7 +61,8 @@ TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterTheBatchNormTakesTheConv
   const Json json = f.report.toJson()["folded"][0]["requantized"];
   EXPECT_EQ(json["source"], "trained");
   EXPECT_EQ(json["negated_channels"], 1);
-  EXPECT_NE(f.report.toText(false).find("output quantization: conv: trained"), std::string::npos) << f.report.toText(false);
+  EXPECT_NE(f.report.toText(false).find("output quantization: conv: trained"), std::string::npos)
+      << f.report.toText(false);
 }
 
 TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterAReluKeepsTheReluOnTheConv) {
@@ -111,7 +117,8 @@ TEST(ScaleFoldNumerics, TransposedWeightsNegateAlongAxisOne) {
   // [in 2, out 3, 1]: channel c is the middle index.
   const std::vector<std::int8_t> values = {1, 2, 3, 4, 5, 6};
   const std::vector<std::int64_t> sizes = {2, 3, 1};
-  const std::vector<float> scales = {0.5f, 0.5f, 0.5f}, w = {1, -2, 1}, b = {0, 0, 0}, mean = {0, 0, 0}, var = {1, 1, 1};
+  const std::vector<float> scales = {0.5f, 0.5f, 0.5f}, w = {1, -2, 1}, b = {0, 0, 0}, mean = {0, 0, 0},
+                           var = {1, 1, 1};
   const std::vector<std::int64_t> zero_points = {0, 0, 0};
   auto folded = numerics::foldBatchNormIntoScales({values, sizes, 1, scales, zero_points, -127, 127}, std::nullopt,
                                                   {w, b, mean, var, 0.0f});

@@ -21,9 +21,14 @@ inline std::string fixturePath(const std::string& name) { return std::string(QAT
 inline LoadedProgram loadFixture(const std::string& name) { return LoadedProgram::open(fixturePath(name)); }
 
 inline const std::vector<std::string>& allFixtures() {
-  static const std::vector<std::string> names = {"float_cnn.pt2", "qat_cadence_cnn.pt2", "tied_weights.pt2",
-                                                 "buffers.pt2", "lifted_constants.pt2", "tied_weights_deflated.pt2",
-                                                 "qat_cadence_cnn_decomposed.pt2", "qat_xnnpack_cnn.pt2"};
+  static const std::vector<std::string> names = {"float_cnn.pt2",
+                                                 "qat_cadence_cnn.pt2",
+                                                 "tied_weights.pt2",
+                                                 "buffers.pt2",
+                                                 "lifted_constants.pt2",
+                                                 "tied_weights_deflated.pt2",
+                                                 "qat_cadence_cnn_decomposed.pt2",
+                                                 "qat_xnnpack_cnn.pt2"};
   return names;
 }
 

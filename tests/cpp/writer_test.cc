@@ -105,7 +105,8 @@ TEST(Writer, UntouchedPartsAreCopiedFromTheirOwnBytes) {
   graph["tensor_values"].begin().value() = "@@meta@@";
   model["graph_module"]["signature"]["input_specs"].back() = "@@spec@@";
   std::string text = dumpJson(model);
-  for (const auto& [marker, replacement] : {std::pair{"\"@@node@@\"", node}, {"\"@@meta@@\"", meta}, {"\"@@spec@@\"", spec}}) {
+  for (const auto& [marker, replacement] :
+       {std::pair{"\"@@node@@\"", node}, {"\"@@meta@@\"", meta}, {"\"@@spec@@\"", spec}}) {
     text.replace(text.find(marker), std::string(marker).size(), replacement);
   }
   ArchiveEdit edit;
@@ -138,7 +139,8 @@ TEST(Writer, SignatureBeforeGraphIsWrittenInPlace) {
   EXPECT_EQ(written["graph_module"].begin().key(), "signature");
   // Folding again finds nothing left: the rewritten graph and signature are whole.
   EXPECT_EQ(foldArchiveBytes(folded.archive, {}).report.folded.size(), 0u);
-  EXPECT_EQ(written["graph_module"]["signature"]["input_specs"].size(), written["graph_module"]["graph"]["inputs"].size());
+  EXPECT_EQ(written["graph_module"]["signature"]["input_specs"].size(),
+            written["graph_module"]["graph"]["inputs"].size());
 }
 
 }  // namespace

@@ -101,21 +101,54 @@ TEST(Zip, ReadsZip64CentralDirectoryFields) {
   // Rebuild: local header + data as written, then a hand-made central directory.
   std::string head = bytes.substr(0, original.data_offset + original.compressed_size);
   std::string cd;
-  auto p16 = [&cd](unsigned v) { cd.push_back(static_cast<char>(v & 0xFF)); cd.push_back(static_cast<char>(v >> 8)); };
-  auto p32 = [&](std::uint32_t v) { p16(v & 0xFFFF); p16(v >> 16); };
-  auto p64 = [&](std::uint64_t v) { p32(static_cast<std::uint32_t>(v)); p32(static_cast<std::uint32_t>(v >> 32)); };
-  p32(0x02014b50); p16(45); p16(45); p16(0); p16(0); p16(0); p16(0);
-  p32(original.crc32); p32(0xFFFFFFFF); p32(0xFFFFFFFF);
-  p16(6); p16(4 + 24); p16(0); p16(0); p16(0); p32(0); p32(0xFFFFFFFF);
+  auto p16 = [&cd](unsigned v) {
+    cd.push_back(static_cast<char>(v & 0xFF));
+    cd.push_back(static_cast<char>(v >> 8));
+  };
+  auto p32 = [&](std::uint32_t v) {
+    p16(v & 0xFFFF);
+    p16(v >> 16);
+  };
+  auto p64 = [&](std::uint64_t v) {
+    p32(static_cast<std::uint32_t>(v));
+    p32(static_cast<std::uint32_t>(v >> 32));
+  };
+  p32(0x02014b50);
+  p16(45);
+  p16(45);
+  p16(0);
+  p16(0);
+  p16(0);
+  p16(0);
+  p32(original.crc32);
+  p32(0xFFFFFFFF);
+  p32(0xFFFFFFFF);
+  p16(6);
+  p16(4 + 24);
+  p16(0);
+  p16(0);
+  p16(0);
+  p32(0);
+  p32(0xFFFFFFFF);
   cd += "r/data";
-  p16(1); p16(24); p64(original.uncompressed_size); p64(original.compressed_size); p64(0);
+  p16(1);
+  p16(24);
+  p64(original.uncompressed_size);
+  p64(original.compressed_size);
+  p64(0);
   const std::uint64_t cd_offset = head.size();
   std::string eocd;
   {
     std::string saved;
     std::swap(saved, cd);
-    p32(0x06054b50); p16(0); p16(0); p16(1); p16(1); p32(static_cast<std::uint32_t>(saved.size()));
-    p32(static_cast<std::uint32_t>(cd_offset)); p16(0);
+    p32(0x06054b50);
+    p16(0);
+    p16(0);
+    p16(1);
+    p16(1);
+    p32(static_cast<std::uint32_t>(saved.size()));
+    p32(static_cast<std::uint32_t>(cd_offset));
+    p16(0);
     std::swap(saved, cd);
     eocd = saved;
   }

@@ -24,11 +24,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 # Loading quantized programs needs the quantized_decomposed ops registered.
-import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401
-
 # torchao's QAT patterns are exported once per process, not once per
 # conversion (pattern_cache.py says why that changes no program).
 import pattern_cache  # noqa: E402
+import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401
 
 pattern_cache.install()
 

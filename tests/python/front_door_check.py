@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-
-import qatfold
 from conftest import run_cli
 from graph_compare import random_inputs
+
+import qatfold
 
 
 def _options(extra: tuple[str, ...]) -> dict[str, str]:
@@ -59,7 +59,8 @@ def assert_values_propagate(program) -> None:
     FakeTensorProp(program.graph_module, mode).propagate_dont_convert_inputs(*[n.meta["val"] for n in placeholders])
     try:
         for node, val in recorded.items():
-            for mine, theirs in zip(torch.utils._pytree.tree_leaves(val), torch.utils._pytree.tree_leaves(node.meta.get("val"))):
+            leaves = torch.utils._pytree.tree_leaves
+            for mine, theirs in zip(leaves(val), leaves(node.meta.get("val"))):
                 if isinstance(theirs, torch.Tensor):
                     assert isinstance(mine, FakeTensor) and mine.fake_mode is mode, node.name
                     assert (mine.dtype, mine.shape, mine.stride(), mine.device) == \

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import torch
 
-from conftest import run_cli
-
 
 def oracle_fold(path: Path) -> torch.export.ExportedProgram:
     """ExecuTorch 1.4.0's FuseQATConvBN on the program loaded from `path`."""

@@ -13,7 +13,8 @@ compares it with the file the unpatched flow wrote.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

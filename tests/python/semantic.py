@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from oracle import constant_of
 
 
@@ -30,7 +29,8 @@ def check_chain_within_one_step(unfolded, folded, chain: dict, values: dict) -> 
     bias_dq = conv.args[2]
     # Per-tensor scales are arguments; per-channel ones are constant tensors too.
     new_bias = bias_dq.target(*[constant_of(folded, a) if isinstance(a, torch.fx.Node) else a for a in bias_dq.args])
-    args = [new_bias if i == 2 else values[a.name] if isinstance(a, torch.fx.Node) else a for i, a in enumerate(conv.args)]
+    args = [new_bias if i == 2 else values[a.name] if isinstance(a, torch.fx.Node) else a
+            for i, a in enumerate(conv.args)]
     quantize = next(iter(conv.users))
     scale, zero_point, qmin, qmax = quantize.args[1:5]
     folded_q = torch.round(conv.target(*args) / scale) + zero_point

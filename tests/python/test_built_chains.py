@@ -14,15 +14,15 @@ that the folded program computes the same outputs with no batch_norm left.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from verification_check import assert_verified
 
 import qatfold
-from verification_check import assert_verified
 
 
 class BuiltChain(nn.Module):
@@ -122,7 +122,8 @@ class QuantizedBuiltChain(BuiltChain):
         super().__init__(*args, **kwargs)
         self.output_qdq = output_qdq
         with torch.no_grad():
-            self.register_buffer("weight_q", torch.clamp(torch.round(self.weight / self.W_SCALE), -127, 127).to(torch.int8))
+            weight_q = torch.clamp(torch.round(self.weight / self.W_SCALE), -127, 127).to(torch.int8)
+            self.register_buffer("weight_q", weight_q)
             bias = self.bias if self.bias is not None else torch.zeros_like(self.bn_bias)
             self.register_buffer("bias_q", torch.round(bias / (self.X_SCALE * self.W_SCALE)).to(torch.int32))
         self.weight = None

@@ -15,7 +15,6 @@ import json
 
 import pytest
 import torch
-
 from cadence import lower_to_cadence
 from conftest import run_cli
 from graph_compare import random_inputs

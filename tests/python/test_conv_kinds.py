@@ -15,12 +15,12 @@ import typing
 
 import pytest
 import torch
+from front_door_check import folded_both_ways
+from qat_zoo import randomize_bn
 from torch import nn
+from verification_check import assert_verified
 
 import qatfold
-from qat_zoo import randomize_bn
-from front_door_check import folded_both_ways
-from verification_check import assert_verified
 
 try:  # ExecuTorch 1.4.0's Cadence modules use typing.override (Python 3.12)
     typing.override  # noqa: B018
@@ -169,5 +169,6 @@ def test_xnnpack_quantized_conv3d_batch_norm_is_left_with_the_reason(tmp_path):
     assert_verified(program, result.program, result.report.folded)
 
     (skipped,) = result.report.skipped
-    assert "'conv3d' is quantized and has no QAT chain (torchao's QAT patterns cover conv1d and conv2d, not conv3d)" in skipped.reason
+    assert ("'conv3d' is quantized and has no QAT chain (torchao's QAT patterns cover conv1d and conv2d, "
+            "not conv3d)") in skipped.reason
     assert any("batch_norm" in op for op in ops(result.program))

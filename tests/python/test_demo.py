@@ -15,7 +15,6 @@ import importlib.util
 
 import pytest
 import torch
-
 from cadence import lower_to_cadence
 from conftest import REPO, run_cli
 

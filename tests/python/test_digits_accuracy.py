@@ -12,7 +12,6 @@ import importlib.util
 import sys
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow

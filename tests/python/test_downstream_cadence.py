@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from cadence import lower_to_cadence
 from graph_compare import random_inputs
 from oracle import qatfold_fold

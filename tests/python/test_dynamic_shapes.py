@@ -15,11 +15,11 @@ import zipfile
 
 import pytest
 import torch
-
-import qatfold
 from conftest import run_cli
 from oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
 from program_cache import cached_archive
+
+import qatfold
 
 KINDS = ("batch", "length", "both", "bounded")
 
@@ -27,9 +27,9 @@ KINDS = ("batch", "length", "both", "bounded")
 def cadence_archive(kind: str):
     def build():
         from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-
         from fixture_models import export_qat_dynamic
-        from qat_zoo import build as build_model, dynamic_shapes
+        from qat_zoo import build as build_model
+        from qat_zoo import dynamic_shapes
 
         model, example = build_model("keyword_spotter")
         return export_qat_dynamic(model, example, CadenceDefaultQuantizer(is_qat=True), dynamic_shapes(kind))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FIXTURES, REPO
 
 import qatfold
-from conftest import FIXTURES, REPO
 
 MODEL = FIXTURES / "qat_cadence_cnn.pt2"  # takes x: float32[2, 3, 16, 16]
 
@@ -61,7 +61,8 @@ CASES = [
     ("verify-number", lambda ep: qatfold.fold(ep, verify=3), ["verify must be a tuple of tensors", "not an int"]),
     ("eps-bool", lambda ep: qatfold.fold(ep, eps_tolerance=True), ["eps_tolerance must be a number", "not a bool"]),
     ("eps-string", lambda ep: qatfold.fold(ep, eps_tolerance="0.1"), ["eps_tolerance must be a number", "not a str"]),
-    ("eps-range", lambda ep: qatfold.fold(ep, eps_tolerance=2.0), ["fold: eps_tolerance must be a number in [0, 1], not 2.0"]),
+    ("eps-range", lambda ep: qatfold.fold(ep, eps_tolerance=2.0),
+     ["fold: eps_tolerance must be a number in [0, 1], not 2.0"]),
     ("eps-nan", lambda ep: qatfold.fold(ep, eps_tolerance=float("nan")), ["eps_tolerance must be a number", "not nan"]),
     ("choice-value", lambda ep: qatfold.fold(ep, per_tensor_weights="raise"),
      ["per_tensor_weights must be one of 'refuse', 'requantize', not 'raise'"]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import FIXTURES
 from graph_compare import assert_same_graph, assert_same_tensors, op_targets
 

@@ -5,15 +5,14 @@ README: these tests hold every consumer to it."""
 from __future__ import annotations
 
 import inspect
-
 import re
 
 import pytest
 import torch
+from conftest import FIXTURES, REPO, run_cli
 
 import qatfold
 from qatfold import _core
-from conftest import FIXTURES, REPO, run_cli
 
 
 def table() -> list[dict[str, str]]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from graph_compare import random_inputs
-from oracle import conv_int32_biases, op_multiset, oracle_fold, output_step, qatfold_fold
+from oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
 
 ZOO_NAMES = [
     "conv2d_nobias", "conv2d_bias", "conv1d_nobias", "conv1d_bias", "chain3", "residual", "depthwise",

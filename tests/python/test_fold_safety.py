@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
-
 from conftest import FIXTURES, run_cli
 from graph_compare import random_inputs
 from oracle import conv_int32_biases, oracle_fold, qatfold_fold
@@ -150,9 +148,8 @@ def test_divisor_from_another_batch_norm_is_not_folded(tmp_path):
 
 def test_ptq_program_passes_through_unchanged(tmp_path):
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     from qat_zoo import build
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     model, example = build("chain3")
     captured = torch.export.export(model.eval(), example, strict=True).module()

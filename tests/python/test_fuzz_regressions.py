@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_cli
 
 CORPUS = REPO / "tests" / "corpus" / "fuzz"

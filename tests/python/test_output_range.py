@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-import qatfold
 from test_verify import clipping_program
 from verification_check import independent
+
+import qatfold
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,8 @@ def test_widened_fold_is_the_same_both_ways_and_lowers_to_cadence(tmp_path):
     expected_zero_points = sorted(chain.widened_output["zero_point"] for chain in widened)
 
     lowered = lower_to_cadence(folded)
-    convs = [n for n in lowered.graph_module.graph.nodes if n.op == "call_function" and "quantized_conv" in str(n.target)]
+    convs = [n for n in lowered.graph_module.graph.nodes
+             if n.op == "call_function" and "quantized_conv" in str(n.target)]
     assert len(convs) == len(widened)
     assert not any("batch_norm" in str(n.target) for n in lowered.graph_module.graph.nodes)
     # Cadence's quantized conv takes the widened output zero point (its scale becomes a multiplier and shift).

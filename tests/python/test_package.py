@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow  # a clone and an isolated pip build: the full tier
@@ -25,7 +24,8 @@ def test_pip_install_from_a_clean_clone(tmp_path):
     version = subprocess.run([str(venv / "bin" / "qatfold"), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("qatfold ")
     imported = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import qatfold, qatfold._core as c; print(qatfold.__version__, c.__doc__ != '')"],
+        [str(venv / "bin" / "python"), "-c",
+         "import qatfold, qatfold._core as c; print(qatfold.__version__, c.__doc__ != '')"],
         capture_output=True, text=True, check=True,
     )
     assert imported.stdout.split()[0] == version.stdout.split()[1]

@@ -13,7 +13,6 @@ import json
 
 import pytest
 import torch
-
 from conftest import run_cli
 from front_door_check import folded_both_ways
 from graph_compare import random_inputs
@@ -105,7 +104,8 @@ def test_eps_mismatch_goes_into_per_channel_scales(per_channel_archive, name, tm
     assert float(mismatch["factor_max"]) > 1.01
 
     # The weight and bias scales both took r: the bias scale is still s_in * s_w[c].
-    conv = next(n for n in folded.graph.nodes if n.target in (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default))
+    convs = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)
+    conv = next(n for n in folded.graph.nodes if n.target in convs)
     weight_dq, bias_dq = conv.args[1], conv.args[2]
     input_scale = conv.args[0].args[1]
     weight_scales = constant_of(folded, weight_dq.args[1])

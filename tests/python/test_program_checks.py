@@ -11,19 +11,18 @@ import json
 
 import pytest
 import torch
-
-import qatfold
 from conftest import FIXTURES, run_cli
 from program_cache import cached_archive
+
+import qatfold
 
 
 def qat_program(*, eval_mode: bool, strict_capture: bool):
     def build():
         from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
+        from qat_zoo import build as build_model
         from torchao.quantization.pt2e import move_exported_model_to_eval
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
-
-        from qat_zoo import build as build_model
 
         model, example = build_model("chain3")
         captured = torch.export.export(model.train(), example, strict=strict_capture).module()

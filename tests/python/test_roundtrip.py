@@ -6,7 +6,6 @@ import struct
 import zipfile
 
 import torch
-
 from conftest import run_cli
 from graph_compare import assert_same_graph, assert_same_tensors, random_inputs
 

@@ -15,7 +15,6 @@ import sys
 from importlib import metadata
 
 import pytest
-
 from conftest import REPO
 
 BUGGY = metadata.version("executorch") == "1.4.0"
@@ -33,7 +32,8 @@ def digits_example():
 
 
 @pytest.mark.xfail(BUGGY, strict=True, raises=AssertionError,
-                   reason="ExecuTorch 1.4.0: quantized_linear's reference kernel negates the multiplier the fusion passes")
+                   reason="ExecuTorch 1.4.0: quantized_linear's reference kernel negates the multiplier the fusion "
+                          "passes")
 def test_cadence_quantized_linear_computes_the_qdq_linear():
     from executorch_repros import linear_sign_steps
 

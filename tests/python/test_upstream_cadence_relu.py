@@ -17,7 +17,8 @@ EXECUTORCH = metadata.version("executorch")
 
 
 @pytest.mark.xfail(EXECUTORCH == "1.4.0", strict=True, raises=AssertionError,
-                   reason="ExecuTorch 1.4.0: quantized_relu's reference kernel negates the multiplier the fusion passes")
+                   reason="ExecuTorch 1.4.0: quantized_relu's reference kernel negates the multiplier the fusion "
+                          "passes")
 def test_cadence_fused_relu_computes_the_qdq_relu():
     from cadence_relu_repro import max_step_difference
 

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 import torch
-
-import qatfold
 from conftest import FIXTURES, REPO, run_cli
 from verification_check import independent
+
+import qatfold
 
 QAT = FIXTURES / "qat_cadence_cnn.pt2"
 

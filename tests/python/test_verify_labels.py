@@ -12,10 +12,10 @@ import sys
 
 import pytest
 import torch
-
-import qatfold
 from conftest import REPO, run_cli
 from test_verify import QAT, clipping_program
+
+import qatfold
 
 
 def batches_and_labels(program, count: int = 3, seed: int = 1):
@@ -89,7 +89,8 @@ def test_fuse_pass_verifies_with_labels():
     (lambda labels, classes: labels[:2], "labels: 2 tensors of labels for 3 batch(es)"),
     (lambda labels, classes: [labels[0][:-1]] + labels[1:], "labels[0]: "),
     (lambda labels, classes: torch.cat(labels)[1:], "labels: "),
-    (lambda labels, classes: [t.float() for t in labels], "labels[0] must hold integer class indices, not torch.float32"),
+    (lambda labels, classes: [t.float() for t in labels],
+     "labels[0] must hold integer class indices, not torch.float32"),
     (lambda labels, classes: [t.reshape(-1, 1) for t in labels], "labels[0] must be 1-D"),
     (lambda labels, classes: [labels[0], labels[1], labels[2] + classes], "is not a class of output 0, which scores"),
     (lambda labels, classes: [labels[0] - classes, labels[1], labels[2]], "is not a class of output 0"),

@@ -15,16 +15,15 @@ import json
 
 import pytest
 import torch
-
-import qatfold
+import xnnpack_zoo
 from conftest import run_cli
+from front_door_check import assert_equivalent
 from graph_compare import random_inputs
 from program_cache import cached_archive
+from verification_check import assert_verified
 from xnnpack import lower_to_xnnpack
 
-import xnnpack_zoo
-from front_door_check import assert_equivalent
-from verification_check import assert_verified
+import qatfold
 
 pytestmark = pytest.mark.slow
 

@@ -16,14 +16,14 @@ import json
 
 import pytest
 import torch
-
-import qatfold
 import xnnpack_zoo
 from conftest import run_cli
 from front_door_check import assert_equivalent, assert_untouched, snapshot
 from program_cache import cached_archive
 from verification_check import assert_verified, output_steps
 from xnnpack import lower_to_xnnpack
+
+import qatfold
 
 pytestmark = pytest.mark.slow
 
@@ -239,7 +239,8 @@ def test_without_calibration_the_reason_names_the_option(tmp_path):
     assert "(calibrate with `python -m qatfold fold --calibrate INPUTS`, or set --quantized-bn estimate)" in cli
 
     out = tmp_path / "estimated.pt2"
-    report = json.loads(run_cli("fold", str(archive(case)), "-o", str(out), "--json", "--quantized-bn", "estimate").stdout)
+    report = json.loads(run_cli("fold", str(archive(case)), "-o", str(out), "--json", "--quantized-bn",
+                                "estimate").stdout)
     assert [c["requantized"]["source"] for c in report["folded"]] == ["estimated", "estimated"]
     estimated = torch.export.load(out)
     assert not batch_norms(estimated)
@@ -272,7 +273,8 @@ def test_calibrated_ranges_reach_the_archive_path_too():
     in_memory = qatfold.fold(program, calibrate=batches(program, 1, 8), verify=batches(program, 2, 1))
     assert_untouched(program, before)
     assert_equivalent(in_memory.program, through_archive)
-    assert [c["requantized"] for c in json.loads(report_json)["folded"]] == [c.requantized for c in in_memory.report.folded]
+    assert [c["requantized"] for c in json.loads(report_json)["folded"]] == [
+        c.requantized for c in in_memory.report.folded]
 
 
 def test_python_command_line_folds_with_calibration(tmp_path):

@@ -17,7 +17,8 @@ and max deviation.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 import torch

@@ -36,8 +36,7 @@ void writeAll(int fd, const char* data, std::size_t count, const std::string& pa
 
 class FileSource : public ByteSource {
  public:
-  FileSource(int fd, std::uint64_t size, std::string path)
-      : fd_(fd), size_(size), path_(std::move(path)) {}
+  FileSource(int fd, std::uint64_t size, std::string path) : fd_(fd), size_(size), path_(std::move(path)) {}
   ~FileSource() override { ::close(fd_); }
 
   std::uint64_t size() const override { return size_; }
@@ -46,8 +45,8 @@ class FileSource : public ByteSource {
 
   void readAt(std::uint64_t offset, void* out, std::size_t count) const override {
     if (offset > size_ || count > size_ - offset) {
-      throw Error("read past the end of the file (offset " + std::to_string(offset) + ", " +
-                  std::to_string(count) + " bytes, file has " + std::to_string(size_) + ")");
+      throw Error("read past the end of the file (offset " + std::to_string(offset) + ", " + std::to_string(count) +
+                  " bytes, file has " + std::to_string(size_) + ")");
     }
     auto* dst = static_cast<char*>(out);
     while (count > 0) {
@@ -76,8 +75,8 @@ class MemorySource : public ByteSource {
   const std::string& name() const override { return name_; }
   void readAt(std::uint64_t offset, void* out, std::size_t count) const override {
     if (offset > bytes_.size() || count > bytes_.size() - offset) {
-      throw Error("read past the end of the data (offset " + std::to_string(offset) + ", " +
-                  std::to_string(count) + " bytes, data has " + std::to_string(bytes_.size()) + ")");
+      throw Error("read past the end of the data (offset " + std::to_string(offset) + ", " + std::to_string(count) +
+                  " bytes, data has " + std::to_string(bytes_.size()) + ")");
     }
     if (count > 0) std::memcpy(out, bytes_.data() + offset, count);
   }
@@ -94,7 +93,7 @@ constexpr std::size_t kSinkBufferSize = 1 << 20;
 std::unique_ptr<ByteSource> openFileSource(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open: " + errnoText());
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) {
     std::string why = errnoText();
     ::close(fd);
@@ -122,9 +121,7 @@ void streamRange(const ByteSource& source, std::uint64_t offset, std::uint64_t c
   }
 }
 
-void StringSink::write(const void* data, std::size_t count) {
-  bytes_.append(static_cast<const char*>(data), count);
-}
+void StringSink::write(const void* data, std::size_t count) { bytes_.append(static_cast<const char*>(data), count); }
 
 namespace {
 
@@ -184,7 +181,6 @@ AtomicFileSink::AtomicFileSink(const std::string& target, unsigned mode, std::pa
     throw OutputError("cannot set the mode of " + temp_path_ + ": " + errnoText());
   }
 }
-
 
 AtomicFileSink::~AtomicFileSink() {
   if (fd_ >= 0) ::close(fd_);
@@ -297,7 +293,7 @@ const char* fileKind(mode_t mode) {
 
 std::unique_ptr<OutputSink> openOutputFile(const std::string& path) {
   std::string target = path;
-  struct stat st {};
+  struct stat st{};
   if (!resolveOutput(target, st)) return std::make_unique<AtomicFileSink>(target);
   if (S_ISREG(st.st_mode)) {
     return std::make_unique<AtomicFileSink>(target, st.st_mode, std::pair<unsigned, unsigned>{st.st_uid, st.st_gid});

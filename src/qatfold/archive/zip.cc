@@ -128,7 +128,8 @@ void ZipReader::parseDirectory() {
   }
   if (entry_count > limits_.max_records) {
     throw Error("zip declares " + std::to_string(entry_count) + " records, more than the limit of " +
-                std::to_string(limits_.max_records), ExceededLimit::kRecords);
+                    std::to_string(limits_.max_records),
+                ExceededLimit::kRecords);
   }
   if (entry_count > directory_size / kCentralHeaderSize) {
     throw Error("corrupt zip: " + std::to_string(entry_count) + " records cannot fit a central directory of " +
@@ -221,16 +222,15 @@ void ZipReader::parseDirectory() {
     if (entry.method == ZipMethod::kDeflated) {
       if (entry.uncompressed_size > limits_.max_inflated_bytes) {
         throw Error("record '" + entry.name + "' inflates to " + std::to_string(entry.uncompressed_size) +
-                    " bytes, more than the limit of " + std::to_string(limits_.max_inflated_bytes),
+                        " bytes, more than the limit of " + std::to_string(limits_.max_inflated_bytes),
                     ExceededLimit::kInflatedBytes);
       }
       if (entry.uncompressed_size > 1024 &&
-          entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1) >
-              limits_.max_compression_ratio) {
+          entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1) > limits_.max_compression_ratio) {
         throw Error("record '" + entry.name + "' inflates " +
-                    std::to_string(entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1)) +
-                    " times its compressed size, more than the limit of " +
-                    std::to_string(limits_.max_compression_ratio) + " (a zip bomb?)",
+                        std::to_string(entry.uncompressed_size / std::max<std::uint64_t>(entry.compressed_size, 1)) +
+                        " times its compressed size, more than the limit of " +
+                        std::to_string(limits_.max_compression_ratio) + " (a zip bomb?)",
                     ExceededLimit::kCompressionRatio);
       }
     }
@@ -326,7 +326,7 @@ void ZipWriter::writeLocalHeader(const Written& record) {
   put16(header, zip64 ? 45 : 20);  // version needed
   put16(header, kUtf8Flag);
   put16(header, record.method);
-  put16(header, 0);  // time: fixed, for deterministic output
+  put16(header, 0);     // time: fixed, for deterministic output
   put16(header, 0x21);  // date: 1980-01-01
   put32(header, record.crc32);
   put32(header, zip64 ? static_cast<std::uint32_t>(kMax32) : static_cast<std::uint32_t>(record.compressed_size));
@@ -376,18 +376,24 @@ void ZipWriter::addProduced(std::string_view name,
     if (size > expected_size) throw Error("record " + record.name + " grew while it was written");
     sink_.write(piece);
   });
-  if (size != expected_size || crc != expected_crc) throw Error("record " + record.name + " changed while it was written");
+  if (size != expected_size || crc != expected_crc)
+    throw Error("record " + record.name + " changed while it was written");
   written_.push_back(std::move(record));
 }
 
 void ZipWriter::copyFrom(const ZipReader& reader, const ZipEntry& entry, std::string_view name) {
   if (finished_) throw Error("zip writer already finished");
-  Written record{std::string(name), static_cast<std::uint16_t>(entry.method), entry.crc32,
-                 entry.compressed_size, entry.uncompressed_size, sink_.position()};
+  Written record{std::string(name),
+                 static_cast<std::uint16_t>(entry.method),
+                 entry.crc32,
+                 entry.compressed_size,
+                 entry.uncompressed_size,
+                 sink_.position()};
   writeLocalHeader(record);
   // The CRC comes from the input's directory; recomputing it means reading
   // every byte, which only --verify-crc asks for (see ReadLimits).
-  if (reader.limits().verify_copied_crc || !sink_.copyRange(reader.source(), entry.data_offset, entry.compressed_size)) {
+  if (reader.limits().verify_copied_crc ||
+      !sink_.copyRange(reader.source(), entry.data_offset, entry.compressed_size)) {
     reader.streamRaw(entry, [this](const char* data, std::size_t count) { sink_.write(data, count); });
   }
   written_.push_back(std::move(record));
@@ -427,9 +433,9 @@ void ZipWriter::finish() {
     put32(directory, uncompressed);
     put16(directory, static_cast<std::uint16_t>(record.name.size()));
     put16(directory, static_cast<std::uint16_t>(extra.size()));
-    put16(directory, 0);  // comment
-    put16(directory, 0);  // disk
-    put16(directory, 0);  // internal attributes
+    put16(directory, 0);               // comment
+    put16(directory, 0);               // disk
+    put16(directory, 0);               // internal attributes
     put32(directory, 0100644u << 16);  // external attributes: a regular file, rw-r--r--
     put32(directory, offset);
     directory += record.name;

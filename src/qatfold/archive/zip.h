@@ -79,7 +79,8 @@ class ZipWriter {
   // Adds a stored record whose bytes `producer` writes, without holding
   // them: a first run measures the size and CRC the local header needs, a
   // second writes the bytes. Throws Error if the runs differ.
-  void addProduced(std::string_view name, const std::function<void(const std::function<void(std::string_view)>&)>& producer);
+  void addProduced(std::string_view name,
+                   const std::function<void(const std::function<void(std::string_view)>&)>& producer);
   // Copies `entry` from `reader` verbatim (same method and bytes), streamed.
   void copyFrom(const ZipReader& reader, const ZipEntry& entry, std::string_view name);
   // Writes the central directory; no record can be added after it.

@@ -13,21 +13,21 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
-#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "qatfold/archive/archive.h"
-#include "qatfold/report/dot.h"
-#include "qatfold/report/inspect.h"
 #include "qatfold/error.h"
 #include "qatfold/loaded_program.h"
 #include "qatfold/passes/patterns.h"
 #include "qatfold/passes/pipeline.h"
 #include "qatfold/passes/registry.h"
+#include "qatfold/report/dot.h"
+#include "qatfold/report/inspect.h"
 #include "qatfold/version.h"
 #include "qatfold/writer/pt2_writer.h"
 
@@ -53,7 +53,7 @@ qatfold::ReadLimits g_limits;
 struct LimitOption {
   qatfold::ExceededLimit limit;
   const char* flag;
-  std::uint64_t qatfold::ReadLimits::*field;
+  std::uint64_t qatfold::ReadLimits::* field;
   const char* help;
 };
 constexpr LimitOption kLimitOptions[] = {
@@ -239,7 +239,7 @@ int runFold(const FoldCommand& command) {
   std::string before;
   if (!command.dot_before.empty()) {
     before = qatfold::report::neighbourhoodToDot(*loaded.graph, batchNorms(*loaded.graph), 8, 1,
-                                              command.input + ": before qatfold fold");
+                                                 command.input + ": before qatfold fold");
   }
   try {
     report = qatfold::passes::runFoldPipeline(*loaded.graph, command.options);
@@ -249,7 +249,8 @@ int runFold(const FoldCommand& command) {
   // Every output is opened before any is written: one that cannot be
   // written (a missing folder) leaves the others untouched.
   std::unique_ptr<qatfold::OutputSink> archive_sink = command.dry_run ? nullptr : openOutput(command.output);
-  std::unique_ptr<qatfold::OutputSink> before_sink = command.dot_before.empty() ? nullptr : openOutput(command.dot_before);
+  std::unique_ptr<qatfold::OutputSink> before_sink =
+      command.dot_before.empty() ? nullptr : openOutput(command.dot_before);
   std::unique_ptr<qatfold::OutputSink> after_sink = command.dot_after.empty() ? nullptr : openOutput(command.dot_after);
   if (archive_sink) write(loaded, command.input, command.output, *archive_sink, report.changed);
   if (before_sink) writeBytes(*before_sink, command.dot_before, before);
@@ -261,8 +262,9 @@ int runFold(const FoldCommand& command) {
         if (node->name() == chain.conv) centers.push_back(node);
       }
     }
-    writeBytes(*after_sink, command.dot_after,
-               qatfold::report::neighbourhoodToDot(*loaded.graph, centers, 3, 2, command.input + ": after qatfold fold"));
+    writeBytes(
+        *after_sink, command.dot_after,
+        qatfold::report::neighbourhoodToDot(*loaded.graph, centers, 3, 2, command.input + ": after qatfold fold"));
   }
   commitAll({{archive_sink.get(), &command.output},
              {before_sink.get(), &command.dot_before},
@@ -333,7 +335,8 @@ void addFoldOptions(CLI::App* command, qatfold::passes::FoldOptions& options) {
         ->add_option_function<std::string>(
             flag,
             [&options, &info, flag](const std::string& text) {
-              if (auto why = qatfold::passes::setFoldOption(options, info, text)) throw CLI::ValidationError(flag, *why);
+              if (auto why = qatfold::passes::setFoldOption(options, info, text))
+                throw CLI::ValidationError(flag, *why);
             },
             std::string(info.help))
         ->default_str(qatfold::passes::foldOptionValue(defaults, info))
@@ -347,8 +350,9 @@ int main(int argc, char** argv) {
   CLI::App app{"qatfold: fold QAT Conv+BatchNorm chains of torch.export PT2 archives into quantized conv biases"};
   app.set_version_flag("--version", std::string("qatfold ") + qatfold::kVersion);
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 success, 1 unreadable input or unwritable output, 2 wrong usage, "
-             "3 fold --max-risk exceeded (output written), 4 fold --strict: batch_norms left (output written; wins over 3).");
+  app.footer(
+      "Exit codes: 0 success, 1 unreadable input or unwritable output, 2 wrong usage, "
+      "3 fold --max-risk exceeded (output written), 4 fold --strict: batch_norms left (output written; wins over 3).");
 
   std::string input;
   std::string output;
@@ -366,17 +370,20 @@ int main(int argc, char** argv) {
       ->excludes(inspect_dot);
 
   std::string text_input;
-  CLI::App* assemble = app.add_subcommand("assemble", "Build a PT2 archive from a graph written as text (tests, repros)");
+  CLI::App* assemble =
+      app.add_subcommand("assemble", "Build a PT2 archive from a graph written as text (tests, repros)");
   assemble->add_option("TEXT", text_input, "Text graph (see `qatfold inspect --text`)")->required();
   assemble->add_option("-o,--output", output, "Where to write the archive")->required();
   std::optional<std::string> fill_elided;
-  assemble->add_option("--fill-elided", fill_elided,
-                       "Give tensors the text elides (written without data) this value in every element; without it "
-                       "such a tensor is an error")
+  assemble
+      ->add_option("--fill-elided", fill_elided,
+                   "Give tensors the text elides (written without data) this value in every element; without it "
+                   "such a tensor is an error")
       ->type_name("V");
   addLimitOptions(inspect);
 
-  CLI::App* roundtrip = app.add_subcommand("roundtrip", "Read an archive into the graph IR and write it back unchanged");
+  CLI::App* roundtrip =
+      app.add_subcommand("roundtrip", "Read an archive into the graph IR and write it back unchanged");
   roundtrip->add_option("IN", input, "PT2 archive to read")->required();
   roundtrip->add_option("-o,--output", output, "Where to write the result")->required();
   addLimitOptions(roundtrip);
@@ -386,13 +393,15 @@ int main(int argc, char** argv) {
   CLI::App* fold = app.add_subcommand("fold", "Fold QAT Conv+BatchNorm chains into the convs' int32 biases");
   fold->add_option("IN", fold_command.input, "PT2 archive to read")->required();
   CLI::Option* fold_output = fold->add_option("-o,--output", fold_command.output, "Where to write the folded archive");
-  CLI::Option* dry_run = fold->add_flag("--dry-run", fold_command.dry_run, "Report what would be folded; write nothing");
+  CLI::Option* dry_run =
+      fold->add_flag("--dry-run", fold_command.dry_run, "Report what would be folded; write nothing");
   fold_output->excludes(dry_run);
   fold->add_flag("--explain", fold_command.explain, "Say why every batch_norm left in the graph was not folded");
   fold->add_flag("--json", fold_command.json, "Print the report as JSON");
   addFoldOptions(fold, fold_command.options);
-  fold->add_option("--max-risk", fold_command.max_risk,
-                   "Exit with code 3 (after writing) if any folded conv's shift exceeds this fraction of its output range")
+  fold->add_option(
+          "--max-risk", fold_command.max_risk,
+          "Exit with code 3 (after writing) if any folded conv's shift exceeds this fraction of its output range")
       ->check(CLI::Range(0.0, 1e9));
   fold->add_option("--dot-before", fold_command.dot_before,
                    "Write a Graphviz picture of every batch_norm chain before folding to this file");

@@ -40,7 +40,7 @@ struct Edit {
   std::string target;
   std::vector<Operand> operands;
   std::optional<program::Argument> argument;  // kSetArgument
-  std::string metadata_source;  // kInsertNode: copy the front end's node metadata from this node
+  std::string metadata_source;                // kInsertNode: copy the front end's node metadata from this node
   std::optional<program::TensorMeta> meta;
   program::InputKind input_kind = program::InputKind::kUserInput;
   std::string fqn;

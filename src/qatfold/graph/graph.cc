@@ -13,13 +13,11 @@ namespace {
 using program::InputKind;
 using program::isConstantKind;
 
-
 // Ops that only compute their outputs: safe to drop when nothing reads them.
 bool isPure(const std::string& target) {
   static const char* const kPurePrefixes[] = {"torch.ops.aten.", "torch.ops.quantized_decomposed."};
-  bool known_namespace = std::any_of(std::begin(kPurePrefixes), std::end(kPurePrefixes), [&](const char* prefix) {
-    return target.rfind(prefix, 0) == 0;
-  });
+  bool known_namespace = std::any_of(std::begin(kPurePrefixes), std::end(kPurePrefixes),
+                                     [&](const char* prefix) { return target.rfind(prefix, 0) == 0; });
   if (!known_namespace) return false;
   // In-place and out= variants ("aten.add_.Tensor", "aten.add.out") and asserts mutate or check.
   auto op_start = target.find('.', std::string("torch.ops.").size()) + 1;
@@ -80,8 +78,8 @@ std::vector<Value*> Node::inputValues() const {
 
 Graph::~Graph() = default;
 
-Value* Graph::newValue(const std::string& name, const program::TensorMeta* read,
-                       std::optional<program::TensorMeta> own, std::uint64_t order) {
+Value* Graph::newValue(const std::string& name, const program::TensorMeta* read, std::optional<program::TensorMeta> own,
+                       std::uint64_t order) {
   auto value = std::make_unique<Value>();
   value->name_ = name;
   value->meta_ = read;
@@ -213,7 +211,8 @@ void Graph::setInput(Node* node, std::string_view operand_name, Value* value, st
 }
 
 void Graph::setArgument(Node* node, std::string_view operand_name, program::Argument argument) {
-  if (argument.refersToTensors()) throw Error("setArgument: the new value of '" + std::string(operand_name) + "' names tensors");
+  if (argument.refersToTensors())
+    throw Error("setArgument: the new value of '" + std::string(operand_name) + "' names tensors");
   for (Operand& operand : node->operands_) {
     if (operand.name != operand_name) continue;
     if (!operand.values.empty()) {
@@ -376,8 +375,8 @@ std::size_t Graph::removeUnusedConstants() {
   }
   std::unordered_set<const Payload*> dropped;
   for (Value* placeholder : placeholders_) {
-    bool remove = isConstantKind(placeholder->input_kind_) && placeholder->useCount() == 0 &&
-                  placeholder->initially_used_;
+    bool remove =
+        isConstantKind(placeholder->input_kind_) && placeholder->useCount() == 0 && placeholder->initially_used_;
     if (!remove) {
       kept.push_back(placeholder);
       continue;
@@ -422,7 +421,8 @@ void Graph::lint() const {
     if (isConstantKind(placeholder->input_kind_) && !placeholder->payload_) {
       fail("constant input '" + placeholder->name_ + "' has no payload");
     }
-    if (placeholder->spec_.name != placeholder->name_) fail("signature entry of '" + placeholder->name_ + "' names another value");
+    if (placeholder->spec_.name != placeholder->name_)
+      fail("signature entry of '" + placeholder->name_ + "' names another value");
     define(placeholder);
   }
   for (const auto& node : nodes_) {
@@ -431,7 +431,8 @@ void Graph::lint() const {
       for (const Value* value : operand.values) {
         if (value == nullptr) continue;
         if (!value->alive_) fail("node '" + node->name_ + "' uses erased value '" + value->name_ + "'");
-        if (value->lint_run_ != run) fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
+        if (value->lint_run_ != run)
+          fail("node '" + node->name_ + "' uses '" + value->name_ + "' before it is defined");
         ++value->lint_uses_;
       }
       if (operand.argument().refersToTensors() && operand.argument().tensorReferenceCount() != operand.values.size()) {

@@ -14,13 +14,13 @@ using program::isConstantKind;
 
 namespace {
 
-
 // Whether a node after `index` outputs `name` (for a better message only).
 bool definedLater(const std::vector<program::Node>& nodes, std::size_t index, const std::string& name) {
   for (std::size_t n = index + 1; n < nodes.size(); ++n) {
     for (const program::Argument& output : nodes[n].outputs) {
       bool found = false;
-      output.forEachTensorReference([&](const std::string* reference) { found = found || (reference && *reference == name); });
+      output.forEachTensorReference(
+          [&](const std::string* reference) { found = found || (reference && *reference == name); });
       if (found) return true;
     }
   }
@@ -129,7 +129,8 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
         node->has_untracked_outputs_ = true;
       }
     }
-    if (node->name_.empty()) node->name_ = node->outputs_.empty() ? "node_" + std::to_string(n) : node->outputs_[0]->name();
+    if (node->name_.empty())
+      node->name_ = node->outputs_.empty() ? "node_" + std::to_string(n) : node->outputs_[0]->name();
     for (Operand& operand : node->operands_) {
       for (Value* value : operand.values) {
         if (value != nullptr) addUse(value, raw_node);

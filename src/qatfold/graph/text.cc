@@ -1,14 +1,14 @@
 #include "qatfold/graph/text.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <type_traits>
-#include <algorithm>
-#include <cctype>
 #include <optional>
 #include <set>
+#include <type_traits>
 
 #include "qatfold/archive/byte_io.h"
 #include "qatfold/archive/zip.h"
@@ -27,7 +27,7 @@ namespace {
 constexpr std::string_view kOpsPrefix = "torch.ops.";
 
 constexpr ScalarType kScalarTypes[] = {
-    ScalarType::kUInt8,   ScalarType::kInt8,    ScalarType::kInt16,  ScalarType::kInt32,  ScalarType::kInt64,
+    ScalarType::kUInt8,   ScalarType::kInt8,    ScalarType::kInt16,   ScalarType::kInt32, ScalarType::kInt64,
     ScalarType::kFloat16, ScalarType::kFloat32, ScalarType::kFloat64, ScalarType::kBool,  ScalarType::kBFloat16,
     ScalarType::kUInt16,  ScalarType::kUInt32,  ScalarType::kUInt64};
 
@@ -160,9 +160,7 @@ class TextParser {
  public:
   explicit TextParser(std::string_view text) : text_(text) {}
 
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error("line " + std::to_string(line_) + ": " + what);
-  }
+  [[noreturn]] void fail(const std::string& what) const { throw Error("line " + std::to_string(line_) + ": " + what); }
 
   void skipSpace() {
     while (pos_ < text_.size()) {
@@ -543,7 +541,8 @@ std::string printGraph(const Graph& graph, std::size_t max_elements) {
     out += "\n";
   }
   std::string returned;
-  for (const Value* output : graph.outputs()) returned += (returned.empty() ? " " : ", ") + (output ? "%" + output->name() : std::string("None"));
+  for (const Value* output : graph.outputs())
+    returned += (returned.empty() ? " " : ", ") + (output ? "%" + output->name() : std::string("None"));
   return out + "return" + returned + "\n";
 }
 
@@ -585,8 +584,8 @@ std::string archiveFromText(std::string_view text, const std::string& name,
           if (operand.empty()) parser.fail("expected an argument name, found " + parser.found());
           parser.expect('=', "after argument name '" + operand + "'");
           const Argument argument = parser.argument();
-          for (const auto& reference : argument.refersToTensors() ? argument.tensorReferences()
-                                                                   : std::vector<std::optional<std::string>>{}) {
+          for (const auto& reference :
+               argument.refersToTensors() ? argument.tensorReferences() : std::vector<std::optional<std::string>>{}) {
             if (reference && defined.count(*reference) == 0) parser.fail("'%" + *reference + "' is not defined");
           }
           node_inputs.push_back(Json{{"name", operand}, {"arg", argument.toJson()}, {"kind", 1}});
@@ -675,12 +674,11 @@ std::string archiveFromText(std::string_view text, const std::string& name,
              {"is_single_tensor_return", false},
              {"custom_obj_values", Json::object()},
              {"sym_float_values", Json::object()}};
-  Json model{{"graph_module",
-              Json{{"graph", graph},
-                   {"signature", Json{{"input_specs", input_specs}, {"output_specs", output_specs}}},
-                   {"module_call_graph", Json::array()},
-                   {"metadata", Json::object()},
-                   {"treespec_namedtuple_fields", Json::object()}}},
+  Json model{{"graph_module", Json{{"graph", graph},
+                                   {"signature", Json{{"input_specs", input_specs}, {"output_specs", output_specs}}},
+                                   {"module_call_graph", Json::array()},
+                                   {"metadata", Json::object()},
+                                   {"treespec_namedtuple_fields", Json::object()}}},
              {"opset_version", Json{{"aten", 10}}},
              {"range_constraints", Json::object()},
              {"schema_version", Json{{"major", program::kSchemaMajorVersion}, {"minor", 20}}},

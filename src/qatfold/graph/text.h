@@ -25,8 +25,8 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "qatfold/graph/graph.h"

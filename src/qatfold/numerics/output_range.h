@@ -29,10 +29,10 @@ struct AffineRange {
 // How far the folded shift moves a layer's output inside the range its
 // output quantization can represent, [low(), high()].
 struct OutputRangeRisk {
-  float max_abs_shift = 0;     // max_c |shift_c|
-  double range_low = 0;        // (qmin - zp) * s
-  double range_high = 0;       // (qmax - zp) * s
-  double relative_shift = 0;   // max_abs_shift / (range_high - range_low)
+  float max_abs_shift = 0;    // max_c |shift_c|
+  double range_low = 0;       // (qmin - zp) * s
+  double range_high = 0;      // (qmax - zp) * s
+  double relative_shift = 0;  // max_abs_shift / (range_high - range_low)
 };
 OutputRangeRisk outputRangeRisk(std::span<const float> shift, const AffineRange& range);
 

@@ -31,7 +31,8 @@ std::optional<ScaleFoldProblem> channelFactors(std::span<const std::int64_t> siz
 // Elements per index of `axis` (the product of the dimensions after it).
 std::size_t innerSize(std::span<const std::int64_t> sizes, std::int64_t axis) {
   std::size_t inner = 1;
-  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < sizes.size(); ++d) inner *= static_cast<std::size_t>(sizes[d]);
+  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < sizes.size(); ++d)
+    inner *= static_cast<std::size_t>(sizes[d]);
   return inner;
 }
 

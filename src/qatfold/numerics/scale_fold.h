@@ -50,10 +50,10 @@ struct FoldedScales : ChannelFactors {
 // Why a channel cannot take its factor.
 struct ScaleFoldProblem {
   enum class Kind {
-    kZeroFactor,         // f_c == 0: the channel would have no scale
-    kScaleNotNormal,     // s'_c is not a normal positive float32
-    kCannotNegate,       // f_c < 0 but the zero point or the integer range is not symmetric
-    kNonFiniteBias,      // b'_c is not finite
+    kZeroFactor,      // f_c == 0: the channel would have no scale
+    kScaleNotNormal,  // s'_c is not a normal positive float32
+    kCannotNegate,    // f_c < 0 but the zero point or the integer range is not symmetric
+    kNonFiniteBias,   // b'_c is not finite
   };
   Kind kind;
   std::int64_t channel = 0;

@@ -92,7 +92,7 @@ std::variant<EvalBatchNorm, Refusal> matchEvalBatchNorm(graph::Node& bn) {
 }
 
 std::variant<BatchNormValues, Refusal> readBatchNormValues(const EvalBatchNorm& bn, std::int64_t channels,
-                                                               double other_eps) {
+                                                           double other_eps) {
   auto weight = constantChannels(bn.weight, channels, "batch_norm weight");
   auto bias = constantChannels(bn.bias, channels, "batch_norm bias");
   auto mean = constantChannels(bn.mean, channels, "running_mean");
@@ -173,8 +173,7 @@ std::variant<BatchNormTail, Refusal> matchBatchNormTail(graph::Node& bn) {
   return t;
 }
 
-std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& t, std::int64_t channels,
-                                                       std::size_t rank) {
+std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& t, std::int64_t channels, std::size_t rank) {
   if (!isChannelBroadcast(*t.reshape_scale, rank, channels)) {
     return chainFailure(RefusalCode::kDivisorNotPerChannel);
   }
@@ -200,8 +199,8 @@ std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& t, std:
   TailNumbers numbers;
   numbers.shift = std::move(shift);
   if (t.chain_eps != t.eps) {
-    numbers.eps_factor = numerics::epsMismatchFactor(parameters.running_var, static_cast<float>(t.chain_eps),
-                                                     parameters.eps);
+    numbers.eps_factor =
+        numerics::epsMismatchFactor(parameters.running_var, static_cast<float>(t.chain_eps), parameters.eps);
     for (float r : *numbers.eps_factor) {
       if (!std::isfinite(r) || !(r > 0.0f)) {
         return chainFailure(RefusalCode::kNonFiniteEpsFactor);

@@ -49,7 +49,7 @@ struct BatchNormValues {
 // long, or running_var + eps (with the smaller of eps and `other_eps`) not
 // a positive finite number.
 std::variant<BatchNormValues, Refusal> readBatchNormValues(const EvalBatchNorm& batch_norm, std::int64_t channels,
-                                                               double other_eps);
+                                                           double other_eps);
 
 struct BatchNormTail {
   graph::Node* batch_norm = nullptr;
@@ -57,9 +57,9 @@ struct BatchNormTail {
   graph::Node* reshape_orig_bias = nullptr;  // null when the conv had no bias
   graph::Node* div = nullptr;
   graph::Node* reshape_scale = nullptr;
-  graph::Node* scale = nullptr;    // div(bn_w, sqrt)
+  graph::Node* scale = nullptr;  // div(bn_w, sqrt)
   graph::Node* sqrt = nullptr;
-  graph::Node* add_eps = nullptr;  // add(running_var, eps)
+  graph::Node* add_eps = nullptr;   // add(running_var, eps)
   graph::Value* divided = nullptr;  // what the tail divides: the conv output, or its dequantize
   graph::Value* bn_weight = nullptr;
   graph::Value* bn_bias = nullptr;
@@ -91,7 +91,6 @@ struct TailNumbers {
 // non-finite parameters, a broadcast not along the channel dimension, ...).
 // When the scale chain's eps differs from batch_norm's, the div and the BN
 // scale no longer cancel: r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn).
-std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& tail, std::int64_t channels,
-                                                       std::size_t rank);
+std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& tail, std::int64_t channels, std::size_t rank);
 
 }  // namespace qatfold::passes

@@ -22,9 +22,7 @@ std::string number(double value) {
   return text;
 }
 
-numerics::AffineRange rangeOf(const AffineQuantization& q) {
-  return {q.scale, q.zero_point, q.quant_min, q.quant_max};
-}
+numerics::AffineRange rangeOf(const AffineQuantization& q) { return {q.scale, q.zero_point, q.quant_min, q.quant_max}; }
 
 // The quantize that reads `value` alone, or null.
 graph::Node* soleQuantize(const graph::Value& value) {
@@ -81,9 +79,11 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     const graph::Node* from = eval.input->producer();
     return plainRefusal(RefusalCode::kNotAfterConv, {from->name(), from->target()});
   }
-  for (auto [value, reader] : {std::pair{layer->output(), output_q->node}, {output_q->node->output(), output_dq->node},
+  for (auto [value, reader] : {std::pair{layer->output(), output_q->node},
+                               {output_q->node->output(), output_dq->node},
                                {output_dq->node->output(), &bn}}) {
-    if (auto use = outsideUse(*value, {reader})) return refused(RefusalCode::kQuantizedOutputShared, {layer->name(), *use});
+    if (auto use = outsideUse(*value, {reader}))
+      return refused(RefusalCode::kQuantizedOutputShared, {layer->name(), *use});
   }
 
   graph::Value* input = layer->tryGetInput("input");
@@ -142,8 +142,9 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   std::size_t negated = 0;
   std::optional<FoldedChain::Requantized::WeightError> weight_error;
   if (per_tensor) {
-    const numerics::PerTensorWeight weight{weight_values, sizes, axis, weight_dq->scale, weight_dq->zero_point,
-                                           weight_dq->quant_min, weight_dq->quant_max};
+    const numerics::PerTensorWeight weight{
+        weight_values,       sizes, axis, weight_dq->scale, weight_dq->zero_point, weight_dq->quant_min,
+        weight_dq->quant_max};
     auto result = numerics::requantizeWithBatchNorm(weight, bias_span, values.parameters());
     if (auto* p = std::get_if<numerics::ScaleFoldProblem>(&result)) {
       problem = *p;
@@ -166,8 +167,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     const std::vector<float> scales = scales_view.values<float>();
     std::vector<std::int64_t> zero_points;
     for (double z : zero_points_view.asDoubles()) zero_points.push_back(static_cast<std::int64_t>(z));
-    const numerics::PerChannelWeight weight{weight_values, sizes, axis, scales, zero_points,
-                                            weight_dq->quant_min, weight_dq->quant_max};
+    const numerics::PerChannelWeight weight{weight_values,       sizes, axis, scales, zero_points, weight_dq->quant_min,
+                                            weight_dq->quant_max};
     auto result = numerics::foldBatchNormIntoScales(weight, bias_span, values.parameters());
     if (auto* p = std::get_if<numerics::ScaleFoldProblem>(&result)) {
       problem = *p;
@@ -262,8 +263,9 @@ void FoldBatchNormIntoWeightScales::rewrite(graph::Graph& graph, const Match& m)
                                                    std::make_shared<Storage>(encodeValues(m.new_scales)));
     graph.setInput(m.weight_dequantize, "scales", scales);
   }
-  graph::Value* bias = graph.addConstantTensor(m.bias_kind, prefix + ".folded_bias", "p_" + m.layer->name() + "_folded_bias",
-                                               vector_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
+  graph::Value* bias =
+      graph.addConstantTensor(m.bias_kind, prefix + ".folded_bias", "p_" + m.layer->name() + "_folded_bias",
+                              vector_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
   graph.setInput(m.layer, "bias", bias, "weight");
   if (m.to_trained_quantize) {
     // layer -> [relu] -> q: the old pair goes with dead-code elimination.

@@ -55,8 +55,8 @@ class FoldBatchNormIntoWeightScales {
     graph::Value* weight = nullptr;  // the int8 tensor
     graph::Value* scales = nullptr;
     program::InputKind bias_kind = program::InputKind::kParameter;
-    std::vector<std::int8_t> new_weight;  // empty: the weight stays
-    std::vector<float> new_scales;  // per channel (per tensor: the one scale, repeated)
+    std::vector<std::int8_t> new_weight;     // empty: the weight stays
+    std::vector<float> new_scales;           // per channel (per tensor: the one scale, repeated)
     std::optional<double> new_tensor_scale;  // per-tensor weights, re-quantized with zero point 0
     std::vector<float> new_bias;
     // Trained: the layer's output goes to the quantize after the batch_norm

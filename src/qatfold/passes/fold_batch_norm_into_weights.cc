@@ -106,11 +106,13 @@ void FoldBatchNormIntoWeights::rewrite(graph::Graph& graph, const Match& m) cons
   const std::string prefix = path.empty() ? m.conv->name() : path;
   const auto channels = static_cast<std::int64_t>(m.new_bias.size());
   // New tensors, not edits in place: the old weight may be tied to others.
-  graph::Value* weight = graph.addConstantTensor(m.kind, prefix + ".folded_weight", "p_" + m.conv->name() + "_folded_weight",
-                                                 m.weight_meta, std::make_shared<Storage>(encodeValues(m.new_weight)));
-  graph::Value* bias = graph.addConstantTensor(m.kind, prefix + ".folded_bias", "p_" + m.conv->name() + "_folded_bias",
-                                               program::TensorMeta::contiguous(program::ScalarType::kFloat32, {channels}),
-                                               std::make_shared<Storage>(encodeValues(m.new_bias)));
+  graph::Value* weight =
+      graph.addConstantTensor(m.kind, prefix + ".folded_weight", "p_" + m.conv->name() + "_folded_weight",
+                              m.weight_meta, std::make_shared<Storage>(encodeValues(m.new_weight)));
+  graph::Value* bias =
+      graph.addConstantTensor(m.kind, prefix + ".folded_bias", "p_" + m.conv->name() + "_folded_bias",
+                              program::TensorMeta::contiguous(program::ScalarType::kFloat32, {channels}),
+                              std::make_shared<Storage>(encodeValues(m.new_bias)));
   graph.setInput(m.conv, "weight", weight);
   graph.setInput(m.conv, "bias", bias, "weight");
   graph.replaceAllUsesWith(m.batch_norm->output(0), m.conv->output());
@@ -119,9 +121,8 @@ void FoldBatchNormIntoWeights::rewrite(graph::Graph& graph, const Match& m) cons
 
 bool FoldBatchNormIntoWeights::appliesTo(const graph::Graph& graph) {
   const auto nodes = graph.nodes();
-  return std::any_of(nodes.begin(), nodes.end(), [](const graph::Node* n) {
-    return n->target().rfind("torch.ops.quantized_decomposed.", 0) == 0;
-  });
+  return std::any_of(nodes.begin(), nodes.end(),
+                     [](const graph::Node* n) { return n->target().rfind("torch.ops.quantized_decomposed.", 0) == 0; });
 }
 
 }  // namespace qatfold::passes

@@ -64,8 +64,8 @@ FoldConvBatchNormChain::MatchResult FoldConvBatchNormChain::match(graph::Node& b
   // ---- the bias: int32 (existing or prepared), or float ----------------------------
   graph::Value* bias = conv->tryGetInput("bias");
   auto bias_dq = readAffineQuantization(bias ? bias->producer() : nullptr);
-  const bool int32_bias = bias_dq && bias_dq->node->target() != op::kQuantizePerTensor &&
-                          bias_dq->dtype == ScalarType::kInt32;
+  const bool int32_bias =
+      bias_dq && bias_dq->node->target() != op::kQuantizePerTensor && bias_dq->dtype == ScalarType::kInt32;
   std::optional<Refusal> why;
   if (int32_bias || output_q || QuantizeConvBias::hasQuantizedInputs(*conv)) {
     why = matchInt32Bias(m, tail, *conv, output_q);
@@ -150,8 +150,9 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const Ba
         weight_dq->scales->payload()->view().meta().dtype == ScalarType::kFloat32 &&
         weight_dq->scales->payload()->view().meta().numel() == channels) {
       // Exact: the weight's channel c and its bias both scale by r_c.
-      m.weight_scales = ConstantUpdate{weight_dq->node, "scales", weight_dq->scales,
-                                       numerics::scaleByFactor(weight_dq->scales->payload()->view().values<float>(), r)};
+      m.weight_scales =
+          ConstantUpdate{weight_dq->node, "scales", weight_dq->scales,
+                         numerics::scaleByFactor(weight_dq->scales->payload()->view().values<float>(), r)};
       scales = numerics::scaleByFactor(scales, r);
       if (m.prepared) m.prepared->scales = scales;  // a prepared bias is made with its final scales
       else m.bias_scales = ConstantUpdate{bias->node, "scales", bias->scales, scales};
@@ -233,7 +234,8 @@ std::optional<Refusal> FoldConvBatchNormChain::matchFloatBias(Match& m, const Ba
   describeFold(m.report, conv, *tail.batch_norm, channels);
   m.report.float_bias = true;
   m.report.output_quantized = false;
-  for (float value : numbers.shift) m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
+  for (float value : numbers.shift)
+    m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
   return std::nullopt;
 }
 
@@ -262,9 +264,7 @@ void FoldConvBatchNormChain::rewrite(graph::Graph& graph, const Match& m) const 
   // The dequantize whose scales change with an eps mismatch.
   graph::Node* bias_dequantize = m.bias_dequantize;
   switch (m.bias_update) {
-    case BiasUpdate::kInt32Prepared:
-      QuantizeConvBias().rewrite(graph, *m.prepared);
-      break;
+    case BiasUpdate::kInt32Prepared: QuantizeConvBias().rewrite(graph, *m.prepared); break;
     case BiasUpdate::kInt32InPlace:
       graph.replaceTensorData(m.int32_bias, int32_meta, std::make_shared<Storage>(encodeValues(m.new_int32_bias)));
       break;

@@ -30,7 +30,8 @@ std::optional<std::string> setFoldOption(FoldOptions& options, const FoldOptionI
       return std::nullopt;
     }
     std::string names;
-    for (std::string_view name : info.choices) names += std::string(names.empty() ? "" : ", ") + "'" + std::string(name) + "'";
+    for (std::string_view name : info.choices)
+      names += std::string(names.empty() ? "" : ", ") + "'" + std::string(name) + "'";
     return std::string(info.python_name) + " must be one of " + names + ", not '" + std::string(text) + "'";
   }
   double value = 0;

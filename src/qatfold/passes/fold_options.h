@@ -86,18 +86,18 @@ struct FoldOptionInfo {
   std::string_view python_name;  // "risk_threshold"
   std::string_view cli_flag;     // "--risk-threshold"
   std::string_view help;
-  double FoldOptions::*real = nullptr;
+  double FoldOptions::* real = nullptr;
   double min = 0;
   double max = 0;
   std::span<const std::string_view> choices = {};
   std::size_t (*get_choice)(const FoldOptions&) = nullptr;
   void (*set_choice)(FoldOptions&, std::size_t) = nullptr;
-  bool FoldOptions::*flag = nullptr;
+  bool FoldOptions::* flag = nullptr;
 };
 
 // The row of a flag.
 constexpr FoldOptionInfo flagOption(std::string_view python_name, std::string_view cli_flag, std::string_view help,
-                                    bool FoldOptions::*field) {
+                                    bool FoldOptions::* field) {
   FoldOptionInfo info{python_name, cli_flag, help};
   info.flag = field;
   return info;

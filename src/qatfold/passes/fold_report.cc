@@ -90,10 +90,8 @@ Json FoldReport::toJson() const {
   json["warnings"] = warnings;
   Json strict_json = Json::array();
   for (const SkippedBatchNorm* s : strictFailures()) {
-    strict_json.push_back(Json{{"batch_norm", s->batch_norm},
-                               {"module_path", s->module_path},
-                               {"code", s->code()},
-                               {"reason", s->reason()}});
+    strict_json.push_back(Json{
+        {"batch_norm", s->batch_norm}, {"module_path", s->module_path}, {"code", s->code()}, {"reason", s->reason()}});
   }
   json["strict_failures"] = std::move(strict_json);
   json["strict_failed"] = strictFailed();
@@ -105,41 +103,42 @@ Json FoldReport::toJson() const {
   json["prepared_biases"] = std::move(prepared_json);
   Json folded_json = Json::array();
   for (const FoldedChain& c : folded) {
-    const Json range = !c.output_quantized ? Json(nullptr)
-                                    : Json::array({floatToJson(c.risk.range_low), floatToJson(c.risk.range_high)});
-    folded_json.push_back(Json{{"conv", c.conv},
-                               {"conv_target", c.conv_target},
-                               {"kind", c.kind()},
-                               {"module_path", c.module_path},
-                               {"batch_norm", c.batch_norm},
-                               {"folded_by", c.folded_by},
-                               {"channels", c.channels},
-                               {"bias_dtype", c.float_bias ? "float32" : "int32"},
-                               {"scaled_weights", c.scaled_weights},
-                               {"per_channel_bias", c.per_channel_bias},
-                               {"copied_bias", c.copied_bias},
-                               {"clamped_bias_elements", c.clamped},
-                               {"max_abs_shift", floatToJson(c.risk.max_abs_shift)},
-                               {"output_range", range},
-                               {"relative_shift", !c.output_quantized ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
-                               {"flagged", c.flagged},
-                               {"widened_output", widenedJson(c)},
-                               {"eps_mismatch", epsMismatchJson(c)},
-                               {"requantized", requantizedJson(c)}});
+    const Json range = !c.output_quantized
+                           ? Json(nullptr)
+                           : Json::array({floatToJson(c.risk.range_low), floatToJson(c.risk.range_high)});
+    folded_json.push_back(
+        Json{{"conv", c.conv},
+             {"conv_target", c.conv_target},
+             {"kind", c.kind()},
+             {"module_path", c.module_path},
+             {"batch_norm", c.batch_norm},
+             {"folded_by", c.folded_by},
+             {"channels", c.channels},
+             {"bias_dtype", c.float_bias ? "float32" : "int32"},
+             {"scaled_weights", c.scaled_weights},
+             {"per_channel_bias", c.per_channel_bias},
+             {"copied_bias", c.copied_bias},
+             {"clamped_bias_elements", c.clamped},
+             {"max_abs_shift", floatToJson(c.risk.max_abs_shift)},
+             {"output_range", range},
+             {"relative_shift", !c.output_quantized ? Json(nullptr) : floatToJson(c.risk.relative_shift)},
+             {"flagged", c.flagged},
+             {"widened_output", widenedJson(c)},
+             {"eps_mismatch", epsMismatchJson(c)},
+             {"requantized", requantizedJson(c)}});
   }
   json["folded"] = std::move(folded_json);
   Json skipped_json = Json::array();
   for (const SkippedBatchNorm& s : skipped) {
     const std::string_view option = s.refusal.info().option;
-    skipped_json.push_back(Json{{"batch_norm", s.batch_norm},
-                                {"module_path", s.module_path},
-                                {"qat_chain", s.qatChain()},
-                                {"code", s.code()},
-                                {"reason", s.reason()},
-                                {"option", option.empty() ? Json(nullptr) : Json(option)},
-                                {"option_value", s.refusal.info().option_value.empty()
-                                                     ? Json(nullptr)
-                                                     : Json(s.refusal.info().option_value)}});
+    skipped_json.push_back(Json{
+        {"batch_norm", s.batch_norm},
+        {"module_path", s.module_path},
+        {"qat_chain", s.qatChain()},
+        {"code", s.code()},
+        {"reason", s.reason()},
+        {"option", option.empty() ? Json(nullptr) : Json(option)},
+        {"option_value", s.refusal.info().option_value.empty() ? Json(nullptr) : Json(s.refusal.info().option_value)}});
   }
   json["skipped"] = std::move(skipped_json);
   return json;
@@ -156,15 +155,14 @@ std::vector<const SkippedBatchNorm*> FoldReport::strictFailures() const {
 std::string FoldReport::toText(bool explain, OptionStyle style) const {
   std::ostringstream out;
   const Json summary = toJson();
-  out << "chains found " << summary["chains_found"].get<std::size_t>() << ", folded " << folded.size()
-      << ", skipped " << (summary["chains_found"].get<std::size_t>() - folded.size()) << "; int32 bias elements clamped "
+  out << "chains found " << summary["chains_found"].get<std::size_t>() << ", folded " << folded.size() << ", skipped "
+      << (summary["chains_found"].get<std::size_t>() - folded.size()) << "; int32 bias elements clamped "
       << clampedTotal() << "\n";
   out << "bias preparation: "
       << (bias_preparation.policy == "all"      ? "every conv with quantized input and weight"
           : bias_preparation.policy == "folded" ? "folded convs only"
                                                 : "none")
-      << " ("
-      << bias_preparation.requested << ": " << bias_preparation.reason << ")";
+      << " (" << bias_preparation.requested << ": " << bias_preparation.reason << ")";
   if (!prepared.empty()) out << "; int32 biases prepared: " << prepared.size() << " conv(s)";
   out << "\n";
   for (const std::string& warning : warnings) out << "warning: " << warning << "\n";
@@ -173,9 +171,8 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     // Highest risk first: that is where a user should look.
     std::vector<const FoldedChain*> order;
     for (const FoldedChain& c : folded) order.push_back(&c);
-    std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
-      return a->risk.relative_shift > b->risk.relative_shift;
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto* a, const auto* b) { return a->risk.relative_shift > b->risk.relative_shift; });
     std::vector<std::string> convs;
     std::size_t conv_width = 4;
     std::size_t bn_width = 10;
@@ -199,7 +196,9 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
                     convs[i].c_str(), static_cast<int>(kind_width), c->kind().c_str(), static_cast<int>(bn_width),
                     c->batch_norm.c_str(), c->float_bias ? "float" : "int32", static_cast<long long>(c->channels),
                     c->clamped, risk,
-                    c->flagged ? "  <- estimate: output may clip" : c->widened_output ? "  <- output range widened" : "");
+                    c->flagged          ? "  <- estimate: output may clip"
+                    : c->widened_output ? "  <- output range widened"
+                                        : "");
       out << line;
     }
     if (flaggedCount() > 0) {
@@ -216,7 +215,8 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     if (!c.widened_output) continue;
     const numerics::AffineRange& w = *c.widened_output;
     char note[512];
-    std::snprintf(note, sizeof note, "  widened output range: %s: [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld\n",
+    std::snprintf(note, sizeof note,
+                  "  widened output range: %s: [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld\n",
                   c.conv.c_str(), c.risk.range_low, c.risk.range_high, w.low(), w.high(), w.scale,
                   static_cast<long long>(w.zero_point));
     out << note;
@@ -225,11 +225,12 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     if (!c.requantized) continue;
     const FoldedChain::Requantized& r = *c.requantized;
     char note[512];
-    std::snprintf(note, sizeof note,
-                  "  output quantization: %s: %s, [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld%s\n",
-                  c.conv.c_str(), r.source.c_str(), r.before.low(), r.before.high(), r.after.low(), r.after.high(),
-                  r.after.scale, static_cast<long long>(r.after.zero_point),
-                  r.negated_channels == 0 ? "" : ("; " + std::to_string(r.negated_channels) + " channel(s) negated").c_str());
+    std::snprintf(
+        note, sizeof note,
+        "  output quantization: %s: %s, [%.6g, %.6g] -> [%.6g, %.6g], scale %.6g, zero point %lld%s\n", c.conv.c_str(),
+        r.source.c_str(), r.before.low(), r.before.high(), r.after.low(), r.after.high(), r.after.scale,
+        static_cast<long long>(r.after.zero_point),
+        r.negated_channels == 0 ? "" : ("; " + std::to_string(r.negated_channels) + " channel(s) negated").c_str());
     out << note;
     if (!r.weight_error) continue;
     std::snprintf(note, sizeof note,
@@ -243,7 +244,8 @@ std::string FoldReport::toText(bool explain, OptionStyle style) const {
     if (!c.eps_mismatch) continue;
     const auto& e = *c.eps_mismatch;
     char note[512];
-    std::snprintf(note, sizeof note, "  eps mismatch: %s: chain eps %s vs batch_norm eps %s, factor r in [%.6g, %.6g], %s\n",
+    std::snprintf(note, sizeof note,
+                  "  eps mismatch: %s: chain eps %s vs batch_norm eps %s, factor r in [%.6g, %.6g], %s\n",
                   c.conv.c_str(), formatFloatLikePython(e.chain_eps).c_str(),
                   formatFloatLikePython(e.batch_norm_eps).c_str(), e.factor_min, e.factor_max,
                   e.in_weight_scales ? "folded into the per-channel weight and bias scales"

@@ -30,16 +30,16 @@ struct FoldedChain {
   std::string module_path;
   std::string batch_norm;
   std::int64_t channels = 0;
-  bool float_bias = false;   // folded into a float bias (no quantized output)
+  bool float_bias = false;      // folded into a float bias (no quantized output)
   bool scaled_weights = false;  // a plain batch_norm folded into float weights too
   bool per_channel_bias = false;
-  bool copied_bias = false;  // the bias was shared, so the conv got its own
-  std::size_t clamped = 0;   // bias elements saturated at the int32 range
-  bool output_quantized = true;  // a quantize/dequantize right after the conv (else no range risk)
+  bool copied_bias = false;        // the bias was shared, so the conv got its own
+  std::size_t clamped = 0;         // bias elements saturated at the int32 range
+  bool output_quantized = true;    // a quantize/dequantize right after the conv (else no range risk)
   numerics::OutputRangeRisk risk;  // range and relative shift only when output_quantized
   // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
   std::string kind() const;
-  bool flagged = false;      // risk above the threshold (never when widened)
+  bool flagged = false;  // risk above the threshold (never when widened)
   // output_range = widen: the conv output's new quantization (risk keeps the
   // calibrated range).
   std::optional<numerics::AffineRange> widened_output;
@@ -52,8 +52,8 @@ struct FoldedChain {
   struct EpsMismatch {
     double chain_eps = 0;
     double batch_norm_eps = 0;
-    float factor_min = 1;  // min_c r_c
-    float factor_max = 1;  // max_c r_c
+    float factor_min = 1;           // min_c r_c
+    float factor_max = 1;           // max_c r_c
     bool in_weight_scales = false;  // r folded into per-channel scales; else ignored (within tolerance)
   };
   std::optional<EpsMismatch> eps_mismatch;

@@ -6,18 +6,16 @@ namespace qatfold::passes {
 
 bool isConvolution(const graph::Node& node) {
   static const std::string_view kConvolutions[] = {
-      "torch.ops.aten.conv1d.default",          "torch.ops.aten.conv2d.default",
-      "torch.ops.aten.conv3d.default",          "torch.ops.aten.conv1d.padding",
-      "torch.ops.aten.conv2d.padding",          "torch.ops.aten.conv3d.padding",
-      "torch.ops.aten.convolution.default",     "torch.ops.aten.conv_transpose1d.default",
-      "torch.ops.aten.conv_transpose2d.input",  "torch.ops.aten.conv_transpose3d.input",
+      "torch.ops.aten.conv1d.default",         "torch.ops.aten.conv2d.default",
+      "torch.ops.aten.conv3d.default",         "torch.ops.aten.conv1d.padding",
+      "torch.ops.aten.conv2d.padding",         "torch.ops.aten.conv3d.padding",
+      "torch.ops.aten.convolution.default",    "torch.ops.aten.conv_transpose1d.default",
+      "torch.ops.aten.conv_transpose2d.input", "torch.ops.aten.conv_transpose3d.input",
   };
   return std::find(std::begin(kConvolutions), std::end(kConvolutions), node.target()) != std::end(kConvolutions);
 }
 
-bool isChannelProducer(const graph::Node& node) {
-  return isConvolution(node) || node.target() == op::kLinear;
-}
+bool isChannelProducer(const graph::Node& node) { return isConvolution(node) || node.target() == op::kLinear; }
 
 std::string opKind(const std::string& target) {
   std::string name = target;
@@ -123,7 +121,8 @@ std::string modulePath(const graph::Node& node) {
   auto first_comma = last.find(',');
   if (first_comma == std::string::npos) return "";
   auto second_comma = last.find(',', first_comma + 1);
-  return last.substr(first_comma + 1, second_comma == std::string::npos ? std::string::npos : second_comma - first_comma - 1);
+  return last.substr(first_comma + 1,
+                     second_comma == std::string::npos ? std::string::npos : second_comma - first_comma - 1);
 }
 
 }  // namespace qatfold::passes

@@ -15,11 +15,11 @@ namespace qatfold::passes {
 
 namespace op {
 inline constexpr std::string_view kDequantizePerTensor = "torch.ops.quantized_decomposed.dequantize_per_tensor.default";
-inline constexpr std::string_view kDequantizePerChannel = "torch.ops.quantized_decomposed.dequantize_per_channel.default";
+inline constexpr std::string_view kDequantizePerChannel =
+    "torch.ops.quantized_decomposed.dequantize_per_channel.default";
 inline constexpr std::string_view kQuantizePerTensor = "torch.ops.quantized_decomposed.quantize_per_tensor.default";
 inline constexpr std::string_view kBatchNorm = "torch.ops.aten.batch_norm.default";
-inline constexpr std::string_view kBatchNormNoTraining =
-    "torch.ops.aten._native_batch_norm_legit_no_training.default";
+inline constexpr std::string_view kBatchNormNoTraining = "torch.ops.aten._native_batch_norm_legit_no_training.default";
 inline constexpr std::string_view kDiv = "torch.ops.aten.div.Tensor";
 inline constexpr std::string_view kAdd = "torch.ops.aten.add.Tensor";
 inline constexpr std::string_view kSqrt = "torch.ops.aten.sqrt.default";

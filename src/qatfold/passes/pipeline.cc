@@ -23,7 +23,8 @@ bool checkProgram(const graph::Graph& graph, FoldReport& report) {
     std::string names;
     for (const graph::Node* node : training) {
       names += (names.empty() ? "" : ", ") + node->name();
-      report.refuse(node->name(), modulePath(*node), plainRefusal(RefusalCode::kTrainingMode, {}, MatchStage::kRefused));
+      report.refuse(node->name(), modulePath(*node),
+                    plainRefusal(RefusalCode::kTrainingMode, {}, MatchStage::kRefused));
     }
     report.warnings.push_back(std::to_string(training.size()) + " batch_norm(s) run in training mode (" + names +
                               "): the model was exported in training mode; call torchao's "

@@ -15,7 +15,8 @@ using program::TensorMeta;
 
 constexpr std::int64_t kInt32Min = QuantizeConvBias::kQuantMin;
 constexpr std::int64_t kInt32Max = QuantizeConvBias::kQuantMax;
-static_assert(kInt32Min == std::numeric_limits<std::int32_t>::min() && kInt32Max == std::numeric_limits<std::int32_t>::max());
+static_assert(kInt32Min == std::numeric_limits<std::int32_t>::min() &&
+              kInt32Max == std::numeric_limits<std::int32_t>::max());
 
 // Output channels of a conv from its output shape: dim 1 when batched (the
 // output has the weight's rank), else dim 0; nullopt when that dimension is
@@ -63,9 +64,8 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
     m.action = Action::kAddZeroBias;
   } else if (bias == nullptr) {
     return "bias operand has an unexpected form";
-  } else if (bias->producer() != nullptr &&
-             (bias->producer()->target() == op::kDequantizePerTensor ||
-              bias->producer()->target() == op::kDequantizePerChannel)) {
+  } else if (bias->producer() != nullptr && (bias->producer()->target() == op::kDequantizePerTensor ||
+                                             bias->producer()->target() == op::kDequantizePerChannel)) {
     return "bias is already quantized";
   } else if (!isConstantTensor(bias)) {
     return "bias is computed, not a constant";
@@ -130,8 +130,8 @@ void QuantizeConvBias::rewrite(graph::Graph& graph, const Match& m) const {
     graph.replaceTensorData(m.float_bias, bias_meta, storage);
     int_bias = m.float_bias;
   } else {
-    int_bias = graph.addConstantTensor(program::InputKind::kParameter, conv.name() + "_bias", "p_" + conv.name() + "_bias",
-                                       bias_meta, storage);
+    int_bias = graph.addConstantTensor(program::InputKind::kParameter, conv.name() + "_bias",
+                                       "p_" + conv.name() + "_bias", bias_meta, storage);
   }
 
   graph::NodeSpec dequantize;

@@ -35,13 +35,13 @@ class QuantizeConvBias {
   struct Match {
     graph::Node* conv = nullptr;
     Action action = Action::kAddZeroBias;
-    graph::Value* float_bias = nullptr;   // kQuantizeFloatBias
-    bool replace_in_place = false;        // the float bias feeds only this conv
+    graph::Value* float_bias = nullptr;  // kQuantizeFloatBias
+    bool replace_in_place = false;       // the float bias feeds only this conv
     std::int64_t channels = 0;
     bool per_channel = false;
-    double scale = 0;                     // per tensor
-    std::vector<float> scales;            // per channel
-    std::vector<std::int32_t> values;     // the int32 bias
+    double scale = 0;                  // per tensor
+    std::vector<float> scales;         // per channel
+    std::vector<std::int32_t> values;  // the int32 bias
   };
   using MatchResult = std::variant<Match, std::string>;  // a match, or why not
 

@@ -49,15 +49,19 @@ constexpr PassInfo kPipeline[] = {
      "weight and bias",
      {},
      [](graph::Graph& graph, const PassContext&, FoldReport& report) {
-       if (FoldBatchNormIntoWeights::appliesTo(graph)) foldBatchNorms(graph, "FoldBatchNormIntoWeights", FoldBatchNormIntoWeights(), report);
+       if (FoldBatchNormIntoWeights::appliesTo(graph))
+         foldBatchNorms(graph, "FoldBatchNormIntoWeights", FoldBatchNormIntoWeights(), report);
      }},
     // Clean-up only after a change: a program nothing folded stays as it came.
-    {"EliminateDeadCode", "Remove side-effect-free nodes whose results nothing reads", {},
+    {"EliminateDeadCode",
+     "Remove side-effect-free nodes whose results nothing reads",
+     {},
      [](graph::Graph& graph, const PassContext&, FoldReport& report) {
        if (graph.mutationCount() > 0) report.removed_nodes = graph.eliminateDeadCode();
      }},
     {"RemoveUnusedConstants",
-     "Drop parameters, buffers and constants the fold left unused, with their signature entries and payloads", {},
+     "Drop parameters, buffers and constants the fold left unused, with their signature entries and payloads",
+     {},
      [](graph::Graph& graph, const PassContext&, FoldReport& report) {
        if (graph.mutationCount() > 0) report.removed_constants = graph.removeUnusedConstants();
      }},

@@ -109,18 +109,10 @@ void appendJsonString(std::string& out, std::string_view s) {
 
 void appendJson(std::string& out, const Json& v) {
   switch (v.type()) {
-    case Json::value_t::null:
-      out.append("null");
-      return;
-    case Json::value_t::boolean:
-      out.append(v.get<bool>() ? "true" : "false");
-      return;
-    case Json::value_t::number_integer:
-      out.append(std::to_string(v.get<std::int64_t>()));
-      return;
-    case Json::value_t::number_unsigned:
-      out.append(std::to_string(v.get<std::uint64_t>()));
-      return;
+    case Json::value_t::null: out.append("null"); return;
+    case Json::value_t::boolean: out.append(v.get<bool>() ? "true" : "false"); return;
+    case Json::value_t::number_integer: out.append(std::to_string(v.get<std::int64_t>())); return;
+    case Json::value_t::number_unsigned: out.append(std::to_string(v.get<std::uint64_t>())); return;
     case Json::value_t::number_float: {
       double d = v.get<double>();
       if (std::isfinite(d)) {
@@ -130,9 +122,7 @@ void appendJson(std::string& out, const Json& v) {
       }
       return;
     }
-    case Json::value_t::string:
-      appendJsonString(out, v.get_ref<const std::string&>());
-      return;
+    case Json::value_t::string: appendJsonString(out, v.get_ref<const std::string&>()); return;
     case Json::value_t::array: {
       out.push_back('[');
       bool first = true;
@@ -158,8 +148,7 @@ void appendJson(std::string& out, const Json& v) {
       return;
     }
     case Json::value_t::binary:
-    case Json::value_t::discarded:
-      throw Error("cannot serialize a binary or discarded JSON value");
+    case Json::value_t::discarded: throw Error("cannot serialize a binary or discarded JSON value");
   }
 }
 

@@ -53,13 +53,34 @@ class Storage {
 // C++ element type for a ScalarType, checked at run time.
 template <class T>
 constexpr program::ScalarType scalarTypeOf();
-template <> constexpr program::ScalarType scalarTypeOf<float>() { return program::ScalarType::kFloat32; }
-template <> constexpr program::ScalarType scalarTypeOf<double>() { return program::ScalarType::kFloat64; }
-template <> constexpr program::ScalarType scalarTypeOf<std::int8_t>() { return program::ScalarType::kInt8; }
-template <> constexpr program::ScalarType scalarTypeOf<std::uint8_t>() { return program::ScalarType::kUInt8; }
-template <> constexpr program::ScalarType scalarTypeOf<std::int16_t>() { return program::ScalarType::kInt16; }
-template <> constexpr program::ScalarType scalarTypeOf<std::int32_t>() { return program::ScalarType::kInt32; }
-template <> constexpr program::ScalarType scalarTypeOf<std::int64_t>() { return program::ScalarType::kInt64; }
+template <>
+constexpr program::ScalarType scalarTypeOf<float>() {
+  return program::ScalarType::kFloat32;
+}
+template <>
+constexpr program::ScalarType scalarTypeOf<double>() {
+  return program::ScalarType::kFloat64;
+}
+template <>
+constexpr program::ScalarType scalarTypeOf<std::int8_t>() {
+  return program::ScalarType::kInt8;
+}
+template <>
+constexpr program::ScalarType scalarTypeOf<std::uint8_t>() {
+  return program::ScalarType::kUInt8;
+}
+template <>
+constexpr program::ScalarType scalarTypeOf<std::int16_t>() {
+  return program::ScalarType::kInt16;
+}
+template <>
+constexpr program::ScalarType scalarTypeOf<std::int32_t>() {
+  return program::ScalarType::kInt32;
+}
+template <>
+constexpr program::ScalarType scalarTypeOf<std::int64_t>() {
+  return program::ScalarType::kInt64;
+}
 
 // A typed, strided view of a tensor in a storage.
 class TensorView {
@@ -79,9 +100,8 @@ class TensorView {
     }
     std::vector<T> out(static_cast<std::size_t>(meta_.numel()));
     const char* base = storage_->data().data();
-    forEachOffset([&](std::size_t i, std::uint64_t element) {
-      std::memcpy(&out[i], base + element * sizeof(T), sizeof(T));
-    });
+    forEachOffset(
+        [&](std::size_t i, std::uint64_t element) { std::memcpy(&out[i], base + element * sizeof(T), sizeof(T)); });
     return out;
   }
   // Any numeric dtype widened to double.

@@ -48,7 +48,8 @@ std::shared_ptr<const JsonText> readJsonRecord(const Archive& archive, const std
   const std::uint64_t size = archive.entry(path).uncompressed_size;
   if (size > limits.max_json_bytes) {
     throw Error(path + ": JSON record of " + std::to_string(size) + " bytes, more than the limit of " +
-                std::to_string(limits.max_json_bytes), ExceededLimit::kJsonBytes);
+                    std::to_string(limits.max_json_bytes),
+                ExceededLimit::kJsonBytes);
   }
   try {
     return JsonText::parse(archive.read(path, JsonText::kPadding), limits.max_json_depth);
@@ -78,13 +79,14 @@ std::unique_ptr<Program> Program::load(const Archive& archive) {
   std::vector<std::string> models;
   for (const std::string& path : archive.paths()) {
     if (path.rfind(kModelsDirectory, 0) == 0 && path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
-      models.push_back(path.substr(std::string(kModelsDirectory).size(),
-                                   path.size() - std::string(kModelsDirectory).size() - 5));
+      models.push_back(
+          path.substr(std::string(kModelsDirectory).size(), path.size() - std::string(kModelsDirectory).size() - 5));
     }
   }
   if (models.empty()) throw Error("archive has no models/*.json record, so it holds no exported program");
   if (models.size() > 1) {
-    throw Error("archive holds " + std::to_string(models.size()) + " exported programs; qatfold handles one per archive");
+    throw Error("archive holds " + std::to_string(models.size()) +
+                " exported programs; qatfold handles one per archive");
   }
   auto program = std::make_unique<Program>();
   program->model_name = models.front();

@@ -28,23 +28,18 @@ std::size_t elementSize(ScalarType type) {
   switch (type) {
     case ScalarType::kUInt8:
     case ScalarType::kInt8:
-    case ScalarType::kBool:
-      return 1;
+    case ScalarType::kBool: return 1;
     case ScalarType::kInt16:
     case ScalarType::kFloat16:
     case ScalarType::kBFloat16:
-    case ScalarType::kUInt16:
-      return 2;
+    case ScalarType::kUInt16: return 2;
     case ScalarType::kInt32:
     case ScalarType::kFloat32:
-    case ScalarType::kUInt32:
-      return 4;
+    case ScalarType::kUInt32: return 4;
     case ScalarType::kInt64:
     case ScalarType::kFloat64:
-    case ScalarType::kUInt64:
-      return 8;
-    case ScalarType::kUnknown:
-      return 0;
+    case ScalarType::kUInt64: return 8;
+    case ScalarType::kUnknown: return 0;
   }
   return 0;
 }
@@ -78,21 +73,36 @@ enum class ArgShape { kAny, kInt, kInts, kFloat, kFloats, kString, kStrings, kBo
 
 ArgShape argumentShape(const std::string& tag, const std::string& where) {
   static const std::map<std::string, ArgShape, std::less<>> kShapes = {
-      {"as_none", ArgShape::kAny},          {"as_tensor", ArgShape::kObject},
-      {"as_tensors", ArgShape::kList},      {"as_int", ArgShape::kInt},
-      {"as_ints", ArgShape::kInts},         {"as_float", ArgShape::kFloat},
-      {"as_floats", ArgShape::kFloats},     {"as_string", ArgShape::kString},
-      {"as_strings", ArgShape::kStrings},   {"as_sym_int", ArgShape::kObject},
-      {"as_sym_ints", ArgShape::kList},     {"as_scalar_type", ArgShape::kInt},
-      {"as_memory_format", ArgShape::kInt}, {"as_layout", ArgShape::kInt},
-      {"as_device", ArgShape::kObject},     {"as_bool", ArgShape::kBool},
-      {"as_bools", ArgShape::kBools},       {"as_sym_bool", ArgShape::kObject},
-      {"as_sym_bools", ArgShape::kList},    {"as_graph", ArgShape::kObject},
-      {"as_optional_tensors", ArgShape::kList}, {"as_custom_obj", ArgShape::kObject},
-      {"as_operator", ArgShape::kString},   {"as_sym_float", ArgShape::kObject},
-      {"as_sym_floats", ArgShape::kList},   {"as_optional_tensor", ArgShape::kObject},
-      {"as_complex", ArgShape::kObject},    {"as_nested_tensors", ArgShape::kList},
-      {"as_int_lists", ArgShape::kList},    {"as_string_to_argument", ArgShape::kObject},
+      {"as_none", ArgShape::kAny},
+      {"as_tensor", ArgShape::kObject},
+      {"as_tensors", ArgShape::kList},
+      {"as_int", ArgShape::kInt},
+      {"as_ints", ArgShape::kInts},
+      {"as_float", ArgShape::kFloat},
+      {"as_floats", ArgShape::kFloats},
+      {"as_string", ArgShape::kString},
+      {"as_strings", ArgShape::kStrings},
+      {"as_sym_int", ArgShape::kObject},
+      {"as_sym_ints", ArgShape::kList},
+      {"as_scalar_type", ArgShape::kInt},
+      {"as_memory_format", ArgShape::kInt},
+      {"as_layout", ArgShape::kInt},
+      {"as_device", ArgShape::kObject},
+      {"as_bool", ArgShape::kBool},
+      {"as_bools", ArgShape::kBools},
+      {"as_sym_bool", ArgShape::kObject},
+      {"as_sym_bools", ArgShape::kList},
+      {"as_graph", ArgShape::kObject},
+      {"as_optional_tensors", ArgShape::kList},
+      {"as_custom_obj", ArgShape::kObject},
+      {"as_operator", ArgShape::kString},
+      {"as_sym_float", ArgShape::kObject},
+      {"as_sym_floats", ArgShape::kList},
+      {"as_optional_tensor", ArgShape::kObject},
+      {"as_complex", ArgShape::kObject},
+      {"as_nested_tensors", ArgShape::kList},
+      {"as_int_lists", ArgShape::kList},
+      {"as_string_to_argument", ArgShape::kObject},
       {"as_float_lists", ArgShape::kList},
   };
   auto it = kShapes.find(tag);
@@ -117,16 +127,46 @@ void checkArgumentShape(const std::string& tag, const Json& payload, const std::
   const char* expected = "";
   switch (argumentShape(tag, where)) {
     case ArgShape::kAny: break;
-    case ArgShape::kInt: ok = payload.is_number_integer(); expected = "an integer"; break;
-    case ArgShape::kInts: ok = all([](const Json& v) { return v.is_number_integer(); }); expected = "a list of integers"; break;
-    case ArgShape::kFloat: ok = isFloatJson(payload); expected = "a number"; break;
-    case ArgShape::kFloats: ok = all(isFloatJson); expected = "a list of numbers"; break;
-    case ArgShape::kString: ok = payload.is_string(); expected = "a string"; break;
-    case ArgShape::kStrings: ok = all([](const Json& v) { return v.is_string(); }); expected = "a list of strings"; break;
-    case ArgShape::kBool: ok = payload.is_boolean(); expected = "true or false"; break;
-    case ArgShape::kBools: ok = all([](const Json& v) { return v.is_boolean(); }); expected = "a list of booleans"; break;
-    case ArgShape::kObject: ok = payload.is_object(); expected = "an object"; break;
-    case ArgShape::kList: ok = payload.is_array(); expected = "a list"; break;
+    case ArgShape::kInt:
+      ok = payload.is_number_integer();
+      expected = "an integer";
+      break;
+    case ArgShape::kInts:
+      ok = all([](const Json& v) { return v.is_number_integer(); });
+      expected = "a list of integers";
+      break;
+    case ArgShape::kFloat:
+      ok = isFloatJson(payload);
+      expected = "a number";
+      break;
+    case ArgShape::kFloats:
+      ok = all(isFloatJson);
+      expected = "a list of numbers";
+      break;
+    case ArgShape::kString:
+      ok = payload.is_string();
+      expected = "a string";
+      break;
+    case ArgShape::kStrings:
+      ok = all([](const Json& v) { return v.is_string(); });
+      expected = "a list of strings";
+      break;
+    case ArgShape::kBool:
+      ok = payload.is_boolean();
+      expected = "true or false";
+      break;
+    case ArgShape::kBools:
+      ok = all([](const Json& v) { return v.is_boolean(); });
+      expected = "a list of booleans";
+      break;
+    case ArgShape::kObject:
+      ok = payload.is_object();
+      expected = "an object";
+      break;
+    case ArgShape::kList:
+      ok = payload.is_array();
+      expected = "a list";
+      break;
   }
   if (!ok) fail(where + "." + tag, std::string("expected ") + expected);
 }
@@ -200,8 +240,7 @@ std::optional<ScalarType> Argument::asScalarType() const {
 }
 
 bool Argument::refersToTensors() const {
-  return tag_ == "as_tensor" || tag_ == "as_tensors" || tag_ == "as_optional_tensors" ||
-         tag_ == "as_optional_tensor";
+  return tag_ == "as_tensor" || tag_ == "as_tensors" || tag_ == "as_optional_tensors" || tag_ == "as_optional_tensor";
 }
 
 std::size_t Argument::tensorReferenceCount() const {
@@ -251,7 +290,8 @@ TensorMeta TensorMeta::contiguous(ScalarType dtype, const std::vector<std::int64
   meta.dtype = dtype;
   meta.sizes = sizes;
   meta.strides.assign(sizes.size(), 1);
-  for (std::size_t i = sizes.size(); i-- > 1;) meta.strides[i - 1] = meta.strides[i] * std::max<std::int64_t>(sizes[i], 1);
+  for (std::size_t i = sizes.size(); i-- > 1;)
+    meta.strides[i - 1] = meta.strides[i] * std::max<std::int64_t>(sizes[i], 1);
   return meta;
 }
 
@@ -270,7 +310,8 @@ std::uint64_t TensorMeta::requiredStorageBytes() const {
     if (sizes[i] == 0) return 0;
     if (strides[i] < 0) throw Error("negative stride");
     std::uint64_t step = 0;
-    if (__builtin_mul_overflow(static_cast<std::uint64_t>(sizes[i] - 1), static_cast<std::uint64_t>(strides[i]), &step) ||
+    if (__builtin_mul_overflow(static_cast<std::uint64_t>(sizes[i] - 1), static_cast<std::uint64_t>(strides[i]),
+                               &step) ||
         __builtin_add_overflow(last, step, &last)) {
       throw Error("tensor extent overflows");
     }

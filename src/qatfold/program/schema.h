@@ -339,9 +339,9 @@ struct PayloadMeta {
   bool is_param = false;
   bool use_pickle = false;
   std::optional<TensorMeta> tensor_meta;  // absent for custom objects
-  std::string_view source;       // the entry as read
-  std::string source_path_name;  // path_name as read: a renamed entry is rebuilt
-  bool changed = false;          // tensor_meta or flags changed since it was read
+  std::string_view source;                // the entry as read
+  std::string source_path_name;           // path_name as read: a renamed entry is rebuilt
+  bool changed = false;                   // tensor_meta or flags changed since it was read
   void write(std::string& out) const;
 };
 

@@ -170,15 +170,9 @@ void validate(od::value& value, const Where& where) {
       validateItems(array, where);
       return;
     }
-    case json_type::number:
-      (void)take(value.get_double(), where);
-      return;
-    case json_type::string:
-      validateRawString(take(value.get_raw_json_string(), where).raw(), where);
-      return;
-    case json_type::boolean:
-      (void)take(value.get_bool(), where);
-      return;
+    case json_type::number: (void)take(value.get_double(), where); return;
+    case json_type::string: validateRawString(take(value.get_raw_json_string(), where).raw(), where); return;
+    case json_type::boolean: (void)take(value.get_bool(), where); return;
     case json_type::null:
       if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where.str()};
       return;
@@ -270,17 +264,12 @@ Json toJson(od::value& value, const Where& where) {
     }
     case json_type::number:
       switch (take(value.get_number_type(), where)) {
-        case od::number_type::signed_integer:
-          return take(value.get_int64(), where);
-        case od::number_type::unsigned_integer:
-          return take(value.get_uint64(), where);
-        default:
-          return take(value.get_double(), where);
+        case od::number_type::signed_integer: return take(value.get_int64(), where);
+        case od::number_type::unsigned_integer: return take(value.get_uint64(), where);
+        default: return take(value.get_double(), where);
       }
-    case json_type::string:
-      return std::string(take(value.get_string(), where));
-    case json_type::boolean:
-      return take(value.get_bool(), where);
+    case json_type::string: return std::string(take(value.get_string(), where));
+    case json_type::boolean: return take(value.get_bool(), where);
     case json_type::null:
       if (!take(value.is_null(), where)) throw MalformedJson{"invalid literal", where.str()};
       return nullptr;
@@ -539,7 +528,8 @@ InputSpec readInputSpec(od::value& value, const Where& where) {
   if (kind == "user_input") {
     spec.kind = InputKind::kUserInput;
     const Json& union_json = jsonField(body, "arg", inner);
-    if (!union_json.is_object() || union_json.size() != 1) fail(Where(inner, ".arg"), "expected a union with exactly one member");
+    if (!union_json.is_object() || union_json.size() != 1)
+      fail(Where(inner, ".arg"), "expected a union with exactly one member");
     Argument arg(union_json.begin().key(), union_json.begin().value());
     validateArgument(arg, Where(inner, ".arg"));
     if (arg.is("as_tensor")) spec.name = *arg.tensorReferences()[0];
@@ -612,9 +602,8 @@ std::string_view readGraph(od::value& value, Graph& graph, const Where& where) {
     const std::string_view key = keyOf(field);
     auto arguments = [&](std::vector<Argument>& into, const char* name) {
       od::array list = expectArray(field.value(), Where(where, name));
-      forEachItem(list, where, [&](od::value& item, std::size_t i) {
-        into.push_back(readArgument(item, Where(where, name, i)));
-      });
+      forEachItem(list, where,
+                  [&](od::value& item, std::size_t i) { into.push_back(readArgument(item, Where(where, name, i))); });
     };
     if (key == "inputs") {
       arguments(graph.inputs, ".inputs");
@@ -706,7 +695,8 @@ void readModuleCallGraph(od::value& value, std::vector<ModuleCallEntry>& entries
 }
 
 od::object documentObject(od::parser& parser, od::document& document, const JsonText& text, const Where& where) {
-  if (auto error = parser.allocate(text.size(), text.maxDepth() + 1)) throw MalformedJson{simdjson::error_message(error), where.str()};
+  if (auto error = parser.allocate(text.size(), text.maxDepth() + 1))
+    throw MalformedJson{simdjson::error_message(error), where.str()};
   document = take(parser.iterate(text.data(), text.size(), text.capacity()), where);
   if (take(document.type(), where) != json_type::object) fail(where, "expected a JSON object at the top level");
   return take(document.get_object(), where);
@@ -798,7 +788,8 @@ ExportedProgram ExportedProgram::parseChecked(std::shared_ptr<const JsonText> te
     const std::string_view key = keyOf(field);
     if (key == "torch_version") {
       od::value value = field.value();
-      if (typeOf(value, where) == json_type::string) program.torch_version = std::string(take(value.get_string(), where));
+      if (typeOf(value, where) == json_type::string)
+        program.torch_version = std::string(take(value.get_string(), where));
       else validate(value, where);
     } else if (key == "opset_version") {
       od::object opsets = expectObject(field.value(), Where(where, ": opset_version"));

@@ -45,7 +45,8 @@ void writeList(std::string& out, const std::vector<T>& items, const Flush& flush
 
 // {"name": value, ...} of (name, value) pairs, in order.
 template <class T>
-void writeEntries(std::string& out, const std::vector<std::pair<std::string, T>>& entries, const Flush& flush = nullptr) {
+void writeEntries(std::string& out, const std::vector<std::pair<std::string, T>>& entries,
+                  const Flush& flush = nullptr) {
   out.push_back('{');
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (i) out.append(", ");

@@ -15,7 +15,7 @@ std::string graphToDot(const graph::Graph& graph, const std::string& title);
 
 // Only `centers` and what lies within `up` producer steps and `down` user
 // steps of them; cut edges end in a small "..." node.
-std::string neighbourhoodToDot(const graph::Graph& graph, const std::vector<const graph::Node*>& centers,
-                               int up, int down, const std::string& title);
+std::string neighbourhoodToDot(const graph::Graph& graph, const std::vector<const graph::Node*>& centers, int up,
+                               int down, const std::string& title);
 
 }  // namespace qatfold::report

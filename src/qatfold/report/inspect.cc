@@ -48,8 +48,8 @@ Json inspectReport(const Archive& archive, const graph::Graph& graph) {
   report["file"] = archive.label();
   report["model"] = program.model_name;
   report["torch_version"] = program.exported.torch_version;
-  report["schema_version"] = std::to_string(program.exported.schema_major) + "." +
-                             std::to_string(program.exported.schema_minor);
+  report["schema_version"] =
+      std::to_string(program.exported.schema_major) + "." + std::to_string(program.exported.schema_minor);
   report["records"] = archive.paths().size();
   Json opsets = Json::object();
   for (const auto& [name, version] : program.exported.opset_version) opsets[name] = version;
@@ -79,7 +79,8 @@ Json inspectReport(const Archive& archive, const graph::Graph& graph) {
       Tally& tally = tallies[placeholder->inputKind()];
       ++tally.count;
       const auto& meta = placeholder->payload()->meta.tensor_meta;
-      if (meta && !meta->symbolic) tally.bytes += static_cast<std::uint64_t>(meta->numel()) * program::elementSize(meta->dtype);
+      if (meta && !meta->symbolic)
+        tally.bytes += static_cast<std::uint64_t>(meta->numel()) * program::elementSize(meta->dtype);
     } else if (placeholder->inputKind() == InputKind::kUserInput) {
       inputs.push_back(describeTensor(placeholder->name(), placeholder->meta()));
     }
@@ -102,9 +103,9 @@ Json inspectReport(const Archive& archive, const graph::Graph& graph) {
 std::string formatInspectReport(const Json& report) {
   std::ostringstream out;
   out << report["file"].get<std::string>() << "\n";
-  out << "  program     " << report["model"].get<std::string>() << " (torch " << report["torch_version"].get<std::string>()
-      << ", schema " << report["schema_version"].get<std::string>() << ", " << report["records"].get<std::size_t>()
-      << " records)\n";
+  out << "  program     " << report["model"].get<std::string>() << " (torch "
+      << report["torch_version"].get<std::string>() << ", schema " << report["schema_version"].get<std::string>()
+      << ", " << report["records"].get<std::size_t>() << " records)\n";
   auto tensor_line = [](const Json& entry) {
     std::string line = entry["name"].get<std::string>();
     if (entry.contains("dtype")) {
@@ -137,7 +138,8 @@ std::string formatInspectReport(const Json& report) {
   out << "  ops         " << report["nodes"].get<std::size_t>() << " nodes\n";
   for (const Json& op : report["ops"]) {
     char line[256];
-    std::snprintf(line, sizeof line, "    %5zu  %s\n", op["count"].get<std::size_t>(), op["op"].get<std::string>().c_str());
+    std::snprintf(line, sizeof line, "    %5zu  %s\n", op["count"].get<std::size_t>(),
+                  op["op"].get<std::string>().c_str());
     out << line;
   }
   return out.str();

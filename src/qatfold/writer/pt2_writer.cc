@@ -66,8 +66,7 @@ ArchiveEdit planProgramEdit(const Archive& archive, const graph::Graph& graph) {
   // Written while the archive is written, in pieces: the model JSON is the
   // largest thing a fold makes, and is never held whole.
   auto exported = std::make_shared<const program::ExportedProgram>(graph.toExportedProgram());
-  edit.putProduced(modelJsonPath(source.model_name),
-                   [exported](const RecordEmit& emit) { exported->write(emit); });
+  edit.putProduced(modelJsonPath(source.model_name), [exported](const RecordEmit& emit) { exported->write(emit); });
   planSection(archive, source.weights_config, graph.weights(), PayloadSection::kWeights,
               weightsConfigPath(source.model_name), edit);
   planSection(archive, source.constants_config, graph.constants(), PayloadSection::kConstants,
