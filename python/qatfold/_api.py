@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _arguments, _core
+from ._arguments import FOLD_OPTIONS as FOLD_OPTIONS  # re-exported: qatfold.FOLD_OPTIONS
 from ._signatures import with_fold_options
 from ._verify import Verification, measurable_folds, observe_batch_norms, verify_fold
 
