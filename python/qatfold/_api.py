@@ -1,152 +1,28 @@
-"""ExportedProgram in, ExportedProgram out: through the FX front door
-(_fx.py), or through an in-memory PT2 archive for programs it cannot describe."""
+"""The entry points: fold, inspect and FuseQATConvBN. ExportedProgram in,
+ExportedProgram out: through the FX front door (_fx.py), or through an
+in-memory PT2 archive for programs it cannot describe. The report's
+dataclasses live in _report.py, the ExecuTorch Cadence integration in
+_executorch.py; both are re-exported here, where the typing stub describes
+them."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _arguments, _core
 from ._arguments import FOLD_OPTIONS as FOLD_OPTIONS  # re-exported: qatfold.FOLD_OPTIONS
+from ._executorch import CADENCE_FOLDING_FUNCTIONS as CADENCE_FOLDING_FUNCTIONS
+from ._executorch import cadence_compiler as cadence_compiler
+from ._executorch import in_cadence_compile as in_cadence_compile
+from ._report import REFUSAL_CODES as REFUSAL_CODES
+from ._report import FoldedConv as FoldedConv
+from ._report import FoldReport, FoldResult
+from ._report import PreparedBias as PreparedBias
+from ._report import SkippedBatchNorm as SkippedBatchNorm
 from ._signatures import with_fold_options
 from ._verify import Verification, measurable_folds, observe_batch_norms, verify_fold
-
-
-@dataclass(frozen=True)
-class PreparedBias:
-    """A conv whose bias was created or quantized to int32 before folding."""
-
-    conv: str
-    action: str
-
-
-@dataclass(frozen=True)
-class FoldedConv:
-    """A conv whose BatchNorm chain was folded into its bias.
-
-    ``bias_dtype`` is "int32" for quantized convs and "float32" for convs the
-    quantizer left in float (then ``output_range`` and ``relative_shift``,
-    which measure the shift against the output quantization, are None).
-    """
-
-    conv: str
-    conv_target: str
-    kind: str
-    module_path: str
-    batch_norm: str
-    folded_by: str  # the pass whose pattern folded it ("FoldConvBatchNormChain")
-    channels: int
-    bias_dtype: str
-    scaled_weights: bool  # a plain batch_norm folded into float weights and bias
-    per_channel_bias: bool
-    copied_bias: bool
-    clamped_bias_elements: int
-    max_abs_shift: float
-    output_range: tuple[float, float] | None
-    relative_shift: float | None
-    flagged: bool
-    # When the scale chain's eps differed from batch_norm's: chain_eps,
-    # batch_norm_eps, factor_min, factor_max (r) and how r was handled.
-    eps_mismatch: dict[str, Any] | None = None
-    # output_range="widen": the conv output's new quantization, {"scale",
-    # "zero_point", "range": [low, high]} (output_range keeps the calibrated one).
-    widened_output: dict[str, Any] | None = None
-    # A batch_norm behind a quantized layer, folded into its per-channel
-    # weight scales (folded_by "FoldBatchNormIntoWeightScales"): "source" of
-    # the output quantization ("trained", "trained after relu", "calibrated",
-    # "estimated"), "before" and "after" ({"scale", "zero_point", "range"}),
-    # "negated_channels"; with per_tensor_weights="requantize", "weight_error"
-    # (max error over the largest folded weight) and "channel_weight_error"
-    # (the worst channel's, over its own largest; "worst_weight_channel").
-    requantized: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class SkippedBatchNorm:
-    """A batch_norm left in the program, and why."""
-
-    batch_norm: str
-    module_path: str
-    qat_chain: bool
-    # The refusal's stable id ("eps-mismatch-per-tensor"; qatfold.REFUSAL_CODES
-    # lists them) and its message.
-    code: str
-    reason: str
-    # The keyword of fold() that acts on this refusal, if any, and for a
-    # choice the value to set (None: a number to raise).
-    option: str | None = None
-    option_value: str | None = None
-
-
-@dataclass(frozen=True)
-class FoldReport:
-    """What the fold did: the same content as ``qatfold fold --json``."""
-
-    chains_found: int
-    folded_count: int
-    skipped_count: int
-    clamped_bias_elements: int
-    risk_threshold: float
-    flagged_count: int
-    removed_nodes: int
-    removed_constants: int
-    # False when no pass changed the program: the result is the input as it was.
-    changed: bool
-    # Which convs got an int32 bias: {"policy": "all" | "folded",
-    # "requested": "auto" | "all" | "folded", "reason": ...}.
-    bias_preparation: dict[str, str]
-    prepared_biases: list[PreparedBias] = field(default_factory=list)
-    folded: list[FoldedConv] = field(default_factory=list)
-    skipped: list[SkippedBatchNorm] = field(default_factory=list)
-    # Whether the program holds quantize or dequantize ops at all.
-    quantized_program: bool = False
-    # Likely mistakes the program shows (exported in training mode, never
-    # quantized), a line each naming the fix; in ``text`` too.
-    warnings: list[str] = field(default_factory=list)
-    # The batch_norms strict=True fails on: every one left in a quantized
-    # program, and every one in training mode ({"batch_norm", "module_path",
-    # "code", "reason"}).
-    strict_failures: list[dict[str, str]] = field(default_factory=list)
-    # Whether strict=True fails: a strict failure, or batch_norms in a
-    # program that was never quantized.
-    strict_failed: bool = False
-    # What the user should know that is not a fold or a refusal (calibration
-    # inputs no fold used, ...), a line each, as in ``text``.
-    notes: list[str] = field(default_factory=list)
-    text: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], text: str, explain: bool) -> FoldReport:
-        # float() reads torch's "NaN"/"Infinity" strings as well as numbers.
-        folded = [
-            FoldedConv(**{**c, "max_abs_shift": float(c["max_abs_shift"]),
-                          "relative_shift": None if c["relative_shift"] is None else float(c["relative_shift"]),
-                          "output_range": None if c["output_range"] is None
-                          else tuple(float(v) for v in c["output_range"])})
-            for c in data["folded"]
-        ]
-        listed = ("prepared_biases", "folded", "skipped", "notes", "text")
-        counts = {f.name: data[f.name] for f in fields(cls) if f.name not in listed}
-        return cls(
-            **counts,
-            prepared_biases=[PreparedBias(**p) for p in data["prepared_biases"]],
-            folded=folded,
-            skipped=[SkippedBatchNorm(**s) for s in data["skipped"] if explain or s["qat_chain"]],
-            text=text,
-        )
-
-
-@dataclass(frozen=True)
-class FoldResult:
-    """The folded program and the report."""
-
-    program: Any  # torch.export.ExportedProgram
-    report: FoldReport
-    # Set when fold() was asked to verify: measured on real inputs.
-    verification: Verification | None = None
 
 
 def _to_archive(program) -> bytes:
@@ -164,10 +40,6 @@ def _from_archive(data: bytes):
     return torch.export.load(io.BytesIO(data))
 
 
-# Every reason a batch_norm can be kept, from the C++ table (passes/refusal.h):
-# code -> {"message": template with {0}, {1}, ... for details, "option": the
-# keyword that raises the limit, or ""}.
-REFUSAL_CODES: dict[str, dict[str, str]] = {row["code"]: row for row in _core.refusal_codes()}
 
 
 def fold(program: Any, *, explain: bool = False, verify: Any = None, calibrate: Any = None, labels: Any = None,
@@ -368,71 +240,3 @@ class FuseQATConvBN(PassBase):  # type: ignore[misc,valid-type]
 
 
 with_fold_options(FuseQATConvBN.__init__)
-
-
-# ExecuTorch's Cadence compile functions that fold, through
-# apply_pre_edge_transform_passes, with the FuseQATConvBN they find in
-# executorch.backends.cadence.aot.compiler when they run. export_to_cadence
-# and export_to_edge take a program that is already fused: they never fold.
-CADENCE_FOLDING_FUNCTIONS = ("apply_pre_edge_transform_passes", "quantize_pt2", "quantize_and_export_to_edge",
-                             "quantize_and_export_to_cadence")
-
-
-def cadence_compiler():
-    """ExecuTorch's ``executorch.backends.cadence.aot.compiler``, imported on
-    the Python the project pins: ExecuTorch 1.4.0's Cadence modules import
-    ``typing.override``, new in Python 3.12, so on 3.11 this first sets
-    ``typing.override`` to ``typing_extensions.override`` (the same
-    decorator; only where ``typing`` lacks it)."""
-    import typing
-
-    if not hasattr(typing, "override"):
-        import typing_extensions
-
-        typing.override = typing_extensions.override  # type: ignore[attr-defined]
-    from executorch.backends.cadence.aot import compiler
-
-    return compiler
-
-
-@contextlib.contextmanager
-def in_cadence_compile(*, verify: Any = None, calibrate: Any = None, labels: Any = None, top1: bool = False,
-                       **options: Any):
-    """Within the block, ExecuTorch's Cadence compile folds with qatfold:
-    ``apply_pre_edge_transform_passes``, ``quantize_pt2``,
-    ``quantize_and_export_to_edge`` and ``quantize_and_export_to_cadence``
-    (``CADENCE_FOLDING_FUNCTIONS``) look up ``FuseQATConvBN`` in
-    ``executorch.backends.cadence.aot.compiler`` when they run, and find
-    qatfold's there, with the keywords given here (every option of ``fold``,
-    and ``verify``/``calibrate``/``labels``/``top1``, checked against each program it folds),
-    until the block ends. ``export_to_cadence`` and ``export_to_edge`` never
-    fold. Yields a list that receives the report of each fold::
-
-        with qatfold.in_cadence_compile() as reports:
-            fused = compiler.apply_pre_edge_transform_passes(converted, quantizer)
-
-    On Python 3.11 it installs the ``typing.override`` shim that ExecuTorch
-    1.4.0's Cadence modules need (``cadence_compiler``)."""
-    _arguments.option_values(options, "in_cadence_compile")
-    compiler = cadence_compiler()
-    reports: list[FoldReport] = []
-    original = compiler.FuseQATConvBN
-
-    class _Reporting(FuseQATConvBN):
-        def __init__(self, exported_program) -> None:
-            super().__init__(exported_program, verify=verify, calibrate=calibrate, labels=labels, top1=top1,
-                             **options)
-
-        def call(self, graph_module):
-            result = super().call(graph_module)
-            reports.append(self.report)
-            return result
-
-    compiler.FuseQATConvBN = _Reporting
-    try:
-        yield reports
-    finally:
-        compiler.FuseQATConvBN = original
-
-
-with_fold_options(in_cadence_compile)

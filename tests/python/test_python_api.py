@@ -186,7 +186,7 @@ def test_in_cadence_compile_needs_no_shim_from_the_user():
     code = ("import qatfold\n"
             "with qatfold.in_cadence_compile() as reports:\n"
             "    from executorch.backends.cadence.aot import compiler\n"
-            "    assert compiler.FuseQATConvBN.__module__ == 'qatfold._api'\n"
+            "    assert compiler.FuseQATConvBN.__module__.startswith('qatfold.')\n"
             "print(','.join(n for n in qatfold.CADENCE_FOLDING_FUNCTIONS if callable(getattr(compiler, n))))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
