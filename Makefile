@@ -124,7 +124,7 @@ fuzz-coverage: | setup
 
 # Two workers, one per core; a test file stays on one worker so its
 # session fixtures are built once. Generated programs are shared on disk
-# (tests/python/program_cache.py).
+# (zoo/program_cache.py).
 PYTEST := $(VPY) -m pytest -q -n 2 --dist loadfile tests/python
 test-python: build python-install
 	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(PYTEST)
@@ -157,12 +157,12 @@ stubs: python-install
 	$(VPY) -c "from qatfold._signatures import render_stub; print(render_stub(), end='')" > python/qatfold/_api.pyi
 
 fixtures: venv
-	$(VPY) scripts/make_fixtures.py
+	$(VPY) -m tools.make_fixtures
 
 bench: build python-install
-	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/big_archive.py
-	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) bench/fold_speed.py
-	$(VPY) bench/json_readers.py --chains 50 400
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) -m bench.big_archive
+	QATFOLD_CLI=$(CURDIR)/$(BUILD)/qatfold $(VPY) -m bench.fold_speed
+	$(VPY) -m bench.json_readers --chains 50 400
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build-fuzz-coverage $(DEMO_OUT)

@@ -10,7 +10,7 @@ and prints medians, their ratios to cp + sync, and peak RSS. qatfold syncs
 before it renames its output into place (crash safety), so the fair floor
 syncs too. Every output is removed before the next run, so no run pays for
 deleting the previous one's file.
-Usage: .venv/bin/python bench/big_archive.py [--keep DIR] [--repeat N]
+Usage: .venv/bin/python -m bench.big_archive [--keep DIR] [--repeat N]
 """
 
 from __future__ import annotations
@@ -70,9 +70,8 @@ def main() -> None:
     out = os.path.join(folder, "out.pt2")
     if not os.path.exists(big):
         # In a child, so torch stays out of this process.
-        code = f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); " \
-               f"import big_archive as b; b.make_big_archive({big!r})"
-        subprocess.check_call([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+        code = f"from bench import big_archive; big_archive.make_big_archive({big!r})"
+        subprocess.check_call([sys.executable, "-c", code], stderr=subprocess.DEVNULL, cwd=REPO)
     commands = {
         "cp + sync": ["/bin/sh", "-c", f"cp '{big}' '{out}' && sync '{out}'"],
         "qatfold fold": [cli, "fold", big, "-o", out],

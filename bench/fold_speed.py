@@ -13,7 +13,7 @@ parallel chains, built once under build/bench-programs/) and prints how the
 time per MiB of model JSON and the peak RSS (GNU time) grow with the model:
 the core should cost in proportion to the JSON, and hold a small multiple
 of it. Last, the in-memory path on the wide programs against ExecuTorch's
-pass, part by part. Usage: .venv/bin/python bench/fold_speed.py [--chains N] [--wide 50 400]
+pass, part by part. Usage: .venv/bin/python -m bench.fold_speed [--chains N] [--wide 50 400]
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ warnings.filterwarnings("ignore")
 if not hasattr(typing, "override"):
     typing.override = typing_extensions.override
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-sys.path.insert(0, os.path.join(REPO, "bench"))
 
 
 class Deep(torch.nn.Module):
@@ -100,7 +98,7 @@ def fold_peak_rss_mib(cli: str, archive: str, output: str) -> float:
 
 
 def wide_programs(cli: str, chains_list: list[int], repeat: int, folder: str) -> None:
-    from json_readers import program_archive
+    from bench.json_readers import program_archive
 
     print("\nwide programs: time and memory against the model JSON")
     rows = []
@@ -126,9 +124,9 @@ def in_memory_front_door(chains_list: list[int], repeat: int) -> None:
     ratios #13 asks for, with each part of ours timed (recompile() is what
     every FX pass pays once)."""
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
-    from json_readers import program_archive
 
     import qatfold
+    from bench.json_readers import program_archive
     from qatfold import _fx
 
     print("\nin memory (an ExportedProgram, no files), wide programs:")
@@ -220,7 +218,7 @@ def memory_growth(chains: int, times: int, runs: int = 3) -> None:
     every step. The folds' results are garbage in cycles (an FX graph is one),
     which CPython frees only at its next full collection; the second figure
     is what stays once they are freed."""
-    from json_readers import program_archive
+    from bench.json_readers import program_archive
 
     archive = program_archive(chains)
     for mode in ("as is", "collect"):
@@ -241,9 +239,9 @@ def memory_growth(chains: int, times: int, runs: int = 3) -> None:
 def main() -> None:
     import torch.ao.quantization.fx._decomposed  # noqa: F401
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
-    from fixture_models import export_qat_cadence
 
     import qatfold
+    from zoo.flows import export_qat_cadence
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--chains", type=int, default=50)

@@ -5,7 +5,7 @@ Takes the model JSON of Cadence QAT programs with N parallel conv+BN chains
 and runs build/json_readers once per reader in its own process: parse plus
 a walk over every value, median of 9 runs, and the process's peak RSS. The
 file itself is held twice (text and a padded copy), which sets the floor.
-Usage: .venv/bin/python bench/json_readers.py [--chains 50 400]
+Usage: .venv/bin/python -m bench.json_readers [--chains 50 400]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import sys
 import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 READERS = ["nlohmann", "nlohmann-callback", "rapidjson", "simdjson-dom", "simdjson-ondemand"]
 
 
@@ -27,11 +26,11 @@ def program_archive(chains: int) -> str:
     path = os.path.join(folder, f"wide{chains}.pt2")
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
-        code = (f"import sys; sys.path[:0] = [{os.path.join(REPO, 'bench')!r}, {os.path.join(REPO, 'scripts')!r}]; "
-                "import torch, fold_speed; from fixture_models import export_qat_cadence; torch.manual_seed(0); "
+        code = ("import torch; from bench import fold_speed; from zoo.flows import export_qat_cadence; "
+                "torch.manual_seed(0); "
                 f"torch.export.save(export_qat_cadence(fold_speed.Wide({chains}), (torch.randn(1, 3, 16, 16),)), "
                 f"{path + '.tmp'!r})")
-        subprocess.check_call([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+        subprocess.check_call([sys.executable, "-c", code], stderr=subprocess.DEVNULL, cwd=REPO)
         os.replace(path + ".tmp", path)
     return path
 

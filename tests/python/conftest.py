@@ -1,18 +1,16 @@
-"""Shared helpers for the Python tests: paths, the CLI, archive comparison."""
+"""The test session's set-up (torch threads, quantized ops, the QAT pattern
+cache, FX lint after replay) and the fixture_path fixture. Helpers live in
+support/."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures"
-sys.path.insert(0, str(REPO / "scripts"))
+from support.repo import FIXTURE_NAMES, FIXTURES
 
 warnings.filterwarnings("ignore")
 
@@ -26,8 +24,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Loading quantized programs needs the quantized_decomposed ops registered.
 # torchao's QAT patterns are exported once per process, not once per
 # conversion (pattern_cache.py says why that changes no program).
-import pattern_cache  # noqa: E402
 import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401
+
+from support import pattern_cache  # noqa: E402
 
 pattern_cache.install()
 
@@ -36,20 +35,6 @@ pattern_cache.install()
 import qatfold._fx  # noqa: E402
 
 qatfold._fx.LINT_AFTER_REPLAY = True
-
-
-def cli_path() -> str:
-    return os.environ.get("QATFOLD_CLI", str(REPO / "build" / "qatfold"))
-
-
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([cli_path(), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if check and result.returncode != 0:
-        raise AssertionError(f"qatfold {' '.join(args)} failed ({result.returncode}): {result.stderr}")
-    return result
-
-
-FIXTURE_NAMES = sorted(p.name for p in FIXTURES.glob("*.pt2"))
 
 
 @pytest.fixture(params=FIXTURE_NAMES)

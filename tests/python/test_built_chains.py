@@ -20,9 +20,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from verification_check import assert_verified
 
 import qatfold
+from support.verification_check import assert_verified
 
 
 class BuiltChain(nn.Module):
@@ -148,8 +148,8 @@ class QuantizedBuiltChain(BuiltChain):
 
 @pytest.mark.parametrize("name", ["conv3d", "conv2d_same", "conv_transpose2d_groups", "linear"])
 def test_quantized_built_chain_folds_into_int32_bias_within_one_step(name):
-    from graph_compare import random_inputs
-    from semantic import check_chain_within_one_step, node_values
+    from support.graph_compare import random_inputs
+    from support.semantic import check_chain_within_one_step, node_values
 
     op, weight_shape, input_shape, kind = KINDS[name]
     model = QuantizedBuiltChain(op, weight_shape, 8, len(input_shape), True, True).eval()

@@ -15,11 +15,12 @@ import json
 
 import pytest
 import torch
-from cadence import lower_to_cadence
-from conftest import run_cli
-from graph_compare import random_inputs
-from oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
-from program_cache import cached_archive
+
+from support.graph_compare import random_inputs
+from support.oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
+from support.repo import run_cli
+from zoo.cadence_lowering import lower_to_cadence
+from zoo.program_cache import cached_archive
 
 QUANTIZERS = ("CadenceDefaultQuantizer", "CadenceFusedConvReluQuantizer", "CadenceWakeWordQuantizer")
 CASES = ("basic_block", "residual", "chain3", "conv2d_bias", "conv1d_nobias")
@@ -33,8 +34,8 @@ def quantizer(name: str):
 
 def archive(quantizer_name: str, case: str):
     def build():
-        from fixture_models import qat_convert
-        from qat_zoo import build as build_model
+        from zoo.flows import qat_convert
+        from zoo.models import build as build_model
 
         model, example = build_model(case)
         return torch.export.export(qat_convert(model, example, quantizer(quantizer_name)), example)

@@ -15,12 +15,12 @@ import typing
 
 import pytest
 import torch
-from front_door_check import folded_both_ways
-from qat_zoo import randomize_bn
 from torch import nn
-from verification_check import assert_verified
 
 import qatfold
+from support.front_door_check import folded_both_ways
+from support.verification_check import assert_verified
+from zoo.models import randomize_bn
 
 try:  # ExecuTorch 1.4.0's Cadence modules use typing.override (Python 3.12)
     typing.override  # noqa: B018
@@ -51,7 +51,7 @@ TRANSPOSED = {
 
 
 def cadence_program(name: str, tmp_path) -> tuple[torch.export.ExportedProgram, tuple]:
-    from fixture_models import export_qat_cadence
+    from zoo.flows import export_qat_cadence
 
     factory, shape = TRANSPOSED[name]
     torch.manual_seed(0)
@@ -105,7 +105,8 @@ def test_transposed_conv_fold_survives_save_and_load(tmp_path):
 def test_reference_leaves_transposed_chain(tmp_path):
     """What the reference does on the same program: the chain stays."""
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN  # noqa: F401
-    from oracle import oracle_fold
+
+    from support.oracle import oracle_fold
 
     cadence_program("conv_transpose2d", tmp_path)
     reference = oracle_fold(tmp_path / "conv_transpose2d.pt2")
@@ -123,7 +124,7 @@ PLAIN = {
 
 @pytest.mark.parametrize("name", sorted(PLAIN))
 def test_cadence_float_conv_batch_norm_folds_into_weights(name, tmp_path):
-    from fixture_models import export_qat_cadence
+    from zoo.flows import export_qat_cadence
 
     factory, shape = PLAIN[name]
     torch.manual_seed(0)
@@ -156,7 +157,8 @@ def test_xnnpack_quantized_conv3d_batch_norm_is_left_with_the_reason(tmp_path):
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from fixture_models import qat_convert
+
+    from zoo.flows import qat_convert
 
     quantizer = XNNPACKQuantizer()
     quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=True))

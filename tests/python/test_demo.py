@@ -11,21 +11,19 @@ earlier stage changed in place.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
-from cadence import lower_to_cadence
-from conftest import REPO, run_cli
+
+from support.repo import run_cli
+from zoo.cadence_lowering import lower_to_cadence
 
 pytestmark = pytest.mark.slow
 
 
 def load_demo():
-    spec = importlib.util.spec_from_file_location("cadence_qat", REPO / "examples" / "cadence_qat.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from examples import cadence_qat
+
+    return cadence_qat
 
 
 def test_demo_stage_numbers_match_a_separate_run_of_each_stage(tmp_path):

@@ -8,22 +8,16 @@ runtime against the folded program in torch."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
-from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def rows():
-    spec = importlib.util.spec_from_file_location("digits_example", REPO / "examples" / "digits.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return {(r.model, r.quantizer): r for r in module.run(quick=True, seed=0)}
+    from examples import digits
+
+    return {(r.model, r.quantizer): r for r in digits.run(quick=True, seed=0)}
 
 
 def test_every_model_and_quantizer_ran(rows):

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli_path
+
+from support.repo import REPO, cli_path
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```(python|sh) runnable\n(.*?)^```$", re.S | re.M)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cadence import lower_to_cadence
-from graph_compare import random_inputs
-from oracle import qatfold_fold
+
+from support.graph_compare import random_inputs
+from support.oracle import qatfold_fold
+from zoo.cadence_lowering import lower_to_cadence
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +24,9 @@ CASES = ["conv2d_nobias", "conv2d_bias", "conv1d_bias", "strided", "residual", "
 
 @pytest.mark.parametrize("case", CASES)
 def test_folded_program_lowers_to_quantized_convs(case, tmp_path):
-    from oracle import oracle_fold
-    from program_cache import cadence_zoo_archive
-    from semantic import node_values
+    from support.oracle import oracle_fold
+    from support.semantic import node_values
+    from zoo.program_cache import cadence_zoo_archive
 
     path = cadence_zoo_archive(case)
     unfolded = torch.export.load(path)

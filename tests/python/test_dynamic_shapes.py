@@ -15,11 +15,11 @@ import zipfile
 
 import pytest
 import torch
-from conftest import run_cli
-from oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
-from program_cache import cached_archive
 
 import qatfold
+from support.oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
+from support.repo import run_cli
+from zoo.program_cache import cached_archive
 
 KINDS = ("batch", "length", "both", "bounded")
 
@@ -27,9 +27,10 @@ KINDS = ("batch", "length", "both", "bounded")
 def cadence_archive(kind: str):
     def build():
         from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-        from fixture_models import export_qat_dynamic
-        from qat_zoo import build as build_model
-        from qat_zoo import dynamic_shapes
+
+        from zoo.flows import export_qat_dynamic
+        from zoo.models import build as build_model
+        from zoo.models import dynamic_shapes
 
         model, example = build_model("keyword_spotter")
         return export_qat_dynamic(model, example, CadenceDefaultQuantizer(is_qat=True), dynamic_shapes(kind))
@@ -126,8 +127,8 @@ def test_dynamic_xnnpack_program_folds_behind_the_quantized_layers():
     )
 
     def build():
-        from fixture_models import export_qat_dynamic
-        from xnnpack_zoo import MODELS
+        from zoo.flows import export_qat_dynamic
+        from zoo.xnnpack_models import MODELS
 
         torch.manual_seed(0)
         model, example = MODELS["net2d"](2)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES, REPO
 
 import qatfold
+from support.repo import FIXTURES, REPO
 
 MODEL = FIXTURES / "qat_cadence_cnn.pt2"  # takes x: float32[2, 3, 16, 16]
 

@@ -1,11 +1,12 @@
-"""The committed fixtures are what scripts/fixture_models.py makes today."""
+"""The committed fixtures are what zoo/fixtures.py makes today."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FIXTURES
-from graph_compare import assert_same_graph, assert_same_tensors, op_targets
+
+from support.graph_compare import assert_same_graph, assert_same_tensors, op_targets
+from support.repo import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def regenerated(tmp_path_factory):
     from torchao.quantization.pt2e import qat_utils
 
     assert getattr(qat_utils._get_aten_graph_module_for_pattern, "_qatfold_memoized", False)
-    from fixture_models import fixture_programs
+    from zoo.fixtures import fixture_programs
 
     folder = tmp_path_factory.mktemp("regenerated")
     programs = {}

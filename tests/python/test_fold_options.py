@@ -9,10 +9,10 @@ import re
 
 import pytest
 import torch
-from conftest import FIXTURES, REPO, run_cli
 
 import qatfold
 from qatfold import _core
+from support.repo import FIXTURES, REPO, run_cli
 
 
 def table() -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """Differential tests: qatfold fold vs ExecuTorch 1.4.0's FuseQATConvBN.
 
-Every model of scripts/qat_zoo.py goes through the real Cadence QAT flow
+Every model of zoo/models.py goes through the real Cadence QAT flow
 (prepare_qat_pt2e, training steps, convert_pt2e, torch.export) and is saved
 with torch.export.save. Both folders then work on the same archive. Where
 the reference folds, qatfold must write the same int32 biases bit for bit,
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from graph_compare import random_inputs
-from oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
+
+from support.graph_compare import random_inputs
+from support.oracle import conv_int32_biases, op_multiset, oracle_fold, qatfold_fold
 
 ZOO_NAMES = [
     "conv2d_nobias", "conv2d_bias", "conv1d_nobias", "conv1d_bias", "chain3", "residual", "depthwise",
@@ -26,7 +27,7 @@ CASES = ZOO_NAMES + [f"{name}:decomposed" for name in DECOMPOSED]
 @pytest.fixture(scope="session")
 def qat_archive():
     """The QAT archive of a case, built once (program_cache)."""
-    from program_cache import cadence_zoo_archive
+    from zoo.program_cache import cadence_zoo_archive
 
     return cadence_zoo_archive
 
@@ -90,8 +91,8 @@ def test_each_folded_chain_is_within_one_step_of_the_unfolded_chain(folded, qat_
     un-folded batch_norm output, within one output step outside clipping."""
     import json
 
-    from conftest import run_cli
-    from semantic import check_chain_within_one_step, node_values
+    from support.repo import run_cli
+    from support.semantic import check_chain_within_one_step, node_values
 
     unfolded, _, ours = folded(case)
     report = json.loads(run_cli("fold", str(qat_archive(case)), "--dry-run", "--json").stdout)
@@ -108,8 +109,9 @@ def test_verification_agrees_with_an_independent_computation(folded, qat_archive
     and two random batches, recomputed without it (verification_check.py)."""
     import json
 
-    from conftest import run_cli
-    from verification_check import assert_verified, example_batches
+    from support.repo import run_cli
+    from support.verification_check import assert_verified
+    from zoo.measure import example_batches
 
     unfolded, _, ours = folded(case)
     report = json.loads(run_cli("fold", str(qat_archive(case)), "--dry-run", "--json").stdout)

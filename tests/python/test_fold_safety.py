@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import FIXTURES, run_cli
-from graph_compare import random_inputs
-from oracle import conv_int32_biases, oracle_fold, qatfold_fold
-from semantic import check_chain_within_one_step, node_values
-from verification_check import assert_verified
+
+from support.graph_compare import random_inputs
+from support.oracle import conv_int32_biases, oracle_fold, qatfold_fold
+from support.repo import FIXTURES, run_cli
+from support.semantic import check_chain_within_one_step, node_values
+from support.verification_check import assert_verified
 
 aten = torch.ops.aten
 DQ = torch.ops.quantized_decomposed.dequantize_per_tensor.default
@@ -24,8 +25,9 @@ Q = torch.ops.quantized_decomposed.quantize_per_tensor.default
 
 def converted(name: str):
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-    from fixture_models import qat_convert
-    from qat_zoo import build
+
+    from zoo.flows import qat_convert
+    from zoo.models import build
 
     model, example = build(name)
     return qat_convert(model, example, CadenceDefaultQuantizer(is_qat=True)), example
@@ -148,8 +150,9 @@ def test_divisor_from_another_batch_norm_is_not_folded(tmp_path):
 
 def test_ptq_program_passes_through_unchanged(tmp_path):
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-    from qat_zoo import build
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from zoo.models import build
 
     model, example = build("chain3")
     captured = torch.export.export(model.eval(), example, strict=True).module()

@@ -4,24 +4,18 @@ the command line with one line naming the file, exit 1 and no output."""
 
 from __future__ import annotations
 
-import importlib.util
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+
+from fuzz import make_regressions
+from support.repo import REPO, run_cli
 
 CORPUS = REPO / "tests" / "corpus" / "fuzz"
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_regressions", REPO / "fuzz" / "make_regressions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATOR = _generator()
+GENERATOR = make_regressions
 ROWS = GENERATOR.REGRESSIONS
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_verify import clipping_program
-from verification_check import independent
 
 import qatfold
+from support.repo import clipping_program
+from zoo.measure import independent
 
 pytestmark = pytest.mark.slow
 
@@ -86,8 +86,8 @@ def test_the_pair_after_the_conv_takes_the_reported_range_and_nothing_else_chang
 
 
 def test_widened_fold_is_the_same_both_ways_and_lowers_to_cadence(tmp_path):
-    from cadence import lower_to_cadence
-    from front_door_check import folded_both_ways
+    from support.front_door_check import folded_both_ways
+    from zoo.cadence_lowering import lower_to_cadence
 
     source = tmp_path / "clipping.pt2"
     torch.export.save(clipping_program(), source)

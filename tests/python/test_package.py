@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+
+from support.repo import REPO
 
 pytestmark = pytest.mark.slow  # a clone and an isolated pip build: the full tier
 

@@ -1,5 +1,5 @@
 """Per-channel weights: a real QAT flow with per-channel int8 weights and a
-per-channel int32 bias (scripts/per_channel_quantizer.py), folded channel by
+per-channel int32 bias (zoo/per_channel_quantizer.py), folded channel by
 channel. ExecuTorch's reference pass handles only per-tensor biases.
 
 Each case goes through prepare_qat_pt2e, training steps, convert_pt2e and
@@ -13,20 +13,21 @@ import json
 
 import pytest
 import torch
-from conftest import run_cli
-from front_door_check import folded_both_ways
-from graph_compare import random_inputs
-from semantic import check_chain_within_one_step, node_values
-from verification_check import assert_verified
+
+from support.front_door_check import folded_both_ways
+from support.graph_compare import random_inputs
+from support.repo import run_cli
+from support.semantic import check_chain_within_one_step, node_values
+from support.verification_check import assert_verified
 
 CASES = ["conv2d_bias", "conv2d_nobias", "conv1d_bias", "chain3", "depthwise", "grouped", "residual"]
 
 
 @pytest.fixture(scope="module")
 def per_channel_archive(tmp_path_factory):
-    from fixture_models import qat_convert
-    from per_channel_quantizer import PerChannelConvQuantizer
-    from qat_zoo import build
+    from zoo.flows import qat_convert
+    from zoo.models import build
+    from zoo.per_channel_quantizer import PerChannelConvQuantizer
 
     folder = tmp_path_factory.mktemp("per_channel")
     cache = {}
@@ -69,7 +70,7 @@ def test_per_channel_chains_fold_within_one_step(per_channel_archive, name, tmp_
 
 def test_reference_does_not_fold_per_channel_bias(per_channel_archive):
     """What ExecuTorch 1.4.0's pass does with the same program."""
-    from oracle import oracle_fold
+    from support.oracle import oracle_fold
 
     reference = oracle_fold(per_channel_archive("conv2d_bias"))
     assert any("batch_norm" in op for op in ops(reference))
@@ -87,7 +88,7 @@ def with_chain_eps(program, eps: float):
 
 @pytest.mark.parametrize("name", ["conv2d_bias", "conv1d_bias"])
 def test_eps_mismatch_goes_into_per_channel_scales(per_channel_archive, name, tmp_path):
-    from oracle import constant_of
+    from support.oracle import constant_of
 
     unfolded = with_chain_eps(torch.export.load(per_channel_archive(name)), 0.05)
     edited = tmp_path / "edited.pt2"
@@ -127,8 +128,8 @@ def test_eps_mismatch_goes_into_per_channel_scales(per_channel_archive, name, tm
 
 
 def test_eps_mismatch_on_per_tensor_weights_is_refused_beyond_tolerance(tmp_path):
-    from fixture_models import export_qat_cadence
-    from qat_zoo import build
+    from zoo.flows import export_qat_cadence
+    from zoo.models import build
 
     model, example = build("conv2d_bias")
     program = with_chain_eps(export_qat_cadence(model, example), 0.05)

@@ -11,18 +11,19 @@ import json
 
 import pytest
 import torch
-from conftest import FIXTURES, run_cli
-from program_cache import cached_archive
 
 import qatfold
+from support.repo import FIXTURES, run_cli
+from zoo.program_cache import cached_archive
 
 
 def qat_program(*, eval_mode: bool, strict_capture: bool):
     def build():
         from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-        from qat_zoo import build as build_model
         from torchao.quantization.pt2e import move_exported_model_to_eval
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+        from zoo.models import build as build_model
 
         model, example = build_model("chain3")
         captured = torch.export.export(model.train(), example, strict=strict_capture).module()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cadence import lower_to_cadence
-from conftest import FIXTURES
-from graph_compare import assert_same_graph, assert_same_tensors, random_inputs
-from oracle import conv_int32_biases, op_multiset, oracle_fold
-from verification_check import assert_verified
 
 import qatfold
+from support.graph_compare import assert_same_graph, assert_same_tensors, random_inputs
+from support.oracle import conv_int32_biases, op_multiset, oracle_fold
+from support.repo import FIXTURES
+from support.verification_check import assert_verified
+from zoo.cadence_lowering import lower_to_cadence
 
 
 def test_fold_returns_the_folded_program_and_a_report():
@@ -125,7 +125,8 @@ def test_drop_in_replacement_in_the_cadence_pipeline(case, tmp_path):
     """ExecuTorch's apply_pre_edge_transform_passes pipeline with qatfold's pass
     in place of its own gives the same lowered program."""
     from executorch.backends.cadence.aot.quantizer.passes.fuse_ops import FuseQATConvBN as ReferencePass
-    from program_cache import cadence_zoo_archive
+
+    from zoo.program_cache import cadence_zoo_archive
 
     path = cadence_zoo_archive(case)
     ours = lower_to_cadence(torch.export.load(path), qatfold.FuseQATConvBN)
@@ -143,7 +144,8 @@ def test_in_cadence_compile_swaps_executorch_pass_for_the_block():
     qatfold inside the block (and with its own pass outside): the same fused
     program either way, and the pass is restored on exit."""
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
-    from program_cache import cadence_zoo_archive
+
+    from zoo.program_cache import cadence_zoo_archive
 
     path = cadence_zoo_archive("chain3")
     quantizer = CadenceDefaultQuantizer(is_qat=True)

@@ -6,8 +6,9 @@ import struct
 import zipfile
 
 import torch
-from conftest import run_cli
-from graph_compare import assert_same_graph, assert_same_tensors, random_inputs
+
+from support.graph_compare import assert_same_graph, assert_same_tensors, random_inputs
+from support.repo import run_cli
 
 
 def test_roundtrip_is_the_same_program(fixture_path, tmp_path):
@@ -46,7 +47,7 @@ def test_roundtrip_keeps_records_byte_identical_and_aligned(fixture_path, tmp_pa
 
 
 def test_roundtrip_output_is_deterministic(tmp_path):
-    from conftest import FIXTURES
+    from support.repo import FIXTURES
 
     first, second = tmp_path / "a.pt2", tmp_path / "b.pt2"
     run_cli("roundtrip", str(FIXTURES / "qat_cadence_cnn.pt2"), "-o", str(first))

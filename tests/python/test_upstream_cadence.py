@@ -1,5 +1,5 @@
 """ExecuTorch 1.4.0's Cadence bugs that users of qatfold meet, each
-reproduced without qatfold (scripts/executorch_repros.py; the report text is
+reproduced without qatfold (tools/executorch_repros.py; the report text is
 in docs/upstream.md). Each is a strict expected failure on 1.4.0: a fixed
 ExecuTorch makes the test pass, which fails the run and says so; on any
 other version the tests must pass. The expected failure is the assertion on
@@ -10,40 +10,32 @@ example's sign patch, the spelled-out stride)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from importlib import metadata
 
 import pytest
-from conftest import REPO
+
+from examples import digits
+from support.repo import REPO
 
 BUGGY = metadata.version("executorch") == "1.4.0"
 
 pytestmark = pytest.mark.slow  # Cadence lowerings
 
 
-def digits_example():
-    """examples/digits.py as a module (its cadence_sign_patch)."""
-    spec = importlib.util.spec_from_file_location("digits_example", REPO / "examples" / "digits.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.xfail(BUGGY, strict=True, raises=AssertionError,
                    reason="ExecuTorch 1.4.0: quantized_linear's reference kernel negates the multiplier the fusion "
                           "passes")
 def test_cadence_quantized_linear_computes_the_qdq_linear():
-    from executorch_repros import linear_sign_steps
+    from tools.executorch_repros import linear_sign_steps
 
     assert linear_sign_steps() <= 1
 
 
 def test_with_the_sign_patch_quantized_linear_computes_the_qdq_linear():
-    from executorch_repros import linear_sign_steps
+    from tools.executorch_repros import linear_sign_steps
 
-    with digits_example().cadence_sign_patch():
+    with digits.cadence_sign_patch():
         assert linear_sign_steps() <= 1
 
 
@@ -51,7 +43,8 @@ def test_with_the_sign_patch_quantized_linear_computes_the_qdq_linear():
                    reason="ExecuTorch 1.4.0: _lower_ep_to_edge extends TO_EDGE_PRESERVE_OPS with itself on every call")
 def test_cadence_lowering_leaves_the_preserve_ops_list_as_it_was():
     from executorch.backends.cadence.aot import compiler
-    from executorch_repros import preserve_ops_growth
+
+    from tools.executorch_repros import preserve_ops_growth
 
     kept = list(compiler.TO_EDGE_PRESERVE_OPS)
     try:
@@ -64,7 +57,7 @@ def test_cadence_lowering_leaves_the_preserve_ops_list_as_it_was():
 @pytest.mark.xfail(BUGGY, strict=True, raises=AssertionError,
                    reason="ExecuTorch 1.4.0: max_pool2d with its default stride crashes the Cadence lowering")
 def test_cadence_lowers_max_pool2d_with_its_default_stride():
-    from executorch_repros import max_pool2d_default_stride_error
+    from tools.executorch_repros import max_pool2d_default_stride_error
 
     error = max_pool2d_default_stride_error()
     if error is not None and "stride must have 2 elements" not in error:
@@ -73,7 +66,7 @@ def test_cadence_lowers_max_pool2d_with_its_default_stride():
 
 
 def test_cadence_lowers_max_pool2d_with_the_stride_spelled_out():
-    from executorch_repros import max_pool2d_default_stride_error
+    from tools.executorch_repros import max_pool2d_default_stride_error
 
     assert max_pool2d_default_stride_error(stride=2) is None
 

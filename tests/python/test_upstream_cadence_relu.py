@@ -1,5 +1,5 @@
 """ExecuTorch's Cadence relu deviation, reproduced without qatfold
-(scripts/cadence_relu_repro.py). It is where the demo's large end-to-end
+(tools/cadence_relu_repro.py). It is where the demo's large end-to-end
 deviation comes from (stage 2 of examples/cadence_qat.py), so the test keeps
 it in view: a strict expected failure on ExecuTorch 1.4.0, so that an
 ExecuTorch with the kernel and the fusion agreeing makes this test fail and
@@ -20,6 +20,6 @@ EXECUTORCH = metadata.version("executorch")
                    reason="ExecuTorch 1.4.0: quantized_relu's reference kernel negates the multiplier the fusion "
                           "passes")
 def test_cadence_fused_relu_computes_the_qdq_relu():
-    from cadence_relu_repro import max_step_difference
+    from tools.cadence_relu_repro import max_step_difference
 
     assert max_step_difference() <= 1

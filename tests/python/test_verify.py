@@ -1,5 +1,5 @@
 """Verification measures a fold on real inputs; these tests recompute every
-figure independently (verification_check.py: the programs rerun with the
+figure independently (zoo/measure.py: the programs rerun with the
 nodes of interest as graph outputs, no Interpreter) and check the flags
 follow the measurement."""
 
@@ -11,21 +11,10 @@ import sys
 
 import pytest
 import torch
-from conftest import FIXTURES, REPO, run_cli
-from verification_check import independent
 
 import qatfold
-
-QAT = FIXTURES / "qat_cadence_cnn.pt2"
-
-
-def clipping_program():
-    """The fixture with a running_mean far from the data: the folded shift
-    pushes the conv's outputs past the range its quantization was calibrated
-    for, so they saturate after folding and did not before."""
-    program = torch.export.load(QAT)
-    program.state_dict["bn1.running_mean"].fill_(-40.0)
-    return program
+from support.repo import QAT, REPO, clipping_program, run_cli
+from zoo.measure import independent
 
 
 @pytest.mark.parametrize("inputs", ["example", "given"])

@@ -12,10 +12,9 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, run_cli
-from test_verify import QAT, clipping_program
 
 import qatfold
+from support.repo import QAT, REPO, clipping_program, run_cli
 
 
 def batches_and_labels(program, count: int = 3, seed: int = 1):

@@ -12,7 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, run_cli
+
+from support.repo import FIXTURES, REPO, run_cli
 
 pytestmark = pytest.mark.slow  # builds and installs a wheel
 

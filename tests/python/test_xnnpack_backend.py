@@ -2,7 +2,7 @@
 
 XNNPACK wants float conv biases: it quantizes them itself, and a conv whose
 bias is dequantized from int32 per channel falls out of its delegate. Every
-program of scripts/xnnpack_zoo.py (XNNPACKQuantizer, QAT and PTQ, per channel
+program of zoo/xnnpack_models.py (XNNPACKQuantizer, QAT and PTQ, per channel
 and per tensor; conv1d/2d/3d, padding="same", linear + BatchNorm1d) goes
 through qatfold, then through ExecuTorch's XNNPACK lowering, and must
 delegate exactly what it delegates without qatfold and compute the same on
@@ -15,15 +15,15 @@ import json
 
 import pytest
 import torch
-import xnnpack_zoo
-from conftest import run_cli
-from front_door_check import assert_equivalent
-from graph_compare import random_inputs
-from program_cache import cached_archive
-from verification_check import assert_verified
-from xnnpack import lower_to_xnnpack
 
 import qatfold
+import zoo.xnnpack_models as xnnpack_zoo
+from support.front_door_check import assert_equivalent
+from support.graph_compare import random_inputs
+from support.repo import run_cli
+from support.verification_check import assert_verified
+from zoo.program_cache import cached_archive
+from zoo.xnnpack_lowering import lower_to_xnnpack
 
 pytestmark = pytest.mark.slow
 

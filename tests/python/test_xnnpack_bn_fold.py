@@ -16,20 +16,21 @@ import json
 
 import pytest
 import torch
-import xnnpack_zoo
-from conftest import run_cli
-from front_door_check import assert_equivalent, assert_untouched, snapshot
-from program_cache import cached_archive
-from verification_check import assert_verified, output_steps
-from xnnpack import lower_to_xnnpack
 
 import qatfold
+import zoo.xnnpack_models as xnnpack_zoo
+from support.front_door_check import assert_equivalent, assert_untouched, snapshot
+from support.repo import run_cli
+from support.verification_check import assert_verified
+from zoo.measure import output_steps
+from zoo.program_cache import cached_archive
+from zoo.xnnpack_lowering import lower_to_xnnpack
 
 pytestmark = pytest.mark.slow
 
 # The zoo's QAT programs: 4 steps on batches of 2 (backend checks); and the
 # same models trained as a user does, 200 steps on batches of 32 towards a
-# teacher (fidelity). See scripts/xnnpack_zoo.py.
+# teacher (fidelity). See zoo/xnnpack_models.py.
 PER_CHANNEL = ["net2d:qat_per_channel", "net1d:qat_per_channel", "net3d:qat_per_channel"]
 TRAINED = [case for case in xnnpack_zoo.TRAINED_CASES if case.endswith("per_channel")]
 

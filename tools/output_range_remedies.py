@@ -16,17 +16,15 @@ the same model with BatchNorm statistics that put C far outside the range the
 conv output was calibrated on (running_mean moved away from the data; a tiny
 running_var with a large mean), as programs that really clip have them.
 
-Run: .venv/bin/python scripts/output_range_remedies.py   (prints a Markdown table)
+Run: .venv/bin/python -m tools.output_range_remedies   (prints a Markdown table)
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import sys
 import typing
 import warnings
-from pathlib import Path
 
 import torch
 import typing_extensions
@@ -35,7 +33,6 @@ warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
 if not hasattr(typing, "override"):
     typing.override = typing_extensions.override
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import qatfold  # noqa: E402
 
@@ -45,10 +42,11 @@ DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
 
 def train_demo_model():
     """The demo's QAT flow: the fake-quant model in eval mode, and its converted program's inputs."""
-    from cadence_qat import KeywordSpotter
     from executorch.backends.cadence.aot.quantizer.quantizer import CadenceDefaultQuantizer
     from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    from examples.cadence_qat import KeywordSpotter
 
     torch.manual_seed(0)
     example = (torch.randn(4, 8, 64),)

@@ -3,7 +3,7 @@
 QAT programs take seconds each to train, convert and export. A test asks
 for one by a key and a builder; the archive is written under
 build/test-programs/, named by the key and a digest of everything that
-decides its content: the scripts that build programs, and the torch,
+decides its content: the zoo modules that build programs, and the torch,
 torchao and ExecuTorch versions. Editing a script or upgrading a package
 makes a new digest, so a stale program is never used. `make clean` (or
 deleting the folder) forgets them all.
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("QATFOLD_PROGRAM_CACHE", REPO / "build" / "test-programs"))
 
 
 def _digest() -> str:
     sha = hashlib.sha256()
-    for script in sorted((REPO / "scripts").glob("*.py")):
+    for script in sorted((REPO / "zoo").glob("*.py")):
         sha.update(script.name.encode())
         sha.update(script.read_bytes())
     for package in ("torch", "torchao", "executorch"):
@@ -52,12 +52,12 @@ def cached_archive(key: str, build: Callable[[], torch.export.ExportedProgram]) 
 
 
 def cadence_zoo_archive(case: str) -> Path:
-    """The Cadence QAT archive of a scripts/qat_zoo.py case ("residual"), or of
+    """The Cadence QAT archive of a zoo/models.py case ("residual"), or of
     its core-ATen form ("residual:decomposed"), shared by every test file."""
 
     def build() -> torch.export.ExportedProgram:
-        from fixture_models import export_qat_cadence
-        from qat_zoo import build as build_model
+        from zoo.flows import export_qat_cadence
+        from zoo.models import build as build_model
 
         name, _, variant = case.partition(":")
         model, example = build_model(name)

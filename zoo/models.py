@@ -1,7 +1,7 @@
 """QAT models for qatfold's differential tests against ExecuTorch's pass.
 
 Each entry builds a small float model and an example input; the tests run
-the Cadence QAT flow (scripts/fixture_models.export_qat_cadence) on it,
+the Cadence QAT flow (zoo/flows.export_qat_cadence) on it,
 save the exported program with torch.export.save, and fold it both with
 qatfold and with ExecuTorch's FuseQATConvBN.
 """

@@ -1,19 +1,17 @@
 """Writes tests/fixtures/*.pt2 with real torch.export.save.
 
-Usage: .venv/bin/python scripts/make_fixtures.py [OUTPUT_DIR]
+Usage: .venv/bin/python -m tools.make_fixtures [OUTPUT_DIR]   (from the repository root)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import zipfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch
 
-import zipfile  # noqa: E402
-
-import torch  # noqa: E402
-from fixture_models import fixture_programs  # noqa: E402
+from zoo.fixtures import fixture_programs
 
 
 def main() -> None:

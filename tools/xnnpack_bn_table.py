@@ -1,6 +1,6 @@
 """The README's table for a BatchNorm folded behind a quantized layer (XNNPACK).
 
-Each XNNPACK zoo program (scripts/xnnpack_zoo.py, as the tests build and
+Each XNNPACK zoo program (zoo/xnnpack_models.py, as the tests build and
 cache it) is folded with `calibrate=` 8 batches and verified on 4 others, the
 same seeds as tests/python/test_xnnpack_bn_fold.py, then lowered with
 ExecuTorch's XnnpackPartitioner. Per folded layer: where its output
@@ -14,33 +14,29 @@ one's through the BatchNorm). Last, what XNNPACK delegated and, where the
 .pte runs, its output on ExecuTorch's runtime against the folded program's
 in torch, in its steps and in coarser steps (and the un-folded program's
 against its own, where it lowers), on 8 held-out batches.
-The trained programs come first (scripts/xnnpack_zoo.py TRAINED_CASES),
+The trained programs come first (zoo/xnnpack_models.py TRAINED_CASES),
 then the 4-step ones.
 
-Run: .venv/bin/python scripts/xnnpack_bn_table.py   (prints a Markdown table)
+Run: .venv/bin/python -m tools.xnnpack_bn_table   (prints a Markdown table)
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
-from pathlib import Path
 
 import torch
 
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401  (registers the quantized ops)
-import xnnpack_zoo  # noqa: E402
-from program_cache import cached_archive  # noqa: E402
-from verification_check import output_steps  # noqa: E402
-from xnnpack import lower_to_xnnpack  # noqa: E402
 
 import qatfold  # noqa: E402
+import zoo.xnnpack_models as xnnpack_zoo  # noqa: E402
+from zoo.measure import output_steps  # noqa: E402
+from zoo.program_cache import cached_archive  # noqa: E402
+from zoo.xnnpack_lowering import lower_to_xnnpack  # noqa: E402
 
 CASES = [(case, {}) for case in ("net2d:qat_trained_per_channel", "net1d:qat_trained_per_channel",
                                   "net3d:qat_trained_per_channel")]

@@ -11,7 +11,7 @@ wrong side of the output zero point.
 
 Prints the largest difference in integer steps and exits 1 when the two
 disagree by more than one step (0 when they agree: the bug is fixed).
-Run: python scripts/cadence_relu_repro.py
+Run: python -m tools.cadence_relu_repro
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def oracle_fold(path: Path) -> torch.export.ExportedProgram:
 
 def qatfold_fold(path: Path, out: Path, *extra: str) -> torch.export.ExportedProgram:
     """The CLI's fold, checked against the in-memory one (front_door_check.py)."""
-    from front_door_check import folded_both_ways
+    from support.front_door_check import folded_both_ways
 
     return folded_both_ways(path, out, *extra)
 

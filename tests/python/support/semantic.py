@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from oracle import constant_of
+
+from support.oracle import constant_of
 
 
 def node_values(program: torch.export.ExportedProgram, inputs: tuple) -> dict:

@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from qat_zoo import randomize_bn
 from torch import nn
+
+from zoo.models import randomize_bn
 
 
 class Net2d(nn.Module):
@@ -121,8 +122,9 @@ def export_xnnpack(case: str) -> tuple[torch.export.ExportedProgram, tuple]:
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from fixture_models import qat_convert
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from zoo.flows import qat_convert
 
     model_name, config_name = case.split(":")
     config = CONFIGS[config_name]

@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from conftest import run_cli
-from graph_compare import random_inputs
 
 import qatfold
+from support.graph_compare import random_inputs
+from support.repo import run_cli
 
 
 def _options(extra: tuple[str, ...]) -> dict[str, str]:

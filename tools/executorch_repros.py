@@ -6,7 +6,7 @@ keeps them as strict expected failures, tests/python/test_upstream_cadence.py).
    computes out_scale = 1 / (-out_multiplier * 2^-31 * 2^out_shift), while
    QuantFusionPass passes a positive multiplier: the fused program's output
    is the QDQ program's negated (quantized_relu has the same sign,
-   scripts/cadence_relu_repro.py).
+   tools/cadence_relu_repro.py).
 2. preserve_ops_growth: compiler._lower_ep_to_edge extends the preserve-ops
    list it hands the edge verifier with the module-level list
    TO_EDGE_PRESERVE_OPS, which is that same list: every lowering multiplies
@@ -15,7 +15,7 @@ keeps them as strict expected failures, tests/python/test_upstream_cadence.py).
    default, the kernel size) crashes the Cadence lowering: "stride must have
    2 elements, got 0".
 
-Run: python scripts/executorch_repros.py (prints each; exits 1 while any
+Run: python -m tools.executorch_repros (prints each; exits 1 while any
 bug is there).
 """
 

@@ -1,0 +1,1 @@
+"""Fuzzing: the libFuzzer targets (C++) and the regression corpus generator."""
