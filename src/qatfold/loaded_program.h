@@ -9,6 +9,7 @@
 #include "qatfold/graph/graph.h"
 #include "qatfold/graph/text.h"
 #include "qatfold/program/program.h"
+#include "qatfold/writer/pt2_writer.h"
 
 namespace qatfold {
 
@@ -30,7 +31,7 @@ struct LoadedProgram {
   }
   // The program a text graph describes (graph/text.h).
   static LoadedProgram fromText(std::string_view text) {
-    return fromArchive(Archive::fromBytes(graph::archiveFromText(text), "<text graph>"));
+    return fromArchive(Archive::fromBytes(archiveFromText(text), "<text graph>"));
   }
 };
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zipfile
 
+import pytest
 import torch
 
 from support.graph_compare import assert_same_graph, assert_same_tensors, random_inputs
@@ -53,3 +54,40 @@ def test_roundtrip_output_is_deterministic(tmp_path):
     run_cli("roundtrip", str(FIXTURES / "qat_cadence_cnn.pt2"), "-o", str(first))
     run_cli("roundtrip", str(FIXTURES / "qat_cadence_cnn.pt2"), "-o", str(second))
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_text_then_assemble_gives_the_same_program(fixture_path, tmp_path):
+    """`inspect --text --all-data | assemble`: an archive torch.export.load
+    opens whose outputs are the original's, bit for bit, and whose text is
+    the text it was assembled from."""
+    text = tmp_path / "graph.txt"
+    text.write_text(run_cli("inspect", "--text", "--all-data", str(fixture_path)).stdout)
+    out = tmp_path / "assembled.pt2"
+    run_cli("assemble", str(text), "-o", str(out))
+    assert run_cli("inspect", "--text", "--all-data", str(out)).stdout == text.read_text()
+    original = torch.export.load(fixture_path)
+    assembled = torch.export.load(out)
+    assert_same_tensors(original.state_dict, assembled.state_dict, ordered=False)
+    assert_same_tensors(original.constants, assembled.constants)
+    assert original.graph_signature.user_inputs == assembled.graph_signature.user_inputs
+    for seed in range(3):
+        x = random_inputs(original, seed)
+        assert torch.equal(original.module()(*x), assembled.module()(*x))
+
+
+def test_assembled_dynamic_program_keeps_its_symbolic_sizes(tmp_path):
+    from support.repo import FIXTURES
+
+    source = FIXTURES / "qat_cadence_dynamic.pt2"
+    text = tmp_path / "graph.txt"
+    text.write_text(run_cli("inspect", "--text", "--all-data", str(source)).stdout)
+    assert "symbol s53 = [16, 512]" in text.read_text()
+    out = tmp_path / "assembled.pt2"
+    run_cli("assemble", str(text), "-o", str(out))
+    original, assembled = torch.export.load(source), torch.export.load(out)
+    (x,) = original.example_inputs[0]
+    for batch, length in [(1, 16), (3, 64), (5, 512)]:
+        other = torch.randn(batch, x.shape[1], length, generator=torch.Generator().manual_seed(batch))
+        assert torch.equal(original.module()(other), assembled.module()(other))
+    with pytest.raises(Exception, match=r"shape\[2\] to be >= 16"):
+        assembled.module()(torch.randn(1, x.shape[1], 8))

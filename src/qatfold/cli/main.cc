@@ -167,10 +167,10 @@ std::vector<const qatfold::graph::Node*> batchNorms(const qatfold::graph::Graph&
   return found;
 }
 
-int runInspect(const std::string& input, bool json, bool dot, bool text) {
+int runInspect(const std::string& input, bool json, bool dot, bool text, bool all_data) {
   Loaded loaded = load(input);
   if (text) {
-    std::cout << qatfold::graph::printGraph(*loaded.graph);
+    std::cout << qatfold::graph::printGraph(*loaded.graph, all_data ? SIZE_MAX : qatfold::graph::kPrintedElements);
     return 0;
   }
   if (dot) {
@@ -207,7 +207,7 @@ int runAssemble(const std::string& input, const std::string& output, const std::
   text << in.rdbuf();
   std::string bytes;
   try {
-    bytes = qatfold::graph::archiveFromText(text.str(), std::filesystem::path(output).stem().string(), fill_elided);
+    bytes = qatfold::archiveFromText(text.str(), std::filesystem::path(output).stem().string(), fill_elided);
     // What we write must read back: the reader checks every record.
     (void)qatfold::LoadedProgram::fromArchive(qatfold::Archive::fromBytes(bytes, output));
   } catch (const qatfold::Error& e) {
@@ -365,9 +365,16 @@ int main(int argc, char** argv) {
   CLI::Option* inspect_dot =
       inspect->add_flag("--dot", dot, "Print the graph in Graphviz dot (render: dot -Tsvg)")->excludes(inspect_json);
   bool text = false;
-  inspect->add_flag("--text", text, "Print the graph as text (the form `qatfold assemble` reads)")
-      ->excludes(inspect_json)
-      ->excludes(inspect_dot);
+  CLI::Option* inspect_text =
+      inspect->add_flag("--text", text, "Print the graph as text (the form `qatfold assemble` reads)")
+          ->excludes(inspect_json)
+          ->excludes(inspect_dot);
+  bool all_data = false;
+  inspect
+      ->add_flag("--all-data", all_data,
+                 "With --text: print every tensor's data (by default tensors of over 32 elements are elided), so "
+                 "`qatfold assemble` reads the text back into the same program")
+      ->needs(inspect_text);
 
   std::string text_input;
   CLI::App* assemble =
@@ -430,7 +437,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (inspect->parsed()) return runInspect(input, json, dot, text);
+    if (inspect->parsed()) return runInspect(input, json, dot, text, all_data);
     if (assemble->parsed()) return runAssemble(text_input, output, fill_elided);
     if (roundtrip->parsed()) return runRoundtrip(input, output);
     if (fold->parsed()) return runFold(fold_command);

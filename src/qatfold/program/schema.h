@@ -34,6 +34,10 @@ namespace qatfold::program {
 
 // The schema major version this build reads and writes.
 inline constexpr int kSchemaMajorVersion = 8;
+// What a program made here (not read from an archive: a text graph) says of
+// itself: the schema minor version and the torch release it matches.
+inline constexpr int kSchemaMinorVersion = 20;
+inline constexpr const char* kTorchVersion = "2.13.0+cpu";
 
 // torch.ScalarType as the schema numbers it.
 enum class ScalarType : int {

@@ -3,7 +3,9 @@
 #include <map>
 #include <set>
 
+#include "qatfold/archive/zip.h"
 #include "qatfold/error.h"
+#include "qatfold/graph/text.h"
 
 namespace qatfold {
 namespace {
@@ -83,6 +85,33 @@ void writeProgramFile(const Archive& archive, const graph::Graph& graph, const s
   std::unique_ptr<OutputSink> sink = openOutputFile(path);
   writeArchive(archive, edit, *sink);
   sink->commit();
+}
+
+std::unique_ptr<Archive> pt2Layout(const std::string& name) {
+  StringSink sink;
+  ZipWriter zip(sink);
+  const std::string root = name + "/";
+  zip.addStored(root + "archive_format", "pt2");
+  zip.addStored(root + "archive_version", "0");
+  zip.addStored(root + ".data/version", "6\n");
+  zip.addStored(root + "byteorder", "little");
+  zip.addStored(root + "data/sample_inputs/model.pt", "");
+  zip.finish();
+  return Archive::fromBytes(std::move(sink.bytes()), name);
+}
+
+void writeNewProgram(const graph::Graph& graph, const std::string& name, ByteSink& sink) {
+  const std::unique_ptr<Archive> layout = pt2Layout(name);
+  writeProgram(*layout, graph, sink);
+}
+
+std::string archiveFromText(std::string_view text, const std::string& name,
+                            const std::optional<std::string>& fill_elided) {
+  const std::unique_ptr<Program> program = graph::programFromText(text, fill_elided);
+  const graph::Graph graph(*program);
+  StringSink sink;
+  writeNewProgram(graph, name, sink);
+  return std::move(sink.bytes());
 }
 
 void writeFoldResult(const Archive& archive, const graph::Graph& graph, bool changed, ByteSink& sink) {

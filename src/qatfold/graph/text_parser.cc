@@ -1,5 +1,5 @@
-#include "qatfold/graph/text.h"
-
+// The text parser (graph/text.h): builds the program a text graph describes,
+// as a front end builds one from its own objects.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -11,150 +11,22 @@
 #include <type_traits>
 
 #include "qatfold/archive/byte_io.h"
-#include "qatfold/archive/zip.h"
 #include "qatfold/error.h"
+#include "qatfold/graph/text.h"
+#include "qatfold/graph/text_syntax.h"
 #include "qatfold/program/json.h"
+#include "qatfold/program/json_text.h"
 #include "qatfold/program/payload.h"
 
 namespace qatfold::graph {
 
 using program::Argument;
-using program::InputKind;
 using program::ScalarType;
+using text_syntax::isFloatingType;
+using text_syntax::kOpsPrefix;
+using text_syntax::scalarTypeNamed;
 
 namespace {
-
-constexpr std::string_view kOpsPrefix = "torch.ops.";
-
-constexpr ScalarType kScalarTypes[] = {
-    ScalarType::kUInt8,   ScalarType::kInt8,    ScalarType::kInt16,   ScalarType::kInt32, ScalarType::kInt64,
-    ScalarType::kFloat16, ScalarType::kFloat32, ScalarType::kFloat64, ScalarType::kBool,  ScalarType::kBFloat16,
-    ScalarType::kUInt16,  ScalarType::kUInt32,  ScalarType::kUInt64};
-
-std::optional<ScalarType> scalarTypeNamed(std::string_view name) {
-  for (ScalarType type : kScalarTypes) {
-    if (program::scalarTypeName(type) == name) return type;
-  }
-  return std::nullopt;
-}
-
-bool isFloatingType(ScalarType type) {
-  return type == ScalarType::kFloat16 || type == ScalarType::kFloat32 || type == ScalarType::kFloat64 ||
-         type == ScalarType::kBFloat16;
-}
-
-// ============================================================================
-// Printer
-// ============================================================================
-
-std::string typeText(const program::TensorMeta* meta) {
-  if (meta == nullptr) return "?";
-  return program::scalarTypeName(meta->dtype) + meta->shapeString();
-}
-
-// A float in the shortest form that reads back as the same float.
-std::string floatText(double value, ScalarType type) {
-  char buffer[64];
-  auto result = type == ScalarType::kFloat32 ? std::to_chars(buffer, buffer + sizeof buffer, static_cast<float>(value))
-                                             : std::to_chars(buffer, buffer + sizeof buffer, value);
-  return std::string(buffer, result.ptr);
-}
-
-std::string jsonFallback(const Argument& argument) { return "json" + dumpJson(argument.toJson()); }
-
-bool allFinite(const Json& values) {
-  for (const Json& value : values) {
-    double number = 0;
-    if (!readFloat(value, number) || !std::isfinite(number)) return false;
-  }
-  return true;
-}
-
-std::string argumentText(const Argument& argument) {
-  const Json& payload = argument.payload();
-  const std::string& tag = argument.tag();
-  auto list = [&](auto&& item) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < payload.size(); ++i) out += (i ? ", " : "") + item(payload[i]);
-    return out + "]";
-  };
-  if (tag == "as_none") return "None";
-  if (tag == "as_tensor") return "%" + payload.at("name").get<std::string>();
-  if (tag == "as_int") return std::to_string(payload.get<std::int64_t>());
-  if (tag == "as_bool") return payload.get<bool>() ? "True" : "False";
-  if (tag == "as_string") return dumpJson(payload);
-  if (tag == "as_float") {
-    double value = 0;
-    if (readFloat(payload, value) && std::isfinite(value)) return formatFloatLikePython(value);
-  }
-  if (tag == "as_scalar_type") {
-    const std::string name = program::scalarTypeName(static_cast<ScalarType>(payload.get<int>()));
-    if (scalarTypeNamed(name)) return name;
-  }
-  if (payload.is_array() && !payload.empty()) {
-    if (tag == "as_tensors") return list([](const Json& t) { return "%" + t.at("name").get<std::string>(); });
-    if (tag == "as_optional_tensors") {
-      return "?" + list([](const Json& t) {
-               return t.contains("as_tensor") ? "%" + t["as_tensor"].at("name").get<std::string>()
-                                              : std::string("None");
-             });
-    }
-    if (tag == "as_ints") return list([](const Json& v) { return std::to_string(v.get<std::int64_t>()); });
-    if (tag == "as_bools") return list([](const Json& v) { return std::string(v.get<bool>() ? "True" : "False"); });
-    if (tag == "as_floats" && allFinite(payload)) {
-      return list([](const Json& v) {
-        double value = 0;
-        readFloat(v, value);
-        return formatFloatLikePython(value);
-      });
-    }
-  }
-  return jsonFallback(argument);
-}
-
-// An operand's argument, with the tensors it names now (its values).
-std::string operandText(const Operand& operand) {
-  const Argument& argument = operand.argument();
-  if (!argument.refersToTensors()) return argumentText(argument);
-  std::vector<std::optional<std::string>> names;
-  for (const Value* value : operand.values) {
-    names.push_back(value ? std::optional<std::string>(value->name()) : std::nullopt);
-  }
-  return argumentText(argument.withTensorReferences(names));
-}
-
-std::string dataText(const Value& placeholder, std::size_t max_elements) {
-  const Payload& payload = *placeholder.payload();
-  if (!payload.storage || !payload.meta.tensor_meta) return "  # pickled";
-  const TensorView view = payload.view();
-  const std::int64_t count = view.meta().numel();
-  if (count == 0) return "";
-  const std::vector<double> values = view.asDoubles();
-  const ScalarType type = view.meta().dtype;
-  auto element = [&](double value) {
-    return isFloatingType(type) ? floatText(value, type) : std::to_string(static_cast<std::int64_t>(value));
-  };
-  bool uniform = true;
-  for (double value : values) uniform = uniform && std::memcmp(&value, &values[0], sizeof value) == 0;
-  if (uniform && count > 1) return " = fill(" + element(values[0]) + ")";
-  if (static_cast<std::size_t>(count) > max_elements) return "  # " + std::to_string(count) + " elements";
-  std::string out = " = [";
-  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + element(values[i]);
-  return out + "]";
-}
-
-const char* kindKeyword(InputKind kind) {
-  switch (kind) {
-    case InputKind::kParameter: return "parameter";
-    case InputKind::kBuffer: return "buffer";
-    case InputKind::kTensorConstant: return "constant";
-    default: return "input";
-  }
-}
-
-// ============================================================================
-// Parser
-// ============================================================================
 
 class TextParser {
  public:
@@ -256,6 +128,19 @@ class TextParser {
     pos_ = end;
     return {token, is_float};
   }
+  // An integer, or None (a bound that is not there): as JSON.
+  Json optionalInteger() {
+    skipSpace();
+    if (text_.substr(pos_, 4) == "None") {
+      pos_ += 4;
+      return nullptr;
+    }
+    auto [token, is_float] = numberToken();
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+    if (is_float || error != std::errc() || end != token.data() + token.size()) fail("bad integer '" + token + "'");
+    return value;
+  }
   double number() {
     auto [token, is_float] = numberToken();
     (void)is_float;
@@ -285,12 +170,23 @@ class TextParser {
       meta.write(text);
       Json out = parseJson(text);
       if (std::all_of(symbols.begin(), symbols.end(), [](const std::string& s) { return s.empty(); })) return out;
-      for (std::size_t i = 0; i < symbols.size(); ++i) {
-        auto expression = [](const std::string& name) {
-          return Json{{"as_expr", Json{{"expr_str", name}, {"hint", nullptr}}}};
-        };
+      auto expression = [](const std::string& text) {
+        return Json{{"as_expr", Json{{"expr_str", text}, {"hint", nullptr}}}};
+      };
+      // Contiguous strides: each the product of the sizes after it, written
+      // as torch writes a product of a number and symbols ("8*s53").
+      std::int64_t number = 1;
+      std::string product;
+      for (std::size_t i = symbols.size(); i-- > 0;) {
         if (!symbols[i].empty()) out["sizes"][i] = expression(symbols[i]);
-        out["strides"][i] = expression("stride" + std::to_string(i));
+        if (!product.empty()) {
+          out["strides"][i] = expression(number == 1 ? product : std::to_string(number) + "*" + product);
+        }
+        if (symbols[i].empty()) {
+          number *= meta.sizes[i];
+        } else {
+          product = product.empty() ? symbols[i] : symbols[i] + "*" + product;
+        }
       }
       return out;
     }
@@ -511,49 +407,36 @@ class TextParser {
 
 Json tensorArgument(const std::string& name) { return Json{{"as_tensor", Json{{"name", name}}}}; }
 
-}  // namespace
-
-std::string printGraph(const Graph& graph, std::size_t max_elements) {
-  std::string out;
-  for (const Value* placeholder : graph.placeholders()) {
-    out += std::string(kindKeyword(placeholder->inputKind())) + " %" + placeholder->name();
-    if (placeholder->isConstantTensor()) out += " = " + dumpJson(Json(placeholder->target()));
-    out += ": " + typeText(placeholder->meta());
-    if (placeholder->isConstantTensor()) out += dataText(*placeholder, max_elements);
-    out += "\n";
-  }
-  for (const Node* node : graph.nodes()) {
-    std::string outputs, types;
-    for (const Value* output : node->outputs()) {
-      outputs += (outputs.empty() ? "%" : ", %") + output->name();
-      types += (types.empty() ? "" : ", ") + typeText(output->meta());
-    }
-    std::string_view target = node->target();
-    if (target.substr(0, kOpsPrefix.size()) == kOpsPrefix) target.remove_prefix(kOpsPrefix.size());
-    out += (outputs.empty() ? "()" : outputs) + " = " + std::string(target) + "(";
-    for (std::size_t i = 0; i < node->operands().size(); ++i) {
-      const Operand& operand = node->operands()[i];
-      out += (i ? ", " : "") + operand.name + "=" + operandText(operand);
-    }
-    out += ")";
-    if (!types.empty()) out += ": " + types;
-    if (node->outputs().empty() || node->name() != node->output(0)->name()) out += " @" + node->name();
-    out += "\n";
-  }
-  std::string returned;
-  for (const Value* output : graph.outputs())
-    returned += (returned.empty() ? " " : ", ") + (output ? "%" + output->name() : std::string("None"));
-  return out + "return" + returned + "\n";
+// The call signature torch.export gives the root module: positional user
+// inputs (their names as the argument names) and one output, or a tuple of
+// them; what ExportedProgram.module() needs to rebuild the module.
+Json moduleCallGraph(const std::vector<std::string>& user_inputs, std::size_t outputs) {
+  const Json leaf{{"type", nullptr}, {"context", nullptr}, {"children_spec", Json::array()}};
+  auto tuple = [](Json children) {
+    return Json{{"type", "builtins.tuple"}, {"context", "null"}, {"children_spec", std::move(children)}};
+  };
+  const Json args = tuple(Json(std::vector<Json>(user_inputs.size(), leaf)));
+  const Json kwargs{{"type", "builtins.dict"}, {"context", "[]"}, {"children_spec", Json::array()}};
+  const Json out = outputs == 1 ? leaf : tuple(Json(std::vector<Json>(outputs, leaf)));
+  const Json signature{{"inputs", Json::array()},
+                       {"outputs", Json::array()},
+                       {"in_spec", dumpJson(Json::array({1, tuple(Json::array({args, kwargs}))}))},
+                       {"out_spec", dumpJson(Json::array({1, out}))},
+                       {"forward_arg_names", user_inputs}};
+  return Json::array({Json{{"fqn", ""}, {"signature", signature}}});
 }
 
-std::string archiveFromText(std::string_view text, const std::string& name,
-                            const std::optional<std::string>& fill_elided) {
+}  // namespace
+
+std::unique_ptr<Program> programFromText(std::string_view text, const std::optional<std::string>& fill_elided) {
   TextParser parser(text);
   Json inputs = Json::array(), input_specs = Json::array(), nodes = Json::array(), outputs = Json::array(),
        output_specs = Json::array();
   Json tensor_values = Json::object();
-  Json weights = Json::object(), constants = Json::object();
-  std::vector<std::pair<std::string, std::string>> records;  // path, bytes
+  std::vector<std::shared_ptr<Payload>> weights, constants;
+  std::set<std::string, std::less<>> fqns[2];  // per section
+  std::vector<std::string> user_inputs;
+  Json verifiers = Json::array(), range_constraints = Json::object();
   std::set<std::string, std::less<>> defined;
   bool returned = false;
 
@@ -579,7 +462,12 @@ std::string archiveFromText(std::string_view text, const std::string& name,
       Json node_inputs = Json::array();
       parser.expect('(', "after the target");
       if (!parser.accept(')')) {
+        int kind = 1;  // positional, until a `*`
         do {
+          if (kind == 1 && parser.accept('*')) {
+            kind = 2;
+            parser.expect(',', "after '*'");
+          }
           const std::string operand = parser.word();
           if (operand.empty()) parser.fail("expected an argument name, found " + parser.found());
           parser.expect('=', "after argument name '" + operand + "'");
@@ -588,7 +476,7 @@ std::string archiveFromText(std::string_view text, const std::string& name,
                argument.refersToTensors() ? argument.tensorReferences() : std::vector<std::optional<std::string>>{}) {
             if (reference && defined.count(*reference) == 0) parser.fail("'%" + *reference + "' is not defined");
           }
-          node_inputs.push_back(Json{{"name", operand}, {"arg", argument.toJson()}, {"kind", 1}});
+          node_inputs.push_back(Json{{"name", operand}, {"arg", argument.toJson()}, {"kind", kind}});
         } while (parser.accept(','));
         parser.expect(')', "after the arguments");
       }
@@ -623,16 +511,36 @@ std::string archiveFromText(std::string_view text, const std::string& name,
           output_specs.push_back(Json{{"user_output", Json{{"arg", tensorArgument(value)}}}});
         } while (parser.accept(','));
       }
+    } else if (keyword == "verifier") {
+      verifiers.push_back(parser.word());
+    } else if (keyword == "symbol") {
+      const std::string symbol = parser.word();
+      if (symbol.empty()) parser.fail("expected a symbol's name, found " + parser.found());
+      parser.expect('=', "after the symbol");
+      parser.expect('[', "before the symbol's range");
+      const Json low = parser.optionalInteger();
+      parser.expect(',', "between the bounds");
+      const Json high = parser.optionalInteger();
+      parser.expect(']', "after the symbol's range");
+      range_constraints[symbol] = Json{{"min_val", low}, {"max_val", high}};
     } else if (keyword == "input") {
       const std::string value = parser.valueName();
       parser.expect(':', "before the input's type");
       define(value, parser.tensorType());
       inputs.push_back(tensorArgument(value));
       input_specs.push_back(Json{{"user_input", Json{{"arg", tensorArgument(value)}}}});
+      user_inputs.push_back(value);
     } else if (keyword == "parameter" || keyword == "buffer" || keyword == "constant") {
       const std::string value = parser.valueName();
       parser.expect('=', "before the FQN");
       const std::string fqn = parser.stringLiteral();
+      // A buffer outside the state_dict (register_buffer(persistent=False))
+      // is saved with the constants.
+      bool persistent = keyword == "buffer";
+      if (persistent && parser.peek() != ':') {
+        if (parser.word() != "nonpersistent") parser.fail("expected ':' or 'nonpersistent' after the FQN");
+        persistent = false;
+      }
       parser.expect(':', "before the type");
       const TextParser::TensorType type = parser.tensorType();
       const program::TensorMeta& meta = type.meta;
@@ -643,18 +551,19 @@ std::string archiveFromText(std::string_view text, const std::string& name,
       define(value, type);
       inputs.push_back(tensorArgument(value));
       const Json arg{{"name", value}};
-      Json& config = keyword == "constant" ? constants : weights;
-      if (config.contains(fqn)) parser.fail("FQN \"" + fqn + "\" is bound twice");
-      const std::string path = (keyword == "constant" ? "tensor_" : "weight_") + std::to_string(config.size());
-      config[fqn] = Json{{"path_name", path},
-                         {"is_param", keyword == "parameter"},
-                         {"use_pickle", false},
-                         {"tensor_meta", type.json()}};
-      records.emplace_back(std::string(keyword == "constant" ? "data/constants/" : "data/weights/") + path, bytes);
+      const bool constant = keyword == "constant" || (keyword == "buffer" && !persistent);
+      if (!fqns[constant].insert(fqn).second) parser.fail("FQN \"" + fqn + "\" is bound twice");
+      auto payload = std::make_shared<Payload>();
+      payload->section = constant ? PayloadSection::kConstants : PayloadSection::kWeights;
+      payload->fqn = fqn;
+      payload->meta.is_param = keyword == "parameter";
+      payload->meta.tensor_meta = meta;
+      payload->storage = std::make_shared<const Storage>(bytes);
+      (constant ? constants : weights).push_back(std::move(payload));
       if (keyword == "parameter") {
         input_specs.push_back(Json{{"parameter", Json{{"arg", arg}, {"parameter_name", fqn}}}});
       } else if (keyword == "buffer") {
-        input_specs.push_back(Json{{"buffer", Json{{"arg", arg}, {"buffer_name", fqn}, {"persistent", true}}}});
+        input_specs.push_back(Json{{"buffer", Json{{"arg", arg}, {"buffer_name", fqn}, {"persistent", persistent}}}});
       } else {
         input_specs.push_back(Json{{"tensor_constant", Json{{"arg", arg}, {"tensor_constant_name", fqn}}}});
       }
@@ -676,28 +585,18 @@ std::string archiveFromText(std::string_view text, const std::string& name,
              {"sym_float_values", Json::object()}};
   Json model{{"graph_module", Json{{"graph", graph},
                                    {"signature", Json{{"input_specs", input_specs}, {"output_specs", output_specs}}},
-                                   {"module_call_graph", Json::array()},
+                                   {"module_call_graph", moduleCallGraph(user_inputs, outputs.size())},
                                    {"metadata", Json::object()},
                                    {"treespec_namedtuple_fields", Json::object()}}},
              {"opset_version", Json{{"aten", 10}}},
-             {"range_constraints", Json::object()},
-             {"schema_version", Json{{"major", program::kSchemaMajorVersion}, {"minor", 20}}},
-             {"verifiers", Json::array()},
-             {"torch_version", "2.13.0+cpu"},
+             {"range_constraints", range_constraints},
+             {"schema_version", Json{{"major", program::kSchemaMajorVersion}, {"minor", program::kSchemaMinorVersion}}},
+             {"verifiers", verifiers},
+             {"torch_version", program::kTorchVersion},
              {"guards_code", Json::array()}};
-
-  StringSink sink;
-  ZipWriter writer(sink);
-  const std::string root = name + "/";
-  writer.addStored(root + "archive_format", "pt2");
-  writer.addStored(root + "archive_version", "0");
-  writer.addStored(root + "byteorder", "little");
-  writer.addStored(root + "models/model.json", dumpJson(model));
-  writer.addStored(root + "data/weights/model_weights_config.json", dumpJson(Json{{"config", weights}}));
-  writer.addStored(root + "data/constants/model_constants_config.json", dumpJson(Json{{"config", constants}}));
-  for (const auto& [path, bytes] : records) writer.addStored(root + path, bytes);
-  writer.finish();
-  return std::move(sink.bytes());
+  program::ExportedProgram exported =
+      program::ExportedProgram::parse(JsonText::parse(dumpJson(model)), "the program of the text");
+  return Program::fromMemory(std::move(exported), std::move(weights), std::move(constants));
 }
 
 }  // namespace qatfold::graph
