@@ -20,6 +20,7 @@
 #include "qatfold/passes/fold_options.h"
 #include "qatfold/passes/refusal.h"
 #include "qatfold/passes/registry.h"
+#include "qatfold/report/fold_report.h"
 #include "qatfold/version.h"
 
 namespace nb = nanobind;
@@ -228,6 +229,10 @@ NB_MODULE(_core, m) {
       "The fold pipeline's options (passes/fold_options.h): python_name, cli_flag, help, default (as text), kind "
       "('float' with min and max, 'choice' with choices, or 'flag').");
   m.def(
+      "report_fields", [] { return qatfold::dumpJson(qatfold::report::foldReportFields()); },
+      "The keys of each object of the JSON fold report, by the name of the Python dataclass that mirrors it "
+      "(report/fold_report.h), as JSON.");
+  m.def(
       "refusal_codes",
       [] {
         std::vector<std::map<std::string, std::string>> rows;
@@ -256,7 +261,8 @@ NB_MODULE(_core, m) {
           result = qatfold::foldArchiveBytes(std::move(input), options, dry_run);
         }
         return std::make_tuple(nb::bytes(result.archive.data(), result.archive.size()),
-                               qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
+                               qatfold::dumpJson(qatfold::report::foldReportJson(result.report)),
+                               qatfold::report::foldReportText(result.report, explain));
       },
       nb::arg("data"), nb::arg("options") = std::map<std::string, std::string>{}, nb::arg("dry_run") = false,
       nb::arg("explain") = false, nb::arg("observed") = ObservedRanges{},
@@ -298,7 +304,8 @@ NB_MODULE(_core, m) {
             onOwnArena([&] { result = self.program->fold(options); });
             nb::list edits;
             for (const auto& edit : result.edits) edits.append(editDict(edit));
-            return std::make_tuple(edits, qatfold::dumpJson(result.report.toJson()), result.report.toText(explain));
+            return std::make_tuple(edits, qatfold::dumpJson(qatfold::report::foldReportJson(result.report)),
+                                   qatfold::report::foldReportText(result.report, explain));
           },
           nb::arg("options") = std::map<std::string, std::string>{}, nb::arg("explain") = false,
           nb::arg("observed") = ObservedRanges{},

@@ -7,6 +7,7 @@
 #include "qatfold/fold.h"
 #include "qatfold/passes/bias_preparation.h"
 #include "qatfold/passes/pipeline.h"
+#include "qatfold/report/fold_report.h"
 #include "test_support.h"
 
 namespace qatfold::passes {
@@ -72,21 +73,21 @@ TEST(BiasPreparation, XnnpackProgramNothingFoldsComesOutByteForByte) {
   const std::string input = readFile(fixturePath("qat_xnnpack_cnn.pt2"));
   FoldedArchive folded = foldArchiveBytes(input, {});
   EXPECT_FALSE(folded.report.changed);
-  EXPECT_TRUE(folded.report.prepared.empty());
+  EXPECT_TRUE(folded.report.prepared_biases.empty());
   EXPECT_TRUE(folded.report.folded.empty());
   EXPECT_EQ(folded.report.bias_preparation.policy, "folded");
   EXPECT_EQ(folded.report.bias_preparation.requested, "auto");
   EXPECT_EQ(folded.report.removed_nodes, 0u);
   EXPECT_TRUE(folded.archive == input);
-  EXPECT_NE(folded.report.toText(false).find("nothing to change"), std::string::npos);
+  EXPECT_NE(qatfold::report::foldReportText(folded.report, false).find("nothing to change"), std::string::npos);
 }
 
 TEST(BiasPreparation, ForcedAllOnXnnpackProgramQuantizesBothConvBiases) {
   LoadedProgram loaded = loadFixture("qat_xnnpack_cnn.pt2");
   FoldReport report = runFoldPipeline(*loaded.graph, withPolicy(BiasPreparation::kAllConvs));
   EXPECT_TRUE(report.changed);
-  ASSERT_EQ(report.prepared.size(), 2u);
-  EXPECT_EQ(report.prepared[0].action, "quantized the float bias to int32");
+  ASSERT_EQ(report.prepared_biases.size(), 2u);
+  EXPECT_EQ(report.prepared_biases[0].action, "quantized the float bias to int32");
   EXPECT_NE(firstInt32BiasReader(*loaded.graph), nullptr);
 }
 
@@ -97,9 +98,9 @@ TEST(BiasPreparation, FoldedConvsPolicyFoldsTheCadenceProgramIdentically) {
   FoldedArchive all = foldArchiveBytes(input, withPolicy(BiasPreparation::kAllConvs));
   FoldedArchive folded = foldArchiveBytes(input, withPolicy(BiasPreparation::kFoldedConvs));
   ASSERT_EQ(folded.report.folded.size(), 2u);
-  ASSERT_EQ(folded.report.prepared.size(), 1u);  // conv1 had no bias; the fold gave it one
-  EXPECT_EQ(folded.report.prepared[0].conv, all.report.prepared[0].conv);
-  EXPECT_EQ(folded.report.prepared[0].action, "added a zero int32 bias");
+  ASSERT_EQ(folded.report.prepared_biases.size(), 1u);  // conv1 had no bias; the fold gave it one
+  EXPECT_EQ(folded.report.prepared_biases[0].conv, all.report.prepared_biases[0].conv);
+  EXPECT_EQ(folded.report.prepared_biases[0].action, "added a zero int32 bias");
   EXPECT_TRUE(folded.archive == all.archive);
 }
 

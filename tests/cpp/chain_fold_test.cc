@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "qatfold/passes/refusal.h"
+#include "qatfold/report/fold_report.h"
 #include "text_graphs.h"
 
 namespace qatfold::passes {
@@ -52,9 +53,9 @@ buffer %b_q = "_frozen_param1": int32[2] = [-90, 80]
 return %y_dq
 )",
                               {}));
-  const FoldedChain& chain = f.report.folded[0];
+  const FoldedConv& chain = f.report.folded[0];
   EXPECT_EQ(chain.folded_by, "FoldConvBatchNormChain");
-  EXPECT_EQ(f.report.toJson()["folded"][0]["folded_by"], "FoldConvBatchNormChain");
+  EXPECT_EQ(qatfold::report::foldReportJson(f.report)["folded"][0]["folded_by"], "FoldConvBatchNormChain");
   EXPECT_FALSE(chain.copied_bias);
   EXPECT_FALSE(chain.float_bias);
   EXPECT_TRUE(chain.output_quantized);
@@ -79,23 +80,24 @@ TEST(FoldConvBatchNormChain, WidenedOutputRangeCoversTheShift) {
   }
   // The bias is the same as when the range is kept: widening touches only the output quantization.
   EXPECT_EQ(int32Data(value(f, "b_q")), (std::vector<std::int32_t>{-90, 80}));
-  const FoldedChain& chain = f.report.folded[0];
+  const FoldedConv& chain = f.report.folded[0];
   ASSERT_TRUE(chain.widened_output.has_value());
   EXPECT_FALSE(chain.flagged);
   EXPECT_DOUBLE_EQ(chain.risk.range_low, -12.8);  // the calibrated range stays in the risk figures
-  const Json json = f.report.toJson()["folded"][0]["widened_output"];
+  const Json json = qatfold::report::foldReportJson(f.report)["folded"][0]["widened_output"];
   EXPECT_EQ(json["zero_point"], zero_point);
   EXPECT_NEAR(json["range"][0].get<double>(), (-128 - zero_point) * scale, 1e-6);
   EXPECT_NEAR(json["range"][1].get<double>(), (127 - zero_point) * scale, 1e-6);
   EXPECT_LE(json["range"][0].get<double>(), low);
   EXPECT_GE(json["range"][1].get<double>(), high);
-  EXPECT_NE(f.report.toText(false).find("widened output range: conv: [-12.8, 12.7] -> ["), std::string::npos)
-      << f.report.toText(false);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("widened output range: conv: [-12.8, 12.7] -> ["),
+            std::string::npos)
+      << qatfold::report::foldReportText(f.report, false);
   // Kept (the default), the pair is untouched and the report has no widened range.
   TextFold kept = foldText(kQatChain);
   EXPECT_EQ(*value(kept, "y_q")->producer()->tryGetArgument("scale")->asFloat(), 0.1);
   EXPECT_FALSE(kept.report.folded[0].widened_output.has_value());
-  EXPECT_TRUE(kept.report.toJson()["folded"][0]["widened_output"].is_null());
+  EXPECT_TRUE(qatfold::report::foldReportJson(kept.report)["folded"][0]["widened_output"].is_null());
 }
 
 TEST(FoldConvBatchNormChain, SharedInt32BiasIsCopied) {
@@ -115,8 +117,8 @@ TEST(FoldConvBatchNormChain, ConvWithoutBiasGetsThePreparedOneShifted) {
                          {"%biased = aten.add.Tensor(self=%unscaled, other=%orig_r): float32[1, 2, 4, 4]\n", ""},
                          {"batch_norm.default(input=%biased", "batch_norm.default(input=%unscaled"}}));
   ASSERT_EQ(f.report.folded.size(), 1u);
-  ASSERT_EQ(f.report.prepared.size(), 1u);
-  EXPECT_EQ(f.report.prepared[0].conv, "conv");
+  ASSERT_EQ(f.report.prepared_biases.size(), 1u);
+  EXPECT_EQ(f.report.prepared_biases[0].conv, "conv");
   // s_b = s_in * s_w; a zero bias plus C, no orig_bias.
   const double s_b = 0.05 * 0.01;
   const graph::Node* bias_dq = value(f, "conv")->producer()->getInput("bias")->producer();
@@ -138,16 +140,16 @@ TEST(FoldConvBatchNormChain, QuantizedConvWithoutOutputQuantizationFoldsIntoInt3
   ASSERT_EQ(f.report.folded.size(), 1u);
   EXPECT_FALSE(f.report.folded[0].output_quantized);
   EXPECT_FALSE(f.report.folded[0].float_bias);
-  EXPECT_TRUE(f.report.toJson()["folded"][0]["relative_shift"].is_null());
+  EXPECT_TRUE(qatfold::report::foldReportJson(f.report)["folded"][0]["relative_shift"].is_null());
   EXPECT_EQ(f.loaded.graph->outputs()[0]->name(), "conv");
 }
 
 TEST(FoldConvBatchNormChain, ClampsAndCountsBiasElementsBeyondInt32) {
   TextFold f = foldText(edited(kQatChain, {{"input=%b_q, scale=0.0005", "input=%b_q, scale=1e-12"}}));
   ASSERT_EQ(f.report.folded.size(), 1u);
-  EXPECT_EQ(f.report.folded[0].clamped, 2u);
+  EXPECT_EQ(f.report.folded[0].clamped_bias_elements, 2u);
   EXPECT_EQ(int32Data(value(f, "b_q")), (std::vector<std::int32_t>{INT32_MIN, INT32_MAX}));
-  EXPECT_NE(f.report.toText(false).find("clamped 2"), std::string::npos);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("clamped 2"), std::string::npos);
 }
 
 TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
@@ -157,8 +159,11 @@ TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
   TextFold refused = foldText(program);
   ASSERT_EQ(refused.report.skipped.size(), 1u);
   EXPECT_EQ(refused.report.skipped[0].code(), "eps-mismatch-per-tensor");
-  EXPECT_NE(refused.report.toText(false, OptionStyle::kCli).find("(raise it with --eps-tolerance)"), std::string::npos);
-  EXPECT_NE(refused.report.toText(false).find("(raise it with eps_tolerance=)"), std::string::npos);
+  EXPECT_NE(
+      qatfold::report::foldReportText(refused.report, false, OptionStyle::kCli).find("(raise it with --eps-tolerance)"),
+      std::string::npos);
+  EXPECT_NE(qatfold::report::foldReportText(refused.report, false).find("(raise it with eps_tolerance=)"),
+            std::string::npos);
 
   FoldOptions tolerant;
   tolerant.eps_tolerance = 0.05;
@@ -169,7 +174,8 @@ TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
   EXPECT_FALSE(mismatch->in_weight_scales);
   EXPECT_NEAR(mismatch->factor_max, std::sqrt(0.26) / std::sqrt(0.25001), 1e-6);
   EXPECT_NEAR(mismatch->factor_min, std::sqrt(4.01) / std::sqrt(4.00001), 1e-6);
-  EXPECT_NE(f.report.toText(false).find("ignored (within eps_tolerance=)"), std::string::npos);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("ignored (within eps_tolerance=)"),
+            std::string::npos);
 }
 
 TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
@@ -186,7 +192,7 @@ TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
                "axis=0,"},
               {"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
   TextFold f = foldText(per_channel);
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   ASSERT_TRUE(f.report.folded[0].eps_mismatch.has_value());
   EXPECT_TRUE(f.report.folded[0].eps_mismatch->in_weight_scales);
   const double r[] = {std::sqrt(4.01) / std::sqrt(4.00001), std::sqrt(0.26) / std::sqrt(0.25001)};
@@ -204,7 +210,7 @@ TEST(FoldConvBatchNormChain, UnquantizedConvTakesAFloatBias) {
   TextFold f = foldText(kFloatChain);
   ASSERT_EQ(f.report.folded.size(), 1u);
   EXPECT_TRUE(f.report.folded[0].float_bias);
-  EXPECT_TRUE(f.report.prepared.empty());
+  EXPECT_TRUE(f.report.prepared_biases.empty());
   const graph::Value* bias = value(f, "conv")->producer()->getInput("bias");
   EXPECT_EQ(bias->target(), "conv.folded_bias");  // named after the conv: a text graph has no module path
   const std::vector<float> got = floatData(bias);
@@ -223,7 +229,8 @@ TEST(FoldConvBatchNormChain, FloatChainWithEpsMismatchKeepsItsOwnReason) {
   EXPECT_EQ(f.report.skipped[0].reason(),
             "the scale chain's eps 0.01 differs from batch_norm's eps 1e-05 (folded only for quantized convs)");
   EXPECT_TRUE(f.report.skipped[0].qatChain());
-  EXPECT_NE(f.report.toText(false).find("not folded: bn: the scale chain's eps 0.01"), std::string::npos);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("not folded: bn: the scale chain's eps 0.01"),
+            std::string::npos);
 }
 
 TEST(FoldBatchNormIntoWeights, PlainBatchNormScalesTheFloatWeights) {

@@ -12,6 +12,7 @@
 #include "qatfold/passes/pipeline.h"
 #include "qatfold/passes/quantize_conv_bias.h"
 #include "qatfold/program/program.h"
+#include "qatfold/report/fold_report.h"
 #include "qatfold/writer/pt2_writer.h"
 #include "test_support.h"
 
@@ -59,8 +60,8 @@ TEST(FoldPipeline, FoldsEveryChainOfTheCadenceProgram) {
   EXPECT_EQ(f.count("torch.ops.aten.add.Tensor"), 0u);
   EXPECT_EQ(f.count("torch.ops.aten.conv2d.default"), 2u);
   // conv1 had no bias: it got a zero int32 one, then the BN shift.
-  ASSERT_EQ(f.report.prepared.size(), 1u);
-  EXPECT_EQ(f.report.prepared[0].conv, "conv2d");
+  ASSERT_EQ(f.report.prepared_biases.size(), 1u);
+  EXPECT_EQ(f.report.prepared_biases[0].conv, "conv2d");
   // The chain's users now read the conv's own dequantized output.
   graph::Value* output = f.graph->outputs()[0];
   EXPECT_EQ(output->name(), "dequantize_per_tensor_7");
@@ -69,9 +70,9 @@ TEST(FoldPipeline, FoldsEveryChainOfTheCadenceProgram) {
   EXPECT_EQ(f.graph->tryGetPlaceholderFor("bn2.weight"), nullptr);
   EXPECT_NE(f.graph->tryGetPlaceholderFor("bn1.num_batches_tracked"), nullptr);
   EXPECT_GE(f.report.removed_constants, 8u);
-  for (const FoldedChain& chain : f.report.folded) {
+  for (const FoldedConv& chain : f.report.folded) {
     EXPECT_EQ(chain.channels, 8);
-    EXPECT_EQ(chain.clamped, 0u);
+    EXPECT_EQ(chain.clamped_bias_elements, 0u);
     EXPECT_FALSE(chain.copied_bias);
     EXPECT_GT(chain.risk.relative_shift, 0.0);
   }
@@ -128,7 +129,7 @@ TEST(FoldPipeline, NoFoldPlainBatchNormSaysWhy) {
   ASSERT_EQ(f.report.skipped.size(), 1u);
   EXPECT_FALSE(f.report.skipped[0].qatChain());
   EXPECT_NE(f.report.skipped[0].reason().find("not from a QAT conv chain"), std::string::npos);
-  EXPECT_TRUE(f.report.prepared.empty());  // float convs keep their float biases
+  EXPECT_TRUE(f.report.prepared_biases.empty());  // float convs keep their float biases
 }
 
 TEST(FoldPipeline, FlagsConvsAboveTheRiskThreshold) {
@@ -138,15 +139,15 @@ TEST(FoldPipeline, FlagsConvsAboveTheRiskThreshold) {
   no_threshold.risk_threshold = 0.0;
   FoldReport report = runFoldPipeline(graph, no_threshold);
   EXPECT_EQ(report.flaggedCount(), 2u);
-  EXPECT_NE(report.toText(false).find("may clip"), std::string::npos);
-  Json json = report.toJson();
+  EXPECT_NE(qatfold::report::foldReportText(report, false).find("may clip"), std::string::npos);
+  Json json = qatfold::report::foldReportJson(report);
   EXPECT_EQ(json["flagged_count"], 2);
   EXPECT_EQ(json["folded"][0]["flagged"], true);
 }
 
 TEST(QuantizeConvBias, LeavesFloatProgramsAlone) {
   Folded f = foldFixture("buffers.pt2");
-  EXPECT_TRUE(f.report.prepared.empty());
+  EXPECT_TRUE(f.report.prepared_biases.empty());
   EXPECT_EQ(f.report.removed_nodes, 0u);
   EXPECT_EQ(f.graph->toExportedProgram().toJson(), f.program->exported.toJson());
 }

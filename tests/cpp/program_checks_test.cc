@@ -6,6 +6,7 @@
 
 #include "qatfold/passes/patterns.h"
 #include "qatfold/passes/pipeline.h"
+#include "qatfold/report/fold_report.h"
 #include "qatfold/writer/pt2_writer.h"
 #include "test_support.h"
 #include "text_graphs.h"
@@ -29,15 +30,16 @@ TEST(ProgramChecks, TrainingModeChangesNothingAndSaysWhy) {
   auto f = foldText(edited(kQatChain, {{"training=False", "training=True"}}));
   EXPECT_FALSE(f.report.changed);
   EXPECT_EQ(f.after(), f.before);
-  EXPECT_TRUE(f.report.prepared.empty());  // no bias preparation either
+  EXPECT_TRUE(f.report.prepared_biases.empty());  // no bias preparation either
   ASSERT_EQ(f.report.warnings.size(), 1u);
   EXPECT_TRUE(hasWarning(f.report, "1 batch_norm(s) run in training mode (bn)"));
   EXPECT_TRUE(hasWarning(f.report, "move_exported_model_to_eval"));
   ASSERT_EQ(f.report.strictFailures().size(), 1u);
   EXPECT_TRUE(f.report.strictFailed());
   // Shown without --explain.
-  EXPECT_NE(f.report.toText(false).find("warning: 1 batch_norm(s) run in training mode"), std::string::npos);
-  EXPECT_EQ(f.report.toJson()["strict_failures"][0]["code"], "training-mode");
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("warning: 1 batch_norm(s) run in training mode"),
+            std::string::npos);
+  EXPECT_EQ(qatfold::report::foldReportJson(f.report)["strict_failures"][0]["code"], "training-mode");
 }
 
 TEST(ProgramChecks, AnUnquantizedProgramFoldsWithAWarningThatStrictFailsOn) {
@@ -55,7 +57,7 @@ TEST(ProgramChecks, AQuantizedProgramThatFoldsCompletelyPassesStrict) {
   EXPECT_TRUE(f.report.quantized_program);
   EXPECT_TRUE(f.report.warnings.empty());
   EXPECT_FALSE(f.report.strictFailed());
-  EXPECT_EQ(f.report.toJson()["strict_failed"], false);
+  EXPECT_EQ(qatfold::report::foldReportJson(f.report)["strict_failed"], false);
 }
 
 TEST(ProgramChecks, ABatchNormLeftInAQuantizedProgramFailsStrict) {
@@ -89,7 +91,7 @@ TEST(DynamicShapes, EveryChainOfADynamicProgramFolds) {
   passes::FoldReport report = passes::runFoldPipeline(*loaded.graph, {});
   EXPECT_EQ(report.folded.size(), 3u);
   EXPECT_TRUE(report.skipped.empty());
-  EXPECT_EQ(report.prepared.size(), 1u);  // the bias-less first conv
+  EXPECT_EQ(report.prepared_biases.size(), 1u);  // the bias-less first conv
   for (const auto* node : loaded.graph->nodes()) EXPECT_FALSE(passes::isBatchNorm(*node)) << node->name();
   // The folded program writes and reads back with its symbolic sizes.
   StringSink sink;

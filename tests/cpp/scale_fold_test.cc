@@ -6,6 +6,7 @@
 
 #include "qatfold/numerics/output_range.h"
 #include "qatfold/numerics/scale_fold.h"
+#include "qatfold/report/fold_report.h"
 #include "text_graphs.h"
 
 namespace qatfold::passes {
@@ -45,31 +46,32 @@ void expectFoldedLayer(const TextFold& f) {
 
 TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterTheBatchNormTakesTheConvOutput) {
   TextFold f = foldText(kQuantizedBatchNorm);
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   expectFoldedLayer(f);
   // conv -> o_q: the pair calibrated on y is gone.
   EXPECT_EQ(node(f, "o_q")->getInput("input")->name(), "conv");
   EXPECT_EQ(f.loaded.graph->tryGetValue("y_q"), nullptr);
   EXPECT_EQ(f.loaded.graph->tryGetValue("y_dq"), nullptr);
-  const FoldedChain& folded = f.report.folded[0];
+  const FoldedConv& folded = f.report.folded[0];
   EXPECT_EQ(folded.folded_by, "FoldBatchNormIntoWeightScales");
   ASSERT_TRUE(folded.requantized.has_value());
   EXPECT_EQ(folded.requantized->source, "trained");
   EXPECT_EQ(folded.requantized->negated_channels, 1u);
   EXPECT_DOUBLE_EQ(folded.requantized->after.scale, 0.05);
   EXPECT_EQ(folded.requantized->after.zero_point, 3);
-  const Json json = f.report.toJson()["folded"][0]["requantized"];
+  const Json json = qatfold::report::foldReportJson(f.report)["folded"][0]["requantized"];
   EXPECT_EQ(json["source"], "trained");
   EXPECT_EQ(json["negated_channels"], 1);
-  EXPECT_NE(f.report.toText(false).find("output quantization: conv: trained"), std::string::npos)
-      << f.report.toText(false);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("output quantization: conv: trained"),
+            std::string::npos)
+      << qatfold::report::foldReportText(f.report, false);
 }
 
 TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterAReluKeepsTheReluOnTheConv) {
   TextFold f = foldText(edited(kQuantizedBatchNorm,
                                {{"%o_q =", "%r = aten.relu.default(self=%bn): float32[1, 2, 4, 4]\n%o_q ="},
                                 {"quantize_per_tensor.default(input=%bn,", "quantize_per_tensor.default(input=%r,"}}));
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   expectFoldedLayer(f);
   EXPECT_EQ(node(f, "r")->getInput("self")->name(), "conv");  // conv -> relu -> q: what XNNPACK fuses
   EXPECT_EQ(f.report.folded[0].requantized->source, "trained after relu");
@@ -79,7 +81,7 @@ TEST(FoldBatchNormIntoWeightScales, CalibratedRangeIsQuantizedAsMinMaxObserverDo
   FoldOptions options;
   options.observed_ranges["bn"] = {-1.0f, 3.0f};
   TextFold f = foldText(edited(kQuantizedBatchNorm, {{"return %o_dq", "return %bn"}}), options);
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   expectFoldedLayer(f);
   // torch.ao MinMaxObserver(int8, -128..127) on [-1, 3]: scale 4 / 255, zero point -128 - round(-63.75) = -64.
   for (const char* name : {"y_q", "y_dq"}) {
@@ -97,7 +99,7 @@ TEST(FoldBatchNormIntoWeightScales, EstimatedRangeOnlyWhenAsked) {
   FoldOptions options;
   options.quantized_batch_norm = QuantizedBatchNorm::kEstimate;
   TextFold f = foldText(program, options);
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   expectFoldedLayer(f);
   const numerics::AffineRange after = f.report.folded[0].requantized->after;
   EXPECT_EQ(f.report.folded[0].requantized->source, "estimated");
@@ -183,7 +185,7 @@ TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked)
   FoldOptions options;
   options.per_tensor_weights = PerTensorWeights::kRequantize;
   testing::TextFold f = testing::foldText(kPerTensorWeights, options);
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   // w' = f_c * q * 0.02, one new scale max |w'| / 127, q' = round(w' / s').
   std::vector<float> folded;
   const std::int8_t q[] = {3, -1, 10, 127};
@@ -222,8 +224,11 @@ TEST(FoldBatchNormIntoWeightScales, PerTensorWeightsAreRequantizedOnlyWhenAsked)
   EXPECT_GT(weight_error.worst_channel, 0.1);
   EXPECT_EQ(weight_error.channel, 0u);
   EXPECT_LT(weight_error.overall, 0.01);
-  EXPECT_NE(f.report.toText(false).find("re-quantized per-tensor weights: conv: max error"), std::string::npos);
-  EXPECT_NE(f.report.toText(false).find("of channel " + std::to_string(worst) + "'s own largest"), std::string::npos);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("re-quantized per-tensor weights: conv: max error"),
+            std::string::npos);
+  EXPECT_NE(
+      qatfold::report::foldReportText(f.report, false).find("of channel " + std::to_string(worst) + "'s own largest"),
+      std::string::npos);
 }
 
 }  // namespace
@@ -242,7 +247,7 @@ TEST(FoldBatchNormIntoWeightScales, TransposedConvScalesAlongAxisOne) {
         "aten.conv_transpose2d.input(input=%x_dq, weight=%w_dq, bias=%b, stride=[1, 1], padding=[0, 0], "
         "output_padding=[0, 0], groups=1, dilation=[1, 1])"}});
   testing::TextFold f = testing::foldText(program);
-  ASSERT_EQ(f.report.folded.size(), 1u) << f.report.toText(true);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   const graph::Node* w_dq = node(f, "w_dq");
   EXPECT_EQ(data<std::int8_t>(w_dq->getInput("input")), (std::vector<std::int8_t>{100, 20, 10, -127}));
   EXPECT_EQ(data<float>(w_dq->getInput("scales")),

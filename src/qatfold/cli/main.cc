@@ -27,6 +27,7 @@
 #include "qatfold/passes/pipeline.h"
 #include "qatfold/passes/registry.h"
 #include "qatfold/report/dot.h"
+#include "qatfold/report/fold_report.h"
 #include "qatfold/report/inspect.h"
 #include "qatfold/version.h"
 #include "qatfold/writer/pt2_writer.h"
@@ -270,12 +271,12 @@ int runFold(const FoldCommand& command) {
              {before_sink.get(), &command.dot_before},
              {after_sink.get(), &command.dot_after}});
   if (command.json) {
-    qatfold::Json json = report.toJson();
+    qatfold::Json json = qatfold::report::foldReportJson(report);
     json["input"] = command.input;
     json["output"] = command.dry_run ? qatfold::Json(nullptr) : qatfold::Json(command.output);
     std::cout << qatfold::dumpJson(json) << "\n";
   } else {
-    std::cout << report.toText(command.explain, qatfold::passes::OptionStyle::kCli);
+    std::cout << qatfold::report::foldReportText(report, command.explain, qatfold::passes::OptionStyle::kCli);
     std::cout << (command.dry_run ? "dry run: nothing written\n" : "wrote " + command.output + "\n");
   }
   int exit_code = 0;

@@ -19,7 +19,7 @@
 
 namespace qatfold::passes {
 
-// `pass` names the pattern in the report (FoldedChain::folded_by).
+// `pass` names the pattern in the report (FoldedConv::folded_by).
 template <class Pattern>
 void foldBatchNorms(graph::Graph& graph, std::string_view pass, const Pattern& pattern, FoldReport& report) {
   for (graph::Node* node : graph.nodes()) {
@@ -31,7 +31,7 @@ void foldBatchNorms(graph::Graph& graph, std::string_view pass, const Pattern& p
     }
     const auto& match = std::get<typename Pattern::Match>(result);
     pattern.rewrite(graph, match);
-    FoldedChain folded = match.report;
+    FoldedConv folded = match.report;
     folded.folded_by = pass;
     report.recordFolded(std::move(folded));
   }

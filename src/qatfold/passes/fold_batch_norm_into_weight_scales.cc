@@ -140,7 +140,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   std::optional<numerics::ScaleFoldProblem> problem;
   std::vector<float> factor;
   std::size_t negated = 0;
-  std::optional<FoldedChain::Requantized::WeightError> weight_error;
+  std::optional<FoldedConv::Requantized::WeightError> weight_error;
   if (per_tensor) {
     const numerics::PerTensorWeight weight{
         weight_values,       sizes, axis, weight_dq->scale, weight_dq->zero_point, weight_dq->quant_min,
@@ -194,7 +194,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
 
   // The folded output's quantization, from the best evidence there is.
   const numerics::AffineRange before = rangeOf(*output_q);
-  FoldedChain::Requantized requantized{"", before, before, negated, weight_error};
+  FoldedConv::Requantized requantized{"", before, before, negated, weight_error};
   bool after_relu = false;
   const auto trained = readAffineQuantization(trainedQuantize(bn, after_relu));
   const ObservedRange* observed = nullptr;

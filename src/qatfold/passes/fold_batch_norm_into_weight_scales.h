@@ -62,7 +62,7 @@ class FoldBatchNormIntoWeightScales {
     // Trained: the layer's output goes to the quantize after the batch_norm
     // (or its ReLU); else the pair after the layer takes `report.requantized->after`.
     bool to_trained_quantize = false;
-    FoldedChain report;
+    FoldedConv report;
   };
   using MatchResult = std::variant<Match, Refusal>;
 

@@ -35,7 +35,7 @@ class FoldBatchNormIntoWeights {
     std::vector<float> new_weight;
     std::vector<float> new_bias;
     program::InputKind kind = program::InputKind::kParameter;
-    FoldedChain report;
+    FoldedConv report;
   };
   // A match, or why not and how far the pattern got (MatchStage): refusals
   // after a conv or a dequantize are this pass's own, others are not its pattern.

@@ -140,8 +140,8 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const Ba
   // ---- eps mismatch: out = y * r + C ------------------------------------------
   if (numbers.eps_factor) {
     const std::vector<float>& r = *numbers.eps_factor;
-    FoldedChain::EpsMismatch mismatch{tail.chain_eps, tail.eps, *std::min_element(r.begin(), r.end()),
-                                      *std::max_element(r.begin(), r.end()), false};
+    FoldedConv::EpsMismatch mismatch{tail.chain_eps, tail.eps, *std::min_element(r.begin(), r.end()),
+                                     *std::max_element(r.begin(), r.end()), false};
     graph::Value* weight = conv.tryGetInput("weight");
     auto weight_dq = readAffineQuantization(weight ? weight->producer() : nullptr);
     const bool transposed = conv.target().find("transpose") != std::string::npos;
@@ -177,7 +177,7 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const Ba
   describeFold(m.report, conv, *tail.batch_norm, channels);
   m.report.per_channel_bias = per_channel_bias;
   m.report.copied_bias = m.bias_update == BiasUpdate::kInt32Copy;
-  m.report.clamped = folded.clamped;
+  m.report.clamped_bias_elements = folded.clamped;
   if (output_q) {
     const numerics::AffineRange calibrated{output_q->scale, output_q->zero_point, output_q->quant_min,
                                            output_q->quant_max};

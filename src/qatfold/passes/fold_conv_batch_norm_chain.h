@@ -108,7 +108,7 @@ class FoldConvBatchNormChain {
     // `report.widened_output` as their scale and zero point.
     graph::Node* output_quantize = nullptr;
     graph::Node* output_dequantize = nullptr;
-    FoldedChain report;
+    FoldedConv report;
   };
   using MatchResult = std::variant<Match, Refusal>;
 

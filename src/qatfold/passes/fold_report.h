@@ -1,4 +1,6 @@
-// What a fold run did, for people (text) and programs (JSON).
+// What a fold run did: the outcome of every batch_norm (folded, with its
+// figures, or kept, with its refusal) and of the bias preparation.
+// report/fold_report.h renders it as JSON and text.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +26,7 @@ struct PreparedBias {
 };
 
 // A conv-BN chain folded into its conv's bias.
-struct FoldedChain {
+struct FoldedConv {
   std::string conv;
   std::string conv_target;
   std::string module_path;
@@ -33,10 +35,10 @@ struct FoldedChain {
   bool float_bias = false;      // folded into a float bias (no quantized output)
   bool scaled_weights = false;  // a plain batch_norm folded into float weights too
   bool per_channel_bias = false;
-  bool copied_bias = false;        // the bias was shared, so the conv got its own
-  std::size_t clamped = 0;         // bias elements saturated at the int32 range
-  bool output_quantized = true;    // a quantize/dequantize right after the conv (else no range risk)
-  numerics::OutputRangeRisk risk;  // range and relative shift only when output_quantized
+  bool copied_bias = false;               // the bias was shared, so the conv got its own
+  std::size_t clamped_bias_elements = 0;  // saturated at the int32 range
+  bool output_quantized = true;           // a quantize/dequantize right after the conv (else no range risk)
+  numerics::OutputRangeRisk risk;         // range and relative shift only when output_quantized
   // "conv2d", "conv_transpose1d", ...: the op without namespace and overload.
   std::string kind() const;
   bool flagged = false;  // risk above the threshold (never when widened)
@@ -97,8 +99,8 @@ struct BiasPreparationReport {
 
 struct FoldReport {
   BiasPreparationReport bias_preparation;
-  std::vector<PreparedBias> prepared;
-  std::vector<FoldedChain> folded;
+  std::vector<PreparedBias> prepared_biases;
+  std::vector<FoldedConv> folded;
   std::vector<SkippedBatchNorm> skipped;
   double risk_threshold = 0;
   std::size_t removed_nodes = 0;
@@ -115,7 +117,7 @@ struct FoldReport {
 
   // The outcome of one batch_norm under one pattern (the pass driver's
   // calls). A fold is final: it takes the batch_norm off the skipped list.
-  void recordFolded(FoldedChain chain);
+  void recordFolded(FoldedConv chain);
   // A refusal: each batch_norm keeps one, that of the pattern that matched
   // furthest (Refusal::stage), the earlier pattern's on a tie.
   void refuse(const std::string& batch_norm, const std::string& module_path, Refusal refusal);
@@ -125,15 +127,13 @@ struct FoldReport {
   // Whether strict mode fails: a strict failure, or batch_norms in a
   // program that was never quantized (a mistake even where all fold).
   bool strictFailed() const { return !strictFailures().empty() || (batch_norms > 0 && !quantized_program); }
+  // Folded chains and refused ones that looked like QAT chains.
+  std::size_t chainsFound() const;
   std::size_t clampedTotal() const;
   std::size_t flaggedCount() const;
-  Json toJson() const;
-  // A short summary; `explain` adds every batch_norm left, chain or not.
-  // Options are named as the front end spells them.
-  std::string toText(bool explain, OptionStyle style = OptionStyle::kPython) const;
 };
 
 // Fills in which conv and batch_norm a folded chain joined, and its channels.
-void describeFold(FoldedChain& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels);
+void describeFold(FoldedConv& report, const graph::Node& conv, const graph::Node& batch_norm, std::int64_t channels);
 
 }  // namespace qatfold::passes

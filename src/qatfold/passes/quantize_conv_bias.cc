@@ -179,7 +179,7 @@ bool QuantizeConvBias::run(graph::Graph& graph, FoldReport& report) const {
     MatchResult result = match(*node);
     if (const auto* m = std::get_if<Match>(&result)) {
       rewrite(graph, *m);
-      report.prepared.push_back({node->name(), describe(*m)});
+      report.prepared_biases.push_back({node->name(), describe(*m)});
       changed = true;
     }
   }
