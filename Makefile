@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BUILD := build
 ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
-FUZZ_BUILD := build-fuzz
+FUZZ_BUILD := $(ASAN_BUILD)
 # Seconds per fuzz target: `make fuzz` for a campaign, the smoke in `make test`.
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 5
@@ -46,15 +46,15 @@ $(VENV)/.qatfold-installed: $(VENV)/.installed $(PACKAGE_SOURCES)
 $(BUILD)/build.ninja: | setup
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
+# One clang tree for ASan+UBSan: the tests, the command they run, and the
+# fuzz targets (the core instrumented for libFuzzer too), at -O1 as fuzzing
+# is usually built. One tree, not two: the core compiles once.
 $(ASAN_BUILD)/build.ninja: | setup
-	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQATFOLD_SANITIZE=ON
+	CC=clang CXX=clang++ cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DQATFOLD_FUZZ=ON -DQATFOLD_BUILD_BENCH=OFF
 
 $(TSAN_BUILD)/build.ninja: | setup
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQATFOLD_TSAN=ON
-
-$(FUZZ_BUILD)/build.ninja: | setup
-	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DQATFOLD_FUZZ=ON -DQATFOLD_BUILD_TESTS=OFF -DQATFOLD_BUILD_CLI=OFF
 
 build: $(BUILD)/build.ninja
 	cmake --build $(BUILD)
@@ -62,11 +62,11 @@ build: $(BUILD)/build.ninja
 build-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD)
 
+# TSan checks the re-entrancy tests only: their own small binary.
 build-tsan: $(TSAN_BUILD)/build.ninja
-	cmake --build $(TSAN_BUILD) --target qatfold_tests
+	cmake --build $(TSAN_BUILD) --target qatfold_concurrency_tests
 
-build-fuzz: $(FUZZ_BUILD)/build.ninja
-	cmake --build $(FUZZ_BUILD)
+build-fuzz: build-asan
 
 demo: build python-install
 	@mkdir -p $(DEMO_OUT)
@@ -109,7 +109,7 @@ test-asan: build-asan
 
 # The re-entrancy tests under ThreadSanitizer.
 test-tsan: build-tsan
-	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/qatfold_tests --gtest_filter='Concurrency.*'
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/qatfold_concurrency_tests
 
 # A short run of each fuzz target; it replays the committed regression inputs first.
 test-fuzz: build-fuzz
@@ -165,4 +165,4 @@ bench: build python-install
 	$(VPY) -m bench.json_readers --chains 50 400
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build-fuzz-coverage $(DEMO_OUT)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz-coverage $(DEMO_OUT)

@@ -365,7 +365,7 @@ std::vector<program::NamedArgument> Describer::inputs(nb::handle node, const Tar
           continue;  // left at its default
         }
       }
-      named.push_back({schema_argument.name, argument(value), {}, false});
+      named.push_back({schema_argument.name, argument(value), {}, false, schema_argument.kwarg_only});
     }
     return named;
   }

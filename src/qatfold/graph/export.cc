@@ -31,7 +31,8 @@ program::ExportedProgram Graph::toExportedProgram() const {
     emitted.source = node->source_;
     emitted.changed = node->changed_;
     for (const Operand& operand : node->operands_) {
-      program::NamedArgument named{operand.name, operand.argument(), operand.source, operand.changed};
+      program::NamedArgument named{operand.name, operand.argument(), operand.source, operand.changed,
+                                   operand.keyword_only};
       if ((operand.source.empty() || operand.changed) && operand.argument().refersToTensors()) {
         std::vector<std::optional<std::string>> names;
         for (const Value* value : operand.values) {

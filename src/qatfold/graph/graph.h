@@ -81,8 +81,9 @@ class Value {
 struct Operand {
   std::string name;
   std::vector<Value*> values;
-  std::string_view source;  // the input as read; empty if new
-  bool changed = false;     // its values no longer match `source`
+  std::string_view source;    // the input as read; empty if new
+  bool changed = false;       // its values no longer match `source`
+  bool keyword_only = false;  // the op takes it by name only (after `*`)
 
   // Constants, and the shape of tensor references.
   const program::Argument& argument() const { return own_argument ? *own_argument : *read_argument; }

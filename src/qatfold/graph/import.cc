@@ -97,6 +97,7 @@ Graph::Graph(const Program& program) : source_(program), weights_(program.weight
       Operand operand;
       operand.name = input.name;
       operand.source = input.source;
+      operand.keyword_only = input.keyword_only;
       operand.read_argument = &input.arg;
       input.arg.forEachTensorReference([&](const std::string* reference) {
         Value* value = nullptr;

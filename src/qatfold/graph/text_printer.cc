@@ -125,19 +125,12 @@ const char* kindKeyword(InputKind kind) {
   }
 }
 
-// Whether `operand` is keyword-only (the schema's ArgumentKind KEYWORD, 2):
-// the text writes those after a `*`, as Python does.
-bool isKeywordOnly(const Operand& operand) {
-  if (operand.source.empty()) return false;  // made here: positional
-  const Json read = parseJson(operand.source);
-  return read.contains("kind") && read["kind"] == 2;
-}
-
 // The program-wide facts a text keeps: the verifiers (the dialect) and the
 // value ranges of the symbols sizes are written in.
 std::string programHeader(const Graph& graph) {
   const program::ExportedProgram& exported = graph.source().exported;
-  if (!exported.text) return "";
+  // Only a program read from a record has them (a front end's keeps none).
+  if (!exported.text || exported.graph_end == 0) return "";
   const Json model = parseJson(exported.text->view());
   std::string out;
   if (model.contains("verifiers")) {
@@ -180,7 +173,7 @@ std::string printGraph(const Graph& graph, std::size_t max_elements) {
     for (std::size_t i = 0; i < node->operands().size(); ++i) {
       const Operand& operand = node->operands()[i];
       out += i ? ", " : "";
-      if (!keywords && isKeywordOnly(operand)) {
+      if (!keywords && operand.keyword_only) {
         keywords = true;
         out += "*, ";
       }

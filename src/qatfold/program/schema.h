@@ -227,8 +227,9 @@ struct TensorMeta {
 struct NamedArgument {
   std::string name;
   Argument arg;
-  std::string_view source;  // as read; empty for inputs built in memory
-  bool changed = false;     // `arg` no longer matches `source`
+  std::string_view source;    // as read; empty for inputs built in memory
+  bool changed = false;       // `arg` no longer matches `source`
+  bool keyword_only = false;  // ArgumentKind KEYWORD (2): the op takes it by name only
   void write(std::string& out) const;
 };
 

@@ -184,6 +184,8 @@ NamedArgument readNamedArgument(od::value& value, const Where& where) {
     } else if (key == "arg") {
       named.arg = readArgument(field.value(), Where(where, ".arg"));
       seen_arg = true;
+    } else if (key == "kind") {
+      named.keyword_only = expectInt(field.value(), Where(where, ".kind")) == 2;
     } else {
       validate(field.value(), where);
     }

@@ -123,7 +123,7 @@ void NamedArgument::write(std::string& out) const {
     appendJsonString(out, name);
     out.append(", \"arg\": ");
     arg.write(out);
-    out.append(", \"kind\": 1}");
+    out.append(keyword_only ? ", \"kind\": 2}" : ", \"kind\": 1}");
     return;
   }
   writeMembers(out, membersOf(source), [this](std::string_view key, std::string& into) {
