@@ -20,6 +20,7 @@
 #include "qatfold/passes/fold_options.h"
 #include "qatfold/passes/refusal.h"
 #include "qatfold/passes/registry.h"
+#include "qatfold/quant/dialect.h"
 #include "qatfold/report/fold_report.h"
 #include "qatfold/version.h"
 
@@ -232,6 +233,20 @@ NB_MODULE(_core, m) {
       "report_fields", [] { return qatfold::dumpJson(qatfold::report::foldReportFields()); },
       "The keys of each object of the JSON fold report, by the name of the Python dataclass that mirrors it "
       "(report/fold_report.h), as JSON.");
+  m.def(
+      "quantization_ops",
+      [] {
+        std::vector<std::map<std::string, std::string>> rows;
+        for (const qatfold::quant::Op op : qatfold::quant::ops()) {
+          rows.push_back({{"name", std::string(qatfold::quant::nameOf(op))},
+                          {"target", std::string(qatfold::quant::targetOf(op))},
+                          {"role", qatfold::quant::isQuantize(op) ? "quantize" : "dequantize"},
+                          {"granularity", qatfold::quant::isPerChannel(op) ? "per_channel" : "per_tensor"}});
+        }
+        return rows;
+      },
+      "The quantize and dequantize ops of the quantization dialect (quant/dialect.h): name, target, role "
+      "('quantize' or 'dequantize'), granularity ('per_tensor' or 'per_channel').");
   m.def(
       "refusal_codes",
       [] {

@@ -22,13 +22,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _arguments
+from . import _arguments, _core
 
 # A conv is flagged when the share of its outputs at the ends of their
 # quantization range rises by more than this (half a percentage point).
 SATURATION_RISE_LIMIT = 0.005
 
-_QUANTIZE_TARGETS = ("quantize_per_tensor", "quantize_per_channel")
+# The dialect's ops by name ("quantize_per_tensor"), from the core (quant/dialect.h).
+_QUANTIZATION_OPS = _core.quantization_ops()
+_QUANTIZE_TARGETS = tuple(row["name"] for row in _QUANTIZATION_OPS if row["role"] == "quantize")
+(_DEQUANTIZE_PER_TENSOR,) = (row["name"] for row in _QUANTIZATION_OPS
+                             if row["role"] == "dequantize" and row["granularity"] == "per_tensor")
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def _is_quantize(node) -> bool:
 
 
 def _is_dequantize(node) -> bool:
-    return node.op == "call_function" and _op_name(node) == "dequantize_per_tensor"
+    return node.op == "call_function" and _op_name(node) == _DEQUANTIZE_PER_TENSOR
 
 
 def _argument(node, index: int, name: str):

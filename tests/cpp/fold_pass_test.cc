@@ -181,13 +181,13 @@ TEST(QuantizeConvBias, LeavesInt32BiasesAndAddsMissingOnes) {
   EXPECT_EQ(m.channels, 8);
   EXPECT_EQ(m.values, std::vector<std::int32_t>(8, 0));
   // s_b = s_in * s_w of the two dequantize nodes, as one double product.
-  auto input_dq = readAffineQuantization(graph.getValue("conv2d")->producer()->getInput("input")->producer());
-  auto weight_dq = readAffineQuantization(graph.getValue("conv2d")->producer()->getInput("weight")->producer());
+  auto input_dq = quant::readAffine(graph.getValue("conv2d")->producer()->getInput("input")->producer());
+  auto weight_dq = quant::readAffine(graph.getValue("conv2d")->producer()->getInput("weight")->producer());
   EXPECT_EQ(m.scale, input_dq->scale * weight_dq->scale);
   pass.rewrite(graph, m);
   graph.lint();
   graph::Node* bias_dq = graph.getValue("conv2d")->producer()->getInput("bias")->producer();
-  EXPECT_EQ(bias_dq->target(), op::kDequantizePerTensor);
+  EXPECT_EQ(quant::opOf(*bias_dq), quant::Op::kDequantizePerTensor);
   EXPECT_EQ(bias_dq->getInput("input")->payload()->view().values<std::int32_t>(), m.values);
   EXPECT_EQ(bias_dq->getInput("input")->inputKind(), program::InputKind::kParameter);
 }

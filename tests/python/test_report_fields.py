@@ -54,3 +54,16 @@ def _training_mode_program():
             return self.bn(self.conv(x))
 
     return torch.export.export(ConvBN().train(), (torch.randn(2, 3, 8, 8),))
+
+
+def test_the_dialects_ops_are_torchs():
+    """The core's quantization dialect names ops torch registers, as FX prints them."""
+    import torch
+    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  (registers quantized_decomposed)
+
+    rows = _core.quantization_ops()
+    assert {(r["role"], r["granularity"]) for r in rows} == {
+        (role, granularity) for role in ("quantize", "dequantize") for granularity in ("per_tensor", "per_channel")}
+    for row in rows:
+        op = getattr(torch.ops.quantized_decomposed, row["name"]).default
+        assert "torch.ops." + str(op) == row["target"]

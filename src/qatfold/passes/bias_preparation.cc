@@ -14,9 +14,8 @@ const graph::Node* firstInt32BiasReader(const graph::Graph& graph) {
   for (const graph::Node* node : graph.nodes()) {
     if (!isChannelProducer(*node)) continue;
     graph::Value* bias = node->tryGetInput("bias");
-    auto quantization = readAffineQuantization(bias ? bias->producer() : nullptr);
-    if (quantization && quantization->node->target() != op::kQuantizePerTensor &&
-        quantization->dtype == program::ScalarType::kInt32) {
+    auto quantization = quant::readAffine(bias ? bias->producer() : nullptr);
+    if (quantization && quant::isDequantize(quantization->op) && quantization->dtype == program::ScalarType::kInt32) {
       return node;
     }
   }
@@ -30,8 +29,8 @@ const graph::Node* firstQuantizedChainConv(const graph::Graph& graph) {
     const auto* matched = std::get_if<BatchNormTail>(&tail);
     if (matched == nullptr || matched->divided == nullptr) continue;
     // divided = dq(q(conv(...))): the chain of a conv whose output the quantizer annotated.
-    auto output_dq = readAffineQuantization(matched->divided->producer());
-    auto output_q = output_dq && output_dq->input ? readAffineQuantization(output_dq->input->producer()) : std::nullopt;
+    auto output_dq = quant::readAffine(matched->divided->producer());
+    auto output_q = output_dq && output_dq->input ? quant::readAffine(output_dq->input->producer()) : std::nullopt;
     const graph::Node* conv = output_q && output_q->input ? output_q->input->producer() : nullptr;
     if (conv != nullptr && QuantizeConvBias::hasQuantizedInputs(*conv)) return conv;
   }

@@ -22,13 +22,15 @@ std::string number(double value) {
   return text;
 }
 
-numerics::AffineRange rangeOf(const AffineQuantization& q) { return {q.scale, q.zero_point, q.quant_min, q.quant_max}; }
+numerics::AffineRange rangeOf(const quant::AffineQuantization& q) {
+  return {q.scale, q.zero_point, q.quant_min, q.quant_max};
+}
 
 // The quantize that reads `value` alone, or null.
 graph::Node* soleQuantize(const graph::Value& value) {
   if (value.isGraphOutput()) return nullptr;
   const std::vector<graph::Node*> users = value.users();
-  if (users.size() != 1 || users[0]->target() != op::kQuantizePerTensor) return nullptr;
+  if (users.size() != 1 || quant::opOf(*users[0]) != quant::Op::kQuantizePerTensor) return nullptr;
   return users[0];
 }
 
@@ -65,12 +67,12 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
 
   // dq(q(layer(...))) -> batch_norm, one pair with one set of parameters.
-  auto output_dq = readAffineQuantization(eval.input->producer());
-  std::optional<AffineQuantization> output_q;
-  if (output_dq && output_dq->node->target() == op::kDequantizePerTensor && output_dq->input != nullptr) {
-    output_q = readAffineQuantization(output_dq->input->producer());
+  auto output_dq = quant::readAffine(eval.input->producer());
+  std::optional<quant::AffineQuantization> output_q;
+  if (output_dq && output_dq->op == quant::Op::kDequantizePerTensor && output_dq->input != nullptr) {
+    output_q = quant::readAffine(output_dq->input->producer());
   }
-  graph::Node* layer = output_q && output_q->node->target() == op::kQuantizePerTensor && output_q->input
+  graph::Node* layer = output_q && output_q->op == quant::Op::kQuantizePerTensor && output_q->input
                            ? output_q->input->producer()
                            : nullptr;
   if (layer == nullptr || !isChannelProducer(*layer) || output_q->scale != output_dq->scale ||
@@ -87,8 +89,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   }
 
   graph::Value* input = layer->tryGetInput("input");
-  auto input_dq = readAffineQuantization(input ? input->producer() : nullptr);
-  if (!input_dq || input_dq->node->target() != op::kDequantizePerTensor) {
+  auto input_dq = quant::readAffine(input ? input->producer() : nullptr);
+  if (!input_dq || input_dq->op != quant::Op::kDequantizePerTensor) {
     return refused(RefusalCode::kInputNotQuantized, {layer->name()});
   }
 
@@ -102,7 +104,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     return refused(RefusalCode::kWeightNotPerChannelInt8, {layer->name(), std::to_string(axis)});
   };
   graph::Value* weight_out = layer->tryGetInput("weight");
-  auto weight_dq = readAffineQuantization(weight_out ? weight_out->producer() : nullptr);
+  auto weight_dq = quant::readAffine(weight_out ? weight_out->producer() : nullptr);
   if (!weight_dq) return weight_refusal();
   const bool per_tensor = !weight_dq->per_channel;
   if (per_tensor && !config_.requantize_per_tensor) return refused(RefusalCode::kPerTensorWeights, {layer->name()});
@@ -196,7 +198,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   const numerics::AffineRange before = rangeOf(*output_q);
   FoldedConv::Requantized requantized{"", before, before, negated, weight_error};
   bool after_relu = false;
-  const auto trained = readAffineQuantization(trainedQuantize(bn, after_relu));
+  const auto trained = quant::readAffine(trainedQuantize(bn, after_relu));
   const ObservedRange* observed = nullptr;
   if (config_.observed != nullptr) {
     if (auto found = config_.observed->find(bn.name()); found != config_.observed->end()) observed = &found->second;
@@ -221,7 +223,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   const auto output_scale = static_cast<float>(requantized.after.scale);
   for (std::size_t c = 0; c < m.new_scales.size(); ++c) {
     const float requantization = input_scale * m.new_scales[c] / output_scale;
-    if (!(requantization < 256.0f)) {
+    if (!(requantization < quant::kXnnpack.max_requantization_scale)) {
       return refused(RefusalCode::kRequantizationScale, {std::to_string(c), number(requantization)});
     }
   }

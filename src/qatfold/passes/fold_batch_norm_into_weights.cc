@@ -31,7 +31,7 @@ FoldBatchNormIntoWeights::MatchResult FoldBatchNormIntoWeights::match(graph::Nod
   // chain, ...) is not this pass's; after one, its reason is the one that matters.
   graph::Value* input = bn.tryGetInput("input");
   const bool after_conv = input != nullptr && input->producer() != nullptr &&
-                          (isChannelProducer(*input->producer()) || readAffineQuantization(input->producer()));
+                          (isChannelProducer(*input->producer()) || quant::readAffine(input->producer()));
   refusal.qat_chain = false;
   refusal.stage = after_conv ? MatchStage::kRefused : MatchStage::kNotThisPattern;
   return refusal;
@@ -43,8 +43,8 @@ std::variant<FoldBatchNormIntoWeights::Match, Refusal> FoldBatchNormIntoWeights:
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
   graph::Node* conv = eval.input->producer();
   // dq(q(conv(...))) -> batch_norm: a quantized conv torchao built no QAT chain for.
-  if (auto output_dq = readAffineQuantization(conv)) {
-    auto output_q = readAffineQuantization(output_dq->input ? output_dq->input->producer() : nullptr);
+  if (auto output_dq = quant::readAffine(conv)) {
+    auto output_q = quant::readAffine(output_dq->input ? output_dq->input->producer() : nullptr);
     graph::Node* quantized = output_q && output_q->input ? output_q->input->producer() : nullptr;
     if (quantized != nullptr && isChannelProducer(*quantized)) {
       return plainRefusal(RefusalCode::kQuantizedWithoutChain, {quantized->name(), whyNoQatChain(*quantized)});
@@ -59,7 +59,7 @@ std::variant<FoldBatchNormIntoWeights::Match, Refusal> FoldBatchNormIntoWeights:
   }
   if (auto use = outsideUse(*eval.input, {&bn})) return plainRefusal(RefusalCode::kConvOutputShared, {*use});
   graph::Value* weight = conv->tryGetInput("weight");
-  if (weight != nullptr && weight->producer() != nullptr && readAffineQuantization(weight->producer())) {
+  if (weight != nullptr && weight->producer() != nullptr && quant::readAffine(weight->producer())) {
     return plainRefusal(RefusalCode::kQuantizedWeights, {conv->name()});
   }
   auto weights = floatConstant(weight, "weight");

@@ -31,15 +31,15 @@ FoldConvBatchNormChain::MatchResult FoldConvBatchNormChain::match(graph::Node& b
   // output itself when no quantize/dequantize sits between conv and chain
   // (an unquantized conv, or a quantizer that annotated conv + BN as one unit).
   graph::Value* conv_output = tail.divided;
-  std::optional<AffineQuantization> output_q;
+  std::optional<quant::AffineQuantization> output_q;
   std::vector<std::pair<graph::Value*, graph::Node*>> exclusive = {{tail.divided, tail.div}};
   if (tail.divided->producer() == nullptr || !isChannelProducer(*tail.divided->producer())) {
-    auto output_dq = readAffineQuantization(tail.divided->producer());
-    if (!output_dq || output_dq->node->target() != op::kDequantizePerTensor) {
+    auto output_dq = quant::readAffine(tail.divided->producer());
+    if (!output_dq || output_dq->op != quant::Op::kDequantizePerTensor) {
       return chainFailure(RefusalCode::kNoOutputDequantize);
     }
-    output_q = readAffineQuantization(output_dq->input->producer());
-    if (!output_q || output_q->node->target() != op::kQuantizePerTensor) {
+    output_q = quant::readAffine(output_dq->input->producer());
+    if (!output_q || output_q->op != quant::Op::kQuantizePerTensor) {
       return chainFailure(RefusalCode::kNoOutputQuantize);
     }
     if (output_q->scale != output_dq->scale || output_q->zero_point != output_dq->zero_point ||
@@ -63,9 +63,8 @@ FoldConvBatchNormChain::MatchResult FoldConvBatchNormChain::match(graph::Node& b
 
   // ---- the bias: int32 (existing or prepared), or float ----------------------------
   graph::Value* bias = conv->tryGetInput("bias");
-  auto bias_dq = readAffineQuantization(bias ? bias->producer() : nullptr);
-  const bool int32_bias =
-      bias_dq && bias_dq->node->target() != op::kQuantizePerTensor && bias_dq->dtype == ScalarType::kInt32;
+  auto bias_dq = quant::readAffine(bias ? bias->producer() : nullptr);
+  const bool int32_bias = bias_dq && quant::isDequantize(bias_dq->op) && bias_dq->dtype == ScalarType::kInt32;
   std::optional<Refusal> why;
   if (int32_bias || output_q || QuantizeConvBias::hasQuantizedInputs(*conv)) {
     why = matchInt32Bias(m, tail, *conv, output_q);
@@ -79,13 +78,14 @@ FoldConvBatchNormChain::MatchResult FoldConvBatchNormChain::match(graph::Node& b
   return m;
 }
 
-std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const BatchNormTail& tail, graph::Node& conv,
-                                                              const std::optional<AffineQuantization>& output_q) const {
+std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
+    Match& m, const BatchNormTail& tail, graph::Node& conv,
+    const std::optional<quant::AffineQuantization>& output_q) const {
   // The conv's int32 bias, or, when it has none, the one bias preparation
   // would give it (written prepared and shifted at once).
   graph::Value* conv_bias = conv.tryGetInput("bias");
-  auto bias = readAffineQuantization(conv_bias ? conv_bias->producer() : nullptr);
-  if (!bias || bias->node->target() == op::kQuantizePerTensor || bias->dtype != ScalarType::kInt32) {
+  auto bias = quant::readAffine(conv_bias ? conv_bias->producer() : nullptr);
+  if (!bias || !quant::isDequantize(bias->op) || bias->dtype != ScalarType::kInt32) {
     auto prepared_or_why = QuantizeConvBias().match(conv);
     if (const auto* why = std::get_if<std::string>(&prepared_or_why)) {
       return chainFailure(RefusalCode::kBiasNotPreparable, {conv.name(), *why});
@@ -143,7 +143,7 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(Match& m, const Ba
     FoldedConv::EpsMismatch mismatch{tail.chain_eps, tail.eps, *std::min_element(r.begin(), r.end()),
                                      *std::max_element(r.begin(), r.end()), false};
     graph::Value* weight = conv.tryGetInput("weight");
-    auto weight_dq = readAffineQuantization(weight ? weight->producer() : nullptr);
+    auto weight_dq = quant::readAffine(weight ? weight->producer() : nullptr);
     const bool transposed = conv.target().find("transpose") != std::string::npos;
     if (weight_dq && weight_dq->per_channel && per_channel_bias && weight_dq->axis == 0 && !transposed &&
         weight->useCount() == 1 && isConstantTensor(weight_dq->scales) &&

@@ -120,7 +120,7 @@ class FoldConvBatchNormChain {
  private:
   // The int32 bias (existing or prepared) with C added; or why not.
   std::optional<Refusal> matchInt32Bias(Match& m, const BatchNormTail& tail, graph::Node& conv,
-                                        const std::optional<AffineQuantization>& output_q) const;
+                                        const std::optional<quant::AffineQuantization>& output_q) const;
   // b0 + C as a float bias; or why not.
   std::optional<Refusal> matchFloatBias(Match& m, const BatchNormTail& tail, graph::Node& conv) const;
 

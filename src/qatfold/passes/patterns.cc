@@ -36,14 +36,6 @@ std::string whyNoQatChain(const graph::Node& layer) {
   return "torchao built none for this " + kind;
 }
 
-bool holdsQuantization(const graph::Graph& graph) {
-  constexpr std::string_view kQuantizedDecomposed = "torch.ops.quantized_decomposed.";
-  for (const graph::Node* node : graph.nodes()) {
-    if (std::string_view(node->target()).substr(0, kQuantizedDecomposed.size()) == kQuantizedDecomposed) return true;
-  }
-  return false;
-}
-
 bool isTrainingBatchNorm(const graph::Node& node) {
   if (node.target() != op::kBatchNorm) return false;
   const program::Argument* training = node.tryGetArgument("training");
@@ -74,41 +66,6 @@ std::optional<std::string> outsideUse(const graph::Value& value, const std::vect
     }
   }
   return std::nullopt;
-}
-
-std::optional<AffineQuantization> readAffineQuantization(graph::Node* node) {
-  if (node == nullptr) return std::nullopt;
-  AffineQuantization q;
-  q.node = node;
-  const bool per_tensor = node->target() == op::kDequantizePerTensor || node->target() == op::kQuantizePerTensor;
-  q.per_channel = node->target() == op::kDequantizePerChannel;
-  if (!per_tensor && !q.per_channel) return std::nullopt;
-  q.input = node->tryGetInput("input");
-  auto int_arg = [node](const char* name) -> std::optional<std::int64_t> {
-    const program::Argument* arg = node->tryGetArgument(name);
-    return arg ? arg->asInt() : std::nullopt;
-  };
-  auto quant_min = int_arg("quant_min");
-  auto quant_max = int_arg("quant_max");
-  const program::Argument* dtype = node->tryGetArgument("dtype");
-  if (q.input == nullptr || !quant_min || !quant_max || dtype == nullptr || !dtype->asScalarType()) return std::nullopt;
-  q.quant_min = *quant_min;
-  q.quant_max = *quant_max;
-  q.dtype = *dtype->asScalarType();
-  if (per_tensor) {
-    const program::Argument* scale = node->tryGetArgument("scale");
-    auto zero_point = int_arg("zero_point");
-    if (scale == nullptr || !scale->asFloat() || !zero_point) return std::nullopt;
-    q.scale = *scale->asFloat();
-    q.zero_point = *zero_point;
-  } else {
-    q.scales = node->tryGetInput("scales");
-    q.zero_points = node->tryGetInput("zero_points");
-    auto axis = int_arg("axis");
-    if (q.scales == nullptr || !axis) return std::nullopt;
-    q.axis = *axis;
-  }
-  return q;
 }
 
 std::string modulePath(const graph::Node& node) {

@@ -1,5 +1,6 @@
-// Small matchers shared by the passes: op kinds, constant tensors, the
-// arguments of quantize/dequantize ops, and "used only inside the pattern".
+// Small matchers shared by the passes: op kinds, constant tensors and "used
+// only inside the pattern". What quantizes and dequantizes is the
+// quantization dialect's (quant/dialect.h).
 #pragma once
 
 #include <cstdint>
@@ -10,14 +11,11 @@
 #include <vector>
 
 #include "qatfold/graph/graph.h"
+#include "qatfold/quant/dialect.h"
 
 namespace qatfold::passes {
 
 namespace op {
-inline constexpr std::string_view kDequantizePerTensor = "torch.ops.quantized_decomposed.dequantize_per_tensor.default";
-inline constexpr std::string_view kDequantizePerChannel =
-    "torch.ops.quantized_decomposed.dequantize_per_channel.default";
-inline constexpr std::string_view kQuantizePerTensor = "torch.ops.quantized_decomposed.quantize_per_tensor.default";
 inline constexpr std::string_view kBatchNorm = "torch.ops.aten.batch_norm.default";
 inline constexpr std::string_view kBatchNormNoTraining = "torch.ops.aten._native_batch_norm_legit_no_training.default";
 inline constexpr std::string_view kDiv = "torch.ops.aten.div.Tensor";
@@ -41,8 +39,6 @@ std::string opKind(const std::string& target);
 // Why torchao's QAT fusion left quantized `layer` without a QAT chain, for
 // a message: "torchao's QAT patterns match no conv with padding='same'".
 std::string whyNoQatChain(const graph::Node& layer);
-// Whether any node of `graph` quantizes or dequantizes (quantized_decomposed).
-bool holdsQuantization(const graph::Graph& graph);
 // A batch_norm that computes batch statistics (training=True): the program
 // was exported from a model still in training mode.
 bool isTrainingBatchNorm(const graph::Node& node);
@@ -59,24 +55,6 @@ bool isConstantTensor(const graph::Value* value);
 // A user of `value` outside `allowed` (or the graph output), described for a
 // message; nullopt when every use is allowed.
 std::optional<std::string> outsideUse(const graph::Value& value, const std::vector<const graph::Node*>& allowed);
-
-// The arguments of a quantize/dequantize node, per tensor or per channel.
-struct AffineQuantization {
-  graph::Node* node = nullptr;
-  graph::Value* input = nullptr;
-  bool per_channel = false;
-  double scale = 0;                     // per tensor
-  std::int64_t zero_point = 0;          // per tensor
-  graph::Value* scales = nullptr;       // per channel: float tensor [C]
-  graph::Value* zero_points = nullptr;  // per channel: integer tensor [C]
-  std::int64_t axis = 0;
-  std::int64_t quant_min = 0;
-  std::int64_t quant_max = 0;
-  program::ScalarType dtype = program::ScalarType::kUnknown;
-};
-// Reads a dequantize_per_tensor / dequantize_per_channel / quantize_per_tensor
-// node; nullopt if `node` is none of those or its arguments are not constants.
-std::optional<AffineQuantization> readAffineQuantization(graph::Node* node);
 
 // The innermost module path of a node ("layer1.0.conv1"), or "".
 std::string modulePath(const graph::Node& node);

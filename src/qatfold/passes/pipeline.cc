@@ -17,7 +17,7 @@ bool checkProgram(const graph::Graph& graph, FoldReport& report) {
     ++batch_norms;
     if (isTrainingBatchNorm(*node)) training.push_back(node);
   }
-  report.quantized_program = holdsQuantization(graph);
+  report.quantized_program = quant::holdsQuantization(graph);
   report.batch_norms = batch_norms;
   if (!training.empty()) {
     std::string names;

@@ -39,22 +39,21 @@ program::Metadata copiedMetadata(const graph::Node& source) {
 bool QuantizeConvBias::hasQuantizedInputs(const graph::Node& conv) {
   if (!isConvolution(conv)) return false;
   graph::Value* input_value = conv.tryGetInput("input");
-  auto input = readAffineQuantization(input_value ? input_value->producer() : nullptr);
+  auto input = quant::readAffine(input_value ? input_value->producer() : nullptr);
   graph::Value* weight_value = conv.tryGetInput("weight");
-  auto weight = readAffineQuantization(weight_value ? weight_value->producer() : nullptr);
-  return input && input->node->target() == op::kDequantizePerTensor && weight &&
-         weight->node->target() != op::kQuantizePerTensor;
+  auto weight = quant::readAffine(weight_value ? weight_value->producer() : nullptr);
+  return input && input->op == quant::Op::kDequantizePerTensor && weight && quant::isDequantize(weight->op);
 }
 
 QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
   if (!isConvolution(conv)) return "not a convolution";
   if (conv.outputs().size() != 1) return "convolution without a single output";
   // Cheap structure first: dequantized input and weight, the bias slot.
-  auto input = readAffineQuantization(conv.tryGetInput("input") ? conv.tryGetInput("input")->producer() : nullptr);
-  if (!input || input->node->target() != op::kDequantizePerTensor) return "input is not dequantized per tensor";
+  auto input = quant::readAffine(conv.tryGetInput("input") ? conv.tryGetInput("input")->producer() : nullptr);
+  if (!input || input->op != quant::Op::kDequantizePerTensor) return "input is not dequantized per tensor";
   graph::Value* weight_value = conv.tryGetInput("weight");
-  auto weight = readAffineQuantization(weight_value ? weight_value->producer() : nullptr);
-  if (!weight || weight->node->target() == op::kQuantizePerTensor) return "weight is not dequantized";
+  auto weight = quant::readAffine(weight_value ? weight_value->producer() : nullptr);
+  if (!weight || !quant::isDequantize(weight->op)) return "weight is not dequantized";
 
   Match m;
   m.conv = &conv;
@@ -64,8 +63,7 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
     m.action = Action::kAddZeroBias;
   } else if (bias == nullptr) {
     return "bias operand has an unexpected form";
-  } else if (bias->producer() != nullptr && (bias->producer()->target() == op::kDequantizePerTensor ||
-                                             bias->producer()->target() == op::kDequantizePerChannel)) {
+  } else if (bias->producer() != nullptr && quant::isDequantize(quant::opOf(*bias->producer()))) {
     return "bias is already quantized";
   } else if (!isConstantTensor(bias)) {
     return "bias is computed, not a constant";
@@ -140,7 +138,7 @@ void QuantizeConvBias::rewrite(graph::Graph& graph, const Match& m) const {
   dequantize.metadata = copiedMetadata(conv);
   dequantize.metadata_source = &conv;
   if (!m.per_channel) {
-    dequantize.target = std::string(op::kDequantizePerTensor);
+    dequantize.target = std::string(quant::targetOf(quant::Op::kDequantizePerTensor));
     dequantize.inputs = {{"input", int_bias},
                          {"scale", Argument::real(m.scale)},
                          {"zero_point", Argument::integer(0)},
@@ -155,7 +153,7 @@ void QuantizeConvBias::rewrite(graph::Graph& graph, const Match& m) const {
         program::InputKind::kParameter, conv.name() + "_bias_zero_point", "p_" + conv.name() + "_bias_zero_point",
         TensorMeta::contiguous(ScalarType::kInt32, {m.channels}),
         std::make_shared<Storage>(encodeValues(std::vector<std::int32_t>(static_cast<std::size_t>(m.channels), 0))));
-    dequantize.target = std::string(op::kDequantizePerChannel);
+    dequantize.target = std::string(quant::targetOf(quant::Op::kDequantizePerChannel));
     dequantize.inputs = {{"input", int_bias},
                          {"scales", scales},
                          {"zero_points", zero_points},

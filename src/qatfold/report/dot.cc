@@ -3,6 +3,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
+
+#include "qatfold/quant/dialect.h"
 
 namespace qatfold::report {
 namespace {
@@ -10,9 +13,10 @@ namespace {
 // "torch.ops.aten.conv2d.default" -> "conv2d"; "...quantize_per_tensor.default" -> "quantize_per_tensor".
 std::string shortTarget(const std::string& target) {
   std::string name = target;
-  for (const char* prefix : {"torch.ops.aten.", "torch.ops.quantized_decomposed.", "torch.ops."}) {
+  for (const std::string_view prefix :
+       {std::string_view("torch.ops.aten."), quant::kLibrary, std::string_view("torch.ops.")}) {
     if (name.rfind(prefix, 0) == 0) {
-      name.erase(0, std::string(prefix).size());
+      name.erase(0, prefix.size());
       break;
     }
   }
