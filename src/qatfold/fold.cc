@@ -50,6 +50,9 @@ FoldedGraph MemoryProgram::fold(const passes::FoldOptions& options) {
   }
   graph_->setListener(nullptr);
   result.edits = log.takeEdits();
+  // A run that kept nothing (report.changed false, even where bias
+  // preparation edited the graph) leaves the front end's program as it is.
+  if (!result.report.changed) result.edits.clear();
   return result;
 }
 

@@ -25,7 +25,9 @@
 //     other convs in chains; ExecuTorch's pass gives them all int32 biases).
 // A program with neither (all float, or every chain folded by torchao, as
 // XNNPACK's) gets kFoldedConvs: nothing in it says the backend wants int32
-// biases, and a folded conv gets its own either way.
+// biases, and a folded conv gets its own either way. Under kAuto, where no
+// batch_norm folds, no prepared bias is kept (passes/pipeline.cc): the
+// program comes out unchanged.
 #pragma once
 
 #include <optional>

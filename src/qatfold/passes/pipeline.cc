@@ -65,6 +65,15 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   // Release builds lint once, before the result leaves the pipeline.
   if (graph.mutationCount() > 0) graph.lint();
   report.changed = graph.mutationCount() > 0;
+  // Bias preparation serves the folds: where none folded, the biases it
+  // prepared are not kept (unless every conv was asked for), so a program
+  // nothing folds comes out as it went in (Arm's quantizer, whose chains no
+  // pattern folds yet, gives such programs).
+  if (report.changed && report.folded.empty() && options.bias_preparation == BiasPreparation::kAuto) {
+    report.changed = false;
+    report.prepared_biases.clear();
+    report.bias_preparation.reason += "; nothing folded, so no bias was kept";
+  }
   return report;
 }
 
