@@ -2,11 +2,11 @@
 # Line coverage of src/qatfold reached by the fuzz corpora (clang source-based
 # coverage): builds the targets with coverage mapping in BUILD_DIR (default
 # build-fuzz-coverage), replays each corpus of CORPUS_DIR (default
-# build-fuzz/corpus, as `make fuzz` left it) once, and prints llvm-cov's report.
+# build-asan/corpus, as `make fuzz` left it) once, and prints llvm-cov's report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-fuzz-coverage}
-corpus=${CORPUS_DIR:-build-fuzz/corpus}
+corpus=${CORPUS_DIR:-build-asan/corpus}
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQATFOLD_FUZZ=ON \
   -DQATFOLD_BUILD_TESTS=OFF -DQATFOLD_BUILD_CLI=OFF \
   -DCMAKE_CXX_FLAGS="-fprofile-instr-generate -fcoverage-mapping" >/dev/null

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs each fuzz target for SECONDS (default 60), or until FUZZ_RUNS
 # executions if that is set and comes first, on its corpus in BUILD_DIR
-# (default build-fuzz), then prints executions and coverage per target.
+# (default build-asan, where `make build-asan` builds them), then prints executions and coverage per target.
 #   fuzz/run.sh [SECONDS] [TARGET...]
 # A crash leaves crash-* in BUILD_DIR/findings/ and fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}; shift || true
-build=${BUILD_DIR:-build-fuzz}
+build=${BUILD_DIR:-build-asan}
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(zip_reader model_json payload pipeline)
 python3 fuzz/prepare.py "$build" >/dev/null
 mkdir -p "$build/findings" "$build/logs"
