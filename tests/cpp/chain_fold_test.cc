@@ -261,7 +261,7 @@ TEST(FoldBatchNormIntoWeights, LeavesFloatProgramsAlone) {
   EXPECT_TRUE(f.report.folded.empty());
   EXPECT_EQ(f.after(), f.before);
   ASSERT_EQ(f.report.skipped.size(), 1u);
-  EXPECT_EQ(f.report.skipped[0].code(), "not-a-chain");
+  EXPECT_EQ(f.report.skipped[0].code(), "not-quantized");
 }
 
 }  // namespace

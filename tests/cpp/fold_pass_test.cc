@@ -128,7 +128,8 @@ TEST(FoldPipeline, NoFoldPlainBatchNormSaysWhy) {
   EXPECT_TRUE(f.report.folded.empty());
   ASSERT_EQ(f.report.skipped.size(), 1u);
   EXPECT_FALSE(f.report.skipped[0].qatChain());
-  EXPECT_NE(f.report.skipped[0].reason().find("not from a QAT conv chain"), std::string::npos);
+  EXPECT_EQ(f.report.skipped[0].code(), "not-quantized");
+  EXPECT_NE(f.report.skipped[0].reason().find("the program is not quantized"), std::string::npos);
   EXPECT_TRUE(f.report.prepared_biases.empty());  // float convs keep their float biases
 }
 

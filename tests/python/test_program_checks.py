@@ -91,3 +91,22 @@ def test_strict_in_the_pass_and_the_module_command(tmp_path):
     assert result.returncode == 4, result.stderr[-2000:]
     assert "qatfold: strict: 3 batch_norm(s) left" in result.stderr
     assert (tmp_path / "o.pt2").exists()
+
+
+def test_a_batch_norm_of_a_float_program_that_cannot_fold_says_the_program_is_not_quantized():
+    class ReluThenBatchNorm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.bn = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return self.bn(torch.relu(self.conv(x)))
+
+    program = torch.export.export(ReluThenBatchNorm().eval(), (torch.randn(1, 3, 8, 8),))
+    report = qatfold.fold(program, explain=True).report
+    (skipped,) = report.skipped
+    assert skipped.code == "not-quantized"
+    assert skipped.reason == ("the program is not quantized (no quantize or dequantize op): no quantized conv or "
+                              "linear to fold it into, and a float model's batch_norms are torch's to fold")
+    assert qatfold.REFUSAL_CODES["not-quantized"]["message"].startswith("the program is not quantized")

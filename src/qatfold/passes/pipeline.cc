@@ -65,6 +65,13 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
   // Release builds lint once, before the result leaves the pipeline.
   if (graph.mutationCount() > 0) graph.lint();
   report.changed = graph.mutationCount() > 0;
+  // In a program never quantized no QAT chain was to be expected: say what
+  // is the matter instead of that the chain is missing.
+  if (!report.quantized_program) {
+    for (SkippedBatchNorm& skipped : report.skipped) {
+      if (skipped.refusal.code == RefusalCode::kNotAChain) skipped.refusal.code = RefusalCode::kNotQuantized;
+    }
+  }
   // Bias preparation serves the folds: where none folded, the biases it
   // prepared are not kept (unless every conv was asked for), so a program
   // nothing folds comes out as it went in (Arm's quantizer, whose chains no

@@ -36,6 +36,10 @@ namespace qatfold::passes {
     "running_var + eps is {0} for channel {1}, not a positive finite number", "")                                      \
   /* the tail of a QAT chain: div, [add], batch_norm */                                                                \
   X(kNotAChain, "not-a-chain", "input comes from '{0}' ({1}), not from a QAT conv chain", "")                          \
+  X(kNotQuantized, "not-quantized",                                                                                    \
+    "the program is not quantized (no quantize or dequantize op): no quantized conv or linear to fold it into, and "   \
+    "a float model's batch_norms are torch's to fold",                                                                 \
+    "")                                                                                                                \
   X(kAddWithoutDiv, "add-without-div", "input is an add without a div operand: not a QAT chain", "")                   \
   X(kOrigBiasAlpha, "orig-bias-alpha", "the orig_bias add has alpha != 1", "")                                         \
   X(kOrigBiasNotReshape, "orig-bias-not-reshape",                                                                      \
