@@ -357,8 +357,11 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
     measured = []
     nodes = {n.name: n for n in original.graph.nodes}
     for conv, batch_norm in folded_convs:
-        q_before = _output_quantize(original.graph, conv)
         q_after, through_relu = _folded_output_quantize(folded.graph, conv)
+        # The layer's own output quantization; or, where the quantizer
+        # quantized only after the batch_norm (Arm: layer -> [chain] ->
+        # batch_norm -> [relu] -> q), that trained quantize, which the fold kept.
+        q_before = _output_quantize(original.graph, conv) or _trained_quantize(original.graph, nodes[batch_norm])
         dq_after = next((u for u in q_after.users if _is_dequantize(u)), None) if q_after is not None else None
         if q_before is None or dq_after is None:
             continue
@@ -371,6 +374,15 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
             removed_step = _step_through_batch_norm(original, q_before, nodes[batch_norm])
         measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed, removed_step))
     return measured
+
+
+def _trained_quantize(graph, batch_norm):
+    """The quantize reading `batch_norm`'s output, or its one ReLU's; None if neither."""
+    direct = _output_quantize(graph, batch_norm.name)
+    users = list(batch_norm.users)
+    if direct is None and len(users) == 1 and _is_relu(users[0]):
+        return _output_quantize(graph, users[0].name)
+    return direct
 
 
 def _saturated(node, q, high_only: bool) -> int:
@@ -472,7 +484,8 @@ def verify_fold(original, folded, folded_convs: Iterable[tuple[str, str]], input
         values_after, outputs_after = _record(after_module, names_after, batch)
         unquantized_values = _record(before_module, names_before, batch, bypass)[0] if bypass else {}
         for c in convs:
-            c.saturated_before += _saturated(c.q_before, values_before[c.q_before.name], False)
+            kept = c.q_before.name == c.q_after.name  # the trained quantize after the batch_norm (and its ReLU)
+            c.saturated_before += _saturated(c.q_before, values_before[c.q_before.name], kept and c.through_relu)
             c.saturated_after += _saturated(c.q_after, values_after[c.q_after.name], c.through_relu)
             c.count += values_before[c.q_before.name].numel()
             scale = float(_argument(c.q_after, 1, "scale"))

@@ -206,6 +206,54 @@ TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
   EXPECT_NE(value(f, "zp"), nullptr);
 }
 
+// Arm's chain: the batch_norm reads dequantized copies of its weight and
+// running_var (and bias, mean), the divisor the float ones; with per-channel
+// weights the factor r = (w'/sqrt(v'+eps)) / (w/sqrt(v+eps)) goes into the
+// weight and bias scales, and C is computed from the dequantized values.
+TEST(FoldConvBatchNormChain, BatchNormReadingDequantizedParametersFoldsItsFactorIntoTheScales) {
+  const std::string arm =
+      edited(kQatChain,
+             {{"buffer %mean",
+               "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
+               "buffer %zp = \"zp\": int64[2] = fill(0)\nbuffer %bn_w_q = \"bn_w_q\": int8[2] = [127, 42]\n"
+               "buffer %var_q = \"var_q\": int8[2] = [100, 6]\nbuffer %mean"},
+              {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
+               "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, "
+               "axis=0,"},
+              {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
+               "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, "
+               "axis=0,"},
+              {"%bn = aten.batch_norm.default(input=%biased, weight=%bn_w, bias=%bn_b, running_mean=%mean, "
+               "running_var=%var,",
+               "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.0118, "
+               "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+               "%var_dq = quantized_decomposed.dequantize_per_tensor.default(input=%var_q, scale=0.04, zero_point=0, "
+               "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+               "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq, bias=%bn_b, running_mean=%mean, "
+               "running_var=%var_dq,"}});
+  TextFold f = foldText(arm);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  ASSERT_TRUE(f.report.folded[0].eps_mismatch.has_value());
+  EXPECT_TRUE(f.report.folded[0].eps_mismatch->dequantized_parameters);
+  EXPECT_TRUE(f.report.folded[0].eps_mismatch->in_weight_scales);
+  const double bn_w[] = {127 * 0.0118, 42 * 0.0118}, var[] = {100 * 0.04, 6 * 0.04};  // what the BN reads
+  const double float_w[] = {1.5, 0.5}, float_var[] = {4, 0.25};                       // what the divisor reads
+  const std::vector<float> weight_scales = floatData(value(f, "w_s"));
+  const std::vector<float> bias_scales = floatData(value(f, "b_dq")->producer()->getInput("scales"));
+  const std::vector<std::int32_t> bias = int32Data(value(f, "b_dq")->producer()->getInput("input"));
+  const double orig[] = {0.1, -0.2}, mean[] = {0.5, -0.5}, bn_b[] = {0.25, -0.25}, old_bias[] = {10, -20};
+  for (int c = 0; c < 2; ++c) {
+    const double g = bn_w[c] / std::sqrt(var[c] + 1e-5);
+    const double r = g / (float_w[c] / std::sqrt(float_var[c] + 1e-5));
+    EXPECT_NEAR(weight_scales[c], (c == 0 ? 0.01 : 0.02) * r, 1e-8);
+    EXPECT_NEAR(bias_scales[c], (c == 0 ? 0.0005 : 0.001) * r, 1e-9);
+    const double shift = (orig[c] - mean[c]) * g + bn_b[c];
+    EXPECT_NEAR(bias[c], old_bias[c] + shift / bias_scales[c], 0.5 + 1e-6) << c;
+  }
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("batch_norm reads dequantized parameters"),
+            std::string::npos);
+}
+
 TEST(FoldConvBatchNormChain, UnquantizedConvTakesAFloatBias) {
   TextFold f = foldText(kFloatChain);
   ASSERT_EQ(f.report.folded.size(), 1u);

@@ -114,7 +114,7 @@ std::vector<RefusalCase> refusalCases() {
       {"DivisorNotReshaped", C::kDivisorNotReshape, edited(kQatChain, {{"other=%scale_r)", "other=%scale)"}})},
       {"DivisorIsTheWeightAlone", C::kDivisorNotScale,
        edited(kQatChain, {{"reshape.default(self=%scale,", "reshape.default(self=%bn_w,"}})},
-      {"DivisorFromTheRunningMean", C::kDivisorNotOwn,
+      {"DivisorFromTheRunningMean", C::kNonFiniteEpsFactor,
        edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%mean, other=1e-05)"}})},
       {"ChainEpsIsATensor", C::kChainEpsNotConstant,
        edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=%var)"}})},
@@ -157,6 +157,14 @@ std::vector<RefusalCase> refusalCases() {
        edited(kQatChain, {{"input=%b_q, scale=0.0005", "input=%b_q, scale=0.0"}})},
       {"ChainEpsDiffersWithPerTensorWeights", C::kEpsMismatchPerTensor,
        edited(kQatChain, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}})},
+      {"DequantizedBatchNormWeightWithPerTensorWeights", C::kParameterFactorPerTensor,
+       edited(
+           kQatChain,
+           {{"buffer %mean", "buffer %bn_w_q = \"bn_w_q\": int8[2] = [100, 50]\nbuffer %mean"},
+            {"%bn = aten.batch_norm.default(input=%biased, weight=%bn_w,",
+             "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.01, zero_point=0, "
+             "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+             "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq,"}})},
       {"FloatConvWithAnInt8Bias", C::kQuantizedBiasUnquantizedOutput,
        edited(kFloatChain, {{"buffer %mean", "buffer %b8 = \"b8\": int8[2] = [3, -3]\nbuffer %mean"},
                             {"%conv =",
@@ -202,7 +210,8 @@ std::vector<RefusalCase> refusalCases() {
                {"%conv =",
                 "%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0, "
                 "quant_min=-127, quant_max=127, dtype=int8): float32[2, 2, 1, 1]\n%conv ="},
-               {"weight=%w,", "weight=%w_dq,"}})},
+               {"weight=%w,", "weight=%w_dq,"}}),
+       keepQuantizedBatchNorms()},
       {"ConvWeightIsComputed", C::kConvParameterNotConstant,
        edited(kPlainBatchNorm, {{"%conv =", "%w2 = aten.mul.Tensor(self=%w, other=1.0): float32[2, 2, 1, 1]\n%conv ="},
                                 {"weight=%w,", "weight=%w2,"}})},

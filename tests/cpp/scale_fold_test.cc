@@ -77,6 +77,81 @@ TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterAReluKeepsTheReluOnTheCo
   EXPECT_EQ(f.report.folded[0].requantized->source, "trained after relu");
 }
 
+// Arm's shape: the layer feeds its batch_norm directly (no quantize between,
+// the pair annotated as one unit), the batch_norm reads dequantized copies of
+// its parameters, and the bias is int32 on s_in * s_w per channel.
+TEST(FoldBatchNormIntoWeightScales, LayerFeedingItsBatchNormDirectlyKeepsAnInt32Bias) {
+  const std::string direct = edited(
+      kQuantizedBatchNorm,
+      {{"parameter %b = \"conv.bias\": float32[2] = [0.5, 0.25]",
+        "buffer %b_q = \"b_q\": int32[2] = [1000, 250]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
+        "buffer %mean_q = \"mean_q\": int8[2] = [50, -50]"},
+       {"%conv = aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b)",
+        "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%w_zp, "
+        "axis=0, quant_min=-2147483647, quant_max=2147483647, dtype=int32): float32[2]\n"
+        "%mean_dq = quantized_decomposed.dequantize_per_tensor.default(input=%mean_q, scale=0.01, zero_point=0, "
+        "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+        "%conv = aten.conv2d.default(input=%x_dq, weight=%w_dq, bias=%b_dq)"},
+       {"%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, quant_min=-128, "
+        "quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
+        ""},
+       {"%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, "
+        "quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
+        ""},
+       {"batch_norm.default(input=%y_dq", "batch_norm.default(input=%conv"},
+       {"running_mean=%mean,", "running_mean=%mean_dq,"}});
+  TextFold f = foldText(direct);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  const FoldedConv& folded = f.report.folded[0];
+  EXPECT_FALSE(folded.float_bias);
+  EXPECT_TRUE(folded.per_channel_bias);
+  EXPECT_EQ(folded.requantized->source, "trained");
+  EXPECT_EQ(node(f, "o_q")->getInput("input")->name(), "conv");
+  // Weight scales times |f|, channel 1 negated, as for a float bias.
+  const graph::Node* w_dq = node(f, "w_dq");
+  EXPECT_EQ(data<std::int8_t>(w_dq->getInput("input")), (std::vector<std::int8_t>{100, -20, -10, -127}));
+  const std::vector<float> scales = data<float>(w_dq->getInput("scales"));
+  // The bias: B_c = (b_c - mean_c) * f_c + bn_b_c with b and mean dequantized,
+  // as int32 on s_in * s'_c.
+  const graph::Node* conv = node(f, "conv");
+  const graph::Node* bias_dq = conv->getInput("bias")->producer();
+  ASSERT_NE(bias_dq, nullptr);
+  EXPECT_EQ(bias_dq->target(), "torch.ops.quantized_decomposed.dequantize_per_channel.default");
+  const std::vector<float> bias_scales = data<float>(bias_dq->getInput("scales"));
+  const std::vector<std::int32_t> bias = data<std::int32_t>(bias_dq->getInput("input"));
+  const double b[] = {1000 * 0.0005, 250 * 0.001}, mean[] = {0.5, -0.5};
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_FLOAT_EQ(bias_scales[c], 0.05f * scales[c]);
+    const double f_c = kBnW[c] / std::sqrt(kVar[c] + 1e-5);
+    const double expected = ((b[c] - mean[c]) * f_c + kBnB[c]) / (0.05 * kScales[c] * std::fabs(f_c));
+    EXPECT_NEAR(bias[c], expected, 0.5 + 1e-6) << c;
+  }
+  EXPECT_EQ(f.loaded.graph->tryGetValue("bn"), nullptr);
+}
+
+TEST(FoldBatchNormIntoWeightScales, LayerFeedingItsBatchNormDirectlyIsFoldedOnlyOntoATrainedQuantize) {
+  const std::vector<std::pair<std::string, std::string>> direct = {
+      {"%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, zero_point=0, "
+       "quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
+       ""},
+      {"%y_dq = quantized_decomposed.dequantize_per_tensor.default(input=%y_q, scale=0.1, zero_point=0, "
+       "quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
+       ""},
+      {"batch_norm.default(input=%y_dq", "batch_norm.default(input=%conv"}};
+  // No quantize after the batch_norm: nothing tells the folded output's range.
+  auto untrained = direct;
+  untrained.push_back({"return %o_dq", "return %bn"});
+  TextFold f = foldText(edited(kQuantizedBatchNorm, untrained));
+  ASSERT_EQ(f.report.skipped.size(), 1u);
+  EXPECT_EQ(f.report.skipped[0].code(), "output-range-unknown");
+  // The layer's output read by more than the batch_norm: not folded either.
+  auto shared = direct;
+  shared.push_back({"return %o_dq", "return %o_dq, %conv"});
+  TextFold g = foldText(edited(kQuantizedBatchNorm, shared));
+  ASSERT_EQ(g.report.skipped.size(), 1u);
+  EXPECT_EQ(g.report.skipped[0].code(), "conv-output-shared");
+}
+
 TEST(FoldBatchNormIntoWeightScales, CalibratedRangeIsQuantizedAsMinMaxObserverDoes) {
   FoldOptions options;
   options.observed_ranges["bn"] = {-1.0f, 3.0f};

@@ -95,6 +95,17 @@ std::vector<float> epsMismatchFactor(std::span<const float> running_var, float e
   return factor;
 }
 
+std::vector<float> divisorFactor(const BatchNormParameters& bn, std::span<const float> divisor_weight,
+                                 std::span<const float> divisor_var, float eps_chain) {
+  std::vector<float> factor(bn.weight.size());
+  for (std::size_t c = 0; c < factor.size(); ++c) {
+    const float applied = bn.weight[c] / std::sqrt(bn.running_var[c] + bn.eps);
+    const float divided = divisor_weight[c] / std::sqrt(divisor_var[c] + eps_chain);
+    factor[c] = applied / divided;
+  }
+  return factor;
+}
+
 std::vector<float> scaleByFactor(std::span<const float> scales, std::span<const float> factor) {
   std::vector<float> out(scales.size());
   for (std::size_t c = 0; c < out.size(); ++c) out[c] = scales[c] * factor[c];

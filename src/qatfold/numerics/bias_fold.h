@@ -66,6 +66,13 @@ QuantizedBias quantizeBiasPerChannel(std::span<const float> values, std::span<co
 // r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn), in float32.
 std::vector<float> epsMismatchFactor(std::span<const float> running_var, float eps_chain, float eps_bn);
 
+// The factor left when the chain divides by w_d / sqrt(var_d + eps_chain)
+// built from other tensors than the BatchNorm's own (a quantizer that
+// fake-quantizes the BatchNorm's parameters but builds the divisor from the
+// float ones): r_c = (bn_w_c / sqrt(bn_var_c + eps_bn)) / (w_d,c / sqrt(var_d,c + eps_chain)).
+std::vector<float> divisorFactor(const BatchNormParameters& bn, std::span<const float> divisor_weight,
+                                 std::span<const float> divisor_var, float eps_chain);
+
 // Per-channel scales times r: s'_c = s_c * r_c (the weight and bias scales
 // of a per-channel conv absorbing the eps-mismatch factor exactly).
 std::vector<float> scaleByFactor(std::span<const float> scales, std::span<const float> factor);

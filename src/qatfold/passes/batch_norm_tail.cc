@@ -13,19 +13,21 @@ namespace {
 
 using program::ScalarType;
 
-// The float32 elements of a constant with `channels` elements, or why not.
+// The float32 elements of a constant with `channels` elements, read
+// directly or through its dequantize (constantFloats), or why not.
 std::variant<std::vector<float>, Refusal> constantChannels(const graph::Value* value, std::int64_t channels,
                                                            const char* what) {
-  if (!isConstantTensor(value)) return chainFailure(RefusalCode::kParameterNotConstant, {what});
-  const TensorView view = value->payload()->view();
-  if (view.meta().dtype != ScalarType::kFloat32) {
-    return chainFailure(RefusalCode::kParameterDtype, {what, program::scalarTypeName(view.meta().dtype)});
+  std::optional<ConstantFloats> constant = constantFloats(value);
+  if (!constant) {
+    if (!isConstantTensor(value)) return chainFailure(RefusalCode::kParameterNotConstant, {what});
+    return chainFailure(RefusalCode::kParameterDtype,
+                        {what, program::scalarTypeName(value->payload()->view().meta().dtype)});
   }
-  if (view.meta().numel() != channels) {
+  if (static_cast<std::int64_t>(constant->values.size()) != channels) {
     return chainFailure(RefusalCode::kParameterLength,
-                        {what, std::to_string(view.meta().numel()), std::to_string(channels)});
+                        {what, std::to_string(constant->values.size()), std::to_string(channels)});
   }
-  return view.values<float>();
+  return std::move(constant->values);
 }
 
 // A reshape/view to [1, C or -1, 1, ...] of `rank` dims: a per-channel broadcast.
@@ -161,10 +163,12 @@ std::variant<BatchNormTail, Refusal> matchBatchNormTail(graph::Node& bn) {
   t.sqrt = t.scale ? producerWith(t.scale->tryGetInput("other"), op::kSqrt) : nullptr;
   t.add_eps = t.sqrt ? producerWith(t.sqrt->tryGetInput("self"), op::kAdd) : nullptr;
   if (t.add_eps == nullptr) return chainFailure(RefusalCode::kDivisorNotScale);
-  if (t.scale->tryGetInput("self") != t.bn_weight || t.add_eps->tryGetInput("self") != t.bn_var ||
-      t.bn_weight == nullptr || t.bn_var == nullptr) {
-    return chainFailure(RefusalCode::kDivisorNotOwn);
-  }
+  // Built from this BN's own weight and running_var, or from other tensors
+  // (the float ones, where the BN reads dequantized copies): the data step
+  // reads both and folds what is left, y * r.
+  t.divisor_weight = t.scale->tryGetInput("self");
+  t.divisor_var = t.add_eps->tryGetInput("self");
+  if (t.divisor_weight == nullptr || t.divisor_var == nullptr) return chainFailure(RefusalCode::kDivisorNotScale);
   const program::Argument* chain_eps_argument = t.add_eps->tryGetArgument("other");
   auto chain_eps = chain_eps_argument ? chain_eps_argument->asFloat() : std::nullopt;
   if (!chain_eps) return chainFailure(RefusalCode::kChainEpsNotConstant);
@@ -198,12 +202,31 @@ std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& t, std:
   }
   TailNumbers numbers;
   numbers.shift = std::move(shift);
-  if (t.chain_eps != t.eps) {
-    numbers.eps_factor =
-        numerics::epsMismatchFactor(parameters.running_var, static_cast<float>(t.chain_eps), parameters.eps);
-    for (float r : *numbers.eps_factor) {
+  const auto chain_eps = static_cast<float>(t.chain_eps);
+  if (!t.ownDivisor()) {
+    auto weight = constantChannels(t.divisor_weight, channels, "the divisor's batch_norm weight");
+    if (const auto* why = std::get_if<Refusal>(&weight)) return *why;
+    auto var = constantChannels(t.divisor_var, channels, "the divisor's running_var");
+    if (const auto* why = std::get_if<Refusal>(&var)) return *why;
+    const auto& w = std::get<std::vector<float>>(weight);
+    const auto& v = std::get<std::vector<float>>(var);
+    // Equal values (a dequantized copy that rounds back exactly, the same
+    // tensor twice) leave nothing to fold but the eps.
+    if (w == values.weight && v == values.var) {
+      if (t.chain_eps != t.eps)
+        numbers.factor = numerics::epsMismatchFactor(parameters.running_var, chain_eps, parameters.eps);
+    } else {
+      numbers.factor = numerics::divisorFactor(parameters, w, v, chain_eps);
+      numbers.factor_from_parameters = true;
+    }
+  } else if (t.chain_eps != t.eps) {
+    numbers.factor = numerics::epsMismatchFactor(parameters.running_var, chain_eps, parameters.eps);
+  }
+  if (numbers.factor) {
+    for (std::size_t c = 0; c < numbers.factor->size(); ++c) {
+      const float r = (*numbers.factor)[c];
       if (!std::isfinite(r) || !(r > 0.0f)) {
-        return chainFailure(RefusalCode::kNonFiniteEpsFactor);
+        return chainFailure(RefusalCode::kNonFiniteEpsFactor, {formatFloatLikePython(r), std::to_string(c)});
       }
     }
   }

@@ -65,9 +65,14 @@ struct BatchNormTail {
   graph::Value* bn_bias = nullptr;
   graph::Value* bn_mean = nullptr;
   graph::Value* bn_var = nullptr;
+  // What the scale chain divides by: bn_weight and bn_var themselves, or
+  // other tensors (the float parameters of a BN that reads dequantized copies).
+  graph::Value* divisor_weight = nullptr;
+  graph::Value* divisor_var = nullptr;
   double eps = 0;        // batch_norm's
   double chain_eps = 0;  // added to running_var in the scale chain
 
+  bool ownDivisor() const { return divisor_weight == bn_weight && divisor_var == bn_var; }
   // The value the tail's users read (the batch_norm's output).
   graph::Value* result() const { return batch_norm->output(0); }
   // The data-path nodes to erase, users first (batch_norm, add, div); the
@@ -82,15 +87,22 @@ std::variant<BatchNormTail, Refusal> matchBatchNormTail(graph::Node& batch_norm)
 
 // What the tail computes from y, per channel: out = y * r + C.
 struct TailNumbers {
-  std::vector<float> shift;                      // C
-  std::optional<std::vector<float>> eps_factor;  // r, only when the two eps differ
+  std::vector<float> shift;                  // C
+  std::optional<std::vector<float>> factor;  // r, only when the div and the BN scale do not cancel
+  // r comes from a divisor built from other values than the BN's own (else
+  // from the two eps alone).
+  bool factor_from_parameters = false;
 };
 
 // The tail's numbers, for a tail after a value of `rank` dims with
 // `channels` channels, or why they cannot be computed (non-constant or
 // non-finite parameters, a broadcast not along the channel dimension, ...).
-// When the scale chain's eps differs from batch_norm's, the div and the BN
-// scale no longer cancel: r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn).
+// The div and the BN scale cancel when the divisor is built from the BN's
+// own parameters and eps. Else r is what is left: with a different eps,
+// r_c = sqrt(var_c + eps_chain) / sqrt(var_c + eps_bn); with other tensors
+// (the BN reads dequantized copies of its weight and running_var, the
+// divisor the float ones), r_c = (w_c / sqrt(var_c + eps)) / (w_d,c /
+// sqrt(var_d,c + eps_chain)). Either must be a positive finite number.
 std::variant<TailNumbers, Refusal> batchNormNumbers(const BatchNormTail& tail, std::int64_t channels, std::size_t rank);
 
 }  // namespace qatfold::passes

@@ -7,6 +7,7 @@
 #include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
 #include "qatfold/passes/patterns.h"
+#include "qatfold/passes/quantize_conv_bias.h"
 #include "qatfold/program/payload.h"
 
 namespace qatfold::passes {
@@ -51,6 +52,14 @@ bool isTransposed(const graph::Node& layer) {
   return layer.target().find("transpose") != std::string::npos || (transposed && transposed->asBool() == true);
 }
 
+// A layer whose weight is dequantized: a quantized layer (a float one is
+// FoldBatchNormIntoWeights' case).
+bool hasDequantizedWeight(const graph::Node& layer) {
+  const graph::Value* weight = layer.tryGetInput("weight");
+  const auto dq = quant::readAffine(weight ? weight->producer() : nullptr);
+  return dq && quant::isDequantize(dq->op);
+}
+
 bool isIntegerType(ScalarType type) { return type == ScalarType::kInt32 || type == ScalarType::kInt64; }
 
 // This pass's own case, refused: listed without --explain (like a QAT
@@ -66,8 +75,11 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   if (const auto* why = std::get_if<Refusal>(&eval_or_why)) return *why;
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
 
-  // dq(q(layer(...))) -> batch_norm, one pair with one set of parameters.
-  auto output_dq = quant::readAffine(eval.input->producer());
+  // dq(q(layer(...))) -> batch_norm, one pair with one set of parameters;
+  // or layer -> batch_norm directly, where the quantizer annotated the two as
+  // one unit and quantized only after the batch_norm (Arm, NXP, Core ML).
+  graph::Node* from = eval.input->producer();
+  auto output_dq = quant::readAffine(from);
   std::optional<quant::AffineQuantization> output_q;
   if (output_dq && output_dq->op == quant::Op::kDequantizePerTensor && output_dq->input != nullptr) {
     output_q = quant::readAffine(output_dq->input->producer());
@@ -75,17 +87,21 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   graph::Node* layer = output_q && output_q->op == quant::Op::kQuantizePerTensor && output_q->input
                            ? output_q->input->producer()
                            : nullptr;
-  if (layer == nullptr || !isChannelProducer(*layer) || output_q->scale != output_dq->scale ||
-      output_q->zero_point != output_dq->zero_point || output_q->quant_min != output_dq->quant_min ||
-      output_q->quant_max != output_dq->quant_max || output_q->dtype != output_dq->dtype) {
-    const graph::Node* from = eval.input->producer();
+  const bool direct = layer == nullptr && isChannelProducer(*from) && hasDequantizedWeight(*from);
+  if (direct) {
+    layer = from;
+    if (auto use = outsideUse(*layer->output(), {&bn})) return refused(RefusalCode::kConvOutputShared, {*use});
+  } else if (layer == nullptr || !isChannelProducer(*layer) || output_q->scale != output_dq->scale ||
+             output_q->zero_point != output_dq->zero_point || output_q->quant_min != output_dq->quant_min ||
+             output_q->quant_max != output_dq->quant_max || output_q->dtype != output_dq->dtype) {
     return plainRefusal(RefusalCode::kNotAfterConv, {from->name(), from->target()});
-  }
-  for (auto [value, reader] : {std::pair{layer->output(), output_q->node},
-                               {output_q->node->output(), output_dq->node},
-                               {output_dq->node->output(), &bn}}) {
-    if (auto use = outsideUse(*value, {reader}))
-      return refused(RefusalCode::kQuantizedOutputShared, {layer->name(), *use});
+  } else {
+    for (auto [value, reader] : {std::pair{layer->output(), output_q->node},
+                                 {output_q->node->output(), output_dq->node},
+                                 {output_dq->node->output(), &bn}}) {
+      if (auto use = outsideUse(*value, {reader}))
+        return refused(RefusalCode::kQuantizedOutputShared, {layer->name(), *use});
+    }
   }
 
   graph::Value* input = layer->tryGetInput("input");
@@ -121,15 +137,24 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   const std::int64_t channels = sizes[static_cast<std::size_t>(axis)];
 
   Match m;
+  // The bias, read directly or through its dequantize; an int32 one (or none
+  // in a program that encodes biases as int32) is re-derived on the new scales.
   std::optional<std::vector<float>> old_bias;
+  // A bias-less layer gets an int32 one only where the program encodes its
+  // biases so: XNNPACK delegates no conv1d with an int32 bias it did not make.
+  bool int32_bias = config_.int32_biases;
   if (graph::Value* bias = layer->tryGetInput("bias")) {
-    if (!isConstantTensor(bias)) return refused(RefusalCode::kFloatBiasNotConstant, {layer->name()});
-    const TensorView view = bias->payload()->view();
-    if (view.meta().dtype != ScalarType::kFloat32 || view.meta().numel() != channels) {
+    auto bias_dq = quant::readAffine(bias->producer());
+    int32_bias = bias_dq && quant::isDequantize(bias_dq->op) && bias_dq->dtype == ScalarType::kInt32;
+    std::optional<ConstantFloats> values = constantFloats(bias);
+    if (!values || (values->dequantized && !int32_bias)) {
+      return refused(RefusalCode::kFloatBiasNotConstant, {layer->name()});
+    }
+    if (static_cast<std::int64_t>(values->values.size()) != channels) {
       return refused(RefusalCode::kFloatBiasShape, {layer->name()});
     }
-    old_bias = view.values<float>();
-    m.bias_kind = bias->inputKind();
+    old_bias = std::move(values->values);
+    if (!int32_bias) m.bias_kind = bias->inputKind();
   }
   auto values_or_why = readBatchNormValues(eval, channels, eval.eps);
   if (auto* why = std::get_if<Refusal>(&values_or_why)) return refused(why->code, why->details);
@@ -195,10 +220,11 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   }
 
   // The folded output's quantization, from the best evidence there is.
-  const numerics::AffineRange before = rangeOf(*output_q);
-  FoldedConv::Requantized requantized{"", before, before, negated, weight_error};
   bool after_relu = false;
   const auto trained = quant::readAffine(trainedQuantize(bn, after_relu));
+  if (direct && !trained) return refused(RefusalCode::kOutputRangeUnknown, {layer->name(), whyNoQatChain(*layer)});
+  const numerics::AffineRange before = direct ? rangeOf(*trained) : rangeOf(*output_q);
+  FoldedConv::Requantized requantized{"", before, before, negated, weight_error};
   const ObservedRange* observed = nullptr;
   if (config_.observed != nullptr) {
     if (auto found = config_.observed->find(bn.name()); found != config_.observed->end()) observed = &found->second;
@@ -228,15 +254,43 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     }
   }
 
+  if (int32_bias) {
+    // s_b = s_in * s'_c, as QuantizeConvBias makes it, and the bias on it.
+    QuantizeConvBias::Match& bias = m.int32_bias.emplace();
+    bias.conv = layer;
+    bias.channels = channels;
+    bias.per_channel = !m.new_tensor_scale;
+    std::size_t clamped = 0;
+    if (bias.per_channel) {
+      for (float s : m.new_scales) bias.scales.push_back(input_scale * s);
+      const std::vector<std::int64_t> zeros(bias.scales.size(), 0);
+      auto quantized = numerics::quantizeBiasPerChannel(m.new_bias, bias.scales, zeros, QuantizeConvBias::kQuantMin,
+                                                        QuantizeConvBias::kQuantMax);
+      bias.values = std::move(quantized.values);
+      clamped = quantized.clamped;
+    } else {
+      bias.scale = input_dq->scale * *m.new_tensor_scale;
+      auto quantized = numerics::quantizeBiasPerTensor(m.new_bias, bias.scale, 0, QuantizeConvBias::kQuantMin,
+                                                       QuantizeConvBias::kQuantMax);
+      bias.values = std::move(quantized.values);
+      clamped = quantized.clamped;
+    }
+    for (float s : bias.scales) {
+      if (!(s > 0.0f) || !std::isfinite(s)) return refused(RefusalCode::kBiasScaleNotPositive);
+    }
+    m.report.clamped_bias_elements = clamped;
+  }
+
   m.layer = layer;
   m.batch_norm = &bn;
-  m.output_quantize = output_q->node;
-  m.output_dequantize = output_dq->node;
+  m.output_quantize = direct ? nullptr : output_q->node;
+  m.output_dequantize = direct ? nullptr : output_dq->node;
   m.weight_dequantize = weight_dq->node;
   m.weight = weight_dq->input;
   m.scales = weight_dq->scales;
   describeFold(m.report, *layer, bn, channels);
-  m.report.float_bias = true;
+  m.report.float_bias = !int32_bias;
+  m.report.per_channel_bias = m.int32_bias && m.int32_bias->per_channel;
   m.report.scaled_weights = true;
   m.report.output_quantized = false;  // its range is chosen to cover BN(y): no shift to estimate
   m.report.requantized = std::move(requantized);
@@ -265,10 +319,14 @@ void FoldBatchNormIntoWeightScales::rewrite(graph::Graph& graph, const Match& m)
                                                    std::make_shared<Storage>(encodeValues(m.new_scales)));
     graph.setInput(m.weight_dequantize, "scales", scales);
   }
-  graph::Value* bias =
-      graph.addConstantTensor(m.bias_kind, prefix + ".folded_bias", "p_" + m.layer->name() + "_folded_bias",
-                              vector_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
-  graph.setInput(m.layer, "bias", bias, "weight");
+  if (m.int32_bias) {
+    QuantizeConvBias().rewrite(graph, *m.int32_bias);  // a new int32 tensor and dequantize; the old go with DCE
+  } else {
+    graph::Value* bias =
+        graph.addConstantTensor(m.bias_kind, prefix + ".folded_bias", "p_" + m.layer->name() + "_folded_bias",
+                                vector_meta, std::make_shared<Storage>(encodeValues(m.new_bias)));
+    graph.setInput(m.layer, "bias", bias, "weight");
+  }
   if (m.to_trained_quantize) {
     // layer -> [relu] -> q: the old pair goes with dead-code elimination.
     graph.replaceAllUsesWith(m.batch_norm->output(0), m.layer->output());

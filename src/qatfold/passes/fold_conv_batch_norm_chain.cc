@@ -138,15 +138,24 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
   }
 
   // ---- eps mismatch: out = y * r + C ------------------------------------------
-  if (numbers.eps_factor) {
-    const std::vector<float>& r = *numbers.eps_factor;
-    FoldedConv::EpsMismatch mismatch{tail.chain_eps, tail.eps, *std::min_element(r.begin(), r.end()),
-                                     *std::max_element(r.begin(), r.end()), false};
+  if (numbers.factor) {
+    const std::vector<float>& r = *numbers.factor;
+    FoldedConv::EpsMismatch mismatch{tail.chain_eps,
+                                     tail.eps,
+                                     *std::min_element(r.begin(), r.end()),
+                                     *std::max_element(r.begin(), r.end()),
+                                     false,
+                                     numbers.factor_from_parameters};
     graph::Value* weight = conv.tryGetInput("weight");
     auto weight_dq = quant::readAffine(weight ? weight->producer() : nullptr);
+    // Output channels are the weight's axis 0, or axis 1 for a transposed
+    // conv with one group.
     const bool transposed = conv.target().find("transpose") != std::string::npos;
-    if (weight_dq && weight_dq->per_channel && per_channel_bias && weight_dq->axis == 0 && !transposed &&
-        weight->useCount() == 1 && isConstantTensor(weight_dq->scales) &&
+    const program::Argument* groups = conv.tryGetArgument("groups");
+    const bool one_group = groups == nullptr || groups->asInt().value_or(1) == 1;
+    const std::int64_t channel_axis = transposed ? 1 : 0;
+    if (weight_dq && weight_dq->per_channel && per_channel_bias && weight_dq->axis == channel_axis &&
+        (!transposed || one_group) && weight->useCount() == 1 && isConstantTensor(weight_dq->scales) &&
         weight_dq->scales->payload()->view().meta().dtype == ScalarType::kFloat32 &&
         weight_dq->scales->payload()->view().meta().numel() == channels) {
       // Exact: the weight's channel c and its bias both scale by r_c.
@@ -159,6 +168,10 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
       mismatch.in_weight_scales = true;
     } else {
       const double deviation = std::max(std::fabs(mismatch.factor_max - 1.0), std::fabs(1.0 - mismatch.factor_min));
+      if (deviation > options_.eps_tolerance && numbers.factor_from_parameters) {
+        return chainFailure(RefusalCode::kParameterFactorPerTensor,
+                            {percent(100.0 * deviation), percent(options_.eps_tolerance)});
+      }
       if (deviation > options_.eps_tolerance) {
         return chainFailure(RefusalCode::kEpsMismatchPerTensor,
                             {formatFloatLikePython(tail.chain_eps), formatFloatLikePython(tail.eps),
@@ -215,7 +228,7 @@ std::optional<Refusal> FoldConvBatchNormChain::matchFloatBias(Match& m, const Ba
   auto numbers_or_why = batchNormNumbers(tail, channels, out_meta->rank());
   if (auto* why = std::get_if<Refusal>(&numbers_or_why)) return std::move(*why);
   const TailNumbers& numbers = std::get<TailNumbers>(numbers_or_why);
-  if (numbers.eps_factor) {
+  if (numbers.factor) {
     return chainFailure(RefusalCode::kEpsMismatchFloat,
                         {formatFloatLikePython(tail.chain_eps), formatFloatLikePython(tail.eps)});
   }

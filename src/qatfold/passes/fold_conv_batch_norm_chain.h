@@ -33,16 +33,18 @@
 // takes a range stretched to cover y + C (numerics/output_range.h), and the
 // report gives the old and new range.
 //
-// If the scale chain's eps differs from the BatchNorm's, out = y * r + C
+// If the scale chain's eps differs from the BatchNorm's, or the BatchNorm
+// reads dequantized copies of the parameters the divisor is built from
+// (Arm's quantizer fake-quantizes all four), out = y * r + C
 // (see batch_norm_tail.h). Per-channel weights take r into their scales
 // (s_w' = s_w * r, s_b' = s_b * r); per-tensor weights fold only when r is
 // within the eps tolerance of 1, and the report says which; float convs are
 // refused.
 //
 // The fold is refused, with a code (refusal.h), when it would change what
-// anything else computes: a chain value used outside the chain, a scale
-// chain not built from this BN's own weight/running_var/eps, non-constant
-// BN parameters, training mode, or a non-positive running_var + eps.
+// anything else computes: a chain value used outside the chain, a divisor
+// not built from constants, non-constant BN parameters, training mode, or
+// a non-positive running_var + eps.
 #pragma once
 
 #include <optional>

@@ -50,13 +50,16 @@ struct FoldedConv {
   std::string prepared_bias;
   // The pass whose pattern folded it ("FoldConvBatchNormChain").
   std::string folded_by;
-  // Set when the scale chain's eps differed from batch_norm's (factor r).
+  // Set when the chain's div and the BN scale did not cancel (factor r): the
+  // scale chain's eps differed from batch_norm's, or the batch_norm read
+  // dequantized copies of the parameters the divisor was built from.
   struct EpsMismatch {
     double chain_eps = 0;
     double batch_norm_eps = 0;
-    float factor_min = 1;           // min_c r_c
-    float factor_max = 1;           // max_c r_c
-    bool in_weight_scales = false;  // r folded into per-channel scales; else ignored (within tolerance)
+    float factor_min = 1;                 // min_c r_c
+    float factor_max = 1;                 // max_c r_c
+    bool in_weight_scales = false;        // r folded into per-channel scales; else ignored (within tolerance)
+    bool dequantized_parameters = false;  // r from the dequantized parameters (else from the eps alone)
   };
   std::optional<EpsMismatch> eps_mismatch;
   // A batch_norm folded behind a quantized layer into its weight scales

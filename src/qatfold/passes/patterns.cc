@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "qatfold/numerics/dequantize.h"
+#include "qatfold/program/payload.h"
+
 namespace qatfold::passes {
 
 bool isConvolution(const graph::Node& node) {
@@ -56,6 +59,35 @@ graph::Node* producerWith(const graph::Value* value, std::string_view target) {
 bool isConstantTensor(const graph::Value* value) {
   return value != nullptr && value->isConstantTensor() && value->payload()->storage != nullptr &&
          value->payload()->meta.tensor_meta.has_value() && !value->payload()->meta.tensor_meta->symbolic;
+}
+
+std::optional<ConstantFloats> constantFloats(const graph::Value* value) {
+  if (value == nullptr) return std::nullopt;
+  if (isConstantTensor(value)) {
+    const TensorView view = value->payload()->view();
+    if (view.meta().dtype != program::ScalarType::kFloat32) return std::nullopt;
+    return ConstantFloats{view.values<float>(), false};
+  }
+  const auto dq = quant::readAffine(value->producer());
+  if (!dq || !quant::isDequantize(dq->op) || !isConstantTensor(dq->input)) return std::nullopt;
+  const TensorView view = dq->input->payload()->view();
+  const program::ScalarType dtype = view.meta().dtype;
+  if (dtype == program::ScalarType::kFloat32 || dtype == program::ScalarType::kFloat64) return std::nullopt;
+  const std::vector<double> integers = view.asDoubles();
+  if (!dq->per_channel) return ConstantFloats{numerics::dequantizePerTensor(integers, dq->scale, dq->zero_point), true};
+  if (dq->axis != 0 || view.meta().rank() != 1 || !isConstantTensor(dq->scales) || !isConstantTensor(dq->zero_points)) {
+    return std::nullopt;
+  }
+  const TensorView scales = dq->scales->payload()->view();
+  const TensorView zero_points = dq->zero_points->payload()->view();
+  const auto n = static_cast<std::int64_t>(integers.size());
+  if (scales.meta().dtype != program::ScalarType::kFloat32 || scales.meta().numel() != n ||
+      zero_points.meta().numel() != n) {
+    return std::nullopt;
+  }
+  std::vector<std::int64_t> zps;
+  for (double z : zero_points.asDoubles()) zps.push_back(static_cast<std::int64_t>(z));
+  return ConstantFloats{numerics::dequantizePerChannel(integers, scales.values<float>(), zps), true};
 }
 
 std::optional<std::string> outsideUse(const graph::Value& value, const std::vector<const graph::Node*>& allowed) {

@@ -52,6 +52,16 @@ graph::Node* producerWith(const graph::Value* value, std::string_view target);
 // buffer or lifted tensor constant, with readable (unpickled) data.
 bool isConstantTensor(const graph::Value* value);
 
+// The values of a float32 constant, or of a dequantize (per tensor, or per
+// channel along axis 0) of an integer constant, evaluated as torch would
+// (numerics/dequantize.h): the one place a constant dequantize is
+// evaluated. nullopt for anything else.
+struct ConstantFloats {
+  std::vector<float> values;
+  bool dequantized = false;
+};
+std::optional<ConstantFloats> constantFloats(const graph::Value* value);
+
 // A user of `value` outside `allowed` (or the graph output), described for a
 // message; nullopt when every use is allowed.
 std::optional<std::string> outsideUse(const graph::Value& value, const std::vector<const graph::Node*>& allowed);

@@ -47,8 +47,6 @@ namespace qatfold::passes {
   X(kNothingDivided, "nothing-divided", "the div has no tensor to divide", "")                                         \
   X(kDivisorNotReshape, "divisor-not-reshape", "the divisor is not a reshape/view", "")                                \
   X(kDivisorNotScale, "divisor-not-scale", "the divisor is not bn_weight / sqrt(running_var + eps)", "")               \
-  X(kDivisorNotOwn, "divisor-not-own", "the divisor is not built from this batch_norm's own weight and running_var",   \
-    "")                                                                                                                \
   X(kChainEpsNotConstant, "chain-eps-not-constant", "the eps added to running_var is not a constant", "")              \
   X(kUsedOutsideChain, "used-outside-chain", "{0} outside the chain", "")                                              \
   X(kDivisorNotPerChannel, "divisor-not-per-channel",                                                                  \
@@ -56,8 +54,8 @@ namespace qatfold::passes {
   X(kOrigBiasNotPerChannel, "orig-bias-not-per-channel",                                                               \
     "orig_bias is not broadcast along the conv's channel dimension", "")                                               \
   X(kNonFiniteShift, "non-finite-shift", "the batch_norm parameters give a non-finite shift", "")                      \
-  X(kNonFiniteEpsFactor, "non-finite-eps-factor", "the scale chain's eps gives a non-finite or non-positive factor",   \
-    "")                                                                                                                \
+  X(kNonFiniteEpsFactor, "non-finite-eps-factor",                                                                      \
+    "the batch_norm's scale over the chain's divisor is {0} for channel {1}, not a positive finite number", "")        \
   /* what precedes the tail: the conv, its output quantization, its bias */                                            \
   X(kNoOutputDequantize, "no-output-dequantize",                                                                       \
     "the divided value is neither a conv output nor dequantized per tensor", "")                                       \
@@ -78,6 +76,10 @@ namespace qatfold::passes {
   X(kEpsMismatchPerTensor, "eps-mismatch-per-tensor",                                                                  \
     "the scale chain's eps {0} differs from batch_norm's eps {1}; with per-tensor weights the output would be off by " \
     "up to {2}%, more than the eps tolerance {3}",                                                                     \
+    "eps_tolerance")                                                                                                   \
+  X(kParameterFactorPerTensor, "parameter-factor-per-tensor",                                                          \
+    "the batch_norm reads quantized copies of its parameters, which scale the output by up to {0}% more than the "     \
+    "chain's divisor undoes; with per-tensor weights that is more than the eps tolerance {1}",                         \
     "eps_tolerance")                                                                                                   \
   X(kQuantizedBiasUnquantizedOutput, "quantized-bias-unquantized-output",                                              \
     "conv '{0}' has a quantized bias but no quantize/dequantize on its output", "")                                    \

@@ -33,15 +33,16 @@ constexpr PassInfo kPipeline[] = {
        foldBatchNorms(graph, "FoldConvBatchNormChain", chain, report);
      }},
     {"FoldBatchNormIntoWeightScales",
-     "Fold a plain eval batch_norm behind a quantized conv or linear with per-channel int8 weights (no QAT chain) "
-     "into its weight scales and a float bias, where the folded output's quantization is known (trained after it, "
-     "calibrated, or estimated on request)",
+     "Fold a plain eval batch_norm behind a quantized conv or linear with per-channel int8 weights (no QAT chain), "
+     "after its output quantization or reading the layer directly, into its weight scales and a float or int32 "
+     "bias, where the folded output's quantization is known (trained after it, calibrated, or estimated on request)",
      kScaleOptions,
      [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
        if (context.options.quantized_batch_norm == QuantizedBatchNorm::kKeep) return;
-       const FoldBatchNormIntoWeightScales scales(
-           {context.options.quantized_batch_norm, &context.options.observed_ranges,
-            context.options.per_tensor_weights == PerTensorWeights::kRequantize});
+       const FoldBatchNormIntoWeightScales scales({context.options.quantized_batch_norm,
+                                                   &context.options.observed_ranges,
+                                                   context.options.per_tensor_weights == PerTensorWeights::kRequantize,
+                                                   context.bias_policy == BiasPreparation::kAllConvs});
        foldBatchNorms(graph, "FoldBatchNormIntoWeightScales", scales, report);
      }},
     {"FoldBatchNormIntoWeights",

@@ -20,6 +20,7 @@ Json epsMismatchJson(const FoldedConv& c) {
               {"batch_norm_eps", floatToJson(e.batch_norm_eps)},
               {"factor_min", floatToJson(e.factor_min)},
               {"factor_max", floatToJson(e.factor_max)},
+              {"cause", e.dequantized_parameters ? "dequantized parameters" : "eps"},
               {"handling", e.in_weight_scales ? "folded into the per-channel weight and bias scales"
                                               : "ignored: within the eps tolerance"}};
 }

@@ -105,10 +105,13 @@ std::string foldReportText(const FoldReport& report, bool explain, OptionStyle s
     if (!c.eps_mismatch) continue;
     const auto& e = *c.eps_mismatch;
     char note[512];
-    std::snprintf(note, sizeof note,
-                  "  eps mismatch: %s: chain eps %s vs batch_norm eps %s, factor r in [%.6g, %.6g], %s\n",
-                  c.conv.c_str(), formatFloatLikePython(e.chain_eps).c_str(),
-                  formatFloatLikePython(e.batch_norm_eps).c_str(), e.factor_min, e.factor_max,
+    const std::string cause = e.dequantized_parameters
+                                  ? std::string("batch_norm reads dequantized parameters")
+                                  : "chain eps " + formatFloatLikePython(e.chain_eps) + " vs batch_norm eps " +
+                                        formatFloatLikePython(e.batch_norm_eps);
+    std::snprintf(note, sizeof note, "  %s: %s: %s, factor r in [%.6g, %.6g], %s\n",
+                  e.dequantized_parameters ? "divisor factor" : "eps mismatch", c.conv.c_str(), cause.c_str(),
+                  e.factor_min, e.factor_max,
                   e.in_weight_scales ? "folded into the per-channel weight and bias scales"
                                      : ("ignored (within " + optionName("eps_tolerance", style) + ")").c_str());
     out << note;
