@@ -127,6 +127,23 @@ TEST(FoldConvBatchNormChain, ConvWithoutBiasGetsThePreparedOneShifted) {
                                        static_cast<std::int32_t>(std::nearbyint(shift(1, 1e-5, false) / s_b))}));
 }
 
+// Samsung's quantizer gives the conv under a chain zeros_like(bias): a
+// constant expression of zeros, folded as a missing bias (plus orig_bias).
+TEST(FoldConvBatchNormChain, ZerosLikeBiasIsAZeroBias) {
+  TextFold f = foldText(
+      edited(kQatChain, {{"%var_eps =", "%zeros = aten.zeros_like.default(self=%orig_b): float32[2]\n%var_eps ="},
+                         {"bias=%b_dq)", "bias=%zeros)"}}));
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  ASSERT_EQ(f.report.prepared_biases.size(), 1u);
+  EXPECT_EQ(f.report.prepared_biases[0].action, "added a zero int32 bias");
+  const double s_b = 0.05 * 0.01;
+  const graph::Node* bias_dq = value(f, "conv")->producer()->getInput("bias")->producer();
+  EXPECT_EQ(int32Data(bias_dq->getInput("input")),
+            (std::vector<std::int32_t>{static_cast<std::int32_t>(std::nearbyint(shift(0) / s_b)),
+                                       static_cast<std::int32_t>(std::nearbyint(shift(1) / s_b))}));
+  EXPECT_EQ(f.loaded.graph->tryGetValue("zeros"), nullptr);  // dead once the conv reads the int32 bias
+}
+
 TEST(FoldConvBatchNormChain, QuantizedConvWithoutOutputQuantizationFoldsIntoInt32) {
   // A quantizer that annotates conv + BN as one unit puts no q/dq between them.
   TextFold f =
@@ -252,6 +269,45 @@ TEST(FoldConvBatchNormChain, BatchNormReadingDequantizedParametersFoldsItsFactor
   }
   EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("batch_norm reads dequantized parameters"),
             std::string::npos);
+}
+
+// Qualcomm's chain: per-tensor weights, a batch_norm weight dequantized from
+// 8 bits. Asked to (per_tensor_weights = requantize), the weight is
+// re-quantized with r and the int32 bias re-derived on s_in * s'.
+TEST(FoldConvBatchNormChain, PerTensorWeightsAreRequantizedWithTheFactorWhenAsked) {
+  const std::string qualcomm =
+      edited(kQatChain, {{"buffer %mean", "buffer %bn_w_q = \"bn_w_q\": int8[2] = [100, 50]\nbuffer %mean"},
+                         {"%bn = aten.batch_norm.default(input=%biased, weight=%bn_w,",
+                          "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.0149, "
+                          "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+                          "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq,"}});
+  ASSERT_EQ(foldText(qualcomm).report.skipped.at(0).code(), "parameter-factor-per-tensor");
+  FoldOptions options;
+  options.per_tensor_weights = PerTensorWeights::kRequantize;
+  TextFold f = foldText(qualcomm, options);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  const auto& mismatch = *f.report.folded[0].eps_mismatch;
+  ASSERT_TRUE(mismatch.requantized_weights.has_value());
+  // r_c = (1.49 or 0.745) / (1.5 or 0.5): w' = r_c * w, one new scale max|w'| / 127.
+  const double r[] = {1.49 / 1.5, 0.745 / 0.5};
+  const double w[] = {1, 2, 3, 4};  // [2, 2, 1, 1], channel = index / 2, scale 0.01
+  double largest = 0;
+  for (int i = 0; i < 4; ++i) largest = std::max(largest, std::fabs(w[i] * 0.01 * r[i / 2]));
+  const graph::Node* w_dq = value(f, "w_dq")->producer();
+  const double scale = *w_dq->tryGetArgument("scale")->asFloat();
+  EXPECT_NEAR(scale, largest / 127, 1e-9);
+  const std::vector<std::int8_t> q = w_dq->getInput("input")->payload()->view().values<std::int8_t>();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(q[i], std::nearbyint(w[i] * 0.01 * r[i / 2] / scale)) << i;
+  const graph::Node* b_dq = value(f, "b_dq")->producer();
+  const double bias_scale = *b_dq->tryGetArgument("scale")->asFloat();
+  EXPECT_NEAR(bias_scale, 0.05 * scale, 1e-12);
+  const std::vector<std::int32_t> bias = int32Data(b_dq->getInput("input"));
+  const double old_bias[] = {10 * 0.0005, -20 * 0.0005}, bn_w[] = {1.49, 0.745};
+  const double orig[] = {0.1, -0.2}, mean[] = {0.5, -0.5}, var[] = {4, 0.25}, bn_b[] = {0.25, -0.25};
+  for (int c = 0; c < 2; ++c) {
+    const double shift = (orig[c] - mean[c]) * bn_w[c] / std::sqrt(var[c] + 1e-5) + bn_b[c];
+    EXPECT_NEAR(bias[c], (old_bias[c] * r[c] + shift) / bias_scale, 0.5 + 1e-3) << c;
+  }
 }
 
 TEST(FoldConvBatchNormChain, UnquantizedConvTakesAFloatBias) {

@@ -52,6 +52,12 @@ std::string perChannelBias(const std::string& scales_type, const std::string& ze
                       ", zero_points=%b_zp, axis=0,"}});
 }
 
+FoldOptions requantizePerTensorWeights() {
+  FoldOptions options;
+  options.per_tensor_weights = PerTensorWeights::kRequantize;
+  return options;
+}
+
 FoldOptions keepQuantizedBatchNorms() {
   FoldOptions options;
   options.quantized_batch_norm = QuantizedBatchNorm::kKeep;
@@ -165,6 +171,15 @@ std::vector<RefusalCase> refusalCases() {
              "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.01, zero_point=0, "
              "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
              "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq,"}})},
+      {"RequantizingWeightsWithAPerChannelBias", C::kWeightNotRequantizable,
+       edited(
+           perChannelBias("float32[2] = [0.0005, 0.0005]", "int64[2] = fill(0)"),
+           {{"buffer %mean", "buffer %bn_w_q = \"bn_w_q\": int8[2] = [100, 50]\nbuffer %mean"},
+            {"%bn = aten.batch_norm.default(input=%biased, weight=%bn_w,",
+             "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.01, zero_point=0, "
+             "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+             "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq,"}}),
+       requantizePerTensorWeights()},
       {"FloatConvWithAnInt8Bias", C::kQuantizedBiasUnquantizedOutput,
        edited(kFloatChain, {{"buffer %mean", "buffer %b8 = \"b8\": int8[2] = [3, -3]\nbuffer %mean"},
                             {"%conv =",

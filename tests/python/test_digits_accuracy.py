@@ -39,24 +39,26 @@ def test_the_fold_keeps_the_classifications(rows, model, quantizer):
 
 
 def test_what_folds_today(rows):
-    """Cadence's CNNs and every XNNPACK program leave no batch_norm; the
-    Cadence MLP (linear + BatchNorm1d on per-tensor weights) and Arm's
-    programs keep theirs, with the reason, until the every-quantizer work
-    (issue 27) folds them: then this test is to be tightened."""
+    """Cadence's CNNs, every XNNPACK and every Arm program leave no
+    batch_norm; the Cadence MLP (linear + BatchNorm1d on per-tensor weights)
+    keeps its own, with the reason, unless per_tensor_weights="requantize"."""
     for model in ("cnn2d", "cnn1d"):
         assert rows[(model, "cadence")].batch_norms_after == 0
     for model in ("cnn2d", "cnn1d", "mlp"):
         assert rows[(model, "xnnpack")].batch_norms_after == 0
+        assert rows[(model, "arm")].batch_norms_after == 0
     assert all("per-tensor weights" in k for k in rows[("mlp", "cadence")].kept)
 
 
 def test_runtimes_classify_as_the_folded_program(rows):
     for (model, quantizer), row in rows.items():
         folded = row.runtime["folded"]
-        if quantizer == "arm" and model == "mlp":
-            # Arm's backend in 1.4.0 fails on linear + BatchNorm1d, with or without qatfold.
-            assert "error" in folded and "error" in row.runtime["unfolded"]
-            continue
+        if quantizer == "arm":
+            # Folded, Arm delegates every layer; un-folded it keeps the convs
+            # outside, and fails on linear + BatchNorm1d (1.4.0's own bug).
+            assert (folded["batch_norms"], folded["convs_outside"]) == (0, 0), folded
+            if model == "mlp":
+                assert "error" in row.runtime["unfolded"]
         key = "patched_scores" if quantizer == "cadence" else "scores"
         assert abs(folded[key] - row.folded) <= 2 / row.samples, (model, quantizer, folded)
         if quantizer == "cadence":

@@ -71,12 +71,11 @@ std::variant<FoldedScales, ScaleFoldProblem> foldBatchNormIntoScales(const PerCh
   return out;
 }
 
-std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const PerTensorWeight& weight,
-                                                                           std::optional<std::span<const float>> bias,
-                                                                           const BatchNormParameters& bn) {
+std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithFactor(const PerTensorWeight& weight,
+                                                                        std::span<const float> factor) {
   using Kind = ScaleFoldProblem::Kind;
   RequantizedWeights out;
-  if (auto problem = channelFactors(weight.sizes, weight.axis, bias, bn, out)) return *problem;
+  out.factor.assign(factor.begin(), factor.end());
   const std::size_t channels = out.factor.size();
   const std::size_t inner = innerSize(weight.sizes, weight.axis);
   std::vector<float> folded(weight.values.size());
@@ -113,6 +112,16 @@ std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const
     }
   }
   return out;
+}
+
+std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const PerTensorWeight& weight,
+                                                                           std::optional<std::span<const float>> bias,
+                                                                           const BatchNormParameters& bn) {
+  ChannelFactors factors;
+  if (auto problem = channelFactors(weight.sizes, weight.axis, bias, bn, factors)) return *problem;
+  auto result = requantizeWithFactor(weight, factors.factor);
+  if (auto* requantized = std::get_if<RequantizedWeights>(&result)) requantized->bias = std::move(factors.bias);
+  return result;
 }
 
 }  // namespace qatfold::numerics

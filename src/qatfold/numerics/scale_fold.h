@@ -93,6 +93,11 @@ struct RequantizedWeights : ChannelFactors {
   std::size_t worst_channel = 0;
 };
 
+// The re-quantization alone, by any per-channel factor (a chain's r): w'_c =
+// factor_c * w_c, one new scale; `bias` of the result left empty.
+std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithFactor(const PerTensorWeight& weight,
+                                                                        std::span<const float> factor);
+
 std::variant<RequantizedWeights, ScaleFoldProblem> requantizeWithBatchNorm(const PerTensorWeight& weight,
                                                                            std::optional<std::span<const float>> bias,
                                                                            const BatchNormParameters& bn);

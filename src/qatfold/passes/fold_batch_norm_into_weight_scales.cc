@@ -167,7 +167,7 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   std::optional<numerics::ScaleFoldProblem> problem;
   std::vector<float> factor;
   std::size_t negated = 0;
-  std::optional<FoldedConv::Requantized::WeightError> weight_error;
+  std::optional<FoldedConv::WeightError> weight_error;
   if (per_tensor) {
     const numerics::PerTensorWeight weight{
         weight_values,       sizes, axis, weight_dq->scale, weight_dq->zero_point, weight_dq->quant_min,

@@ -5,7 +5,9 @@
 #include <cstdio>
 
 #include "qatfold/numerics/bias_fold.h"
+#include "qatfold/numerics/dequantize.h"
 #include "qatfold/numerics/output_range.h"
+#include "qatfold/numerics/scale_fold.h"
 #include "qatfold/program/payload.h"
 
 namespace qatfold::passes {
@@ -140,12 +142,12 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
   // ---- eps mismatch: out = y * r + C ------------------------------------------
   if (numbers.factor) {
     const std::vector<float>& r = *numbers.factor;
-    FoldedConv::EpsMismatch mismatch{tail.chain_eps,
-                                     tail.eps,
-                                     *std::min_element(r.begin(), r.end()),
-                                     *std::max_element(r.begin(), r.end()),
-                                     false,
-                                     numbers.factor_from_parameters};
+    FoldedConv::EpsMismatch mismatch;
+    mismatch.chain_eps = tail.chain_eps;
+    mismatch.batch_norm_eps = tail.eps;
+    mismatch.factor_min = *std::min_element(r.begin(), r.end());
+    mismatch.factor_max = *std::max_element(r.begin(), r.end());
+    mismatch.dequantized_parameters = numbers.factor_from_parameters;
     graph::Value* weight = conv.tryGetInput("weight");
     auto weight_dq = quant::readAffine(weight ? weight->producer() : nullptr);
     // Output channels are the weight's axis 0, or axis 1 for a transposed
@@ -168,11 +170,15 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
       mismatch.in_weight_scales = true;
     } else {
       const double deviation = std::max(std::fabs(mismatch.factor_max - 1.0), std::fabs(1.0 - mismatch.factor_min));
-      if (deviation > options_.eps_tolerance && numbers.factor_from_parameters) {
+      if (deviation > options_.eps_tolerance && options_.requantize_per_tensor) {
+        if (auto why = requantizeWeight(m, conv, r, numbers.shift, per_channel_bias, channel_axis, channels)) {
+          return std::move(*why);
+        }
+        mismatch.requantized_weights = m.requantized_weight->error;
+      } else if (deviation > options_.eps_tolerance && numbers.factor_from_parameters) {
         return chainFailure(RefusalCode::kParameterFactorPerTensor,
                             {percent(100.0 * deviation), percent(options_.eps_tolerance)});
-      }
-      if (deviation > options_.eps_tolerance) {
+      } else if (deviation > options_.eps_tolerance) {
         return chainFailure(RefusalCode::kEpsMismatchPerTensor,
                             {formatFloatLikePython(tail.chain_eps), formatFloatLikePython(tail.eps),
                              percent(100.0 * deviation), percent(options_.eps_tolerance)});
@@ -180,17 +186,19 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
     }
     m.report.eps_mismatch = mismatch;
   }
-  const std::vector<std::int32_t> old_bias =
-      m.prepared ? m.prepared->values : bias->input->payload()->view().values<std::int32_t>();
-  numerics::QuantizedBias folded = numerics::addShiftToQuantizedBias(
-      old_bias, numbers.shift, numerics::BiasQuantization{scales, zero_points, quant_min, quant_max});
-  if (m.prepared) m.prepared->values = std::move(folded.values);
-  else m.new_int32_bias = std::move(folded.values);
+  if (!m.requantized_weight) {  // (re-quantized weights come with their bias)
+    const std::vector<std::int32_t> old_bias =
+        m.prepared ? m.prepared->values : bias->input->payload()->view().values<std::int32_t>();
+    numerics::QuantizedBias folded = numerics::addShiftToQuantizedBias(
+        old_bias, numbers.shift, numerics::BiasQuantization{scales, zero_points, quant_min, quant_max});
+    if (m.prepared) m.prepared->values = std::move(folded.values);
+    else m.new_int32_bias = std::move(folded.values);
+    m.report.clamped_bias_elements = folded.clamped;
+  }
 
   describeFold(m.report, conv, *tail.batch_norm, channels);
   m.report.per_channel_bias = per_channel_bias;
   m.report.copied_bias = m.bias_update == BiasUpdate::kInt32Copy;
-  m.report.clamped_bias_elements = folded.clamped;
   if (output_q) {
     const numerics::AffineRange calibrated{output_q->scale, output_q->zero_point, output_q->quant_min,
                                            output_q->quant_max};
@@ -210,6 +218,72 @@ std::optional<Refusal> FoldConvBatchNormChain::matchInt32Bias(
       m.report.risk.max_abs_shift = std::max(m.report.risk.max_abs_shift, std::fabs(value));
     }
   }
+  return std::nullopt;
+}
+
+std::optional<Refusal> FoldConvBatchNormChain::requantizeWeight(Match& m, graph::Node& conv,
+                                                                std::span<const float> factor,
+                                                                std::span<const float> shift, bool per_channel_bias,
+                                                                std::int64_t channel_axis,
+                                                                std::int64_t channels) const {
+  // Per-tensor int8 weights, read by this conv alone, and a per-tensor bias.
+  graph::Value* weight = conv.tryGetInput("weight");
+  auto weight_dq = quant::readAffine(weight ? weight->producer() : nullptr);
+  graph::Value* input = conv.tryGetInput("input");
+  auto input_dq = quant::readAffine(input ? input->producer() : nullptr);
+  if (!weight_dq || weight_dq->per_channel || weight->useCount() != 1 || !isConstantTensor(weight_dq->input) ||
+      weight_dq->input->payload()->view().meta().dtype != ScalarType::kInt8 || per_channel_bias || !input_dq ||
+      input_dq->op != quant::Op::kDequantizePerTensor) {
+    return chainFailure(RefusalCode::kWeightNotRequantizable, {conv.name()});
+  }
+  const TensorView view = weight_dq->input->payload()->view();
+  const std::vector<std::int8_t> values = view.values<std::int8_t>();
+  const std::vector<std::int64_t>& sizes = view.meta().sizes;
+  if (static_cast<std::int64_t>(sizes.size()) <= channel_axis ||
+      sizes[static_cast<std::size_t>(channel_axis)] != channels) {
+    return chainFailure(RefusalCode::kWeightNotRequantizable, {conv.name()});
+  }
+  const numerics::PerTensorWeight per_tensor{
+      values, sizes, channel_axis, weight_dq->scale, weight_dq->zero_point, weight_dq->quant_min, weight_dq->quant_max};
+  auto result = numerics::requantizeWithFactor(per_tensor, factor);
+  if (const auto* problem = std::get_if<numerics::ScaleFoldProblem>(&result)) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%.7g", problem->value);
+    return chainFailure(RefusalCode::kScaleNotNormal, {std::to_string(problem->channel), value});
+  }
+  auto& requantized = std::get<numerics::RequantizedWeights>(result);
+
+  // The bias: b_c * r_c + C_c (b dequantized), on s_in * s' per tensor.
+  std::vector<float> old_bias(static_cast<std::size_t>(channels), 0.0f);
+  std::int64_t zero_point = 0, quant_min = QuantizeConvBias::kQuantMin, quant_max = QuantizeConvBias::kQuantMax;
+  if (!m.prepared) {
+    auto bias = quant::readAffine(m.bias_dequantize);
+    std::vector<double> integers;
+    for (std::int32_t b : m.int32_bias->payload()->view().values<std::int32_t>()) integers.push_back(b);
+    old_bias = numerics::dequantizePerTensor(integers, bias->scale, bias->zero_point);
+    zero_point = bias->zero_point;
+    quant_min = bias->quant_min;
+    quant_max = bias->quant_max;
+  }
+  std::vector<float> new_bias(old_bias.size());
+  for (std::size_t c = 0; c < new_bias.size(); ++c) new_bias[c] = old_bias[c] * factor[c] + shift[c];
+  const double bias_scale = input_dq->scale * requantized.scale;
+  numerics::QuantizedBias quantized =
+      numerics::quantizeBiasPerTensor(new_bias, bias_scale, zero_point, quant_min, quant_max);
+  m.report.clamped_bias_elements = quantized.clamped;
+  if (m.prepared) {
+    m.prepared->values = std::move(quantized.values);
+    m.prepared->scale = bias_scale;
+  } else {
+    m.new_int32_bias = std::move(quantized.values);
+  }
+  m.requantized_weight =
+      RequantizedWeight{weight_dq->node,
+                        weight_dq->input,
+                        std::move(requantized.values),
+                        requantized.scale,
+                        bias_scale,
+                        {requantized.relative_error, requantized.worst_channel_error, requantized.worst_channel}};
   return std::nullopt;
 }
 
@@ -315,6 +389,19 @@ void FoldConvBatchNormChain::rewrite(graph::Graph& graph, const Match& m) const 
           std::make_shared<Storage>(encodeValues(m.new_float_bias)));
       graph.setInput(m.conv, "bias", bias, "weight");
       break;
+    }
+  }
+  if (m.requantized_weight) {
+    const RequantizedWeight& w = *m.requantized_weight;
+    graph::Value* values = graph.addConstantTensor(
+        w.weight->inputKind(), m.conv->name() + "_requantized_weight", "b_" + m.conv->name() + "_requantized_weight",
+        program::TensorMeta::contiguous(ScalarType::kInt8, w.weight->payload()->view().meta().sizes),
+        std::make_shared<Storage>(encodeValues(w.values)));
+    graph.setInput(w.dequantize, "input", values);
+    graph.setArgument(w.dequantize, "scale", program::Argument::real(w.scale));
+    graph.setArgument(w.dequantize, "zero_point", program::Argument::integer(0));
+    if (m.bias_update != BiasUpdate::kInt32Prepared) {
+      graph.setArgument(bias_dequantize, "scale", program::Argument::real(w.bias_scale));
     }
   }
   if (m.weight_scales) {

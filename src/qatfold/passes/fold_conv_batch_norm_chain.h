@@ -73,6 +73,9 @@ class FoldConvBatchNormChain {
     double eps_tolerance = kDefaultEpsTolerance;
     // What the conv's output quantization becomes (see fold_options.h).
     OutputRange output_range = OutputRange::kKeep;
+    // Per-tensor weights whose factor r is beyond the eps tolerance are
+    // re-quantized with it (per_tensor_weights = requantize) instead of refused.
+    bool requantize_per_tensor = false;
   };
 
   enum class BiasUpdate { kInt32InPlace, kInt32Copy, kInt32Prepared, kFloat };
@@ -83,6 +86,15 @@ class FoldConvBatchNormChain {
     std::string operand;
     graph::Value* constant = nullptr;
     std::vector<float> values;
+  };
+
+  struct RequantizedWeight {
+    graph::Node* dequantize = nullptr;
+    graph::Value* weight = nullptr;  // the int8 tensor it read
+    std::vector<std::int8_t> values;
+    double scale = 0;
+    double bias_scale = 0;
+    FoldedConv::WeightError error;
   };
 
   // Everything the rewrite needs, computed before the graph is touched: the
@@ -106,6 +118,10 @@ class FoldConvBatchNormChain {
     // bias scales only for kInt32InPlace and kInt32Copy).
     std::optional<ConstantUpdate> weight_scales;
     std::optional<ConstantUpdate> bias_scales;  // read by bias_dequantize (or by its copy)
+    // per_tensor_weights = requantize, r beyond the eps tolerance on
+    // per-tensor weights: the weight re-quantized with r (zero point 0),
+    // the bias on s_in * s' (set by the rewrite, or made so when prepared).
+    std::optional<RequantizedWeight> requantized_weight;
     // OutputRange::kWiden: the conv output's quantize and dequantize take
     // `report.widened_output` as their scale and zero point.
     graph::Node* output_quantize = nullptr;
@@ -123,6 +139,10 @@ class FoldConvBatchNormChain {
   // The int32 bias (existing or prepared) with C added; or why not.
   std::optional<Refusal> matchInt32Bias(Match& m, const BatchNormTail& tail, graph::Node& conv,
                                         const std::optional<quant::AffineQuantization>& output_q) const;
+  // Per-tensor weights re-quantized with r, the bias with them; or why not.
+  std::optional<Refusal> requantizeWeight(Match& m, graph::Node& conv, std::span<const float> factor,
+                                          std::span<const float> shift, bool per_channel_bias,
+                                          std::int64_t channel_axis, std::int64_t channels) const;
   // b0 + C as a float bias; or why not.
   std::optional<Refusal> matchFloatBias(Match& m, const BatchNormTail& tail, graph::Node& conv) const;
 

@@ -50,6 +50,13 @@ struct FoldedConv {
   std::string prepared_bias;
   // The pass whose pattern folded it ("FoldConvBatchNormChain").
   std::string folded_by;
+  // Per-tensor weights re-quantized: max |w' - dequantized w'| / max |w'|,
+  // and the same within the worst channel, over its own max |w'_c|.
+  struct WeightError {
+    double overall = 0;
+    double worst_channel = 0;
+    std::size_t channel = 0;
+  };
   // Set when the chain's div and the BN scale did not cancel (factor r): the
   // scale chain's eps differed from batch_norm's, or the batch_norm read
   // dequantized copies of the parameters the divisor was built from.
@@ -60,6 +67,7 @@ struct FoldedConv {
     float factor_max = 1;                 // max_c r_c
     bool in_weight_scales = false;        // r folded into per-channel scales; else ignored (within tolerance)
     bool dequantized_parameters = false;  // r from the dequantized parameters (else from the eps alone)
+    std::optional<WeightError> requantized_weights;  // per-tensor weights re-quantized with r: what it cost
   };
   std::optional<EpsMismatch> eps_mismatch;
   // A batch_norm folded behind a quantized layer into its weight scales
@@ -71,14 +79,7 @@ struct FoldedConv {
     numerics::AffineRange before;
     numerics::AffineRange after;
     std::size_t negated_channels = 0;
-    // Per-tensor weights re-quantized: max |w' - dequantized w'| / max |w'|,
-    // and the same within the worst channel, over its own max |w'_c|.
-    struct WeightError {
-      double overall = 0;
-      double worst_channel = 0;
-      std::size_t channel = 0;
-    };
-    std::optional<WeightError> weight_error;
+    std::optional<WeightError> weight_error;  // per-tensor weights re-quantized
   };
   std::optional<Requantized> requantized;
 };

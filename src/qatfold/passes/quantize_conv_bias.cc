@@ -65,6 +65,10 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
     return "bias operand has an unexpected form";
   } else if (bias->producer() != nullptr && quant::isDequantize(quant::opOf(*bias->producer()))) {
     return "bias is already quantized";
+  } else if (bias->producer() != nullptr && bias->producer()->target() == op::kZerosLike) {
+    // zeros_like(b), Samsung's quantizer's conv bias under a QAT chain: a
+    // constant expression whose value is zeros, whatever b holds.
+    m.action = Action::kAddZeroBias;
   } else if (!isConstantTensor(bias)) {
     return "bias is computed, not a constant";
   } else if (bias->payload()->meta.tensor_meta->dtype != ScalarType::kFloat32) {

@@ -8,7 +8,8 @@
 //
 //   s_b = s_in * s_w                 (per-tensor weights; one Python-float product)
 //   s_b[c] = float32(s_in) * s_w[c]  (per-channel weights; dequantize_per_channel)
-//   b_int32 = 0 for a missing bias, else quantize(b_float, s_b) as torch's
+//   b_int32 = 0 for a missing bias (or zeros_like(b), a constant expression
+//   of zeros), else quantize(b_float, s_b) as torch's
 //   quantize_per_tensor / quantize_per_channel compute it.
 //
 // A bias that is already dequantized from int32 is left alone. Convs whose

@@ -81,6 +81,10 @@ namespace qatfold::passes {
     "the batch_norm reads quantized copies of its parameters, which scale the output by up to {0}% more than the "     \
     "chain's divisor undoes; with per-tensor weights that is more than the eps tolerance {1}",                         \
     "eps_tolerance")                                                                                                   \
+  X(kWeightNotRequantizable, "weight-not-requantizable",                                                               \
+    "the weight of '{0}' is not a per-tensor int8 constant read by it alone with a per-tensor bias and input, so it "  \
+    "cannot be re-quantized with the chain's factor",                                                                  \
+    "")                                                                                                                \
   X(kQuantizedBiasUnquantizedOutput, "quantized-bias-unquantized-output",                                              \
     "conv '{0}' has a quantized bias but no quantize/dequantize on its output", "")                                    \
   X(kFloatBiasNotConstant, "float-bias-not-constant", "the bias of conv '{0}' is not a float constant", "")            \

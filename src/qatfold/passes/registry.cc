@@ -10,7 +10,7 @@ namespace qatfold::passes {
 namespace {
 
 constexpr std::string_view kBiasOptions[] = {"bias_preparation"};
-constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance", "output_range"};
+constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance", "output_range", "per_tensor_weights"};
 constexpr std::string_view kScaleOptions[] = {"quantized_batch_norm", "per_tensor_weights"};
 
 constexpr PassInfo kPipeline[] = {
@@ -28,8 +28,9 @@ constexpr PassInfo kPipeline[] = {
      "conv, a float bias",
      kChainOptions,
      [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
-       const FoldConvBatchNormChain chain(
-           {context.options.risk_threshold, context.options.eps_tolerance, context.options.output_range});
+       const FoldConvBatchNormChain chain({context.options.risk_threshold, context.options.eps_tolerance,
+                                           context.options.output_range,
+                                           context.options.per_tensor_weights == PerTensorWeights::kRequantize});
        foldBatchNorms(graph, "FoldConvBatchNormChain", chain, report);
      }},
     {"FoldBatchNormIntoWeightScales",

@@ -21,8 +21,12 @@ Json epsMismatchJson(const FoldedConv& c) {
               {"factor_min", floatToJson(e.factor_min)},
               {"factor_max", floatToJson(e.factor_max)},
               {"cause", e.dequantized_parameters ? "dequantized parameters" : "eps"},
-              {"handling", e.in_weight_scales ? "folded into the per-channel weight and bias scales"
-                                              : "ignored: within the eps tolerance"}};
+              {"handling", e.in_weight_scales      ? "folded into the per-channel weight and bias scales"
+                           : e.requantized_weights ? "the per-tensor weights re-quantized with it"
+                                                   : "ignored: within the eps tolerance"},
+              {"weight_error", e.requantized_weights ? floatToJson(e.requantized_weights->overall) : Json(nullptr)},
+              {"channel_weight_error",
+               e.requantized_weights ? floatToJson(e.requantized_weights->worst_channel) : Json(nullptr)}};
 }
 
 Json rangeJson(const numerics::AffineRange& r) {

@@ -112,8 +112,16 @@ std::string foldReportText(const FoldReport& report, bool explain, OptionStyle s
     std::snprintf(note, sizeof note, "  %s: %s: %s, factor r in [%.6g, %.6g], %s\n",
                   e.dequantized_parameters ? "divisor factor" : "eps mismatch", c.conv.c_str(), cause.c_str(),
                   e.factor_min, e.factor_max,
-                  e.in_weight_scales ? "folded into the per-channel weight and bias scales"
-                                     : ("ignored (within " + optionName("eps_tolerance", style) + ")").c_str());
+                  e.in_weight_scales      ? "folded into the per-channel weight and bias scales"
+                  : e.requantized_weights ? "the per-tensor weights re-quantized with it"
+                                          : ("ignored (within " + optionName("eps_tolerance", style) + ")").c_str());
+    out << note;
+    if (!e.requantized_weights) continue;
+    std::snprintf(note, sizeof note,
+                  "  re-quantized per-tensor weights: %s: max error %.3g%% of the largest folded weight, "
+                  "%.3g%% of channel %zu's own largest\n",
+                  c.conv.c_str(), 100.0 * e.requantized_weights->overall, 100.0 * e.requantized_weights->worst_channel,
+                  e.requantized_weights->channel);
     out << note;
   }
   for (const SkippedBatchNorm& s : report.skipped) {
