@@ -18,7 +18,8 @@ def export_float(model: torch.nn.Module, example: tuple) -> torch.export.Exporte
 
 
 def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 4,
-                teacher: torch.nn.Module | None = None, dynamic_shapes=None) -> torch.nn.Module:
+                teacher: torch.nn.Module | None = None, dynamic_shapes=None,
+                check_guards: bool = True) -> torch.nn.Module:
     """prepare_qat_pt2e, SGD steps on synthetic data, eval, convert_pt2e.
 
     Without a `teacher` the targets are noise: a few steps make a program of
@@ -28,12 +29,16 @@ def qat_convert(model: torch.nn.Module, example: tuple, quantizer, steps: int = 
     and the observers' ranges describe the model that is converted.
 
     `dynamic_shapes` (as torch.export.export takes them) are given to the
-    capture, so the converted module keeps them for the export after it."""
+    capture, so the converted module keeps them for the export after it.
+    `check_guards=False` captures without the guards submodule torch 2.13
+    adds, for a quantizer whose annotation passes take no call_module
+    (Cortex-M's)."""
     from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
     model.train()
-    captured = torch.export.export(model, example, dynamic_shapes=dynamic_shapes, strict=True).module()
+    captured = torch.export.export(model, example, dynamic_shapes=dynamic_shapes, strict=True).module(
+        check_guards=check_guards)
     prepared = prepare_qat_pt2e(captured, quantizer)
     allow_exported_model_train_eval(prepared)
     optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)

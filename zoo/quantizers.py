@@ -4,7 +4,7 @@ quantizer x layer table (tools/quantizer_table.py) and the tests.
 
 NXP's and MediaTek's quantizers import their vendor SDKs at load time and
 are not here (their shapes are text graphs in tests/cpp). Cortex-M's has no
-QAT config: its PTQ config, calibrated. Qualcomm's imports without its SDK
+QAT config: its PTQ config goes through the QAT flow. Qualcomm's imports without its SDK
 when QNN_SDK_ROOT names a path that does not exist (set below if unset)."""
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def _xnnpack(per_channel: bool) -> Callable[[], object]:
 @dataclass(frozen=True)
 class Entry:
     make: Callable[[], object]
-    qat: bool = True  # else PTQ: prepare_pt2e and calibration
     slow: bool = False  # minutes a program (Core ML's QAT)
+    check_guards: bool = True  # False: capture without torch's guards submodule (Cortex-M's passes refuse it)
 
 
 QUANTIZERS: dict[str, Entry] = {
@@ -95,7 +95,7 @@ QUANTIZERS: dict[str, Entry] = {
     "qualcomm-8a8w": Entry(_qualcomm),
     "samsung-a8w8": Entry(_samsung),
     "coreml": Entry(_coreml, slow=True),
-    "cortex-m": Entry(_cortex_m, qat=False),
+    "cortex-m": Entry(_cortex_m, check_guards=False),
     "cadence-default": Entry(_cadence("CadenceDefaultQuantizer")),
     "cadence-fused-conv-relu": Entry(_cadence("CadenceFusedConvReluQuantizer")),
     "cadence-wakeword": Entry(_cadence("CadenceWakeWordQuantizer")),
@@ -105,25 +105,14 @@ QUANTIZERS: dict[str, Entry] = {
 
 
 def export(quantizer: str, model, example: tuple):
-    """The program `quantizer` makes of `model`: QAT (a few steps) or PTQ
-    (calibrated on 4 batches), converted and exported."""
+    """The program `quantizer` makes of `model` through the QAT flow (a few
+    steps; Cortex-M's config has no QAT variant, its PTQ one is trained the
+    same way, as a user who fine-tunes for it would), converted and exported."""
     import torch
 
     from zoo.flows import qat_convert
 
     entry = QUANTIZERS[quantizer]
     torch.manual_seed(0)
-    if entry.qat:
-        converted = qat_convert(model, example, entry.make())
-    else:
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-        # Without the guards submodule torch 2.13 adds: Cortex-M's annotation
-        # passes run the graph and take no call_module.
-        captured = torch.export.export(model.eval(), example, strict=True).module(check_guards=False)
-        prepared = prepare_pt2e(captured, entry.make())
-        generator = torch.Generator().manual_seed(1)
-        for _ in range(4):
-            prepared(*(torch.randn(x.shape, generator=generator) for x in example))
-        converted = convert_pt2e(prepared)
+    converted = qat_convert(model, example, entry.make(), check_guards=entry.check_guards)
     return torch.export.export(converted, example)
