@@ -39,15 +39,11 @@ def test_the_fold_keeps_the_classifications(rows, model, quantizer):
 
 
 def test_what_folds_today(rows):
-    """Cadence's CNNs, every XNNPACK and every Arm program leave no
-    batch_norm; the Cadence MLP (linear + BatchNorm1d on per-tensor weights)
-    keeps its own, with the reason, unless per_tensor_weights="requantize"."""
-    for model in ("cnn2d", "cnn1d"):
-        assert rows[(model, "cadence")].batch_norms_after == 0
-    for model in ("cnn2d", "cnn1d", "mlp"):
-        assert rows[(model, "xnnpack")].batch_norms_after == 0
-        assert rows[(model, "arm")].batch_norms_after == 0
-    assert all("per-tensor weights" in k for k in rows[("mlp", "cadence")].kept)
+    """Every program of every quantizer leaves no batch_norm (the Cadence
+    MLP's linear + BatchNorm1d on per-tensor weights with the example's
+    per_tensor_weights="requantize")."""
+    for (model, quantizer), row in rows.items():
+        assert row.batch_norms_after == 0 and row.kept == [], (model, quantizer, row.kept)
 
 
 def test_runtimes_classify_as_the_folded_program(rows):
