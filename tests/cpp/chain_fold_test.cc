@@ -195,19 +195,28 @@ TEST(FoldConvBatchNormChain, EpsMismatchWithinToleranceFoldsAndSaysSo) {
             std::string::npos);
 }
 
+// kQatChain's weight and bias dequantized per channel by the buffers %w_s,
+// %b_s and %zp, which `buffers` (put before %mean) must declare.
+std::string perChannelChain(const std::string& buffers,
+                            std::vector<std::pair<std::string, std::string>> more_edits = {}) {
+  std::vector<std::pair<std::string, std::string>> edits = {
+      {"buffer %mean", buffers + "buffer %mean"},
+      {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
+       "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, axis=0,"},
+      {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
+       "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, "
+       "axis=0,"}};
+  edits.insert(edits.end(), more_edits.begin(), more_edits.end());
+  return edited(kQatChain, edits);
+}
+
+const std::string kPerChannelBuffers =
+    "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
+    "buffer %zp = \"zp\": int64[2] = fill(0)\n";
+
 TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
-  const std::string per_channel =
-      edited(kQatChain,
-             {{"buffer %mean",
-               "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
-               "buffer %zp = \"zp\": int64[2] = fill(0)\nbuffer %mean"},
-              {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
-               "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, "
-               "axis=0,"},
-              {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
-               "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, "
-               "axis=0,"},
-              {"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
+  const std::string per_channel = perChannelChain(
+      kPerChannelBuffers, {{"add.Tensor(self=%var, other=1e-05)", "add.Tensor(self=%var, other=0.01)"}});
   TextFold f = foldText(per_channel);
   ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   ASSERT_TRUE(f.report.folded[0].eps_mismatch.has_value());
@@ -228,26 +237,17 @@ TEST(FoldConvBatchNormChain, PerChannelWeightsTakeTheEpsFactorIntoTheirScales) {
 // weights the factor r = (w'/sqrt(v'+eps)) / (w/sqrt(v+eps)) goes into the
 // weight and bias scales, and C is computed from the dequantized values.
 TEST(FoldConvBatchNormChain, BatchNormReadingDequantizedParametersFoldsItsFactorIntoTheScales) {
-  const std::string arm =
-      edited(kQatChain,
-             {{"buffer %mean",
-               "buffer %w_s = \"w_s\": float32[2] = [0.01, 0.02]\nbuffer %b_s = \"b_s\": float32[2] = [0.0005, 0.001]\n"
-               "buffer %zp = \"zp\": int64[2] = fill(0)\nbuffer %bn_w_q = \"bn_w_q\": int8[2] = [127, 42]\n"
-               "buffer %var_q = \"var_q\": int8[2] = [100, 6]\nbuffer %mean"},
-              {"%w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%w_q, scale=0.01, zero_point=0,",
-               "%w_dq = quantized_decomposed.dequantize_per_channel.default(input=%w_q, scales=%w_s, zero_points=%zp, "
-               "axis=0,"},
-              {"%b_dq = quantized_decomposed.dequantize_per_tensor.default(input=%b_q, scale=0.0005, zero_point=0,",
-               "%b_dq = quantized_decomposed.dequantize_per_channel.default(input=%b_q, scales=%b_s, zero_points=%zp, "
-               "axis=0,"},
-              {"%bn = aten.batch_norm.default(input=%biased, weight=%bn_w, bias=%bn_b, running_mean=%mean, "
-               "running_var=%var,",
-               "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.0118, "
-               "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
-               "%var_dq = quantized_decomposed.dequantize_per_tensor.default(input=%var_q, scale=0.04, zero_point=0, "
-               "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
-               "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq, bias=%bn_b, running_mean=%mean, "
-               "running_var=%var_dq,"}});
+  const std::string arm = perChannelChain(
+      kPerChannelBuffers +
+          "buffer %bn_w_q = \"bn_w_q\": int8[2] = [127, 42]\nbuffer %var_q = \"var_q\": int8[2] = [100, 6]\n",
+      {{"%bn = aten.batch_norm.default(input=%biased, weight=%bn_w, bias=%bn_b, running_mean=%mean, "
+        "running_var=%var,",
+        "%bn_w_dq = quantized_decomposed.dequantize_per_tensor.default(input=%bn_w_q, scale=0.0118, "
+        "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+        "%var_dq = quantized_decomposed.dequantize_per_tensor.default(input=%var_q, scale=0.04, zero_point=0, "
+        "quant_min=-128, quant_max=127, dtype=int8): float32[2]\n"
+        "%bn = aten.batch_norm.default(input=%biased, weight=%bn_w_dq, bias=%bn_b, running_mean=%mean, "
+        "running_var=%var_dq,"}});
   TextFold f = foldText(arm);
   ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
   ASSERT_TRUE(f.report.folded[0].eps_mismatch.has_value());
