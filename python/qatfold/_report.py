@@ -61,7 +61,9 @@ class FoldedConv:
     # "estimated"), "before" and "after" ({"scale", "zero_point", "range"}),
     # "negated_channels"; with per_tensor_weights="requantize", "weight_error"
     # (max error over the largest folded weight) and "channel_weight_error"
-    # (the worst channel's, over its own largest; "worst_weight_channel").
+    # (the worst channel's, over its own largest; "worst_weight_channel");
+    # "looked_through": what sat between the layer's output quantization and
+    # the batch_norm that the fold saw past (a line each; both replaced).
     requantized: dict[str, Any] | None = None
 
 

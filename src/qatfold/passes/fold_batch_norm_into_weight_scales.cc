@@ -6,6 +6,7 @@
 #include "qatfold/numerics/scale_fold.h"
 #include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
+#include "qatfold/passes/layer_output.h"
 #include "qatfold/passes/patterns.h"
 #include "qatfold/passes/quantize_conv_bias.h"
 #include "qatfold/program/payload.h"
@@ -52,14 +53,6 @@ bool isTransposed(const graph::Node& layer) {
   return layer.target().find("transpose") != std::string::npos || (transposed && transposed->asBool() == true);
 }
 
-// A layer whose weight is dequantized: a quantized layer (a float one is
-// FoldBatchNormIntoWeights' case).
-bool hasDequantizedWeight(const graph::Node& layer) {
-  const graph::Value* weight = layer.tryGetInput("weight");
-  const auto dq = quant::readAffine(weight ? weight->producer() : nullptr);
-  return dq && quant::isDequantize(dq->op);
-}
-
 bool isIntegerType(ScalarType type) { return type == ScalarType::kInt32 || type == ScalarType::kInt64; }
 
 // This pass's own case, refused: listed without --explain (like a QAT
@@ -75,34 +68,12 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   if (const auto* why = std::get_if<Refusal>(&eval_or_why)) return *why;
   const EvalBatchNorm& eval = std::get<EvalBatchNorm>(eval_or_why);
 
-  // dq(q(layer(...))) -> batch_norm, one pair with one set of parameters;
-  // or layer -> batch_norm directly, where the quantizer annotated the two as
-  // one unit and quantized only after the batch_norm (Arm, NXP, Core ML).
-  graph::Node* from = eval.input->producer();
-  auto output_dq = quant::readAffine(from);
-  std::optional<quant::AffineQuantization> output_q;
-  if (output_dq && output_dq->op == quant::Op::kDequantizePerTensor && output_dq->input != nullptr) {
-    output_q = quant::readAffine(output_dq->input->producer());
-  }
-  graph::Node* layer = output_q && output_q->op == quant::Op::kQuantizePerTensor && output_q->input
-                           ? output_q->input->producer()
-                           : nullptr;
-  const bool direct = layer == nullptr && isChannelProducer(*from) && hasDequantizedWeight(*from);
-  if (direct) {
-    layer = from;
-    if (auto use = outsideUse(*layer->output(), {&bn})) return refused(RefusalCode::kConvOutputShared, {*use});
-  } else if (layer == nullptr || !isChannelProducer(*layer) || output_q->scale != output_dq->scale ||
-             output_q->zero_point != output_dq->zero_point || output_q->quant_min != output_dq->quant_min ||
-             output_q->quant_max != output_dq->quant_max || output_q->dtype != output_dq->dtype) {
-    return plainRefusal(RefusalCode::kNotAfterConv, {from->name(), from->target()});
-  } else {
-    for (auto [value, reader] : {std::pair{layer->output(), output_q->node},
-                                 {output_q->node->output(), output_dq->node},
-                                 {output_dq->node->output(), &bn}}) {
-      if (auto use = outsideUse(*value, {reader}))
-        return refused(RefusalCode::kQuantizedOutputShared, {layer->name(), *use});
-    }
-  }
+  // The layer and its output quantization (layer_output.h).
+  auto output_or_why = findLayerOutput(bn, *eval.input);
+  if (auto* why = std::get_if<Refusal>(&output_or_why)) return *why;
+  const LayerOutput& output = std::get<LayerOutput>(output_or_why);
+  graph::Node* layer = output.layer;
+  const bool direct = output.direct();
 
   graph::Value* input = layer->tryGetInput("input");
   auto input_dq = quant::readAffine(input ? input->producer() : nullptr);
@@ -223,8 +194,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
   bool after_relu = false;
   const auto trained = quant::readAffine(trainedQuantize(bn, after_relu));
   if (direct && !trained) return refused(RefusalCode::kOutputRangeUnknown, {layer->name(), whyNoQatChain(*layer)});
-  const numerics::AffineRange before = direct ? rangeOf(*trained) : rangeOf(*output_q);
-  FoldedConv::Requantized requantized{"", before, before, negated, weight_error};
+  const numerics::AffineRange before = direct ? rangeOf(*trained) : rangeOf(*output.quantize);
+  FoldedConv::Requantized requantized{"", before, before, negated, weight_error, output.looked_through};
   const ObservedRange* observed = nullptr;
   if (config_.observed != nullptr) {
     if (auto found = config_.observed->find(bn.name()); found != config_.observed->end()) observed = &found->second;
@@ -283,8 +254,8 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
 
   m.layer = layer;
   m.batch_norm = &bn;
-  m.output_quantize = direct ? nullptr : output_q->node;
-  m.output_dequantize = direct ? nullptr : output_dq->node;
+  m.output_quantize = direct ? nullptr : output.quantize->node;
+  m.output_dequantize = direct ? nullptr : output.dequantize->node;
   m.weight_dequantize = weight_dq->node;
   m.weight = weight_dq->input;
   m.scales = weight_dq->scales;

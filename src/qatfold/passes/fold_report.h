@@ -80,6 +80,9 @@ struct FoldedConv {
     numerics::AffineRange after;
     std::size_t negated_channels = 0;
     std::optional<WeightError> weight_error;  // per-tensor weights re-quantized
+    // What the fold saw past between the layer's output quantization and
+    // the batch_norm (layer_output.h), a line each; both are replaced.
+    std::vector<std::string> looked_through;
   };
   std::optional<Requantized> requantized;
 };

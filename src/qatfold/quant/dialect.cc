@@ -106,4 +106,9 @@ std::optional<AffineQuantization> readAffine(graph::Node* node) {
   return q;
 }
 
+bool sameParameters(const AffineQuantization& a, const AffineQuantization& b) {
+  return !a.per_channel && !b.per_channel && a.scale == b.scale && a.zero_point == b.zero_point &&
+         a.quant_min == b.quant_min && a.quant_max == b.quant_max && a.dtype == b.dtype;
+}
+
 }  // namespace qatfold::quant

@@ -65,6 +65,10 @@ struct AffineQuantization {
 // produced by any quantizer); nullopt for any other node or when its
 // parameters are not constants.
 std::optional<AffineQuantization> readAffine(graph::Node* node);
+// Whether two per-tensor quantizations map values alike: the same scale,
+// zero point, range and dtype (a dequantize undoes its quantize exactly, and
+// a quantize of that dequantize gives the same integers back).
+bool sameParameters(const AffineQuantization& a, const AffineQuantization& b);
 
 // What a backend that runs the folded program accepts, as named data.
 struct BackendLimits {

@@ -47,7 +47,8 @@ Json requantizedJson(const FoldedConv& c) {
               {"negated_channels", r.negated_channels},
               {"weight_error", e ? floatToJson(e->overall) : Json(nullptr)},
               {"channel_weight_error", e ? floatToJson(e->worst_channel) : Json(nullptr)},
-              {"worst_weight_channel", e ? Json(e->channel) : Json(nullptr)}};
+              {"worst_weight_channel", e ? Json(e->channel) : Json(nullptr)},
+              {"looked_through", r.looked_through}};
 }
 
 // The keys of a JSON object, in order.

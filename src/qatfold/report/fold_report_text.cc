@@ -93,6 +93,7 @@ std::string foldReportText(const FoldReport& report, bool explain, OptionStyle s
         static_cast<long long>(r.after.zero_point),
         r.negated_channels == 0 ? "" : ("; " + std::to_string(r.negated_channels) + " channel(s) negated").c_str());
     out << note;
+    for (const std::string& seen : r.looked_through) out << "  looked through: " << c.conv << ": " << seen << "\n";
     if (!r.weight_error) continue;
     std::snprintf(note, sizeof note,
                   "  re-quantized per-tensor weights: %s: max error %.3g%% of the largest folded weight, "
