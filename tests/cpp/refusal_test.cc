@@ -245,6 +245,15 @@ std::vector<RefusalCase> refusalCases() {
       {"QuantizedBatchNormKept", C::kQuantizedWithoutChain, kQuantizedBatchNorm, keepQuantizedBatchNorms()},
       {"QuantizedOutputAlsoReturned", C::kQuantizedOutputShared,
        edited(kQuantizedBatchNorm, {{"return %o_dq", "return %o_dq, %y_dq"}})},
+      {"SecondOutputPairAlsoReturned", C::kRequantizedOutputShared,
+       edited(kQuantizedBatchNorm,
+              {{"%bn = aten.batch_norm.default(input=%y_dq,",
+                "%y_q2 = quantized_decomposed.quantize_per_tensor.default(input=%y_dq, scale=0.09, zero_point=1, "
+                "quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n"
+                "%y_dq2 = quantized_decomposed.dequantize_per_tensor.default(input=%y_q2, scale=0.09, zero_point=1, "
+                "quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n"
+                "%bn = aten.batch_norm.default(input=%y_dq2,"},
+               {"return %o_dq", "return %o_dq, %y_dq2"}})},
       {"QuantizedConvOfAFloatInput", C::kInputNotQuantized,
        edited(kQuantizedBatchNorm, {{"conv2d.default(input=%x_dq,", "conv2d.default(input=%x,"}})},
       {"WeightScalesOnTheWrongAxis", C::kWeightNotPerChannelInt8,

@@ -190,6 +190,71 @@ TEST(FoldBatchNormIntoWeightScales, EstimatedRangeOnlyWhenAsked) {
   EXPECT_EQ(*node(f, "y_q")->tryGetArgument("zero_point")->asInt(), after.zero_point);
 }
 
+// kQuantizedBatchNorm with a second quantize/dequantize pair between the
+// conv's output pair and the batch_norm, as Qualcomm's per-channel QAT
+// programs have it (passes/requantize_pair.h), on `scale` and `zero_point`.
+std::string withSecondPair(const std::string& scale, const std::string& zero_point) {
+  const std::string args =
+      "scale=" + scale + ", zero_point=" + zero_point + ", quant_min=-128, quant_max=127, dtype=int8)";
+  return edited(kQuantizedBatchNorm, {{"%bn = aten.batch_norm.default(input=%y_dq,",
+                                       "%y_q2 = quantized_decomposed.quantize_per_tensor.default(input=%y_dq, " + args +
+                                           ": int8[1, 2, 4, 4]\n"
+                                           "%y_dq2 = quantized_decomposed.dequantize_per_tensor.default(input=%y_q2, " +
+                                           args +
+                                           ": float32[1, 2, 4, 4]\n"
+                                           "%bn = aten.batch_norm.default(input=%y_dq2,"}});
+}
+
+TEST(FoldBatchNormIntoWeightScales, SeesPastASecondPairWithTheSameParameters) {
+  const std::string program = withSecondPair("0.1", "0");
+  TextFold f = foldText(program);
+  EXPECT_NE(f.before.find("y_q2"), std::string::npos);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  expectFoldedLayer(f);
+  EXPECT_EQ(node(f, "o_q")->getInput("input")->name(), "conv");
+  for (const char* gone : {"y_q", "y_dq", "y_q2", "y_dq2"})
+    EXPECT_EQ(f.loaded.graph->tryGetValue(gone), nullptr) << gone;
+  ASSERT_EQ(f.report.folded[0].requantized->looked_through.size(), 1u);
+  EXPECT_EQ(f.report.folded[0].requantized->looked_through[0],
+            "a second quantize/dequantize with the same parameters (scale 0.1, zero point 0): a no-op");
+}
+
+TEST(FoldBatchNormIntoWeightScales, SeesPastASecondPairWithOtherParametersAndSaysSo) {
+  TextFold f = foldText(withSecondPair("0.09", "1"));
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  expectFoldedLayer(f);
+  const std::string said =
+      "a second quantize/dequantize re-quantizing from scale 0.1, zero point 0 to scale 0.09, zero point 1: both "
+      "replaced by the folded output's quantization";
+  EXPECT_EQ(f.report.folded[0].requantized->looked_through, std::vector<std::string>{said});
+  EXPECT_EQ(qatfold::report::foldReportJson(f.report)["folded"][0]["requantized"]["looked_through"][0], said);
+  EXPECT_NE(qatfold::report::foldReportText(f.report, false).find("looked through: conv: " + said), std::string::npos);
+}
+
+TEST(FoldBatchNormIntoWeightScales, CalibratesTheFirstPairAndDropsTheSecond) {
+  FoldOptions options;
+  options.observed_ranges["bn"] = {-1.0f, 3.0f};
+  TextFold f = foldText(edited(withSecondPair("0.09", "1"), {{"return %o_dq", "return %bn"}}), options);
+  ASSERT_EQ(f.report.folded.size(), 1u) << qatfold::report::foldReportText(f.report, true);
+  expectFoldedLayer(f);
+  EXPECT_EQ(*node(f, "y_q")->tryGetArgument("zero_point")->asInt(), -64);
+  EXPECT_EQ(f.loaded.graph->outputs()[0]->name(), "y_dq");
+  EXPECT_EQ(f.loaded.graph->tryGetValue("y_q2"), nullptr);
+  EXPECT_EQ(f.loaded.graph->tryGetValue("y_dq2"), nullptr);
+}
+
+TEST(FoldBatchNormIntoWeightScales, ASecondPairReadElsewhereIsRefusedNamingIt) {
+  TextFold f = foldText(edited(withSecondPair("0.09", "1"), {{"return %o_dq", "return %o_dq, %y_dq2"}}));
+  ASSERT_EQ(f.report.skipped.size(), 1u);
+  EXPECT_EQ(f.report.skipped[0].code(), "requantized-output-shared");
+  EXPECT_NE(f.report.skipped[0].reason().find("'y_q2'"), std::string::npos) << f.report.skipped[0].reason();
+  // The first pair read elsewhere: the layer's output quantization is shared.
+  TextFold g = foldText(edited(withSecondPair("0.09", "1"), {{"return %o_dq", "return %o_dq, %y_dq"}}));
+  ASSERT_EQ(g.report.skipped.size(), 1u);
+  EXPECT_EQ(g.report.skipped[0].code(), "quantized-output-shared");
+  EXPECT_EQ(g.report.folded.size(), 0u);
+}
+
 TEST(ScaleFoldNumerics, TransposedWeightsNegateAlongAxisOne) {
   // [in 2, out 3, 1]: channel c is the middle index.
   const std::vector<std::int8_t> values = {1, 2, 3, 4, 5, 6};

@@ -4,12 +4,15 @@
 #include <utility>
 
 #include "qatfold/passes/patterns.h"
+#include "qatfold/passes/requantize_pair.h"
 
 namespace qatfold::passes {
 namespace {
 
 // The look-through patterns, tried in order at each step back from the batch_norm.
-constexpr std::array<LookThrough, 0> kLookThroughs{};
+constexpr std::array kLookThroughs{
+    &lookThroughRequantizePair,
+};
 
 // A layer whose weight is dequantized: a quantized layer (a float one is
 // FoldBatchNormIntoWeights' case).

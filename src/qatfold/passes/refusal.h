@@ -111,6 +111,8 @@ namespace qatfold::passes {
   /* a plain batch_norm behind a quantized conv or linear (FoldBatchNormIntoWeightScales) */                           \
   X(kQuantizedOutputShared, "quantized-output-shared",                                                                 \
     "the output quantization of '{0}' is read {1} besides the batch_norm", "")                                         \
+  X(kRequantizedOutputShared, "requantized-output-shared",                                                             \
+    "the layer output re-quantized by '{0}' is read {1} besides the batch_norm", "")                                   \
   X(kInputNotQuantized, "input-not-quantized", "the input of '{0}' is not dequantized per tensor", "")                 \
   X(kPerTensorWeights, "per-tensor-weights",                                                                           \
     "'{0}' has per-tensor weights: folding its batch_norm would re-quantize them (per-channel weights fold exactly)",  \
