@@ -2,8 +2,10 @@
 here, by name, made as a user makes it (each one's own QAT config), for the
 quantizer x layer table (tools/quantizer_table.py) and the tests.
 
-NXP's and MediaTek's quantizers import their vendor SDKs at load time and
-are not here (their shapes are text graphs in tests/cpp). Cortex-M's has no
+NXP's quantizer imports its vendor SDK at load time and is not here (its
+shape is a text graph in tests/cpp). MediaTek's package imports its SDK
+in its __init__ (partitioner, backend), its quantizer module does not: it
+is loaded here without the package's __init__. Cortex-M's has no
 QAT config: its PTQ config goes through the QAT flow. Qualcomm's imports without its SDK
 when QNN_SDK_ROOT names a path that does not exist (set below if unset)."""
 
@@ -28,12 +30,16 @@ def _arm(spec: str) -> Callable[[], object]:
     return make
 
 
-def _qualcomm():
-    from executorch.backends.qualcomm.quantizer.quantizer import QnnQuantizer, QuantDtype
+def _qualcomm(per_channel: bool) -> Callable[[], object]:
+    def make():
+        from executorch.backends.qualcomm.quantizer.quantizer import QnnQuantizer, QuantDtype
 
-    quantizer = QnnQuantizer()
-    quantizer.set_default_quant_config(QuantDtype.use_8a8w, is_qat=True)
-    return quantizer
+        quantizer = QnnQuantizer()
+        quantizer.set_default_quant_config(QuantDtype.use_8a8w, is_qat=True, is_conv_per_channel=per_channel,
+                                           is_linear_per_channel=per_channel)
+        return quantizer
+
+    return make
 
 
 def _samsung():
@@ -52,6 +58,26 @@ def _coreml():
         "quantization_scheme": "symmetric", "activation_dtype": "quint8", "weight_dtype": "qint8",
         "weight_per_channel": True}})
     return CoreMLQuantizer(config)
+
+
+def _mediatek():
+    import importlib.util
+    import sys
+    import types
+
+    package = "executorch.backends.mediatek"
+    if package not in sys.modules:  # the package without its __init__, which imports the SDK
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations is not None
+        module = types.ModuleType(package)
+        module.__path__ = list(spec.submodule_search_locations)
+        sys.modules[package] = module
+    from executorch.backends.mediatek.quantizer import NeuropilotQuantizer, Precision
+
+    quantizer = NeuropilotQuantizer()
+    quantizer.setup_precision(Precision.A8W8)
+    quantizer._is_qat = True  # 1.4.0 has no setter for it ("TODO: Provide setter functions")
+    return quantizer
 
 
 def _cortex_m():
@@ -87,15 +113,34 @@ class Entry:
     make: Callable[[], object]
     slow: bool = False  # minutes a program (Core ML's QAT)
     check_guards: bool = True  # False: capture without torch's guards submodule (Cortex-M's passes refuse it)
+    # What a user of this quantizer must do to the model first, or None.
+    prepare: Callable[[object], None] | None = None
+
+
+def _drop_batch_counters(model) -> None:
+    """Core ML's and MediaTek's quantizers (1.4.0) annotate BatchNorm's
+    num_batches_tracked counter update (add_), and QAT then fails fake-quantizing a Long tensor
+    ("fake_quantize_tensor_cachemask_kernel_type_handling" not implemented
+    for 'Long'). With a momentum set the counter is unused: dropping it is
+    the workaround, and changes nothing the model computes."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.momentum is not None:
+            module.num_batches_tracked = None
 
 
 QUANTIZERS: dict[str, Entry] = {
     "arm-tosa-int": Entry(_arm("TOSA-1.0+INT")),
     "arm-ethos-u55": Entry(_arm("TOSA-1.0+INT+u55")),
-    "qualcomm-8a8w": Entry(_qualcomm),
+    "qualcomm-8a8w": Entry(_qualcomm(False)),
+    # Per-channel weights: linear and conv3d outputs reach their batch_norm
+    # through two quantize/dequantize pairs (passes/requantize_pair.h).
+    "qualcomm-8a8w-per-channel": Entry(_qualcomm(True)),
     "samsung-a8w8": Entry(_samsung),
-    "coreml": Entry(_coreml, slow=True),
+    "coreml": Entry(_coreml, slow=True, prepare=_drop_batch_counters),
     "cortex-m": Entry(_cortex_m, check_guards=False),
+    "mediatek-a8w8": Entry(_mediatek, prepare=_drop_batch_counters),
     "cadence-default": Entry(_cadence("CadenceDefaultQuantizer")),
     "cadence-fused-conv-relu": Entry(_cadence("CadenceFusedConvReluQuantizer")),
     "cadence-wakeword": Entry(_cadence("CadenceWakeWordQuantizer")),
@@ -113,6 +158,8 @@ def export(quantizer: str, model, example: tuple):
     from zoo.flows import qat_convert
 
     entry = QUANTIZERS[quantizer]
+    if entry.prepare is not None:
+        entry.prepare(model)
     torch.manual_seed(0)
     converted = qat_convert(model, example, entry.make(), check_guards=entry.check_guards)
     return torch.export.export(converted, example)

@@ -145,7 +145,10 @@ TEST(FoldConvBatchNormChain, ZerosLikeBiasIsAZeroBias) {
 }
 
 TEST(FoldConvBatchNormChain, QuantizedConvWithoutOutputQuantizationFoldsIntoInt32) {
-  // A quantizer that annotates conv + BN as one unit puts no q/dq between them.
+  // A quantizer that annotates conv + BN as one unit puts no q/dq between
+  // them: NXP's NeutronQuantizer in QAT ("there should be no quantization
+  // between convolution node and batch norm node"; its conv bias int32,
+  // derived from the input and weight scales).
   TextFold f =
       foldText(edited(kQatChain, {{"div.Tensor(self=%y_dq", "div.Tensor(self=%conv"},
                                   {"%y_q = quantized_decomposed.quantize_per_tensor.default(input=%conv, scale=0.1, "

@@ -79,7 +79,10 @@ TEST(FoldBatchNormIntoWeightScales, TrainedQuantizeAfterAReluKeepsTheReluOnTheCo
 
 // Arm's shape: the layer feeds its batch_norm directly (no quantize between,
 // the pair annotated as one unit), the batch_norm reads dequantized copies of
-// its parameters, and the bias is int32 on s_in * s_w per channel.
+// its parameters, and the bias is int32 on s_in * s_w per channel. NXP's
+// NeutronQuantizer leaves the same for layers torchao builds no QAT chain
+// for (its conv bias int32 per channel, derived from s_in and s_w; its
+// batch_norm's parameters float), quantized after the batch_norm or its ReLU.
 TEST(FoldBatchNormIntoWeightScales, LayerFeedingItsBatchNormDirectlyKeepsAnInt32Bias) {
   const std::string direct = edited(
       kQuantizedBatchNorm,
