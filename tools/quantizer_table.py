@@ -5,7 +5,8 @@ qatfold, folded with default options and with `calibrate=` and
 `per_tensor_weights="requantize"`; and the refusals of what stays.
 
 Programs are built as the tests build them and cached (zoo/program_cache.py).
-Core ML's QAT takes minutes a program: it runs only with --slow.
+Core ML's QAT takes minutes a program: without --slow its row is the
+committed programs (tests/fixtures/coreml_*.pt2, tools/make_coreml_fixtures.py).
 
 Run: .venv/bin/python -m tools.quantizer_table [--slow] [quantizer ...]   (prints Markdown)
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import pathlib
 import warnings
 
 import torch
@@ -25,6 +27,7 @@ logging.disable(logging.WARNING)
 import torchao.quantization.pt2e.quantize_pt2e  # noqa: E402,F401  (registers the quantized ops)
 
 import qatfold  # noqa: E402
+from tools import make_coreml_fixtures  # noqa: E402
 from zoo import layers, quantizers  # noqa: E402
 from zoo.program_cache import cached_archive  # noqa: E402
 
@@ -33,22 +36,32 @@ def batch_norms(program) -> int:
     return sum("batch_norm" in str(n.target) for n in program.graph.nodes)
 
 
-def program_of(quantizer: str, kind: str, followed: bool):
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+
+def program_of(quantizer: str, kind: str, followed: bool, slow: bool):
+    """The program, or None for a slow quantizer's program that is not committed."""
+    if quantizers.QUANTIZERS[quantizer].slow and not slow:
+        if quantizer != "coreml" or followed or kind not in make_coreml_fixtures.KINDS:
+            return None
+        return torch.export.load(FIXTURES / f"coreml_{kind}.pt2")
     path = cached_archive(f"table-{quantizer}-{layers.name(kind, followed)}",
                           lambda: quantizers.export(quantizer, *layers.build(kind, followed)))
     return torch.export.load(path)
 
 
-def row(quantizer: str, kinds) -> tuple[list[str], collections.Counter]:
+def row(quantizer: str, kinds, slow: bool) -> list[str]:
     before = default = full = programs = 0
     refusals: collections.Counter = collections.Counter()
     failed = []
     for kind in kinds:
         for followed in (False, True):
             try:
-                program = program_of(quantizer, kind, followed)
+                program = program_of(quantizer, kind, followed, slow)
             except Exception as error:  # a quantizer that cannot take the layer: said in the table
                 failed.append(f"{layers.name(kind, followed)}: {type(error).__name__}")
+                continue
+            if program is None:
                 continue
             programs += 1
             example = program.example_inputs[0]
@@ -63,21 +76,21 @@ def row(quantizer: str, kinds) -> tuple[list[str], collections.Counter]:
     cells = [quantizer, str(programs), f"{before} -> {default}", f"{before} -> {full}",
              ", ".join(f"{code} x{n}" for code, n in refusals.most_common()) or "-",
              "; ".join(failed) or "-"]
-    return cells, refusals
+    return cells
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("quantizers", nargs="*", help="names from zoo/quantizers.py (default: all)")
-    parser.add_argument("--slow", action="store_true", help="include Core ML (minutes a program)")
+    parser.add_argument("--slow", action="store_true", help="make Core ML's programs too (minutes each)")
     parser.add_argument("--kinds", default=",".join(layers.KINDS))
     args = parser.parse_args()
-    names = args.quantizers or [n for n, e in quantizers.QUANTIZERS.items() if args.slow or not e.slow]
+    names = args.quantizers or list(quantizers.QUANTIZERS)
     kinds = args.kinds.split(",")
     print("| quantizer | programs | batch_norm: default | with calibrate= and requantize | left, why | not made |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
-        cells, _ = row(name, kinds)
+        cells = row(name, kinds, args.slow)
         print("| " + " | ".join(cells) + " |", flush=True)
 
 

@@ -18,16 +18,30 @@ from dataclasses import dataclass
 os.environ.setdefault("QNN_SDK_ROOT", "/nonexistent/qnn-sdk")
 
 
-def _arm(spec: str) -> Callable[[], object]:
+def _arm(spec: str, a16w8: bool = False) -> Callable[[], object]:
     def make():
-        from executorch.backends.arm.quantizer import TOSAQuantizer, get_symmetric_quantization_config
+        from executorch.backends.arm.quantizer import (
+            TOSAQuantizer,
+            get_symmetric_a16w8_quantization_config,
+            get_symmetric_quantization_config,
+        )
         from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
 
         quantizer = TOSAQuantizer(TosaCompileSpec(spec))
-        quantizer.set_global(get_symmetric_quantization_config(is_qat=True))
+        config = get_symmetric_a16w8_quantization_config if a16w8 else get_symmetric_quantization_config
+        quantizer.set_global(config(is_qat=True))
         return quantizer
 
     return make
+
+
+def _arm_vgf():
+    from executorch.backends.arm.quantizer import VgfQuantizer, get_symmetric_quantization_config
+    from executorch.backends.arm.vgf.compile_spec import VgfCompileSpec
+
+    quantizer = VgfQuantizer(VgfCompileSpec())
+    quantizer.set_global(get_symmetric_quantization_config(is_qat=True))
+    return quantizer
 
 
 def _qualcomm(per_channel: bool) -> Callable[[], object]:
@@ -133,6 +147,8 @@ def _drop_batch_counters(model) -> None:
 QUANTIZERS: dict[str, Entry] = {
     "arm-tosa-int": Entry(_arm("TOSA-1.0+INT")),
     "arm-ethos-u55": Entry(_arm("TOSA-1.0+INT+u55")),
+    "arm-tosa-a16w8": Entry(_arm("TOSA-1.0+INT+int16", a16w8=True)),
+    "arm-vgf": Entry(_arm_vgf),
     "qualcomm-8a8w": Entry(_qualcomm(False)),
     # Per-channel weights: linear and conv3d outputs reach their batch_norm
     # through two quantize/dequantize pairs (passes/requantize_pair.h).

@@ -201,14 +201,15 @@ def _output_quantize(graph, conv: str):
     return None
 
 
-def _folded_output_quantize(graph, conv: str):
-    """(quantize, through_relu) of folded conv `conv`: the quantize reading
-    it directly, or through the one ReLU a fold with the quantization trained
-    after BN -> ReLU puts between them; (None, False) if neither."""
-    direct = _output_quantize(graph, conv)
+def _quantize_after(graph, name: str):
+    """(quantize, through_relu) after node `name`: the quantize reading its
+    output directly, or through its one ReLU (a folded conv onto the
+    quantization trained after BN -> ReLU; a batch_norm followed by its
+    ReLU); (None, False) if neither."""
+    direct = _output_quantize(graph, name)
     if direct is not None:
         return direct, False
-    node = next(n for n in graph.nodes if n.name == conv)
+    node = next(n for n in graph.nodes if n.name == name)
     if len(node.users) == 1 and _is_relu(relu := next(iter(node.users))):
         return next((u for u in relu.users if _is_quantize(u)), None), True
     return None, False
@@ -357,11 +358,11 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
     measured = []
     nodes = {n.name: n for n in original.graph.nodes}
     for conv, batch_norm in folded_convs:
-        q_after, through_relu = _folded_output_quantize(folded.graph, conv)
+        q_after, through_relu = _quantize_after(folded.graph, conv)
         # The layer's own output quantization; or, where the quantizer
         # quantized only after the batch_norm (Arm: layer -> [chain] ->
         # batch_norm -> [relu] -> q), that trained quantize, which the fold kept.
-        q_before = _output_quantize(original.graph, conv) or _trained_quantize(original.graph, nodes[batch_norm])
+        q_before = _output_quantize(original.graph, conv) or _quantize_after(original.graph, batch_norm)[0]
         dq_after = next((u for u in q_after.users if _is_dequantize(u)), None) if q_after is not None else None
         if q_before is None or dq_after is None:
             continue
@@ -374,15 +375,6 @@ def _measured_convs(original, folded, folded_convs: Iterable[tuple[str, str]]) -
             removed_step = _step_through_batch_norm(original, q_before, nodes[batch_norm])
         measured.append(_Measured(conv, batch_norm, q_before, q_after, dq_after, through_relu, removed, removed_step))
     return measured
-
-
-def _trained_quantize(graph, batch_norm):
-    """The quantize reading `batch_norm`'s output, or its one ReLU's; None if neither."""
-    direct = _output_quantize(graph, batch_norm.name)
-    users = list(batch_norm.users)
-    if direct is None and len(users) == 1 and _is_relu(users[0]):
-        return _output_quantize(graph, users[0].name)
-    return direct
 
 
 def _saturated(node, q, high_only: bool) -> int:

@@ -60,6 +60,16 @@ QuantizedBias addShiftToQuantizedBias(std::span<const std::int32_t> bias, std::s
   return result;
 }
 
+double biasScale(double input_scale, double weight_scale) { return input_scale * weight_scale; }
+
+std::vector<float> biasScales(double input_scale, std::span<const float> weight_scales) {
+  const auto s_in = static_cast<float>(input_scale);
+  std::vector<float> scales;
+  scales.reserve(weight_scales.size());
+  for (float s : weight_scales) scales.push_back(s_in * s);
+  return scales;
+}
+
 QuantizedBias quantizeBiasPerTensor(std::span<const float> values, double scale, std::int64_t zero_point,
                                     std::int64_t quant_min, std::int64_t quant_max) {
   QuantizedBias result;

@@ -51,6 +51,14 @@ struct BiasQuantization {
 QuantizedBias addShiftToQuantizedBias(std::span<const std::int32_t> bias, std::span<const float> shift,
                                       const BiasQuantization& quantization);
 
+// The scale of a conv's int32 bias, s_b = s_in * s_w: per tensor one double
+// product (the reference's Python floats), per channel float32(s_in) * s_w[c]
+// (torch's derived bias qspec, a float32 tensor product). The one place the
+// rule is written: QuantizeConvBias, and the folds that re-quantize a weight
+// and re-derive its bias, use it.
+double biasScale(double input_scale, double weight_scale);
+std::vector<float> biasScales(double input_scale, std::span<const float> weight_scales);
+
 // quantize_per_tensor / quantize_per_channel of a float bias to int32:
 // round_half_even(x * (1 / s)) + zp, clamped. Per tensor, `1 / s` is taken in
 // double (the op's Python float) and then applied in float32; per channel it

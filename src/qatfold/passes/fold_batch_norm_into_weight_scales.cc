@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "qatfold/numerics/bias_fold.h"
 #include "qatfold/numerics/scale_fold.h"
 #include "qatfold/passes/batch_norm_tail.h"
 #include "qatfold/passes/fold_report.h"
@@ -233,14 +234,14 @@ FoldBatchNormIntoWeightScales::MatchResult FoldBatchNormIntoWeightScales::match(
     bias.per_channel = !m.new_tensor_scale;
     std::size_t clamped = 0;
     if (bias.per_channel) {
-      for (float s : m.new_scales) bias.scales.push_back(input_scale * s);
+      bias.scales = numerics::biasScales(input_dq->scale, m.new_scales);
       const std::vector<std::int64_t> zeros(bias.scales.size(), 0);
       auto quantized = numerics::quantizeBiasPerChannel(m.new_bias, bias.scales, zeros, QuantizeConvBias::kQuantMin,
                                                         QuantizeConvBias::kQuantMax);
       bias.values = std::move(quantized.values);
       clamped = quantized.clamped;
     } else {
-      bias.scale = input_dq->scale * *m.new_tensor_scale;
+      bias.scale = numerics::biasScale(input_dq->scale, *m.new_tensor_scale);
       auto quantized = numerics::quantizeBiasPerTensor(m.new_bias, bias.scale, 0, QuantizeConvBias::kQuantMin,
                                                        QuantizeConvBias::kQuantMax);
       bias.values = std::move(quantized.values);

@@ -267,7 +267,7 @@ std::optional<Refusal> FoldConvBatchNormChain::requantizeWeight(Match& m, graph:
   }
   std::vector<float> new_bias(old_bias.size());
   for (std::size_t c = 0; c < new_bias.size(); ++c) new_bias[c] = old_bias[c] * factor[c] + shift[c];
-  const double bias_scale = input_dq->scale * requantized.scale;
+  const double bias_scale = numerics::biasScale(input_dq->scale, requantized.scale);
   numerics::QuantizedBias quantized =
       numerics::quantizeBiasPerTensor(new_bias, bias_scale, zero_point, quant_min, quant_max);
   m.report.clamped_bias_elements = quantized.clamped;

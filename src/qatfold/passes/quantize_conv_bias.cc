@@ -89,7 +89,7 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
 
   // Data: the bias scale.
   if (!weight->per_channel) {
-    m.scale = input->scale * weight->scale;  // a Python float product, as the reference computes it
+    m.scale = numerics::biasScale(input->scale, weight->scale);
     if (!(m.scale > 0) || !std::isfinite(m.scale)) return "bias scale s_in * s_w is not a positive finite number";
   } else {
     if (!isConstantTensor(weight->scales)) return "per-channel weight scales are not constant";
@@ -99,11 +99,9 @@ QuantizeConvBias::MatchResult QuantizeConvBias::match(graph::Node& conv) const {
       return "per-channel weight scales do not run along the output channels";
     }
     m.per_channel = true;
-    const float input_scale = static_cast<float>(input->scale);
-    for (float s : scales.values<float>()) {
-      const float product = input_scale * s;
+    m.scales = numerics::biasScales(input->scale, scales.values<float>());
+    for (float product : m.scales) {
       if (!(product > 0) || !std::isfinite(product)) return "a per-channel bias scale is not a positive finite number";
-      m.scales.push_back(product);
     }
   }
 
