@@ -134,7 +134,7 @@ def test_a_program_nothing_folds_comes_out_byte_for_byte(unfoldable, tmp_path):
     assert report.folded_count == 0 and report.skipped_count == 1
     assert not report.changed and report.prepared_biases == []
     assert report.bias_preparation["policy"] == "all"  # the rule saw int32 biases...
-    assert "nothing folded, so no bias was kept" in report.bias_preparation["reason"]  # ...and kept none
+    assert "nothing folded, so no bias was prepared" in report.bias_preparation["reason"]  # ...and made none
 
 
 def test_in_memory_the_program_is_returned_as_it_was(unfoldable):

@@ -72,14 +72,11 @@ FoldReport runFoldPipeline(graph::Graph& graph, const FoldOptions& options) {
       if (skipped.refusal.code == RefusalCode::kNotAChain) skipped.refusal.code = RefusalCode::kNotQuantized;
     }
   }
-  // Bias preparation serves the folds: where none folded, the biases it
-  // prepared are not kept (unless every conv was asked for), so a program
-  // nothing folds comes out as it went in (Arm's quantizer, whose chains no
-  // pattern folds yet, gives such programs).
-  if (report.changed && report.folded.empty() && options.bias_preparation == BiasPreparation::kAuto) {
-    report.changed = false;
-    report.prepared_biases.clear();
-    report.bias_preparation.reason += "; nothing folded, so no bias was kept";
+  // Bias preparation serves the folds (registry.cc runs it after them):
+  // where none folded it prepared nothing, unless every conv was asked for.
+  if (report.folded.empty() && bias.applied == BiasPreparation::kAllConvs &&
+      options.bias_preparation == BiasPreparation::kAuto) {
+    report.bias_preparation.reason += "; nothing folded, so no bias was prepared";
   }
   return report;
 }

@@ -14,14 +14,6 @@ constexpr std::string_view kChainOptions[] = {"risk_threshold", "eps_tolerance",
 constexpr std::string_view kScaleOptions[] = {"quantized_batch_norm", "per_tensor_weights"};
 
 constexpr PassInfo kPipeline[] = {
-    {"QuantizeConvBias",
-     "Give every conv with dequantized input and weight an int32 bias (zero if missing, float biases quantized "
-     "with s_in * s_w), when the program already encodes conv biases as int32 (else only folded convs get one)",
-     kBiasOptions,
-     [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
-       // Under kFoldedConvs the chain fold prepares the biases of the convs it folds.
-       if (context.bias_policy == BiasPreparation::kAllConvs) QuantizeConvBias().run(graph, report);
-     }},
     {"FoldConvBatchNormChain",
      "Fold the QAT conv -> [q/dq] -> div -> [add] -> batch_norm chain into the conv's bias: int32 in place, in a "
      "copy when shared, in the int32 bias QuantizeConvBias would give a conv without one, or, for an unquantized "
@@ -53,6 +45,19 @@ constexpr PassInfo kPipeline[] = {
      [](graph::Graph& graph, const PassContext&, FoldReport& report) {
        if (FoldBatchNormIntoWeights::appliesTo(graph))
          foldBatchNorms(graph, "FoldBatchNormIntoWeights", FoldBatchNormIntoWeights(), report);
+     }},
+    // After the folds, which give the convs they fold their int32 biases, and
+    // only once one folded (or every conv was asked for): a program nothing
+    // folds comes out as it went in.
+    {"QuantizeConvBias",
+     "Give every other conv with dequantized input and weight an int32 bias (zero if missing, float biases "
+     "quantized with s_in * s_w) when the program encodes conv biases as int32 and a batch_norm folded (or "
+     "bias_preparation=all); the folds give the convs they fold theirs",
+     kBiasOptions,
+     [](graph::Graph& graph, const PassContext& context, FoldReport& report) {
+       const bool asked = context.options.bias_preparation == BiasPreparation::kAllConvs;
+       if (context.bias_policy == BiasPreparation::kAllConvs && (asked || !report.folded.empty()))
+         QuantizeConvBias().run(graph, report);
      }},
     // Clean-up only after a change: a program nothing folded stays as it came.
     {"EliminateDeadCode",
