@@ -16,6 +16,7 @@ namespace {
 using testing::edited;
 using testing::foldText;
 using testing::kFloatChain;
+using testing::kFloatPlainBatchNorm;
 using testing::kPlainBatchNorm;
 using testing::kQatChain;
 using testing::TextFold;
@@ -357,14 +358,7 @@ TEST(FoldBatchNormIntoWeights, PlainBatchNormScalesTheFloatWeights) {
 
 TEST(FoldBatchNormIntoWeights, LeavesFloatProgramsAlone) {
   // The same conv + batch_norm without any quantize/dequantize: not a quantized program.
-  TextFold f = foldText(
-      edited(kPlainBatchNorm, {{"%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, "
-                                "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
-                                ""},
-                               {"%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, "
-                                "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
-                                ""},
-                               {"input=%x_dq", "input=%x"}}));
+  TextFold f = foldText(kFloatPlainBatchNorm);
   EXPECT_TRUE(f.report.folded.empty());
   EXPECT_EQ(f.after(), f.before);
   ASSERT_EQ(f.report.skipped.size(), 1u);

@@ -19,6 +19,7 @@ namespace {
 
 using testing::edited;
 using testing::kFloatChain;
+using testing::kFloatPlainBatchNorm;
 using testing::kPlainBatchNorm;
 using testing::kQatChain;
 using testing::kQuantizedBatchNorm;
@@ -103,15 +104,8 @@ std::vector<RefusalCase> refusalCases() {
        edited(kPlainBatchNorm, {{"%bn =", "%relu = aten.relu.default(self=%conv): float32[1, 2, 4, 4]\n%bn ="},
                                 {"batch_norm.default(input=%conv", "batch_norm.default(input=%relu"}})},
       {"BatchNormAfterAReluInAFloatProgram", C::kNotQuantized,
-       edited(kPlainBatchNorm, {{"%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, "
-                                 "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
-                                 ""},
-                                {"%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, "
-                                 "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
-                                 ""},
-                                {"conv2d.default(input=%x_dq", "conv2d.default(input=%x"},
-                                {"%bn =", "%relu = aten.relu.default(self=%conv): float32[1, 2, 4, 4]\n%bn ="},
-                                {"batch_norm.default(input=%conv", "batch_norm.default(input=%relu"}})},
+       edited(kFloatPlainBatchNorm, {{"%bn =", "%relu = aten.relu.default(self=%conv): float32[1, 2, 4, 4]\n%bn ="},
+                                     {"batch_norm.default(input=%conv", "batch_norm.default(input=%relu"}})},
       {"AddWithoutDiv", C::kAddWithoutDiv,
        edited(kFloatChain, {{"add.Tensor(self=%unscaled", "add.Tensor(self=%conv"}})},
       {"OrigBiasAddWithAlpha", C::kOrigBiasAlpha, edited(kQatChain, {{"other=%orig_r)", "other=%orig_r, alpha=2)"}})},

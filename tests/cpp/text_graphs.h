@@ -124,6 +124,16 @@ inline std::string edited(std::string text, const std::vector<std::pair<std::str
   return text;
 }
 
+// kPlainBatchNorm with no quantize/dequantize at all: a float program.
+inline const std::string kFloatPlainBatchNorm =
+    edited(kPlainBatchNorm, {{"%x_q = quantized_decomposed.quantize_per_tensor.default(input=%x, scale=0.05, "
+                              "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): int8[1, 2, 4, 4]\n",
+                              ""},
+                             {"%x_dq = quantized_decomposed.dequantize_per_tensor.default(input=%x_q, scale=0.05, "
+                              "zero_point=0, quant_min=-128, quant_max=127, dtype=int8): float32[1, 2, 4, 4]\n",
+                              ""},
+                             {"input=%x_dq", "input=%x"}});
+
 // A text program, folded.
 struct TextFold {
   LoadedProgram loaded;
