@@ -44,16 +44,9 @@ def test_strict_failures_have_the_listed_keys():
 def _training_mode_program():
     import torch
 
-    class ConvBN(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3)
-            self.bn = torch.nn.BatchNorm2d(4)
+    from zoo.models import ConvBN
 
-        def forward(self, x):
-            return self.bn(self.conv(x))
-
-    return torch.export.export(ConvBN().train(), (torch.randn(2, 3, 8, 8),))
+    return torch.export.export(ConvBN(cout=4, bias=True).train(), (torch.randn(2, 3, 8, 8),))
 
 
 def test_the_dialects_ops_are_torchs():
