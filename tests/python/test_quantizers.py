@@ -1,13 +1,16 @@
 """Programs of the other quantizers ExecuTorch ships that import here
 (zoo/quantizers.py): Qualcomm's QnnQuantizer (8a8w, QAT, per-tensor and
-per-channel weights), Samsung's
-EnnQuantizer (A8W8, QAT), Arm's Ethos-U55 profile and Cortex-M's (its PTQ
-config, the only one, through the QAT flow). Each folds the 2-D network of zoo/layers.py (conv2d,
-depthwise, transposed, padding="same", each + BatchNorm + ReLU) to no
-batch_norm with calibration and per-tensor re-quantization, as a user of
-those backends runs it, and the folded program computes what the un-folded
-one does. (Arm TOSA: test_arm_quantizer.py; Cadence and XNNPACK: their own
-files. None of these backends lowers here: no SDK.)"""
+per-channel weights), Samsung's EnnQuantizer (A8W8, QAT), Arm's Ethos-U55
+profile, its VGF quantizer and TOSA with 16-bit activations (a16w8),
+Cortex-M's (its PTQ config, the only one, through the QAT flow) and
+MediaTek's NeuropilotQuantizer. Each folds to no batch_norm, as a user of
+those backends runs it (the 2-D network of zoo/layers.py, conv2d,
+depthwise, transposed, padding="same", each + BatchNorm + ReLU, with
+calibration and per-tensor re-quantization; the networks each quantizer can
+make otherwise), and the folded program computes what the un-folded one
+does. (Arm TOSA lowering: test_arm_quantizer.py; Core ML:
+test_coreml_quantizer.py; Cadence and XNNPACK: their own files. None of
+these backends lowers here: no SDK.)"""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from zoo.program_cache import cached_archive
 
 # (Qualcomm with per-channel weights fails on the transposed conv of the
 # 2-D network in its own quantizer: its networks are below.)
-QUANTIZERS = ("qualcomm-8a8w", "samsung-a8w8", "arm-ethos-u55", "cortex-m")
+QUANTIZERS = ("qualcomm-8a8w", "samsung-a8w8", "arm-ethos-u55", "arm-vgf", "arm-tosa-a16w8", "cortex-m")
 
 
 def batch_norms(program) -> int:
@@ -85,3 +88,20 @@ def test_qualcomm_per_channel_folds_through_its_second_pair_without_options(netw
     assert "looked through: " in result.report.text
     (output,) = result.verification.outputs
     assert output.unit == "steps" and output.mean < 1.0, result.verification.text()
+
+
+def test_mediatek_folds_what_its_qat_makes():
+    """MediaTek's NeuropilotQuantizer (loaded without its package's
+    __init__, which imports the SDK): its QAT makes conv3d_pair (its conv1d
+    and conv2d QAT fail in torchao's conv-BN fusion, with or without
+    qatfold). It quantizes the input and leaves the conv3d layers in float:
+    the BatchNorm folds into the float weights, to float32 rounding."""
+    path = cached_archive("mediatek-a8w8-conv3d_pair",
+                          lambda: quantizers.export("mediatek-a8w8", *layers.network("conv3d_pair")))
+    exported = torch.export.load(path)
+    assert batch_norms(exported) == 1
+    result = qatfold.fold(exported, verify=inputs(exported, 4, 2))
+    assert batch_norms(result.program) == 0, result.report.text
+    assert [c.folded_by for c in result.report.folded] == ["FoldBatchNormIntoWeights"]
+    (output,) = result.verification.outputs
+    assert output.unit == "float" and output.max < 1e-5, result.verification.text()
