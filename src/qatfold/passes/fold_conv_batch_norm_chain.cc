@@ -44,8 +44,7 @@ FoldConvBatchNormChain::MatchResult FoldConvBatchNormChain::match(graph::Node& b
     if (!output_q || output_q->op != quant::Op::kQuantizePerTensor) {
       return chainFailure(RefusalCode::kNoOutputQuantize);
     }
-    if (output_q->scale != output_dq->scale || output_q->zero_point != output_dq->zero_point ||
-        output_q->quant_min != output_dq->quant_min || output_q->quant_max != output_dq->quant_max) {
+    if (!quant::sameParameters(*output_q, *output_dq)) {
       return chainFailure(RefusalCode::kOutputQuantizationMismatch);
     }
     conv_output = output_q->input;
